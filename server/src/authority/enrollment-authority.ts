@@ -1,0 +1,248 @@
+import type { X509Certificate } from 'node:crypto';
+import { deviceIdentityUri } from '@fleetgate/device-sdk/protocol';
+import { policyForModel, type EnrollmentPolicy } from '../config/config.ts';
+import { issueCertificate, isIssuedBy, type CertificateAuthority } from '../pki/ca.ts';
+import { serialToHex } from '../pki/certificate.ts';
+import { OID } from '../pki/oids.ts';
+import { RegistryError } from '../registry/errors.ts';
+import type { AuditEvent, CertificateRecord, DeviceRecord, IssuanceCommit, Registry } from '../registry/types.ts';
+import { validateCsr } from './csr-policy.ts';
+import { EnrollmentError } from './errors.ts';
+import { deviceClaims } from './identity.ts';
+import type { BootstrapGrant, BootstrapProvisioner } from './provisioners.ts';
+
+/** The authenticated TLS client of a request, as the transport saw it. */
+export interface ClientCredential {
+  readonly certificate: X509Certificate;
+  /**
+   * The TLS layer verified the chain except for the leaf's expiry (only renewal tolerates an
+   * expired certificate, within the grace; everything else already got 401 from the transport).
+   */
+  readonly expired: boolean;
+  readonly peer?: string;
+}
+
+/** What an enrollment hands back to the transport. */
+export interface IssuanceResult {
+  readonly deviceId: string;
+  readonly certificate: Buffer;
+  /** The chain to send with it (the issuing CA). */
+  readonly chain: readonly Buffer[];
+  readonly serial: string;
+  readonly notAfter: Date;
+}
+
+/** Collaborators of the authority. */
+export interface EnrollmentAuthorityOptions {
+  readonly issuing: CertificateAuthority;
+  readonly registry: Registry;
+  readonly policy: EnrollmentPolicy;
+  /** Bootstrap trusts, tried in order. */
+  readonly provisioners: readonly BootstrapProvisioner[];
+  readonly now?: () => Date;
+}
+
+/**
+ * The issuance pipeline of fleetgate, free of HTTP: authenticate the credential, parse and verify
+ * the CSR, authorize against the registry, apply the profile, sign, record durably, and only
+ * then return the certificate. Every refusal is audited.
+ */
+export class EnrollmentAuthority {
+  private readonly now: () => Date;
+
+  constructor(private readonly options: EnrollmentAuthorityOptions) {
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /** The CA certificates a device needs (issuing CA; the root is pinned separately). */
+  get chain(): readonly Buffer[] {
+    return [this.options.issuing.certificate];
+  }
+
+  /** First enrollment with a factory bootstrap credential (EST simpleenroll). */
+  async enroll(client: ClientCredential, csrDer: Buffer): Promise<IssuanceResult> {
+    return this.audited(client, 'simpleenroll', async () => {
+      if (client.expired) throw new EnrollmentError('ENROLL_CLIENT_CERT_EXPIRED', 'the bootstrap certificate has expired');
+      const grant = this.authorizeBootstrap(client.certificate);
+      const csr = validateCsr(csrDer, grant.deviceId, this.options.policy);
+      const device = await this.options.registry.getDevice(grant.deviceId);
+      const previous = this.checkBootstrapEnrollment(device, grant);
+      const issued = await this.issue(grant.deviceId, grant.model, csr.subjectPublicKeyInfo);
+      const timestamp = this.now().toISOString();
+      const record: DeviceRecord = {
+        id: grant.deviceId,
+        model: grant.model,
+        state: 'enrolled',
+        certSerial: issued.serial,
+        certNotAfter: issued.notAfter.toISOString(),
+        bootstrap: { key: grant.bootstrapKey, trust: grant.trust, serial: grant.bootstrapSerial },
+        enrollments: (device?.enrollments ?? 0) + 1,
+        renewals: device?.renewals ?? 0,
+        resetPending: false,
+        createdAt: device?.createdAt ?? timestamp,
+        updatedAt: timestamp,
+      };
+      await this.commit({
+        kind: 'enroll',
+        device: record,
+        certificate: issued.record,
+        expect: { currentSerial: device?.certSerial },
+        ...(previous ? { previous: { serial: previous, status: 'revoked', reason: 'superseded' } } : {}),
+        audit: { type: 'enrolled', deviceId: record.id, serial: issued.serial, detail: `model=${grant.model} trust=${grant.trust}`, actor: `device:${record.id}`, peer: client.peer },
+      });
+      return issued.result;
+    });
+  }
+
+  /** Renewal with the current operational certificate (EST simplereenroll). */
+  async reenroll(client: ClientCredential, csrDer: Buffer): Promise<IssuanceResult> {
+    return this.audited(client, 'simplereenroll', async () => {
+      const certificate = client.certificate;
+      if (!isIssuedBy(certificate, this.options.issuing.x509)) {
+        if (this.options.provisioners.some((provisioner) => provisioner.recognises(certificate))) {
+          throw new EnrollmentError('ENROLL_OPERATIONAL_REQUIRED', 'renewal needs the current operational certificate, not a bootstrap certificate');
+        }
+        throw new EnrollmentError('ENROLL_CLIENT_CERT_UNTRUSTED', 'the client certificate was not issued by this fleet');
+      }
+      const claims = deviceClaims(certificate);
+      if (!claims) throw new EnrollmentError('ENROLL_IDENTITY_MISMATCH', 'the client certificate does not carry a device identity');
+      if (client.expired) {
+        const graceEnd = new Date(certificate.validTo).getTime() + this.options.policy.renewalGraceSeconds * 1000;
+        if (this.now().getTime() > graceEnd) {
+          throw new EnrollmentError('ENROLL_CLIENT_CERT_EXPIRED', 'the certificate expired beyond the renewal grace; enroll again with the bootstrap certificate');
+        }
+      }
+      const csr = validateCsr(csrDer, claims.deviceId, this.options.policy);
+      const device = await this.options.registry.getDevice(claims.deviceId);
+      const serial = certificate.serialNumber.toLowerCase().replace(/^0+(?=.)/, '');
+      const record = await this.options.registry.getCertificate(serial);
+      if (!device || !record || record.deviceId !== device.id) {
+        throw new EnrollmentError('ENROLL_CERT_UNKNOWN', 'this certificate is not on record for the device');
+      }
+      this.checkDeviceState(device);
+      if (record.status === 'revoked') throw new EnrollmentError('ENROLL_DEVICE_REVOKED', 'this certificate has been revoked');
+      const issued = await this.issue(device.id, device.model, csr.subjectPublicKeyInfo);
+      const updated: DeviceRecord = {
+        ...device,
+        certSerial: issued.serial,
+        certNotAfter: issued.notAfter.toISOString(),
+        renewals: device.renewals + 1,
+        updatedAt: this.now().toISOString(),
+      };
+      await this.commit({
+        kind: 'renew',
+        device: updated,
+        certificate: issued.record,
+        expect: { currentSerial: device.certSerial },
+        // make before break: the old certificate stays valid until it expires or is revoked
+        previous: { serial: device.certSerial, status: 'superseded', reason: 'superseded' },
+        audit: { type: 'renewed', deviceId: device.id, serial: issued.serial, detail: `previous=${serial}`, actor: `device:${device.id}`, peer: client.peer },
+      });
+      return issued.result;
+    });
+  }
+
+  /** Which provisioner admits this credential; an operational certificate is not a bootstrap one. */
+  private authorizeBootstrap(certificate: X509Certificate): BootstrapGrant {
+    const provisioner = this.options.provisioners.find((candidate) => candidate.recognises(certificate));
+    if (provisioner) return provisioner.authorize(certificate);
+    if (isIssuedBy(certificate, this.options.issuing.x509)) {
+      throw new EnrollmentError('ENROLL_BOOTSTRAP_REQUIRED', 'simpleenroll needs a factory bootstrap certificate; renew with simplereenroll');
+    }
+    throw new EnrollmentError('ENROLL_CLIENT_CERT_UNTRUSTED', 'the client certificate does not come from a trusted bootstrap CA');
+  }
+
+  private checkDeviceState(device: DeviceRecord): void {
+    if (device.state === 'revoked') throw new EnrollmentError('ENROLL_DEVICE_REVOKED', `device ${device.id} is revoked`);
+    if (device.state === 'disabled') throw new EnrollmentError('ENROLL_DEVICE_DISABLED', `device ${device.id} is disabled`);
+  }
+
+  /**
+   * A bootstrap identity enrolls once, unless an operator reset or the policy allows again.
+   * Returns the serial of the operational certificate the new enrollment revokes, if any.
+   */
+  private checkBootstrapEnrollment(device: DeviceRecord | undefined, grant: BootstrapGrant): string | undefined {
+    if (!device) return undefined;
+    this.checkDeviceState(device);
+    if (device.bootstrap.key !== grant.bootstrapKey && !device.resetPending) {
+      throw new EnrollmentError('ENROLL_CONFLICT', `device ${device.id} is enrolled with a different bootstrap credential`);
+    }
+    const policy = this.options.policy.bootstrapReenroll;
+    const graceEnd = new Date(device.certNotAfter).getTime() + this.options.policy.renewalGraceSeconds * 1000;
+    const allowed =
+      device.resetPending || policy === 'always' || (policy === 'after-expiry' && this.now().getTime() > graceEnd);
+    if (!allowed) {
+      throw new EnrollmentError('ENROLL_ALREADY_ENROLLED', `device ${device.id} has already enrolled; renew with simplereenroll, or ask an operator to reset it`);
+    }
+    return device.certSerial;
+  }
+
+  private async issue(deviceId: string, model: string, subjectPublicKeyInfo: Buffer) {
+    const now = this.now();
+    const lifetime = policyForModel(this.options.policy, model).certificateLifetimeSeconds;
+    const issued = await issueCertificate(this.options.issuing, {
+      subject: [
+        { type: OID.organizationName, value: 'fleetgate devices' },
+        { type: OID.organizationalUnitName, value: model },
+        { type: OID.commonName, value: deviceId },
+      ],
+      subjectPublicKeyInfo,
+      profile: { kind: 'device', deviceIdentityUri: deviceIdentityUri(deviceId) },
+      notBefore: new Date(now.getTime() - this.options.policy.clockSkewSeconds * 1000),
+      notAfter: new Date(now.getTime() + lifetime * 1000),
+    });
+    const serial = serialToHex(issued.serial);
+    const record: CertificateRecord = {
+      serial,
+      deviceId,
+      kind: 'operational',
+      notBefore: issued.notBefore.toISOString(),
+      notAfter: issued.notAfter.toISOString(),
+      issuedAt: now.toISOString(),
+      status: 'valid',
+      der: issued.der.toString('base64'),
+    };
+    const result: IssuanceResult = { deviceId, certificate: issued.der, chain: this.chain, serial, notAfter: issued.notAfter };
+    return { serial, notAfter: issued.notAfter, record, result };
+  }
+
+  /** Durable record before the certificate leaves; a concurrent change turns into a refusal. */
+  private async commit(commit: IssuanceCommit): Promise<void> {
+    try {
+      await this.options.registry.commitIssuance(commit);
+    } catch (error) {
+      if (error instanceof RegistryError && error.code === 'REGISTRY_CONFLICT') {
+        throw new EnrollmentError('ENROLL_CONFLICT', `device ${commit.device.id} changed while this request was processed; retry`, { cause: error });
+      }
+      if (error instanceof RegistryError && error.code === 'REGISTRY_DEVICE_BLOCKED') {
+        const device = await this.options.registry.getDevice(commit.device.id);
+        if (device) this.checkDeviceState(device);
+      }
+      throw error;
+    }
+  }
+
+  /** Runs one operation and audits its refusal, if it is refused. */
+  private async audited<T>(client: ClientCredential, operation: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      if (error instanceof EnrollmentError) await this.auditRefusal(client, operation, error);
+      throw error;
+    }
+  }
+
+  /** Records a refusal in the audit log. */
+  async auditRefusal(client: ClientCredential | undefined, operation: string, error: EnrollmentError): Promise<void> {
+    const claimed = client ? deviceClaims(client.certificate)?.deviceId : undefined;
+    const event: AuditEvent = {
+      type: 'refused',
+      deviceId: claimed,
+      code: error.code,
+      detail: `${operation}: ${error.message}`,
+      actor: claimed ? `device:${claimed}` : 'anonymous',
+      peer: client?.peer,
+    };
+    await this.options.registry.audit(event);
+  }
+}

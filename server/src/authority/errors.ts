@@ -1,0 +1,19 @@
+import type { EnrollErrorCode } from '@fleetgate/device-sdk/protocol';
+
+/**
+ * A refused or failed enrollment. The code is part of the wire contract (device-sdk protocol);
+ * the message is safe to send to the device; `cause` holds internals and is only logged.
+ */
+export class EnrollmentError extends Error {
+  override readonly name = 'EnrollmentError';
+  constructor(
+    readonly code: EnrollErrorCode,
+    message: string,
+    options?: { cause?: unknown; retryAfterSeconds?: number },
+  ) {
+    super(message, options);
+    this.retryAfterSeconds = options?.retryAfterSeconds;
+  }
+  /** For ENROLL_RATE_LIMITED and ENROLL_UNAVAILABLE: when to try again. */
+  readonly retryAfterSeconds: number | undefined;
+}

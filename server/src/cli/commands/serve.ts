@@ -1,0 +1,57 @@
+import { resolveDataDir } from '../../datadir/layout.ts';
+import { createLogger } from '../../logger.ts';
+import { DEFAULT_LISTEN, startServer } from '../../server.ts';
+import { integerOption, type Command } from '../args.ts';
+
+export const serveCommand: Command = {
+  path: ['serve'],
+  summary: 'run the fleetgate listeners (EST enrollment now; MQTT, admin, metrics ports reserved)',
+  help: `Usage: fleetgate serve [--data DIR] [--host H] [--est-port P] [--mqtt-port P] [--admin-port P] [--metrics-port P]
+
+Starts the EST enrollment endpoint (RFC 7030, HTTPS with client certificates):
+  https://H:P/.well-known/est/{cacerts,simpleenroll,simplereenroll,csrattrs}
+Logs are JSON lines (pino) on stdout; FLEETGATE_LOG_LEVEL sets the level.
+SIGINT or SIGTERM stops accepting, lets in-flight requests finish, and exits.
+
+Options:
+  --data DIR          data directory made by \`fleetgate init\` (default ./data or $FLEETGATE_DATA)
+  --host H            address to listen on (default ${DEFAULT_LISTEN.host})
+  --est-port P        EST port (default ${DEFAULT_LISTEN.estPort}; 0 picks a free port)
+  --mqtt-port P       MQTT over TLS port (default ${DEFAULT_LISTEN.mqttPort}; reserved for the broker)
+  --admin-port P      admin API port (default ${DEFAULT_LISTEN.adminPort}; reserved)
+  --metrics-port P    Prometheus metrics port (default ${DEFAULT_LISTEN.metricsPort}; reserved)
+  -h, --help          this help`,
+  options: {
+    data: { type: 'string' },
+    host: { type: 'string' },
+    'est-port': { type: 'string' },
+    'mqtt-port': { type: 'string' },
+    'admin-port': { type: 'string' },
+    'metrics-port': { type: 'string' },
+  },
+  async run(values) {
+    const logger = createLogger();
+    const server = await startServer({
+      dataDir: resolveDataDir(values.data as string | undefined),
+      logger,
+      listen: {
+        host: (values.host as string | undefined) ?? DEFAULT_LISTEN.host,
+        estPort: integerOption(values, 'est-port', DEFAULT_LISTEN.estPort, 0, 65535),
+        mqttPort: integerOption(values, 'mqtt-port', DEFAULT_LISTEN.mqttPort, 0, 65535),
+        adminPort: integerOption(values, 'admin-port', DEFAULT_LISTEN.adminPort, 0, 65535),
+        metricsPort: integerOption(values, 'metrics-port', DEFAULT_LISTEN.metricsPort, 0, 65535),
+      },
+    });
+    await new Promise<void>((resolve) => {
+      const stop = (signal: NodeJS.Signals): void => {
+        logger.info({ signal }, 'shutting down');
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        void server.close().then(resolve);
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+    return 0;
+  },
+};

@@ -1,0 +1,67 @@
+import { PkiError } from '../pki/errors.ts';
+import { RegistryError } from '../registry/errors.ts';
+import { ConfigError } from '../config/config.ts';
+import { DataDirError } from '../datadir/authorities.ts';
+import { BatchError } from '../factory/bootstrap-batch.ts';
+import { parseCommandArgs, UsageError, type Command } from './args.ts';
+import { bootstrapIssueCommand } from './commands/bootstrap-issue.ts';
+import { initCommand } from './commands/init.ts';
+import { serveCommand } from './commands/serve.ts';
+
+const COMMANDS: readonly Command[] = [initCommand, serveCommand, bootstrapIssueCommand];
+
+function topHelp(): string {
+  const width = Math.max(...COMMANDS.map((command) => command.path.join(' ').length));
+  const lines = COMMANDS.map((command) => `  ${command.path.join(' ').padEnd(width)}  ${command.summary}`);
+  return `Usage: fleetgate <command> [options]
+
+fleetgate: private CA, EST enrollment and mTLS front door for IoT device fleets.
+
+Commands:
+${lines.join('\n')}
+
+Run \`fleetgate <command> --help\` for the options of a command.
+Environment: FLEETGATE_DATA (data directory), FLEETGATE_CA_PASSPHRASE, FLEETGATE_LOG_LEVEL.`;
+}
+
+/** Errors whose message is meant for the operator, with a stable code. */
+function operatorError(error: unknown): { code: string; message: string } | undefined {
+  if (error instanceof PkiError || error instanceof RegistryError || error instanceof DataDirError) {
+    return { code: error.code, message: error.message };
+  }
+  if (error instanceof ConfigError || error instanceof BatchError) return { code: error.code, message: error.message };
+  return undefined;
+}
+
+/** Runs the CLI; returns the exit code (0 ok, 1 failed, 2 usage). */
+export async function main(argv: string[]): Promise<number> {
+  const words = argv.filter((arg) => !arg.startsWith('-'));
+  const command = [...COMMANDS]
+    .sort((a, b) => b.path.length - a.path.length)
+    .find((candidate) => candidate.path.every((word, index) => words[index] === word) && argv.indexOf(candidate.path[0] as string) === 0);
+  if (!command) {
+    const wantsHelp = argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help';
+    process[wantsHelp ? 'stdout' : 'stderr'].write(`${wantsHelp ? '' : `unknown command: ${argv.join(' ')}\n\n`}${topHelp()}\n`);
+    return wantsHelp ? 0 : 2;
+  }
+  try {
+    const { values, positionals } = parseCommandArgs(command, argv.slice(command.path.length));
+    if (values.help) {
+      process.stdout.write(`${command.help}\n`);
+      return 0;
+    }
+    return await command.run(values, positionals);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`fleetgate: ${error.message}\n`);
+      return 2;
+    }
+    const known = operatorError(error);
+    if (known) {
+      process.stderr.write(`fleetgate: ${known.code}: ${known.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`fleetgate: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,176 @@
+import { readFile } from 'node:fs/promises';
+import type { KeyKind } from '../pki/algorithms.ts';
+
+/** Policy for one device model. */
+export interface ModelPolicy {
+  /** Lifetime of operational certificates, in seconds. */
+  readonly certificateLifetimeSeconds: number;
+}
+
+/** When a device may enroll again with its bootstrap credential. */
+export type BootstrapReenrollPolicy = 'never' | 'after-expiry' | 'always';
+
+/** The enrollment policy. */
+export interface EnrollmentPolicy {
+  /** Key kinds accepted in CSRs. RSA only when listed, and then at least `rsaMinBits`. */
+  readonly keyKinds: readonly KeyKind[];
+  readonly rsaMinBits: number;
+  /** Policy for models not listed in `models`. */
+  readonly defaultModel: ModelPolicy;
+  readonly models: Readonly<Record<string, ModelPolicy>>;
+  /** How long after expiry an operational certificate may still renew itself. */
+  readonly renewalGraceSeconds: number;
+  /**
+   * A bootstrap identity enrolls once. `after-expiry` also allows it again once the device's
+   * operational certificate has expired beyond the grace (the SDK falls back to bootstrap then);
+   * an operator reset always allows one more.
+   */
+  readonly bootstrapReenroll: BootstrapReenrollPolicy;
+  /** notBefore is back-dated by this much for devices with slow clocks. */
+  readonly clockSkewSeconds: number;
+}
+
+/** Limits of the EST listener. */
+export interface EstLimits {
+  readonly maxBodyBytes: number;
+  /** Token bucket over all enrollments. */
+  readonly ratePerSecond: number;
+  readonly rateBurst: number;
+  /** Enrollment attempts allowed per identity per minute (a looping device gets 429). */
+  readonly perIdentityPerMinute: number;
+  /** Requests being processed at once before new ones get 503. */
+  readonly maxConcurrent: number;
+  readonly requestTimeoutMs: number;
+}
+
+/** Server configuration, `<data>/config.json`. Every field has a default. */
+export interface ServerConfig {
+  readonly enrollment: EnrollmentPolicy;
+  readonly est: EstLimits;
+}
+
+const DAY = 86_400;
+
+export const DEFAULT_CONFIG: ServerConfig = {
+  enrollment: {
+    keyKinds: ['ec-p256', 'ec-p384'],
+    rsaMinBits: 2048,
+    defaultModel: { certificateLifetimeSeconds: 30 * DAY },
+    models: {
+      thermostat: { certificateLifetimeSeconds: 30 * DAY },
+      camera: { certificateLifetimeSeconds: 30 * DAY },
+      car: { certificateLifetimeSeconds: 90 * DAY },
+    },
+    renewalGraceSeconds: 3 * DAY,
+    bootstrapReenroll: 'after-expiry',
+    clockSkewSeconds: 300,
+  },
+  est: {
+    maxBodyBytes: 16 * 1024,
+    ratePerSecond: 1000,
+    rateBurst: 2000,
+    perIdentityPerMinute: 10,
+    maxConcurrent: 512,
+    requestTimeoutMs: 15_000,
+  },
+};
+
+/** The configuration file is invalid. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'CONFIG_INVALID';
+}
+
+const KEY_KINDS: readonly KeyKind[] = ['ec-p256', 'ec-p384', 'ec-p521', 'ed25519', 'rsa'];
+
+function positiveNumber(value: unknown, path: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new ConfigError(`${path} must be a positive number`);
+  }
+  return value;
+}
+
+function modelPolicy(value: unknown, path: string, base: ModelPolicy): ModelPolicy {
+  if (typeof value !== 'object' || value === null) throw new ConfigError(`${path} must be an object`);
+  const raw = value as Record<string, unknown>;
+  return {
+    certificateLifetimeSeconds:
+      raw.certificateLifetimeSeconds === undefined ? base.certificateLifetimeSeconds : positiveNumber(raw.certificateLifetimeSeconds, `${path}.certificateLifetimeSeconds`),
+  };
+}
+
+/** Merges a partial configuration over the defaults, validating every field it sets. */
+export function mergeConfig(partial: unknown, base: ServerConfig = DEFAULT_CONFIG): ServerConfig {
+  if (partial === undefined) return base;
+  if (typeof partial !== 'object' || partial === null) throw new ConfigError('the configuration must be a JSON object');
+  const raw = partial as { enrollment?: Record<string, unknown>; est?: Record<string, unknown> };
+  const enrollment = { ...base.enrollment } as { -readonly [K in keyof EnrollmentPolicy]: EnrollmentPolicy[K] };
+  const e = raw.enrollment ?? {};
+  if (e.keyKinds !== undefined) {
+    if (!Array.isArray(e.keyKinds) || e.keyKinds.some((kind) => !KEY_KINDS.includes(kind as KeyKind))) {
+      throw new ConfigError(`enrollment.keyKinds must list some of ${KEY_KINDS.join(', ')}`);
+    }
+    enrollment.keyKinds = e.keyKinds as KeyKind[];
+  }
+  if (e.rsaMinBits !== undefined) {
+    enrollment.rsaMinBits = positiveNumber(e.rsaMinBits, 'enrollment.rsaMinBits');
+    if (enrollment.rsaMinBits < 2048) throw new ConfigError('enrollment.rsaMinBits below 2048 is not allowed');
+  }
+  if (e.defaultModel !== undefined) enrollment.defaultModel = modelPolicy(e.defaultModel, 'enrollment.defaultModel', base.enrollment.defaultModel);
+  if (e.models !== undefined) {
+    if (typeof e.models !== 'object' || e.models === null) throw new ConfigError('enrollment.models must be an object');
+    const models: Record<string, ModelPolicy> = { ...base.enrollment.models };
+    for (const [name, value] of Object.entries(e.models)) {
+      models[name] = modelPolicy(value, `enrollment.models.${name}`, models[name] ?? enrollment.defaultModel);
+    }
+    enrollment.models = models;
+  }
+  if (e.renewalGraceSeconds !== undefined) {
+    if (typeof e.renewalGraceSeconds !== 'number' || e.renewalGraceSeconds < 0) throw new ConfigError('enrollment.renewalGraceSeconds must be >= 0');
+    enrollment.renewalGraceSeconds = e.renewalGraceSeconds;
+  }
+  if (e.bootstrapReenroll !== undefined) {
+    if (!['never', 'after-expiry', 'always'].includes(e.bootstrapReenroll as string)) {
+      throw new ConfigError('enrollment.bootstrapReenroll must be never, after-expiry or always');
+    }
+    enrollment.bootstrapReenroll = e.bootstrapReenroll as BootstrapReenrollPolicy;
+  }
+  if (e.clockSkewSeconds !== undefined) {
+    if (typeof e.clockSkewSeconds !== 'number' || e.clockSkewSeconds < 0 || e.clockSkewSeconds > 86_400) {
+      throw new ConfigError('enrollment.clockSkewSeconds must be between 0 and 86400');
+    }
+    enrollment.clockSkewSeconds = e.clockSkewSeconds;
+  }
+  const est = { ...base.est } as { -readonly [K in keyof EstLimits]: EstLimits[K] };
+  for (const [key, value] of Object.entries(raw.est ?? {})) {
+    if (!(key in base.est)) throw new ConfigError(`est.${key} is not a known setting`);
+    est[key as keyof EstLimits] = positiveNumber(value, `est.${key}`);
+  }
+  for (const key of Object.keys(raw)) {
+    if (key !== 'enrollment' && key !== 'est') throw new ConfigError(`${key} is not a known section`);
+  }
+  return { enrollment, est };
+}
+
+/** Loads `<data>/config.json` if it exists, over the defaults. */
+export async function loadConfig(path: string): Promise<ServerConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return DEFAULT_CONFIG;
+    throw error;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`${path} is not valid JSON: ${(error as Error).message}`);
+  }
+  return mergeConfig(parsed);
+}
+
+/** Policy that applies to a model. */
+export function policyForModel(policy: EnrollmentPolicy, model: string): ModelPolicy {
+  return policy.models[model] ?? policy.defaultModel;
+}

@@ -1,0 +1,115 @@
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { EST_PREFIX } from '@fleetgate/device-sdk/protocol';
+import type { EnrollmentAuthority } from '../authority/enrollment-authority.ts';
+import { EnrollmentError } from '../authority/errors.ts';
+import type { EstLimits } from '../config/config.ts';
+import { sendError } from './http-io.ts';
+import { KeyedRateLimiter, TokenBucket } from './rate-limiter.ts';
+import { cacerts } from './routes/cacerts.ts';
+import { csrattrs } from './routes/csrattrs.ts';
+import { simpleenroll } from './routes/simpleenroll.ts';
+import { simplereenroll } from './routes/simplereenroll.ts';
+import type { Route, RouteContext } from './routes/types.ts';
+import { TLS_SERVER_DEFAULTS } from '../tls/defaults.ts';
+
+/** TLS material of the EST listener. */
+export interface EstTls {
+  readonly key: string;
+  /** Server certificate chain, PEM (leaf first). */
+  readonly cert: string;
+  /** CA certificates client certificates may chain to, PEM. */
+  readonly clientCas: readonly string[];
+}
+
+export interface EstServerOptions {
+  readonly authority: EnrollmentAuthority;
+  readonly tls: EstTls;
+  readonly limits: EstLimits;
+  readonly logger: Logger;
+  readonly caCertificates: readonly Buffer[];
+}
+
+/** RFC 7030 §3.2.2 operation paths, one module each. */
+const ROUTES: ReadonlyMap<string, Route> = new Map([
+  ['cacerts', cacerts],
+  ['simpleenroll', simpleenroll],
+  ['simplereenroll', simplereenroll],
+  ['csrattrs', csrattrs],
+]);
+
+/** Creates the EST HTTPS server (not yet listening). */
+export function createEstServer(options: EstServerOptions): Server {
+  const context: RouteContext = {
+    authority: options.authority,
+    limits: options.limits,
+    logger: options.logger,
+    caCertificates: options.caCertificates,
+    globalLimiter: new TokenBucket(options.limits.ratePerSecond, options.limits.rateBurst),
+    identityLimiter: new KeyedRateLimiter(options.limits.perIdentityPerMinute),
+  };
+  let inFlight = 0;
+
+  const server = createServer(
+    {
+      ...TLS_SERVER_DEFAULTS,
+      key: options.tls.key,
+      cert: options.tls.cert,
+      ca: [...options.tls.clientCas],
+      // Ask for a client certificate but answer a missing or bad one with a 401 and a reason
+      // instead of a handshake failure the device cannot interpret.
+      requestCert: true,
+      rejectUnauthorized: false,
+      noDelay: true,
+      requestTimeout: options.limits.requestTimeoutMs,
+      headersTimeout: Math.min(options.limits.requestTimeoutMs, 10_000),
+    },
+    (request, response) => {
+      void dispatch(request, response);
+    },
+  );
+
+  async function dispatch(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    try {
+      const route = resolveRoute(request);
+      if (inFlight >= options.limits.maxConcurrent) {
+        throw new EnrollmentError('ENROLL_UNAVAILABLE', 'the enrollment service is at capacity; retry later', { retryAfterSeconds: 1 });
+      }
+      inFlight++;
+      try {
+        await route.handle(request, response, context);
+      } finally {
+        inFlight--;
+      }
+    } catch (error) {
+      if (error instanceof EnrollmentError) {
+        // After a refused body the rest of it may still be in flight: close rather than drain.
+        sendError(response, error, error.code === 'ENROLL_TOO_LARGE');
+        return;
+      }
+      options.logger.error({ err: error, url: request.url }, 'enrollment failed');
+      sendError(response, new EnrollmentError('ENROLL_INTERNAL', 'internal error; the request was not processed'));
+    }
+  }
+
+  server.on('clientError', (error, socket) => {
+    options.logger.debug({ err: error }, 'EST client error');
+    socket.destroy();
+  });
+  server.on('tlsClientError', (error) => {
+    options.logger.debug({ err: error }, 'EST TLS handshake failed');
+  });
+  return server;
+}
+
+function resolveRoute(request: IncomingMessage): Route {
+  const path = (request.url ?? '').split('?')[0] ?? '';
+  if (!path.startsWith(`${EST_PREFIX}/`)) throw new EnrollmentError('ENROLL_NOT_FOUND', `no such resource ${path}`);
+  const route = ROUTES.get(path.slice(EST_PREFIX.length + 1));
+  if (!route) throw new EnrollmentError('ENROLL_NOT_FOUND', `no such EST operation ${path}`);
+  if (request.method !== route.method) {
+    throw new EnrollmentError('ENROLL_METHOD_NOT_ALLOWED', `${path} accepts ${route.method} only`);
+  }
+  return route;
+}

@@ -1,0 +1,10 @@
+import { handleIssuance } from './issue-handler.ts';
+import type { Route } from './types.ts';
+
+/** POST /simpleenroll (RFC 7030 §4.2.1), authenticated by a factory bootstrap certificate. */
+export const simpleenroll: Route = {
+  method: 'POST',
+  handle(request, response, context) {
+    return handleIssuance(request, response, context, 'simpleenroll', (client, csr) => context.authority.enroll(client, csr));
+  },
+};

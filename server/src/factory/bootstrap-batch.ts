@@ -1,0 +1,114 @@
+import { access, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { deviceIdentityUri, MODEL_PATTERN } from '@fleetgate/device-sdk/protocol';
+import { issueCertificate, type CertificateAuthority } from '../pki/ca.ts';
+import { serialToHex } from '../pki/certificate.ts';
+import { generateKeyPair, privateKeyToPem, spkiDer, writeSecretFileExclusive } from '../pki/keys.ts';
+import { OID } from '../pki/oids.ts';
+import { toPem } from '../pki/pem.ts';
+import { writeFileAtomic } from '../fs-atomic.ts';
+import { newDeviceId } from './device-ids.ts';
+
+/** One line of the manifest a factory run writes (importable later as an allow-list). */
+export interface ManifestEntry {
+  readonly id: string;
+  readonly model: string;
+  readonly serial: string;
+  readonly expiry: string;
+}
+
+/** The manifest file, `<out>/manifest.json`; `manifest.csv` holds the same entries. */
+export interface Manifest {
+  readonly format: 'fleetgate-bootstrap-manifest/1';
+  readonly factoryCa: string;
+  readonly devices: ManifestEntry[];
+}
+
+export interface BootstrapBatchOptions {
+  readonly factory: CertificateAuthority;
+  /** Root certificate DER, copied to `<out>/root.crt` for the device to pin. */
+  readonly root: Buffer;
+  readonly model: string;
+  readonly count: number;
+  readonly outDir: string;
+  readonly validDays: number;
+  readonly now?: Date;
+  /** Called after each device, for progress output. */
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+/** Largest batch one command makes (a factory line runs several batches). */
+export const MAX_BATCH = 100_000;
+
+/** A bootstrap batch request is invalid. */
+export class BatchError extends Error {
+  override readonly name = 'BatchError';
+  readonly code = 'BOOTSTRAP_INVALID';
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+function manifestCsv(entries: readonly ManifestEntry[]): string {
+  return `id,model,serial,expiry\n${entries.map((entry) => `${entry.id},${entry.model},${entry.serial},${entry.expiry}`).join('\n')}\n`;
+}
+
+/**
+ * Issues factory bootstrap credentials offline, from the factory CA alone (a factory line has no
+ * registry). Keys are written with mode 0600 and never over an existing file; the manifest
+ * accumulates across batches written into the same folder.
+ */
+export async function issueBootstrapBatch(options: BootstrapBatchOptions): Promise<Manifest> {
+  if (!MODEL_PATTERN.test(options.model)) {
+    throw new BatchError(`invalid model "${options.model}": lower-case letters, digits and dashes, starting with a letter`);
+  }
+  if (!Number.isInteger(options.count) || options.count < 1 || options.count > MAX_BATCH) {
+    throw new BatchError(`--count must be a whole number from 1 to ${MAX_BATCH}`);
+  }
+  if (!Number.isInteger(options.validDays) || options.validDays < 1 || options.validDays > 36_500) {
+    throw new BatchError('--valid-days must be a whole number from 1 to 36500');
+  }
+  const manifestPath = join(options.outDir, 'manifest.json');
+  const manifest: Manifest = (await exists(manifestPath))
+    ? (JSON.parse(await readFile(manifestPath, 'utf8')) as Manifest)
+    : { format: 'fleetgate-bootstrap-manifest/1', factoryCa: options.factory.x509.fingerprint256, devices: [] };
+  const now = options.now ?? new Date();
+  const notBefore = new Date(now.getTime() - 5 * 60_000);
+  const notAfter = new Date(now.getTime() + options.validDays * 86_400_000);
+  await writeFileAtomic(join(options.outDir, 'root.crt'), toPem('CERTIFICATE', options.root));
+  const known = new Set(manifest.devices.map((entry) => entry.id));
+  try {
+    for (let index = 0; index < options.count; index++) {
+      let id = newDeviceId(options.model);
+      while (known.has(id)) id = newDeviceId(options.model);
+      known.add(id);
+      const pair = generateKeyPair('ec-p256');
+      const issued = await issueCertificate(options.factory, {
+        subject: [
+          { type: OID.organizationName, value: 'fleetgate factory' },
+          { type: OID.organizationalUnitName, value: options.model },
+          { type: OID.commonName, value: id },
+        ],
+        subjectPublicKeyInfo: spkiDer(pair.publicKey),
+        profile: { kind: 'device', deviceIdentityUri: deviceIdentityUri(id) },
+        notBefore,
+        notAfter,
+      });
+      // Key first: a certificate without its key would be useless, a key without a certificate is
+      // merely unused.
+      await writeSecretFileExclusive(join(options.outDir, `${id}.key`), privateKeyToPem(pair.privateKey));
+      await writeFileAtomic(join(options.outDir, `${id}.crt`), toPem('CERTIFICATE', issued.der) + toPem('CERTIFICATE', options.factory.certificate));
+      manifest.devices.push({ id, model: options.model, serial: serialToHex(issued.serial), expiry: issued.notAfter.toISOString() });
+      options.onProgress?.(index + 1, options.count);
+    }
+  } finally {
+    // Whatever was issued is listed, even if the batch stopped part-way.
+    await writeFileAtomic(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
+    await writeFileAtomic(join(options.outDir, 'manifest.csv'), manifestCsv(manifest.devices));
+  }
+  return manifest;
+}

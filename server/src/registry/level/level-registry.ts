@@ -1,0 +1,282 @@
+import { Level } from 'level';
+import { auditEntryIntact, AUDIT_GENESIS } from '../audit-chain.ts';
+import { RegistryError } from '../errors.ts';
+import type {
+  AuditEntry,
+  AuditEvent,
+  AuditQuery,
+  AuditVerification,
+  CertificateRecord,
+  DeviceQuery,
+  DeviceRecord,
+  IssuanceCommit,
+  Registry,
+  StateChange,
+} from '../types.ts';
+import { AUDIT_HEAD_KEY, auditKey, WriteQueue, type AuditHead, type QueueTransaction, type WriteOp } from './write-queue.ts';
+
+/*
+ * Key layout (UTF-8 keys, JSON values):
+ *   d!<deviceId>                 DeviceRecord
+ *   c!<serial>                   CertificateRecord
+ *   dc!<deviceId>!<issuedAt>!<serial>   index: a device's certificates in issue order
+ *   r!<serial>                   index: revoked certificates
+ *   a!<seq>                      AuditEntry (seq zero-padded to 12 digits)
+ *   ad!<deviceId>!<seq>          index: a device's audit entries
+ *   m!audit-head                 { seq, hash } of the last audit entry
+ */
+const deviceKey = (id: string): string => `d!${id}`;
+const certKey = (serial: string): string => `c!${serial}`;
+const deviceCertKey = (record: CertificateRecord): string => `dc!${record.deviceId}!${record.issuedAt}!${record.serial}`;
+const revokedKey = (serial: string): string => `r!${serial}`;
+
+/** Options of the LevelDB registry. */
+export interface LevelRegistryOptions {
+  readonly now?: () => Date;
+}
+
+/** The LevelDB implementation of {@link Registry}. One process holds the database lock. */
+export class LevelRegistry implements Registry {
+  private readonly listeners = new Set<(device: DeviceRecord) => void>();
+  private closed = false;
+
+  private constructor(
+    private readonly db: Level<string, string>,
+    private readonly queue: WriteQueue,
+    private readonly now: () => Date,
+  ) {}
+
+  /** Opens (creating if needed) the registry at `path`. */
+  static async open(path: string, options: LevelRegistryOptions = {}): Promise<LevelRegistry> {
+    const db = new Level<string, string>(path, { valueEncoding: 'utf8' });
+    try {
+      await db.open();
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string } }).cause;
+      if (cause?.code === 'LEVEL_LOCKED') {
+        throw new RegistryError('REGISTRY_LOCKED', `the registry at ${path} is in use by another process (is fleetgate serve running? use the admin API)`, { cause: error });
+      }
+      throw new RegistryError('REGISTRY_IO', `cannot open the registry at ${path}`, { cause: error });
+    }
+    const headJson = await db.get(AUDIT_HEAD_KEY);
+    const head: AuditHead = headJson ? (JSON.parse(headJson) as AuditHead) : { seq: 0, hash: AUDIT_GENESIS };
+    const now = options.now ?? (() => new Date());
+    const store = {
+      get: (key: string) => db.get(key),
+      batch: (ops: WriteOp[], batchOptions: { sync: boolean }) => db.batch(ops.map((op) => ({ ...op })), batchOptions),
+    };
+    return new LevelRegistry(db, new WriteQueue(store, head, now), now);
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new RegistryError('REGISTRY_CLOSED', 'the registry is closed');
+  }
+
+  private async readJson<T>(key: string): Promise<T | undefined> {
+    this.ensureOpen();
+    const raw = await this.db.get(key);
+    return raw === undefined ? undefined : (JSON.parse(raw) as T);
+  }
+
+  getDevice(id: string): Promise<DeviceRecord | undefined> {
+    return this.readJson<DeviceRecord>(deviceKey(id));
+  }
+
+  getCertificate(serial: string): Promise<CertificateRecord | undefined> {
+    return this.readJson<CertificateRecord>(certKey(serial));
+  }
+
+  async listDevices(query: DeviceQuery = {}): Promise<DeviceRecord[]> {
+    this.ensureOpen();
+    const limit = query.limit ?? Number.POSITIVE_INFINITY;
+    const out: DeviceRecord[] = [];
+    const range = { gt: query.after ? deviceKey(query.after) : 'd!', lt: 'd"' };
+    for await (const value of this.db.values(range)) {
+      const device = JSON.parse(value) as DeviceRecord;
+      if (query.state && device.state !== query.state) continue;
+      if (query.model && device.model !== query.model) continue;
+      out.push(device);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async listCertificates(deviceId: string): Promise<CertificateRecord[]> {
+    this.ensureOpen();
+    const serials: string[] = [];
+    for await (const key of this.db.keys({ gt: `dc!${deviceId}!`, lt: `dc!${deviceId}"`, reverse: true })) {
+      serials.push(key.slice(key.lastIndexOf('!') + 1));
+    }
+    const records = await Promise.all(serials.map((serial) => this.getCertificate(serial)));
+    return records.filter((record): record is CertificateRecord => record !== undefined);
+  }
+
+  async revokedSerials(): Promise<Set<string>> {
+    this.ensureOpen();
+    const out = new Set<string>();
+    for await (const key of this.db.keys({ gt: 'r!', lt: 'r"' })) out.add(key.slice(2));
+    return out;
+  }
+
+  async commitIssuance(commit: IssuanceCommit): Promise<void> {
+    this.ensureOpen();
+    await this.write(
+      async (tx) => {
+        const storedJson = await tx.get(deviceKey(commit.device.id));
+        const stored = storedJson ? (JSON.parse(storedJson) as DeviceRecord) : undefined;
+        if (stored && stored.state !== 'enrolled') {
+          throw new RegistryError('REGISTRY_DEVICE_BLOCKED', `device ${stored.id} is ${stored.state}`);
+        }
+        if (stored?.certSerial !== commit.expect.currentSerial) {
+          throw new RegistryError('REGISTRY_CONFLICT', `device ${commit.device.id} changed while its request was processed`);
+        }
+        tx.put(deviceKey(commit.device.id), JSON.stringify(commit.device));
+        tx.put(certKey(commit.certificate.serial), JSON.stringify(commit.certificate));
+        tx.put(deviceCertKey(commit.certificate), '');
+        if (commit.previous) {
+          await this.markCertificate(tx, commit.previous.serial, commit.previous.status, commit.previous.reason);
+        }
+        tx.audit(commit.audit);
+        return commit.device;
+      },
+      true,
+    );
+  }
+
+  private async markCertificate(
+    tx: QueueTransaction,
+    serial: string,
+    status: 'superseded' | 'revoked',
+    reason: NonNullable<CertificateRecord['revocationReason']>,
+  ): Promise<void> {
+    const json = await tx.get(certKey(serial));
+    if (!json) return;
+    const record = JSON.parse(json) as CertificateRecord;
+    if (record.status === 'revoked') return;
+    const updated: CertificateRecord =
+      status === 'revoked'
+        ? { ...record, status, revokedAt: this.now().toISOString(), revocationReason: reason }
+        : { ...record, status };
+    tx.put(certKey(serial), JSON.stringify(updated));
+    if (status === 'revoked') {
+      tx.put(revokedKey(serial), '');
+      tx.audit({ type: 'cert-revoked', deviceId: record.deviceId, serial, detail: reason, actor: 'system' });
+    }
+  }
+
+  async changeState(change: StateChange): Promise<DeviceRecord> {
+    this.ensureOpen();
+    return this.write(async (tx) => {
+      const json = await tx.get(deviceKey(change.deviceId));
+      if (!json) throw new RegistryError('REGISTRY_NOT_FOUND', `no device ${change.deviceId}`);
+      const device = JSON.parse(json) as DeviceRecord;
+      if (device.state === 'revoked') {
+        throw new RegistryError('REGISTRY_INVALID_STATE', `device ${device.id} is revoked; revocation is final (reset it to re-enroll)`);
+      }
+      if (device.state === change.to) return device;
+      const updated: DeviceRecord = {
+        ...device,
+        state: change.to,
+        updatedAt: this.now().toISOString(),
+        ...(change.to === 'enrolled' ? { stateReason: undefined } : { stateReason: change.reason ?? change.to }),
+      };
+      tx.put(deviceKey(device.id), JSON.stringify(updated));
+      if (change.to === 'revoked') {
+        await this.markCertificate(tx, device.certSerial, 'revoked', change.revocationReason ?? 'unspecified');
+      }
+      const type = change.to === 'enrolled' ? 'enabled' : change.to;
+      tx.audit({ type, deviceId: device.id, serial: device.certSerial, detail: change.reason, actor: change.actor });
+      return updated;
+    }, true);
+  }
+
+  async resetDevice(deviceId: string, actor: string): Promise<DeviceRecord> {
+    this.ensureOpen();
+    return this.write(async (tx) => {
+      const json = await tx.get(deviceKey(deviceId));
+      if (!json) throw new RegistryError('REGISTRY_NOT_FOUND', `no device ${deviceId}`);
+      const device = JSON.parse(json) as DeviceRecord;
+      // A reset lifts a revocation too: the next bootstrap enrollment starts a new certificate line.
+      const updated: DeviceRecord = { ...device, state: 'enrolled', stateReason: undefined, resetPending: true, updatedAt: this.now().toISOString() };
+      tx.put(deviceKey(deviceId), JSON.stringify(updated));
+      tx.audit({ type: 'reset', deviceId, actor });
+      return updated;
+    }, true);
+  }
+
+  async audit(event: AuditEvent): Promise<AuditEntry> {
+    this.ensureOpen();
+    const { audit } = await this.queue.run(async (tx) => tx.audit(event), { sync: false });
+    return audit[0] as AuditEntry;
+  }
+
+  async readAudit(query: AuditQuery = {}): Promise<AuditEntry[]> {
+    this.ensureOpen();
+    const limit = query.limit ?? Number.POSITIVE_INFINITY;
+    const out: AuditEntry[] = [];
+    const accept = (entry: AuditEntry): boolean => !query.since || entry.time >= query.since;
+    if (query.deviceId) {
+      for await (const key of this.db.keys({ gt: `ad!${query.deviceId}!`, lt: `ad!${query.deviceId}"` })) {
+        const entry = await this.readJson<AuditEntry>(`a!${key.slice(key.lastIndexOf('!') + 1)}`);
+        if (entry && accept(entry)) out.push(entry);
+        if (out.length >= limit) break;
+      }
+      return out;
+    }
+    for await (const value of this.db.values({ gt: 'a!', lt: 'a"' })) {
+      const entry = JSON.parse(value) as AuditEntry;
+      if (accept(entry)) out.push(entry);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async verifyAudit(): Promise<AuditVerification> {
+    this.ensureOpen();
+    let expectedSeq = 1;
+    let prevHash = AUDIT_GENESIS;
+    for await (const [key, value] of this.db.iterator({ gt: 'a!', lt: 'a"' })) {
+      let entry: AuditEntry;
+      try {
+        entry = JSON.parse(value) as AuditEntry;
+      } catch {
+        return { ok: false, entries: expectedSeq - 1, brokenAt: expectedSeq, reason: `entry ${key} is not valid JSON` };
+      }
+      if (entry.seq !== expectedSeq || key !== auditKey(entry.seq)) {
+        return { ok: false, entries: expectedSeq - 1, brokenAt: expectedSeq, reason: `entry ${expectedSeq} is missing` };
+      }
+      if (entry.prevHash !== prevHash) {
+        return { ok: false, entries: expectedSeq - 1, brokenAt: entry.seq, reason: `entry ${entry.seq} does not follow entry ${entry.seq - 1}` };
+      }
+      if (!auditEntryIntact(entry)) {
+        return { ok: false, entries: expectedSeq - 1, brokenAt: entry.seq, reason: `entry ${entry.seq} was altered` };
+      }
+      prevHash = entry.hash;
+      expectedSeq++;
+    }
+    const head = this.queue.auditHead;
+    if (head.seq !== expectedSeq - 1 || head.hash !== prevHash) {
+      return { ok: false, entries: expectedSeq - 1, brokenAt: expectedSeq, reason: `the log ends at entry ${expectedSeq - 1} but the head says ${head.seq}` };
+    }
+    return { ok: true, entries: expectedSeq - 1, head: prevHash };
+  }
+
+  onDeviceChange(listener: (device: DeviceRecord) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Runs a job in the single writer; notifies listeners of device changes it made. */
+  private async write(job: (tx: QueueTransaction) => Promise<DeviceRecord>, sync: boolean): Promise<DeviceRecord> {
+    const { result } = await this.queue.run(job, { sync });
+    for (const listener of this.listeners) listener(result);
+    return result;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.queue.idle();
+    await this.db.close();
+  }
+}

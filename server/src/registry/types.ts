@@ -1,0 +1,164 @@
+/**
+ * The Registry: everything fleetgate remembers about devices, certificates and what happened.
+ *
+ * Transports (EST, broker, admin API) and the issuance authority depend on this interface only;
+ * `level/` implements it on LevelDB. Another engine (PostgreSQL) is one more folder.
+ */
+
+/** Lifecycle state of a device. */
+export type DeviceState = 'enrolled' | 'disabled' | 'revoked';
+
+/** The factory (bootstrap) credential a device enrolled with. */
+export interface BootstrapIdentity {
+  /** Stable key of the bootstrap credential: `<issuer key id hex>:<serial hex>`. */
+  readonly key: string;
+  /** Name of the bootstrap trust that admitted it (`fleetgate-factory` or a manufacturer). */
+  readonly trust: string;
+  readonly serial: string;
+}
+
+/** A device as the registry knows it. */
+export interface DeviceRecord {
+  readonly id: string;
+  readonly model: string;
+  readonly state: DeviceState;
+  /** Serial (hex) of the current operational certificate. */
+  readonly certSerial: string;
+  /** Expiry of the current operational certificate (ISO 8601). */
+  readonly certNotAfter: string;
+  readonly bootstrap: BootstrapIdentity;
+  /** How many times the device enrolled with a bootstrap credential. */
+  readonly enrollments: number;
+  readonly renewals: number;
+  /** An operator reset allows one more bootstrap enrollment. */
+  readonly resetPending: boolean;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  /** Why the device is disabled or revoked. */
+  readonly stateReason?: string;
+}
+
+/** Status of an issued certificate. */
+export type CertificateStatus = 'valid' | 'superseded' | 'revoked';
+
+/** RFC 5280 §5.3.1 reason codes fleetgate uses. */
+export type RevocationReason = 'unspecified' | 'keyCompromise' | 'superseded' | 'cessationOfOperation' | 'affiliationChanged';
+
+/** One certificate the CA issued to a device. */
+export interface CertificateRecord {
+  readonly serial: string;
+  readonly deviceId: string;
+  readonly kind: 'operational';
+  readonly notBefore: string;
+  readonly notAfter: string;
+  readonly issuedAt: string;
+  readonly status: CertificateStatus;
+  /** Base64 DER, so the registry can reproduce exactly what was handed out. */
+  readonly der: string;
+  readonly revokedAt?: string;
+  readonly revocationReason?: RevocationReason;
+}
+
+/** Kinds of audit entries. */
+export type AuditType = 'enrolled' | 'renewed' | 'refused' | 'revoked' | 'disabled' | 'enabled' | 'reset' | 'cert-revoked';
+
+/** What a caller asks to have audited. */
+export interface AuditEvent {
+  readonly type: AuditType;
+  readonly deviceId?: string;
+  readonly serial?: string;
+  /** Error code for refusals. */
+  readonly code?: string;
+  readonly detail?: string;
+  /** Who did it: `device:<id>`, `operator:<name>`, `system`. */
+  readonly actor: string;
+  /** Peer address for network events. */
+  readonly peer?: string;
+}
+
+/** An audit entry as stored: sequence number, time and the hash chain (tamper evidence). */
+export interface AuditEntry extends AuditEvent {
+  readonly seq: number;
+  readonly time: string;
+  readonly prevHash: string;
+  readonly hash: string;
+}
+
+/** What an issuance commit expects to find, so a concurrent change makes it fail, not overwrite. */
+export interface IssuancePrecondition {
+  /** The device's current certificate serial when the request was authorized (absent: new device). */
+  readonly currentSerial: string | undefined;
+}
+
+/** One issuance to record atomically and durably before the certificate leaves the server. */
+export interface IssuanceCommit {
+  readonly kind: 'enroll' | 'renew';
+  readonly device: DeviceRecord;
+  readonly certificate: CertificateRecord;
+  readonly expect: IssuancePrecondition;
+  /** A previous certificate to mark superseded or revoked in the same batch. */
+  readonly previous?: { readonly serial: string; readonly status: 'superseded' | 'revoked'; readonly reason: RevocationReason };
+  readonly audit: AuditEvent;
+}
+
+/** A change of device state by an operator or the system. */
+export interface StateChange {
+  readonly deviceId: string;
+  readonly to: DeviceState;
+  readonly reason?: string;
+  readonly actor: string;
+  /** For revocation: the RFC 5280 reason recorded on the certificate. */
+  readonly revocationReason?: RevocationReason;
+}
+
+/** Filters for listing devices. */
+export interface DeviceQuery {
+  readonly state?: DeviceState;
+  readonly model?: string;
+  /** Start after this id (pagination). */
+  readonly after?: string;
+  readonly limit?: number;
+}
+
+/** Filters for reading the audit log. */
+export interface AuditQuery {
+  readonly deviceId?: string;
+  /** ISO 8601 lower bound on time. */
+  readonly since?: string;
+  readonly limit?: number;
+}
+
+/** Result of checking the audit hash chain. */
+export type AuditVerification =
+  | { readonly ok: true; readonly entries: number; readonly head: string }
+  | { readonly ok: false; readonly entries: number; readonly brokenAt: number; readonly reason: string };
+
+/** Persistent state of fleetgate. All writes are atomic; issuance commits are durable (fsync). */
+export interface Registry {
+  getDevice(id: string): Promise<DeviceRecord | undefined>;
+  getCertificate(serial: string): Promise<CertificateRecord | undefined>;
+  listDevices(query?: DeviceQuery): Promise<DeviceRecord[]>;
+  /** Certificates of one device, newest first. */
+  listCertificates(deviceId: string): Promise<CertificateRecord[]>;
+  /** Serials of every revoked certificate (for the broker's in-memory set and the CRL). */
+  revokedSerials(): Promise<Set<string>>;
+
+  /**
+   * Records an issuance: device, certificate, previous certificate status and audit entry in one
+   * synced batch. Fails with a RegistryError `REGISTRY_CONFLICT` if the precondition no longer
+   * holds, or `REGISTRY_DEVICE_BLOCKED` if the device was disabled or revoked meanwhile.
+   */
+  commitIssuance(commit: IssuanceCommit): Promise<void>;
+  /** Changes a device's state (revocation also revokes its current certificate). */
+  changeState(change: StateChange): Promise<DeviceRecord>;
+  /** Allows one more bootstrap enrollment for a device. */
+  resetDevice(deviceId: string, actor: string): Promise<DeviceRecord>;
+  /** Appends an audit entry on its own (refusals). */
+  audit(event: AuditEvent): Promise<AuditEntry>;
+  readAudit(query?: AuditQuery): Promise<AuditEntry[]>;
+  verifyAudit(): Promise<AuditVerification>;
+
+  /** Subscribes to device state changes (the broker drops revoked sessions). Returns unsubscribe. */
+  onDeviceChange(listener: (device: DeviceRecord) => void): () => void;
+  close(): Promise<void>;
+}
