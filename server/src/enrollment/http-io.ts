@@ -42,9 +42,12 @@ export function requireMediaType(request: IncomingMessage, expected: string): vo
   }
 }
 
-/** Base64 with MIME line breaks (RFC 2045 §6.8: at most 76 characters per line). */
+/**
+ * Base64 in 64-character lines (within RFC 2045 §6.8's 76). Lines end in LF rather than CRLF so
+ * that `base64 -d` and `openssl base64 -d` decode the body as it is.
+ */
 export function base64Lines(der: Buffer): string {
-  return `${(der.toString('base64').match(/.{1,76}/g) ?? []).join('\r\n')}\r\n`;
+  return `${(der.toString('base64').match(/.{1,64}/g) ?? []).join('\n')}\n`;
 }
 
 /** Sends a base64 DER EST response. */

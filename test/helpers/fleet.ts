@@ -1,0 +1,115 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
+import { pino } from 'pino';
+import { DEFAULT_CONFIG, type ServerConfig } from '../../server/src/config/config.ts';
+import { loadAuthorityFromDataDir } from '../../server/src/datadir/authorities.ts';
+import { initDataDir } from '../../server/src/datadir/init.ts';
+import { dataLayout, type DataLayout } from '../../server/src/datadir/layout.ts';
+import { issueBootstrapBatch } from '../../server/src/factory/bootstrap-batch.ts';
+import { issueCertificate } from '../../server/src/pki/ca.ts';
+import { generateKeyPair, privateKeyToPem, spkiDer } from '../../server/src/pki/keys.ts';
+import { OID } from '../../server/src/pki/oids.ts';
+import { toPem } from '../../server/src/pki/pem.ts';
+import { startServer, type RunningServer } from '../../server/src/server.ts';
+import { deviceIdentityUri } from '../../device-sdk/src/protocol.ts';
+import { tempDir } from './temp-dir.ts';
+
+/** A device's credential as files would hold it. */
+export interface Credential {
+  readonly id: string;
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+/** An initialised data directory (no server). */
+export interface DataDir {
+  readonly dir: string;
+  readonly layout: DataLayout;
+  readonly rootPem: string;
+}
+
+/** A running server over a fresh data directory. */
+export interface Fleet extends DataDir {
+  readonly server: RunningServer;
+  readonly estUrl: string;
+}
+
+/** Test configuration: defaults with limits high enough for bursts. */
+export function testConfig(overrides: { enrollment?: Partial<ServerConfig['enrollment']>; est?: Partial<ServerConfig['est']> } = {}): ServerConfig {
+  return {
+    enrollment: { ...DEFAULT_CONFIG.enrollment, ...overrides.enrollment },
+    est: { ...DEFAULT_CONFIG.est, perIdentityPerMinute: 1000, ...overrides.est },
+  };
+}
+
+/** Runs `fleetgate init` logic into a temp directory. */
+export async function makeDataDir(t: ExecutionContext): Promise<DataDir> {
+  const dir = await tempDir(t);
+  await initDataDir({ dataDir: dir });
+  const layout = dataLayout(dir);
+  return { dir, layout, rootPem: await readFile(layout.rootCert, 'utf8') };
+}
+
+/** Starts a real server (EST on a free loopback port) over a fresh data directory. */
+export async function startFleet(t: ExecutionContext, options: { config?: ServerConfig; now?: () => Date; dataDir?: DataDir } = {}): Promise<Fleet> {
+  const data = options.dataDir ?? (await makeDataDir(t));
+  const server = await startServer({
+    dataDir: data.dir,
+    listen: { host: '127.0.0.1', estPort: 0 },
+    logger: pino({ level: process.env.FLEETGATE_TEST_LOG ?? 'silent' }),
+    config: options.config ?? testConfig(),
+    now: options.now,
+  });
+  t.teardown(() => server.close());
+  return { ...data, server, estUrl: server.estUrl };
+}
+
+/** Issues `count` factory bootstrap credentials through the real batch code. */
+export async function factoryCredentials(t: ExecutionContext, data: DataDir, model = 'thermostat', count = 1): Promise<Credential[]> {
+  const out = await tempDir(t, 'fleetgate-factory-');
+  const factory = await loadAuthorityFromDataDir(data.dir, 'factory');
+  const manifest = await issueBootstrapBatch({
+    factory,
+    root: Buffer.from(data.rootPem.replace(/-----[^-]+-----|\s/g, ''), 'base64'),
+    model,
+    count,
+    outDir: out,
+    validDays: 365,
+  });
+  return Promise.all(
+    manifest.devices.map(async ({ id }) => ({
+      id,
+      certPem: await readFile(join(out, `${id}.crt`), 'utf8'),
+      keyPem: await readFile(join(out, `${id}.key`), 'utf8'),
+    })),
+  );
+}
+
+/**
+ * Mints a device certificate under one of the data directory's CAs with any validity, for cases
+ * the normal tools refuse to make (expired bootstrap certificates, certificates from a foreign CA).
+ */
+export async function mintDeviceCredential(
+  data: DataDir,
+  options: { id: string; model?: string; ca: 'factory' | 'issuing'; notBefore?: Date; notAfter?: Date },
+): Promise<Credential> {
+  const ca = await loadAuthorityFromDataDir(data.dir, options.ca);
+  const pair = generateKeyPair('ec-p256');
+  const now = Date.now();
+  const issued = await issueCertificate(ca, {
+    subject: [
+      { type: OID.organizationalUnitName, value: options.model ?? 'thermostat' },
+      { type: OID.commonName, value: options.id },
+    ],
+    subjectPublicKeyInfo: spkiDer(pair.publicKey),
+    profile: { kind: 'device', deviceIdentityUri: deviceIdentityUri(options.id) },
+    notBefore: options.notBefore ?? new Date(now - 60_000),
+    notAfter: options.notAfter ?? new Date(now + 86_400_000),
+  });
+  return {
+    id: options.id,
+    certPem: toPem('CERTIFICATE', issued.der) + toPem('CERTIFICATE', ca.certificate),
+    keyPem: privateKeyToPem(pair.privateKey),
+  };
+}
