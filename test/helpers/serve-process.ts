@@ -1,0 +1,45 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { ExecutionContext } from 'ava';
+import { EST_PATHS } from '../../device-sdk/src/protocol.ts';
+import { estRequest } from './est-client.ts';
+import { freePort } from './ports.ts';
+
+/** Path of the `fleetgate` bin script. */
+export const FLEETGATE_BIN = fileURLToPath(new URL('../../server/bin/fleetgate.js', import.meta.url));
+
+/** A `fleetgate serve` child process. */
+export interface ServeProcess {
+  readonly child: ChildProcess;
+  readonly estUrl: string;
+  readonly port: number;
+  /** Everything it printed so far. */
+  output(): string;
+}
+
+/** Starts `fleetgate serve` as a separate process and waits until EST answers. */
+export async function startServeProcess(t: ExecutionContext, dataDir: string, rootPem: string): Promise<ServeProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [FLEETGATE_BIN, 'serve', '--data', dataDir, '--host', '127.0.0.1', '--est-port', String(port)], {
+    env: { ...process.env, FLEETGATE_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const estUrl = `https://127.0.0.1:${port}`;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    if (child.exitCode !== null) throw new Error(`fleetgate serve exited: ${output}`);
+    const ready = await estRequest({ url: estUrl, path: EST_PATHS.cacerts, ca: rootPem }).then(
+      (response) => response.status === 200,
+      () => false,
+    );
+    if (ready) return { child, estUrl, port, output: () => output };
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`fleetgate serve did not become ready: ${output}`);
+}
