@@ -3,3 +3,6 @@
  */
 export * from './protocol.ts';
 export { createCsr, generateDeviceKeyPair, DEVICE_KEY_ALGORITHM, CsrError } from './csr.ts';
+export { EstClient, type EstClientOptions, type EnrollmentResult, type TlsCredential } from './est-client.ts';
+export { SdkError, type SdkErrorCode } from './errors.ts';
+export { parseCertsOnly } from './pkcs7.ts';

@@ -1,0 +1,133 @@
+import { X509Certificate, createPublicKey, type KeyObject } from 'node:crypto';
+import { request } from 'node:https';
+import { SdkError } from './errors.ts';
+import { parseCertsOnly } from './pkcs7.ts';
+import { ENROLL_ERROR_CODES, ERROR_CODE_HEADER, EST_PATHS, MEDIA_TYPES, type EnrollErrorCode } from './protocol.ts';
+
+/** TLS client credentials: PEM certificate chain and PEM private key. */
+export interface TlsCredential {
+  readonly cert: string;
+  readonly key: string;
+}
+
+export interface EstClientOptions {
+  /** Base URL of the EST server, e.g. https://127.0.0.1:8443 */
+  readonly url: string;
+  /** The pinned root certificate (PEM): the server and every issued certificate must chain to it. */
+  readonly root: string;
+  /** Per-request timeout. */
+  readonly timeoutMs?: number;
+}
+
+/** An issued certificate and its chain, checked against the key and the pinned root. */
+export interface EnrollmentResult {
+  readonly certificate: X509Certificate;
+  /** Leaf first, then the issuing CA(s), as PEM, ready to present in TLS. */
+  readonly chainPem: string;
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+function toPem(der: Buffer): string {
+  return `-----BEGIN CERTIFICATE-----\n${(der.toString('base64').match(/.{1,64}/g) ?? []).join('\n')}\n-----END CERTIFICATE-----\n`;
+}
+
+function serverCode(value: string | string[] | undefined): EnrollErrorCode | undefined {
+  const code = Array.isArray(value) ? value[0] : value;
+  return ENROLL_ERROR_CODES.find((known) => known === code);
+}
+
+/**
+ * EST client (RFC 7030) for the operations a device needs. Every request is a fresh mTLS
+ * connection; responses are checked before anything is handed back.
+ */
+export class EstClient {
+  private readonly root: X509Certificate;
+
+  constructor(private readonly options: EstClientOptions) {
+    this.root = new X509Certificate(options.root);
+  }
+
+  /** First enrollment, authenticated by the factory bootstrap credential. */
+  simpleEnroll(credential: TlsCredential, csrDer: Uint8Array, publicKey: KeyObject): Promise<EnrollmentResult> {
+    return this.issue(EST_PATHS.simpleenroll, credential, csrDer, publicKey);
+  }
+
+  /** Renewal, authenticated by the current operational credential. */
+  simpleReenroll(credential: TlsCredential, csrDer: Uint8Array, publicKey: KeyObject): Promise<EnrollmentResult> {
+    return this.issue(EST_PATHS.simplereenroll, credential, csrDer, publicKey);
+  }
+
+  /** The CA certificates the server publishes (no client authentication). */
+  async caCertificates(): Promise<X509Certificate[]> {
+    const body = await this.send('GET', EST_PATHS.cacerts, undefined, undefined);
+    return parseCertsOnly(body).map((der) => new X509Certificate(der));
+  }
+
+  private async issue(path: string, credential: TlsCredential, csrDer: Uint8Array, publicKey: KeyObject): Promise<EnrollmentResult> {
+    const body = await this.send('POST', path, credential, `${Buffer.from(csrDer).toString('base64')}\n`);
+    const [leafDer, ...chainDer] = parseCertsOnly(body);
+    const certificate = new X509Certificate(leafDer as Buffer);
+    const expected = (publicKey.type === 'public' ? publicKey : createPublicKey(publicKey)).export({ type: 'spki', format: 'der' });
+    if (!certificate.publicKey.export({ type: 'spki', format: 'der' }).equals(expected)) {
+      throw new SdkError('SDK_CERT_KEY_MISMATCH', 'the issued certificate does not carry this device key');
+    }
+    this.checkChain(certificate, chainDer.map((der) => new X509Certificate(der)));
+    return { certificate, chainPem: [leafDer as Buffer, ...chainDer].map(toPem).join('') };
+  }
+
+  /** The leaf must chain, signature by signature, to the pinned root. */
+  private checkChain(leaf: X509Certificate, intermediates: X509Certificate[]): void {
+    let current = leaf;
+    for (let depth = 0; depth < 5; depth++) {
+      if (current.checkIssued(this.root) && current.verify(this.root.publicKey)) return;
+      const issuer = intermediates.find((candidate) => current.checkIssued(candidate) && current.verify(candidate.publicKey));
+      if (!issuer) break;
+      current = issuer;
+    }
+    throw new SdkError('SDK_CERT_UNTRUSTED', 'the issued certificate does not chain to the pinned root');
+  }
+
+  private send(method: 'GET' | 'POST', path: string, credential: TlsCredential | undefined, body: string | undefined): Promise<string> {
+    const url = new URL(path, this.options.url);
+    return new Promise((resolve, reject) => {
+      const req = request(
+        url,
+        {
+          method,
+          ca: this.options.root,
+          cert: credential?.cert,
+          key: credential?.key,
+          agent: false,
+          timeout: this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+          headers: body === undefined ? {} : { 'content-type': MEDIA_TYPES.pkcs10 },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('error', (error) => reject(new SdkError('SDK_NETWORK', error.message, { cause: error })));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            const status = res.statusCode ?? 0;
+            if (status === 200) {
+              resolve(text);
+              return;
+            }
+            const retryAfter = Number(res.headers['retry-after']);
+            const code = status === 429 || status === 503 ? 'SDK_ENROLL_UNAVAILABLE' : 'SDK_ENROLL_REJECTED';
+            reject(
+              new SdkError(code, text.trim() || `EST answered ${status}`, {
+                status,
+                serverCode: serverCode(res.headers[ERROR_CODE_HEADER]),
+                retryAfterSeconds: Number.isFinite(retryAfter) ? retryAfter : undefined,
+              }),
+            );
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`EST request timed out after ${this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms`)));
+      req.on('error', (error) => reject(error instanceof SdkError ? error : new SdkError('SDK_NETWORK', error.message, { cause: error })));
+      req.end(body);
+    });
+  }
+}
