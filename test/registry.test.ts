@@ -95,7 +95,7 @@ test('state changes: disable, enable, revoke is final until reset; unknown devic
   t.teardown(() => registry.close());
   await registry.commitIssuance(enrollment('camera-2', 'd1'));
   const seen: string[] = [];
-  registry.onDeviceChange((changed) => seen.push(`${changed.id}:${changed.state}`));
+  registry.onDeviceChange(({ device: changed, revokedSerials }) => seen.push(`${changed.id}:${changed.state}${revokedSerials.length ? `:${revokedSerials.join(',')}` : ''}`));
   t.is((await registry.changeState({ deviceId: 'camera-2', to: 'disabled', actor: 'operator:test' })).state, 'disabled');
   t.is((await registry.listDevices({ state: 'disabled' })).length, 1);
   t.is((await registry.changeState({ deviceId: 'camera-2', to: 'enrolled', actor: 'operator:test' })).state, 'enrolled');
@@ -106,7 +106,7 @@ test('state changes: disable, enable, revoke is final until reset; unknown devic
   t.is((missing as RegistryError).code, 'REGISTRY_NOT_FOUND');
   const reset = await registry.resetDevice('camera-2', 'operator:test');
   t.true(reset.resetPending);
-  t.deepEqual(seen, ['camera-2:disabled', 'camera-2:enrolled', 'camera-2:revoked', 'camera-2:enrolled']);
+  t.deepEqual(seen, ['camera-2:disabled', 'camera-2:enrolled', 'camera-2:revoked:d1', 'camera-2:enrolled']);
   t.deepEqual((await registry.readAudit({ deviceId: 'camera-2' })).map((entry) => entry.type), ['enrolled', 'disabled', 'enabled', 'cert-revoked', 'revoked', 'reset']);
 });
 
@@ -149,4 +149,36 @@ test('a second process cannot open a registry in use (REGISTRY_LOCKED)', async (
 try { await LevelRegistry.open(${JSON.stringify(path)}); console.log('opened'); } catch (e) { console.log(e.code); }`;
   const result = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script]);
   t.is(result.stdout.trim(), 'REGISTRY_LOCKED', result.stderr);
+});
+
+test('revoking a device revokes every certificate it still holds, superseded ones included', async (t) => {
+  const registry = await LevelRegistry.open(join(await tempDir(t), 'registry'));
+  t.teardown(() => registry.close());
+  await registry.commitIssuance(enrollment('car-9', 'f1'));
+  await registry.commitIssuance({
+    kind: 'renew',
+    device: device('car-9', 'f2'),
+    certificate: certificate('car-9', 'f2'),
+    expect: { currentSerial: 'f1' },
+    previous: { serial: 'f1', status: 'superseded', reason: 'superseded' },
+    audit: { type: 'renewed', deviceId: 'car-9', serial: 'f2', actor: 'device:car-9' },
+  });
+  t.is((await registry.getCertificate('f1'))?.status, 'superseded');
+  const changes: string[][] = [];
+  registry.onDeviceChange(({ revokedSerials }) => changes.push([...revokedSerials].sort()));
+  await registry.changeState({ deviceId: 'car-9', to: 'revoked', actor: 'operator:test' });
+  t.deepEqual(changes, [['f1', 'f2']]);
+  t.deepEqual([...(await registry.revokedSerials())].sort(), ['f1', 'f2']);
+});
+
+test('presence is written in batches and read back', async (t) => {
+  const registry = await LevelRegistry.open(join(await tempDir(t), 'registry'));
+  t.teardown(() => registry.close());
+  await registry.recordPresence([
+    { deviceId: 'thermostat-p1', connected: true, lastSeen: NOW, connectedAt: NOW, peer: '127.0.0.1' },
+    { deviceId: 'thermostat-p2', connected: false, lastSeen: NOW, disconnectedAt: NOW },
+  ]);
+  t.like(await registry.getPresence('thermostat-p1'), { connected: true, peer: '127.0.0.1' });
+  t.like(await registry.getPresence('thermostat-p2'), { connected: false });
+  t.is(await registry.getPresence('thermostat-p3'), undefined);
 });

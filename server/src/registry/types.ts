@@ -111,6 +111,25 @@ export interface StateChange {
   readonly revocationReason?: RevocationReason;
 }
 
+/** A change to a device, as listeners (the broker) see it once it is on disk. */
+export interface DeviceChange {
+  readonly device: DeviceRecord;
+  /** Certificates of this device revoked by the change (the broker drops sessions using them). */
+  readonly revokedSerials: readonly string[];
+}
+
+/** Connection presence of a device, written by the broker in batches. */
+export interface PresenceRecord {
+  readonly deviceId: string;
+  readonly connected: boolean;
+  /** Last time the device was heard from (connect, message, ping), ISO 8601. */
+  readonly lastSeen: string;
+  readonly connectedAt?: string;
+  readonly disconnectedAt?: string;
+  /** Remote address of the current or last connection. */
+  readonly peer?: string;
+}
+
 /** Filters for listing devices. */
 export interface DeviceQuery {
   readonly state?: DeviceState;
@@ -158,7 +177,11 @@ export interface Registry {
   readAudit(query?: AuditQuery): Promise<AuditEntry[]>;
   verifyAudit(): Promise<AuditVerification>;
 
-  /** Subscribes to device state changes (the broker drops revoked sessions). Returns unsubscribe. */
-  onDeviceChange(listener: (device: DeviceRecord) => void): () => void;
+  /** Writes presence updates in one batch (not synced: presence is advisory). */
+  recordPresence(updates: readonly PresenceRecord[]): Promise<void>;
+  getPresence(deviceId: string): Promise<PresenceRecord | undefined>;
+
+  /** Subscribes to device changes (the broker drops revoked sessions). Returns unsubscribe. */
+  onDeviceChange(listener: (change: DeviceChange) => void): () => void;
   close(): Promise<void>;
 }

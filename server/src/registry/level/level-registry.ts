@@ -7,9 +7,11 @@ import type {
   AuditQuery,
   AuditVerification,
   CertificateRecord,
+  DeviceChange,
   DeviceQuery,
   DeviceRecord,
   IssuanceCommit,
+  PresenceRecord,
   Registry,
   StateChange,
 } from '../types.ts';
@@ -24,11 +26,16 @@ import { AUDIT_HEAD_KEY, auditKey, WriteQueue, type AuditHead, type QueueTransac
  *   a!<seq>                      AuditEntry (seq zero-padded to 12 digits)
  *   ad!<deviceId>!<seq>          index: a device's audit entries
  *   m!audit-head                 { seq, hash } of the last audit entry
+ *   p!<deviceId>                 PresenceRecord
  */
 const deviceKey = (id: string): string => `d!${id}`;
 const certKey = (serial: string): string => `c!${serial}`;
 const deviceCertKey = (record: CertificateRecord): string => `dc!${record.deviceId}!${record.issuedAt}!${record.serial}`;
 const revokedKey = (serial: string): string => `r!${serial}`;
+const presenceKey = (id: string): string => `p!${id}`;
+
+/** What a registry write job hands back: the device it changed and the serials it revoked. */
+type WriteOutcome = DeviceChange;
 
 /** Options of the LevelDB registry. */
 export interface LevelRegistryOptions {
@@ -37,7 +44,7 @@ export interface LevelRegistryOptions {
 
 /** The LevelDB implementation of {@link Registry}. One process holds the database lock. */
 export class LevelRegistry implements Registry {
-  private readonly listeners = new Set<(device: DeviceRecord) => void>();
+  private readonly listeners = new Set<(change: DeviceChange) => void>();
   private closed = false;
 
   private constructor(
@@ -120,7 +127,7 @@ export class LevelRegistry implements Registry {
 
   async commitIssuance(commit: IssuanceCommit): Promise<void> {
     this.ensureOpen();
-    await this.write(
+    await this.writeDevice(
       async (tx) => {
         const storedJson = await tx.get(deviceKey(commit.device.id));
         const stored = storedJson ? (JSON.parse(storedJson) as DeviceRecord) : undefined;
@@ -133,11 +140,13 @@ export class LevelRegistry implements Registry {
         tx.put(deviceKey(commit.device.id), JSON.stringify(commit.device));
         tx.put(certKey(commit.certificate.serial), JSON.stringify(commit.certificate));
         tx.put(deviceCertKey(commit.certificate), '');
+        const revokedSerials: string[] = [];
         if (commit.previous) {
-          await this.markCertificate(tx, commit.previous.serial, commit.previous.status, commit.previous.reason);
+          const revoked = await this.markCertificate(tx, commit.previous.serial, commit.previous.status, commit.previous.reason);
+          if (revoked) revokedSerials.push(commit.previous.serial);
         }
         tx.audit(commit.audit);
-        return commit.device;
+        return { device: commit.device, revokedSerials };
       },
       true,
     );
@@ -148,11 +157,11 @@ export class LevelRegistry implements Registry {
     serial: string,
     status: 'superseded' | 'revoked',
     reason: NonNullable<CertificateRecord['revocationReason']>,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const json = await tx.get(certKey(serial));
-    if (!json) return;
+    if (!json) return false;
     const record = JSON.parse(json) as CertificateRecord;
-    if (record.status === 'revoked') return;
+    if (record.status === 'revoked') return false;
     const updated: CertificateRecord =
       status === 'revoked'
         ? { ...record, status, revokedAt: this.now().toISOString(), revocationReason: reason }
@@ -162,18 +171,19 @@ export class LevelRegistry implements Registry {
       tx.put(revokedKey(serial), '');
       tx.audit({ type: 'cert-revoked', deviceId: record.deviceId, serial, detail: reason, actor: 'system' });
     }
+    return status === 'revoked';
   }
 
   async changeState(change: StateChange): Promise<DeviceRecord> {
     this.ensureOpen();
-    return this.write(async (tx) => {
+    return this.writeDevice(async (tx) => {
       const json = await tx.get(deviceKey(change.deviceId));
       if (!json) throw new RegistryError('REGISTRY_NOT_FOUND', `no device ${change.deviceId}`);
       const device = JSON.parse(json) as DeviceRecord;
       if (device.state === 'revoked') {
         throw new RegistryError('REGISTRY_INVALID_STATE', `device ${device.id} is revoked; revocation is final (reset it to re-enroll)`);
       }
-      if (device.state === change.to) return device;
+      if (device.state === change.to) return { device, revokedSerials: [] };
       const updated: DeviceRecord = {
         ...device,
         state: change.to,
@@ -181,18 +191,25 @@ export class LevelRegistry implements Registry {
         ...(change.to === 'enrolled' ? { stateReason: undefined } : { stateReason: change.reason ?? change.to }),
       };
       tx.put(deviceKey(device.id), JSON.stringify(updated));
+      const revokedSerials: string[] = [];
       if (change.to === 'revoked') {
-        await this.markCertificate(tx, device.certSerial, 'revoked', change.revocationReason ?? 'unspecified');
+        // Every certificate of the device still valid is revoked, superseded ones included. The
+        // current one is read through the transaction: it may have been issued in this round.
+        const serials = new Set([device.certSerial]);
+        for await (const key of this.db.keys({ gt: `dc!${device.id}!`, lt: `dc!${device.id}"` })) serials.add(key.slice(key.lastIndexOf('!') + 1));
+        for (const serial of serials) {
+          if (await this.markCertificate(tx, serial, 'revoked', change.revocationReason ?? 'unspecified')) revokedSerials.push(serial);
+        }
       }
       const type = change.to === 'enrolled' ? 'enabled' : change.to;
       tx.audit({ type, deviceId: device.id, serial: device.certSerial, detail: change.reason, actor: change.actor });
-      return updated;
+      return { device: updated, revokedSerials };
     }, true);
   }
 
   async resetDevice(deviceId: string, actor: string): Promise<DeviceRecord> {
     this.ensureOpen();
-    return this.write(async (tx) => {
+    return this.writeDevice(async (tx) => {
       const json = await tx.get(deviceKey(deviceId));
       if (!json) throw new RegistryError('REGISTRY_NOT_FOUND', `no device ${deviceId}`);
       const device = JSON.parse(json) as DeviceRecord;
@@ -200,7 +217,7 @@ export class LevelRegistry implements Registry {
       const updated: DeviceRecord = { ...device, state: 'enrolled', stateReason: undefined, resetPending: true, updatedAt: this.now().toISOString() };
       tx.put(deviceKey(deviceId), JSON.stringify(updated));
       tx.audit({ type: 'reset', deviceId, actor });
-      return updated;
+      return { device: updated, revokedSerials: [] };
     }, true);
   }
 
@@ -261,16 +278,28 @@ export class LevelRegistry implements Registry {
     return { ok: true, entries: expectedSeq - 1, head: prevHash };
   }
 
-  onDeviceChange(listener: (device: DeviceRecord) => void): () => void {
+  async recordPresence(updates: readonly PresenceRecord[]): Promise<void> {
+    this.ensureOpen();
+    if (updates.length === 0) return;
+    await this.queue.run(async (tx) => {
+      for (const update of updates) tx.put(presenceKey(update.deviceId), JSON.stringify(update));
+    }, { sync: false });
+  }
+
+  getPresence(deviceId: string): Promise<PresenceRecord | undefined> {
+    return this.readJson<PresenceRecord>(presenceKey(deviceId));
+  }
+
+  onDeviceChange(listener: (change: DeviceChange) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
-  /** Runs a job in the single writer; notifies listeners of device changes it made. */
-  private async write(job: (tx: QueueTransaction) => Promise<DeviceRecord>, sync: boolean): Promise<DeviceRecord> {
+  /** Runs a device job in the single writer; once on disk, tells listeners what changed. */
+  private async writeDevice(job: (tx: QueueTransaction) => Promise<WriteOutcome>, sync: boolean): Promise<DeviceRecord> {
     const { result } = await this.queue.run(job, { sync });
     for (const listener of this.listeners) listener(result);
-    return result;
+    return result.device;
   }
 
   async close(): Promise<void> {
