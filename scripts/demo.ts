@@ -46,7 +46,7 @@ const dataDir = await mkdtemp(join(tmpdir(), 'fleetgate-demo-'));
 const factoryDir = join(dataDir, 'factory');
 console.log(`fleetgate demo: data directory ${dataDir}`);
 await initDataDir({ dataDir });
-const server = await startServer({ dataDir, listen: { host: '127.0.0.1', estPort: 0 }, logger: pino({ level: 'warn' }) });
+const server = await startServer({ dataDir, listen: { host: '127.0.0.1', estPort: 0, mqttPort: 0, adminPort: 0, metricsPort: 0 }, logger: pino({ level: 'warn' }) });
 try {
   const layout = dataLayout(dataDir);
   const factory = await loadAuthorityFromDataDir(dataDir, 'factory');

@@ -154,12 +154,16 @@ test('the commands of docs/enrollment.md enroll, refuse and renew a device again
 
   const cwd = await tempDir(t, 'fleetgate-docs-');
   const port = await freePort();
+  const [mqttPort, adminPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     // `fleetgate` as the reader gets it after `npm install`; the guide also prepends
     // $PWD/node_modules/.bin, which from the temp directory does not exist.
     PATH: `${join(REPO_ROOT, 'node_modules', '.bin')}:${process.env.PATH ?? ''}`,
     EST_PORT: String(port),
+    MQTT_PORT: String(mqttPort),
+    ADMIN_PORT: String(adminPort),
+    METRICS_PORT: String(metricsPort),
     FLEETGATE_LOG_LEVEL: 'info',
   };
   // The guide's own defaults apply, not the caller's environment.

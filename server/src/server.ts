@@ -13,17 +13,21 @@ import { LevelRegistry } from './registry/level/level-registry.ts';
 import type { Registry } from './registry/types.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { X509Certificate } from 'node:crypto';
+import type { Server as NetServer } from 'node:net';
+import { createBroker } from './broker/broker-server.ts';
+import { Metrics } from './metrics/metrics.ts';
+import { createMetricsServer } from './metrics/metrics-server.ts';
 
 /** Where the listeners bind. Port 0 picks a free port (tests). */
 export interface ListenOptions {
   readonly host: string;
   readonly estPort: number;
-  /** Reserved for the MQTT broker listener. */
   readonly mqttPort: number;
   /** Reserved for the admin API listener. */
   readonly adminPort: number;
-  /** Reserved for the Prometheus metrics listener. */
   readonly metricsPort: number;
+  /** Where metrics listen; loopback unless told otherwise (they reveal fleet size). */
+  readonly metricsHost?: string;
 }
 
 export const DEFAULT_LISTEN: ListenOptions = {
@@ -48,9 +52,15 @@ export interface RunningServer {
   readonly registry: Registry;
   readonly authority: EnrollmentAuthority;
   readonly config: ServerConfig;
+  readonly metrics: Metrics;
   /** Base URL of the EST listener, e.g. https://127.0.0.1:8443 */
   readonly estUrl: string;
   readonly estPort: number;
+  /** URL of the MQTT listener, e.g. mqtts://127.0.0.1:8883 */
+  readonly mqttUrl: string;
+  readonly mqttPort: number;
+  /** URL of the Prometheus endpoint, e.g. http://127.0.0.1:9464/metrics */
+  readonly metricsUrl: string;
   /** Stops accepting, lets in-flight requests finish, closes the registry. */
   close(): Promise<void>;
 }
@@ -61,13 +71,25 @@ export const SHUTDOWN_GRACE_MS = 5_000;
 /** The listen backlog of every listener: connection storms must queue, not be refused. */
 export const LISTEN_BACKLOG = 4096;
 
-function listen(server: Server, port: number, host: string): Promise<number> {
+function listen(server: NetServer, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
       server.off('error', reject);
       resolve((server.address() as AddressInfo).port);
     });
+  });
+}
+
+/** Stops an HTTP(S) server: in-flight requests finish, a connection held past the grace is cut. */
+function closeHttpServer(server: Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+    server.close(() => {
+      clearTimeout(force);
+      resolve();
+    });
+    server.closeIdleConnections();
   });
 }
 
@@ -80,8 +102,12 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const issuing = await loadAuthorityFromDataDir(options.dataDir, 'issuing');
   const root = await readCertificateFile(layout.rootCert);
   const factory = new X509Certificate(await readCertificateFile(layout.authorityCert('factory')));
-  const registry = await LevelRegistry.open(layout.registry, { now: options.now });
+  const metrics = new Metrics();
+  const registry = await LevelRegistry.open(layout.registry, { now: options.now, onBatchWritten: (seconds) => metrics.registryWrite.observe(seconds) });
+  const closers: (() => Promise<void>)[] = [];
   try {
+    const serverKey = await readFile(layout.serverKey, 'utf8');
+    const serverCert = await readFile(layout.serverCert, 'utf8');
     const authority = new EnrollmentAuthority({
       issuing,
       registry,
@@ -93,36 +119,52 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       authority,
       limits: config.est,
       logger: logger.child({ component: 'est' }),
+      metrics,
       caCertificates: [issuing.certificate, root],
       tls: {
-        key: await readFile(layout.serverKey, 'utf8'),
-        cert: await readFile(layout.serverCert, 'utf8'),
+        key: serverKey,
+        cert: serverCert,
         clientCas: [toPem('CERTIFICATE', root), toPem('CERTIFICATE', issuing.certificate), toPem('CERTIFICATE', factory.raw)],
       },
     });
     const estPort = await listen(est, listenOptions.estPort, listenOptions.host);
-    const hostForUrl = listenOptions.host.includes(':') ? `[${listenOptions.host}]` : listenOptions.host;
-    const estUrl = `https://${hostForUrl}:${estPort}`;
-    logger.info({ estUrl, dataDir: options.dataDir }, 'fleetgate listening');
+    closers.push(() => closeHttpServer(est));
+
+    const broker = await createBroker({
+      registry,
+      issuing: issuing.x509,
+      config: config.broker,
+      logger: logger.child({ component: 'broker' }),
+      metrics,
+      tls: { key: serverKey, cert: serverCert, clientCas: [toPem('CERTIFICATE', root), toPem('CERTIFICATE', issuing.certificate)] },
+    });
+    closers.unshift(() => broker.close());
+    const mqttPort = await listen(broker.server, listenOptions.mqttPort, listenOptions.host);
+
+    const metricsServer = createMetricsServer(metrics, registry, logger.child({ component: 'metrics' }));
+    const metricsHost = listenOptions.metricsHost ?? listenOptions.host;
+    const metricsPort = await listen(metricsServer.server, listenOptions.metricsPort, metricsHost);
+    closers.unshift(() => metricsServer.close());
+
+    const urlHost = (host: string): string => (host.includes(':') ? `[${host}]` : host);
+    const estUrl = `https://${urlHost(listenOptions.host)}:${estPort}`;
+    const mqttUrl = `mqtts://${urlHost(listenOptions.host)}:${mqttPort}`;
+    const metricsUrl = `http://${urlHost(metricsHost)}:${metricsPort}/metrics`;
+    logger.info({ estUrl, mqttUrl, metricsUrl, dataDir: options.dataDir }, 'fleetgate listening');
     let closing: Promise<void> | undefined;
     return {
       registry,
       authority,
       config,
+      metrics,
       estUrl,
       estPort,
+      mqttUrl,
+      mqttPort,
+      metricsUrl,
       close() {
         closing ??= (async () => {
-          await new Promise<void>((resolve) => {
-            // In-flight requests finish; a client that holds a connection open past the grace
-            // period is cut so shutdown always ends.
-            const force = setTimeout(() => est.closeAllConnections(), SHUTDOWN_GRACE_MS);
-            est.close(() => {
-              clearTimeout(force);
-              resolve();
-            });
-            est.closeIdleConnections();
-          });
+          for (const close of closers) await close();
           await registry.close();
           logger.info('fleetgate stopped');
         })();
@@ -130,6 +172,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       },
     };
   } catch (error) {
+    for (const close of closers) await close().catch(() => undefined);
     await registry.close();
     throw error;
   }

@@ -36,10 +36,16 @@ export interface Fleet extends DataDir {
 }
 
 /** Test configuration: defaults with limits high enough for bursts. */
-export function testConfig(overrides: { enrollment?: Partial<ServerConfig['enrollment']>; est?: Partial<ServerConfig['est']> } = {}): ServerConfig {
+export function testConfig(
+  overrides: { enrollment?: Partial<ServerConfig['enrollment']>; est?: Partial<ServerConfig['est']>; brokerLimits?: Partial<ServerConfig['broker']['limits']>; topics?: ServerConfig['broker']['topics'] } = {},
+): ServerConfig {
   return {
     enrollment: { ...DEFAULT_CONFIG.enrollment, ...overrides.enrollment },
     est: { ...DEFAULT_CONFIG.est, perIdentityPerMinute: 1000, ...overrides.est },
+    broker: {
+      topics: overrides.topics ?? DEFAULT_CONFIG.broker.topics,
+      limits: { ...DEFAULT_CONFIG.broker.limits, presenceFlushMs: 100, ...overrides.brokerLimits },
+    },
   };
 }
 
@@ -56,7 +62,7 @@ export async function startFleet(t: ExecutionContext, options: { config?: Server
   const data = options.dataDir ?? (await makeDataDir(t));
   const server = await startServer({
     dataDir: data.dir,
-    listen: { host: '127.0.0.1', estPort: 0 },
+    listen: { host: '127.0.0.1', estPort: 0, mqttPort: 0, adminPort: 0, metricsPort: 0 },
     logger: pino({ level: process.env.FLEETGATE_TEST_LOG ?? 'silent' }),
     config: options.config ?? testConfig(),
     now: options.now,

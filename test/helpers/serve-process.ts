@@ -20,7 +20,7 @@ export interface ServeProcess {
 /** Starts `fleetgate serve` as a separate process and waits until EST answers. */
 export async function startServeProcess(t: ExecutionContext, dataDir: string, rootPem: string): Promise<ServeProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, [FLEETGATE_BIN, 'serve', '--data', dataDir, '--host', '127.0.0.1', '--est-port', String(port)], {
+  const child = spawn(process.execPath, [FLEETGATE_BIN, 'serve', '--data', dataDir, '--host', '127.0.0.1', '--est-port', String(port), '--mqtt-port', '0', '--admin-port', '0', '--metrics-port', '0'], {
     env: { ...process.env, FLEETGATE_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -43,10 +43,51 @@ export interface EstLimits {
   readonly requestTimeoutMs: number;
 }
 
+/** Topic filters a device may publish or subscribe to; `{id}` and `{model}` are substituted. */
+export interface TopicRules {
+  readonly publish: readonly string[];
+  readonly subscribe: readonly string[];
+}
+
+/** Topic permissions: the default for every device, plus what each model adds. */
+export interface TopicPolicy {
+  readonly default: TopicRules;
+  readonly models: Readonly<Record<string, Partial<TopicRules>>>;
+}
+
+/** Limits of the MQTT broker. */
+export interface BrokerLimits {
+  readonly maxConnections: number;
+  /** New TCP connections per second on the listener (excess is closed before the TLS handshake). */
+  readonly connectionsPerSecond: number;
+  readonly connectionBurst: number;
+  /** Largest MQTT packet accepted; a larger one closes the connection. */
+  readonly maxPacketBytes: number;
+  readonly keepaliveMinSeconds: number;
+  readonly keepaliveMaxSeconds: number;
+  /** QoS 2 messages a client may have in flight towards the broker. */
+  readonly maxInflight: number;
+  readonly maxTopicLevels: number;
+  /** Messages per second one client may publish; beyond it the broker stops reading (backpressure). */
+  readonly messagesPerSecond: number;
+  readonly messageBurst: number;
+  /** Time allowed between TCP accept and CONNECT. */
+  readonly connectTimeoutMs: number;
+  /** How often presence is written to the registry. */
+  readonly presenceFlushMs: number;
+}
+
+/** Broker configuration. */
+export interface BrokerConfig {
+  readonly topics: TopicPolicy;
+  readonly limits: BrokerLimits;
+}
+
 /** Server configuration, `<data>/config.json`. Every field has a default. */
 export interface ServerConfig {
   readonly enrollment: EnrollmentPolicy;
   readonly est: EstLimits;
+  readonly broker: BrokerConfig;
 }
 
 const DAY = 86_400;
@@ -72,6 +113,30 @@ export const DEFAULT_CONFIG: ServerConfig = {
     perIdentityPerMinute: 10,
     maxConcurrent: 512,
     requestTimeoutMs: 15_000,
+  },
+  broker: {
+    topics: {
+      default: { publish: ['devices/{id}/#'], subscribe: ['devices/{id}/#'] },
+      models: {
+        thermostat: { subscribe: ['fleet/thermostat/commands'] },
+        camera: { publish: ['devices/{id}/events/#'] },
+        car: {},
+      },
+    },
+    limits: {
+      maxConnections: 50_000,
+      connectionsPerSecond: 2000,
+      connectionBurst: 4000,
+      maxPacketBytes: 256 * 1024,
+      keepaliveMinSeconds: 1,
+      keepaliveMaxSeconds: 1200,
+      maxInflight: 100,
+      maxTopicLevels: 16,
+      messagesPerSecond: 500,
+      messageBurst: 1000,
+      connectTimeoutMs: 10_000,
+      presenceFlushMs: 1000,
+    },
   },
 };
 
@@ -103,7 +168,7 @@ function modelPolicy(value: unknown, path: string, base: ModelPolicy): ModelPoli
 export function mergeConfig(partial: unknown, base: ServerConfig = DEFAULT_CONFIG): ServerConfig {
   if (partial === undefined) return base;
   if (typeof partial !== 'object' || partial === null) throw new ConfigError('the configuration must be a JSON object');
-  const raw = partial as { enrollment?: Record<string, unknown>; est?: Record<string, unknown> };
+  const raw = partial as { enrollment?: Record<string, unknown>; est?: Record<string, unknown>; broker?: unknown };
   const enrollment = { ...base.enrollment } as { -readonly [K in keyof EnrollmentPolicy]: EnrollmentPolicy[K] };
   const e = raw.enrollment ?? {};
   if (e.keyKinds !== undefined) {
@@ -147,9 +212,55 @@ export function mergeConfig(partial: unknown, base: ServerConfig = DEFAULT_CONFI
     est[key as keyof EstLimits] = positiveNumber(value, `est.${key}`);
   }
   for (const key of Object.keys(raw)) {
-    if (key !== 'enrollment' && key !== 'est') throw new ConfigError(`${key} is not a known section`);
+    if (!['enrollment', 'est', 'broker'].includes(key)) throw new ConfigError(`${key} is not a known section`);
   }
-  return { enrollment, est };
+  return { enrollment, est, broker: mergeBroker(raw.broker, base.broker) };
+}
+
+function topicList(value: unknown, path: string): string[] {
+  if (!Array.isArray(value) || value.some((entry) => typeof entry !== 'string' || entry.length === 0)) {
+    throw new ConfigError(`${path} must be a list of topic filters`);
+  }
+  for (const filter of value as string[]) {
+    const levels = filter.split('/');
+    const hashAt = levels.indexOf('#');
+    const badLevel = levels.some(
+      (level) => (level.length > 1 && /[#+]/.test(level)) || (level !== '{id}' && level !== '{model}' && /[{}]/.test(level)),
+    );
+    if ((hashAt !== -1 && hashAt !== levels.length - 1) || badLevel) {
+      throw new ConfigError(`${path}: "${filter}" is not a valid topic filter template ('+' and '#' as whole levels, '#' last, {id} and {model} as whole levels)`);
+    }
+  }
+  return value as string[];
+}
+
+function mergeBroker(partial: unknown, base: BrokerConfig): BrokerConfig {
+  if (partial === undefined) return base;
+  if (typeof partial !== 'object' || partial === null) throw new ConfigError('broker must be an object');
+  const raw = partial as { topics?: { default?: Record<string, unknown>; models?: Record<string, Record<string, unknown>> }; limits?: Record<string, unknown> };
+  const limits = { ...base.limits } as { -readonly [K in keyof BrokerLimits]: BrokerLimits[K] };
+  for (const [key, value] of Object.entries(raw.limits ?? {})) {
+    if (!(key in base.limits)) throw new ConfigError(`broker.limits.${key} is not a known setting`);
+    if (key === 'keepaliveMinSeconds' && value === 0) {
+      limits.keepaliveMinSeconds = 0;
+      continue;
+    }
+    limits[key as keyof BrokerLimits] = positiveNumber(value, `broker.limits.${key}`);
+  }
+  if (limits.keepaliveMinSeconds > limits.keepaliveMaxSeconds) throw new ConfigError('broker.limits.keepaliveMinSeconds exceeds keepaliveMaxSeconds');
+  const topics = raw.topics;
+  const defaults: TopicRules = {
+    publish: topics?.default?.publish === undefined ? base.topics.default.publish : topicList(topics.default.publish, 'broker.topics.default.publish'),
+    subscribe: topics?.default?.subscribe === undefined ? base.topics.default.subscribe : topicList(topics.default.subscribe, 'broker.topics.default.subscribe'),
+  };
+  const models: Record<string, Partial<TopicRules>> = { ...base.topics.models };
+  for (const [model, rules] of Object.entries(topics?.models ?? {})) {
+    models[model] = {
+      ...(rules.publish === undefined ? {} : { publish: topicList(rules.publish, `broker.topics.models.${model}.publish`) }),
+      ...(rules.subscribe === undefined ? {} : { subscribe: topicList(rules.subscribe, `broker.topics.models.${model}.subscribe`) }),
+    };
+  }
+  return { topics: { default: defaults, models }, limits };
 }
 
 /** Loads `<data>/config.json` if it exists, over the defaults. */

@@ -5,8 +5,9 @@ import { EST_PREFIX } from '@fleetgate/device-sdk/protocol';
 import type { EnrollmentAuthority } from '../authority/enrollment-authority.ts';
 import { EnrollmentError } from '../authority/errors.ts';
 import type { EstLimits } from '../config/config.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import { sendError } from './http-io.ts';
-import { KeyedRateLimiter, TokenBucket } from './rate-limiter.ts';
+import { KeyedRateLimiter, TokenBucket } from '../rate-limiter.ts';
 import { cacerts } from './routes/cacerts.ts';
 import { csrattrs } from './routes/csrattrs.ts';
 import { simpleenroll } from './routes/simpleenroll.ts';
@@ -28,6 +29,7 @@ export interface EstServerOptions {
   readonly tls: EstTls;
   readonly limits: EstLimits;
   readonly logger: Logger;
+  readonly metrics: Metrics;
   readonly caCertificates: readonly Buffer[];
 }
 
@@ -45,6 +47,7 @@ export function createEstServer(options: EstServerOptions): Server {
     authority: options.authority,
     limits: options.limits,
     logger: options.logger,
+    metrics: options.metrics,
     caCertificates: options.caCertificates,
     globalLimiter: new TokenBucket(options.limits.ratePerSecond, options.limits.rateBurst),
     identityLimiter: new KeyedRateLimiter(options.limits.perIdentityPerMinute),

@@ -22,6 +22,7 @@ export async function handleIssuance(
 ): Promise<void> {
   let client: ClientCredential | undefined;
   let reachedAuthority = false;
+  const stopTimer = context.metrics.enrollmentDuration.startTimer({ operation });
   try {
     client = clientCredential(request.socket as TLSSocket);
     const identity = deviceClaims(client.certificate)?.deviceId ?? client.certificate.fingerprint256;
@@ -35,9 +36,12 @@ export async function handleIssuance(
     reachedAuthority = true; // from here on the authority audits its own refusals
     const result = await issue(client, csr);
     sendBase64(response, MEDIA_TYPES.certsOnly, certsOnly([result.certificate, ...result.chain]));
+    stopTimer();
+    context.metrics.enrollments.inc({ operation, result: 'issued', code: '' });
     context.logger.info({ operation, deviceId: result.deviceId, serial: result.serial, notAfter: result.notAfter }, 'certificate issued');
   } catch (error) {
     if (!(error instanceof EnrollmentError)) throw error;
+    context.metrics.enrollments.inc({ operation, result: 'refused', code: error.code });
     if (!reachedAuthority && error.code !== 'ENROLL_RATE_LIMITED') {
       await context.authority.auditRefusal(client, operation, error).catch((auditError: unknown) => {
         context.logger.error({ err: auditError }, 'could not audit a refusal');

@@ -40,6 +40,8 @@ type WriteOutcome = DeviceChange;
 /** Options of the LevelDB registry. */
 export interface LevelRegistryOptions {
   readonly now?: () => Date;
+  /** Observes the duration of every batch write (metrics). */
+  readonly onBatchWritten?: (seconds: number) => void;
 }
 
 /** The LevelDB implementation of {@link Registry}. One process holds the database lock. */
@@ -72,7 +74,7 @@ export class LevelRegistry implements Registry {
       get: (key: string) => db.get(key),
       batch: (ops: WriteOp[], batchOptions: { sync: boolean }) => db.batch(ops.map((op) => ({ ...op })), batchOptions),
     };
-    return new LevelRegistry(db, new WriteQueue(store, head, now), now);
+    return new LevelRegistry(db, new WriteQueue(store, head, now, 256, options.onBatchWritten), now);
   }
 
   private ensureOpen(): void {

@@ -84,6 +84,7 @@ export class WriteQueue {
     private head: AuditHead,
     private readonly now: () => Date = () => new Date(),
     private readonly maxRound = 256,
+    private readonly onBatchWritten?: (seconds: number) => void,
   ) {}
 
   /** Current audit head (seq of the last entry and its hash). */
@@ -148,7 +149,9 @@ export class WriteQueue {
     }
     if (succeeded.length === 0) return;
     try {
+      const started = performance.now();
       await this.store.batch(batch, { sync });
+      this.onBatchWritten?.((performance.now() - started) / 1000);
     } catch (error) {
       for (const { job } of succeeded) job.reject(error);
       return;

@@ -1,0 +1,176 @@
+import { Aedes, type Client } from 'aedes';
+import type { X509Certificate } from 'node:crypto';
+import { createServer, type Server, type TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { BrokerConfig } from '../config/config.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import { TokenBucket } from '../rate-limiter.ts';
+import type { DeviceChange, Registry } from '../registry/types.ts';
+import { TLS_SERVER_DEFAULTS } from '../tls/defaults.ts';
+import { DeviceAccess } from './device-access.ts';
+import type { BrokerErrorCode } from './errors.ts';
+import { createAuthenticate } from './hooks/authenticate.ts';
+import { createAuthorizePublish } from './hooks/authorize-publish.ts';
+import { createAuthorizeSubscribe } from './hooks/authorize-subscribe.ts';
+import type { HookContext } from './hooks/context.ts';
+import { createPreConnect } from './hooks/pre-connect.ts';
+import { guardPacketSize } from './packet-guard.ts';
+import { PresenceRecorder } from './presence.ts';
+import { SessionTable } from './sessions.ts';
+
+export interface BrokerOptions {
+  readonly registry: Registry;
+  /** The device-issuing CA: only its certificates may connect. */
+  readonly issuing: X509Certificate;
+  readonly config: BrokerConfig;
+  readonly tls: { readonly key: string; readonly cert: string; readonly clientCas: readonly string[] };
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
+/** The MQTT broker: aedes behind a TLS listener, with fleetgate's hooks. */
+export interface Broker {
+  readonly server: Server;
+  readonly aedes: Aedes;
+  /** Closes the listener and every session, flushes presence. */
+  close(): Promise<void>;
+}
+
+/** How often sessions whose certificate has expired meanwhile are closed. */
+const EXPIRY_SWEEP_MS = 30_000;
+
+/** Builds the broker; the caller makes `server` listen. */
+export async function createBroker(options: BrokerOptions): Promise<Broker> {
+  const { config, logger, metrics } = options;
+  const sessions = new SessionTable();
+  const presence = new PresenceRecorder(options.registry, config.limits.presenceFlushMs, logger);
+  let aedes: Aedes | undefined;
+
+  // Revocation and disabling take effect on live sessions as soon as the registry has them.
+  const enforce = (change: DeviceChange): void => {
+    const client = sessions.clientOf(change.device.id);
+    const session = client ? sessions.get(client) : undefined;
+    if (!client || !session) return;
+    const serialRevoked = change.revokedSerials.includes(session.identity.serial);
+    if (change.device.state !== 'enrolled' || serialRevoked) {
+      const code: BrokerErrorCode = change.device.state === 'disabled' ? 'BROKER_DEVICE_DISABLED' : change.device.state === 'revoked' ? 'BROKER_DEVICE_REVOKED' : 'BROKER_CERT_REVOKED';
+      metrics.mqttRefusals.inc({ code });
+      logger.info({ code, deviceId: change.device.id }, 'live session closed');
+      client.close();
+    }
+  };
+  const access = await DeviceAccess.load(options.registry, enforce);
+
+  const context: HookContext = {
+    issuing: options.issuing,
+    access,
+    sessions,
+    config,
+    logger,
+    refused: (code) => metrics.mqttRefusals.inc({ code }),
+    connectedClients: () => aedes?.connectedClients ?? 0,
+  };
+  aedes = await Aedes.createBroker({
+    connectTimeout: config.limits.connectTimeoutMs,
+    maxInflightInbound: config.limits.maxInflight,
+    maxTopicLevels: Math.min(100, config.limits.maxTopicLevels),
+    // A subscriber that stops reading must not stall delivery to everyone else.
+    drainTimeout: 30_000,
+    preConnect: createPreConnect(context),
+    authenticate: createAuthenticate(context),
+    authorizePublish: createAuthorizePublish(context),
+    authorizeSubscribe: createAuthorizeSubscribe(context),
+    authorizeForward: (_client, packet) => {
+      metrics.mqttMessagesOut.inc();
+      return packet;
+    },
+  });
+  const broker = aedes;
+
+  broker.on('clientReady', (client: Client) => {
+    const session = sessions.get(client);
+    metrics.mqttConnects.inc();
+    metrics.mqttConnected.set(broker.connectedClients);
+    if (session) presence.connected(session.identity.deviceId, session.peer);
+  });
+  broker.on('clientDisconnect', (client: Client) => {
+    metrics.mqttConnected.set(broker.connectedClients);
+    const session = sessions.delete(client);
+    if (session && !sessions.clientOf(session.identity.deviceId)) presence.disconnected(session.identity.deviceId);
+  });
+  broker.on('publish', (_packet, client) => {
+    if (!client) return;
+    metrics.mqttMessagesIn.inc();
+    const session = sessions.get(client);
+    if (session) presence.seen(session.identity.deviceId);
+  });
+  broker.on('ping', (_packet, client) => {
+    const session = sessions.get(client);
+    if (session) presence.seen(session.identity.deviceId);
+  });
+  broker.on('clientError', (client: Client, error: Error) => {
+    logger.debug({ clientId: client.id, err: error }, 'client error');
+  });
+  broker.on('connectionError', (client: Client, error: Error) => {
+    logger.debug({ clientId: client.id, err: error }, 'connection error');
+  });
+
+  const connectionRate = new TokenBucket(config.limits.connectionsPerSecond, config.limits.connectionBurst);
+  const server = createServer({
+    ...TLS_SERVER_DEFAULTS,
+    key: options.tls.key,
+    cert: options.tls.cert,
+    ca: [...options.tls.clientCas],
+    // Decide in authenticate, where a refusal becomes CONNACK 5 instead of a reset the client
+    // would retry forever (see DESIGN pitfalls).
+    requestCert: true,
+    rejectUnauthorized: false,
+    noDelay: true,
+  });
+  // A hard ceiling above the MQTT limit, so a flood of half-open sockets cannot exhaust file
+  // descriptors; between the two, refusals are polite CONNACK 3.
+  server.maxConnections = config.limits.maxConnections + Math.max(100, Math.ceil(config.limits.maxConnections / 10));
+  server.on('connection', (socket) => {
+    // Shed excess connection attempts before the TLS handshake, where they are cheapest.
+    if (connectionRate.take() > 0) {
+      metrics.mqttRefusals.inc({ code: 'BROKER_RATE_SHED' });
+      socket.destroy();
+    }
+  });
+  server.on('secureConnection', (socket: TLSSocket) => {
+    const client = broker.handle(socket);
+    guardPacketSize(client, config.limits.maxPacketBytes, (size) => {
+      metrics.mqttRefusals.inc({ code: 'BROKER_PACKET_TOO_LARGE' });
+      logger.info({ code: 'BROKER_PACKET_TOO_LARGE', clientId: client.id, size }, 'connection closed');
+    });
+  });
+  server.on('tlsClientError', (error) => logger.debug({ err: error }, 'MQTT TLS handshake failed'));
+
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    for (const [client, session] of sessions.live()) {
+      if (session.identity.notAfter <= now) {
+        metrics.mqttRefusals.inc({ code: 'BROKER_CERT_EXPIRED' });
+        client.close();
+      }
+    }
+  }, EXPIRY_SWEEP_MS);
+  sweep.unref();
+
+  let closing: Promise<void> | undefined;
+  return {
+    server,
+    aedes: broker,
+    close() {
+      closing ??= (async () => {
+        clearInterval(sweep);
+        access.close();
+        const listenerClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+        await new Promise<void>((resolve) => broker.close(() => resolve()));
+        await listenerClosed;
+        await presence.close();
+      })();
+      return closing;
+    },
+  };
+}

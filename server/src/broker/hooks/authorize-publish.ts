@@ -1,0 +1,40 @@
+import type { Client, PublishPacket } from 'aedes';
+import { BrokerError } from '../errors.ts';
+import { topicMatches, topicProblem } from '../topic-acl.ts';
+import type { HookContext } from './context.ts';
+
+/**
+ * PUBLISH authorization, deny by default: the topic must match one of the device's publish
+ * rules (its own namespace, plus what its model adds). Retained messages and wills pass through
+ * here too. A refused publish closes the connection (MQTT-3.3.5-2 gives 3.1.1 no other way to
+ * refuse) and is logged and counted.
+ *
+ * Rate: each client has a token bucket; when it is empty the callback is delayed, which stops
+ * aedes reading from that socket, so a flooding client is slowed by TCP backpressure instead of
+ * growing the broker's queues.
+ */
+export function createAuthorizePublish(context: HookContext) {
+  return (client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void): void => {
+    if (!client) {
+      // A will published after its client is gone: it was checked when the client connected.
+      callback(null);
+      return;
+    }
+    const session = context.sessions.get(client);
+    const problem = topicProblem(packet.topic, 'name', context.config.limits.maxTopicLevels);
+    let error: BrokerError | undefined;
+    if (!session) error = new BrokerError('BROKER_PUBLISH_DENIED', 'no authenticated session');
+    else if (problem) error = new BrokerError('BROKER_TOPIC_INVALID', problem);
+    else if (packet.payload.length > context.config.limits.maxPacketBytes) error = new BrokerError('BROKER_PACKET_TOO_LARGE', `${packet.payload.length} bytes`);
+    else if (!session.rules.publish.some((filter) => topicMatches(filter, packet.topic))) error = new BrokerError('BROKER_PUBLISH_DENIED', packet.topic);
+    if (error) {
+      context.refused(error.code);
+      context.logger.info({ code: error.code, reason: error.message, clientId: client.id, topic: packet.topic }, 'publish refused');
+      callback(error);
+      return;
+    }
+    const wait = (session as NonNullable<typeof session>).messages.take();
+    if (wait === 0) callback(null);
+    else setTimeout(() => callback(null), Math.ceil(wait * 1000));
+  };
+}

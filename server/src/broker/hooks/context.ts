@@ -1,0 +1,19 @@
+import type { X509Certificate } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { BrokerConfig } from '../../config/config.ts';
+import type { DeviceAccess } from '../device-access.ts';
+import type { BrokerErrorCode } from '../errors.ts';
+import type { SessionTable } from '../sessions.ts';
+
+/** What every broker hook needs. */
+export interface HookContext {
+  readonly issuing: X509Certificate;
+  readonly access: DeviceAccess;
+  readonly sessions: SessionTable;
+  readonly config: BrokerConfig;
+  readonly logger: Logger;
+  /** Counts a refusal by code (metrics). */
+  readonly refused: (code: BrokerErrorCode) => void;
+  /** Number of connected clients right now. */
+  readonly connectedClients: () => number;
+}

@@ -1,0 +1,60 @@
+import type { Logger } from 'pino';
+import type { PresenceRecord, Registry } from '../registry/types.ts';
+
+/**
+ * Connection presence, collected in memory and written to the registry in one batch per
+ * interval: a busy fleet touches "last seen" thousands of times a second, the registry once.
+ */
+export class PresenceRecorder {
+  private readonly dirty = new Map<string, PresenceRecord>();
+  private readonly timer: NodeJS.Timeout;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly registry: Registry,
+    flushMs: number,
+    private readonly logger: Logger,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    this.timer = setInterval(() => void this.flush(), flushMs);
+    this.timer.unref();
+  }
+
+  connected(deviceId: string, peer: string | undefined): void {
+    const time = this.now().toISOString();
+    this.dirty.set(deviceId, { deviceId, connected: true, lastSeen: time, connectedAt: time, peer });
+  }
+
+  disconnected(deviceId: string): void {
+    const time = this.now().toISOString();
+    const previous = this.dirty.get(deviceId);
+    this.dirty.set(deviceId, { ...previous, deviceId, connected: false, lastSeen: time, disconnectedAt: time });
+  }
+
+  /** The device was heard from (a message or a ping). */
+  seen(deviceId: string): void {
+    const previous = this.dirty.get(deviceId);
+    const time = this.now().toISOString();
+    this.dirty.set(deviceId, previous ? { ...previous, lastSeen: time } : { deviceId, connected: true, lastSeen: time });
+  }
+
+  /** Writes what changed since the last flush. */
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(async () => {
+      if (this.dirty.size === 0) return;
+      const batch = [...this.dirty.values()];
+      this.dirty.clear();
+      // Merge with what is stored, so a "seen" update keeps connectedAt/peer of the connection.
+      const merged = await Promise.all(
+        batch.map(async (update) => ({ ...(await this.registry.getPresence(update.deviceId)), ...update })),
+      );
+      await this.registry.recordPresence(merged).catch((error: unknown) => this.logger.error({ err: error }, 'presence write failed'));
+    });
+    return this.flushing;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
+  }
+}

@@ -1,0 +1,64 @@
+import type { Client } from 'aedes';
+import type { DeviceTopicRules } from './topic-acl.ts';
+import type { PeerIdentity } from './peer-identity.ts';
+import type { TokenBucket } from '../rate-limiter.ts';
+
+/** What the broker knows about an authenticated connection. */
+export interface DeviceSession {
+  readonly identity: PeerIdentity;
+  readonly model: string;
+  readonly rules: DeviceTopicRules;
+  /** Publish rate of this client (backpressure beyond it). */
+  readonly messages: TokenBucket;
+  readonly peer: string | undefined;
+}
+
+/** What preConnect saw in the CONNECT packet, for authenticate to check. */
+export interface PendingConnect {
+  readonly keepalive: number;
+  readonly willTopic: string | undefined;
+}
+
+/**
+ * Authenticated sessions by aedes client, and by device id for live revocation. A WeakMap keeps
+ * the per-client state off aedes' objects and lets it go with the client.
+ */
+export class SessionTable {
+  private readonly byClient = new WeakMap<Client, DeviceSession>();
+  private readonly byDevice = new Map<string, Client>();
+  readonly pending = new WeakMap<Client, PendingConnect>();
+
+  set(client: Client, session: DeviceSession): void {
+    this.byClient.set(client, session);
+    this.byDevice.set(session.identity.deviceId, client);
+  }
+
+  get(client: Client): DeviceSession | undefined {
+    return this.byClient.get(client);
+  }
+
+  /** The live client of a device (the newest, after a takeover). */
+  clientOf(deviceId: string): Client | undefined {
+    return this.byDevice.get(deviceId);
+  }
+
+  /** Forgets a client; keeps a newer client of the same device. */
+  delete(client: Client): DeviceSession | undefined {
+    const session = this.byClient.get(client);
+    if (session && this.byDevice.get(session.identity.deviceId) === client) this.byDevice.delete(session.identity.deviceId);
+    this.byClient.delete(client);
+    return session;
+  }
+
+  /** Live sessions, one per device. */
+  *live(): IterableIterator<[Client, DeviceSession]> {
+    for (const client of this.byDevice.values()) {
+      const session = this.byClient.get(client);
+      if (session) yield [client, session];
+    }
+  }
+
+  get size(): number {
+    return this.byDevice.size;
+  }
+}

@@ -1,0 +1,72 @@
+import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Every Prometheus metric fleetgate exports, in one place so names stay consistent.
+ * One instance per server (tests start several servers in one process).
+ */
+export class Metrics {
+  readonly registry = new PromRegistry();
+
+  readonly enrollments = new Counter({
+    name: 'fleetgate_enrollments_total',
+    help: 'EST enrollment requests by operation, result and error code',
+    labelNames: ['operation', 'result', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly enrollmentDuration = new Histogram({
+    name: 'fleetgate_enrollment_duration_seconds',
+    help: 'Time to process an EST issuance request (parse, verify, sign, record)',
+    labelNames: ['operation'] as const,
+    buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
+
+  readonly mqttConnected = new Gauge({
+    name: 'fleetgate_mqtt_connected_devices',
+    help: 'Devices connected to the MQTT broker now',
+    registers: [this.registry],
+  });
+
+  readonly mqttConnects = new Counter({
+    name: 'fleetgate_mqtt_connects_total',
+    help: 'Accepted MQTT connections',
+    registers: [this.registry],
+  });
+
+  readonly mqttRefusals = new Counter({
+    name: 'fleetgate_mqtt_refusals_total',
+    help: 'MQTT refusals (connections, publishes, subscriptions) by reason code',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly mqttMessagesIn = new Counter({
+    name: 'fleetgate_mqtt_messages_in_total',
+    help: 'PUBLISH packets received from devices',
+    registers: [this.registry],
+  });
+
+  readonly mqttMessagesOut = new Counter({
+    name: 'fleetgate_mqtt_messages_out_total',
+    help: 'PUBLISH packets delivered to subscribers',
+    registers: [this.registry],
+  });
+
+  readonly certificatesExpiringSoon = new Gauge({
+    name: 'fleetgate_certificates_expiring_7d',
+    help: 'Enrolled devices whose current certificate expires within 7 days',
+    registers: [this.registry],
+  });
+
+  readonly registryWrite = new Histogram({
+    name: 'fleetgate_registry_write_seconds',
+    help: 'Registry batch write latency (one batch may hold many operations)',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+    registers: [this.registry],
+  });
+
+  constructor(options: { processMetrics?: boolean } = {}) {
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'fleetgate_' });
+  }
+}
