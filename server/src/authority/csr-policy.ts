@@ -11,7 +11,6 @@ const PKI_TO_ENROLL = {
   PKI_CSR_SIGNATURE: 'ENROLL_CSR_SIGNATURE',
   PKI_CSR_ALGORITHM: 'ENROLL_CSR_ALGORITHM',
   PKI_KEY_POLICY: 'ENROLL_KEY_POLICY',
-  PKI_EXTENSION_REFUSED: 'ENROLL_EXTENSION_REFUSED',
 } as const;
 
 /** Parses the CSR and checks proof of possession; PKI errors become enrollment errors. */

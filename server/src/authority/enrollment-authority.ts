@@ -1,4 +1,4 @@
-import type { X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { deviceIdentityUri } from '@fleetgate/device-sdk/protocol';
 import { policyForModel, type EnrollmentPolicy } from '../config/config.ts';
 import { issueCertificate, isIssuedBy, type CertificateAuthority } from '../pki/ca.ts';
@@ -66,6 +66,10 @@ export class EnrollmentAuthority {
       const grant = this.authorizeBootstrap(client.certificate);
       const csr = validateCsr(csrDer, grant.deviceId, this.options.policy);
       const device = await this.options.registry.getDevice(grant.deviceId);
+      // A reset asks for a new certificate line, so it never resends the old certificate.
+      const sameLine = device !== undefined && grant.bootstrapKey === device.bootstrap.key && device.renewals === 0 && !device.resetPending;
+      const resend = await this.lostAnswerRetry(device, sameLine, csr.subjectPublicKeyInfo, client, 'simpleenroll');
+      if (resend) return resend;
       const previous = this.checkBootstrapEnrollment(device, grant);
       const issued = await this.issue(grant.deviceId, grant.model, csr.subjectPublicKeyInfo);
       const timestamp = this.now().toISOString();
@@ -79,6 +83,7 @@ export class EnrollmentAuthority {
         enrollments: (device?.enrollments ?? 0) + 1,
         renewals: device?.renewals ?? 0,
         resetPending: false,
+        enrolledAt: timestamp,
         createdAt: device?.createdAt ?? timestamp,
         updatedAt: timestamp,
       };
@@ -121,13 +126,21 @@ export class EnrollmentAuthority {
       }
       this.checkDeviceState(device);
       if (record.status === 'revoked') throw new EnrollmentError('ENROLL_DEVICE_REVOKED', 'this certificate has been revoked');
+      if (serial !== device.certSerial) {
+        const resend = await this.lostAnswerRetry(device, serial === device.previousSerial, csr.subjectPublicKeyInfo, client, 'simplereenroll');
+        if (resend) return resend;
+        // A superseded key (perhaps a stolen one) cannot keep a device line alive.
+        throw new EnrollmentError('ENROLL_CERT_SUPERSEDED', 'this certificate has been replaced by a renewal; renew with the current certificate');
+      }
       const issued = await this.issue(device.id, device.model, csr.subjectPublicKeyInfo);
+      const now = this.now();
       const updated: DeviceRecord = {
         ...device,
         certSerial: issued.serial,
         certNotAfter: issued.notAfter.toISOString(),
         renewals: device.renewals + 1,
-        updatedAt: this.now().toISOString(),
+        previousSerial: serial,
+        updatedAt: now.toISOString(),
       };
       await this.commit({
         kind: 'renew',
@@ -155,6 +168,29 @@ export class EnrollmentAuthority {
   private checkDeviceState(device: DeviceRecord): void {
     if (device.state === 'revoked') throw new EnrollmentError('ENROLL_DEVICE_REVOKED', `device ${device.id} is revoked`);
     if (device.state === 'disabled') throw new EnrollmentError('ENROLL_DEVICE_DISABLED', `device ${device.id} is disabled`);
+  }
+
+  /**
+   * Idempotent retry: a device whose answer was lost asks again with the same credential and the
+   * same key. If that key is already certified as the device's current certificate, the same
+   * certificate is sent again; nothing new is issued. Safe, because the CSR proves possession of
+   * the certified key and the credential is the one that obtained it.
+   */
+  private async lostAnswerRetry(
+    device: DeviceRecord | undefined,
+    sameCredential: boolean,
+    subjectPublicKeyInfo: Buffer,
+    client: ClientCredential,
+    operation: string,
+  ): Promise<IssuanceResult | undefined> {
+    if (!device || !sameCredential || device.state !== 'enrolled') return undefined;
+    const current = await this.options.registry.getCertificate(device.certSerial);
+    if (!current || current.status !== 'valid') return undefined;
+    const der = Buffer.from(current.der, 'base64');
+    const certified = new X509Certificate(der).publicKey.export({ type: 'spki', format: 'der' });
+    if (!certified.equals(subjectPublicKeyInfo)) return undefined;
+    await this.options.registry.audit({ type: 'resent', deviceId: device.id, serial: current.serial, detail: `${operation}: same key, answer presumed lost`, actor: `device:${device.id}`, peer: client.peer });
+    return { deviceId: device.id, certificate: der, chain: this.chain, serial: current.serial, notAfter: new Date(current.notAfter) };
   }
 
   /**
@@ -217,6 +253,10 @@ export class EnrollmentAuthority {
       if (error instanceof RegistryError && error.code === 'REGISTRY_DEVICE_BLOCKED') {
         const device = await this.options.registry.getDevice(commit.device.id);
         if (device) this.checkDeviceState(device);
+        throw new EnrollmentError('ENROLL_CONFLICT', `device ${commit.device.id} changed while this request was processed; retry`, { cause: error });
+      }
+      if (error instanceof RegistryError && error.code === 'REGISTRY_CLOSED') {
+        throw new EnrollmentError('ENROLL_UNAVAILABLE', 'the server is shutting down; retry', { cause: error, retryAfterSeconds: 5 });
       }
       throw error;
     }

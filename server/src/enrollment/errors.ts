@@ -6,7 +6,6 @@ import type { EnrollErrorCode } from '@fleetgate/device-sdk/protocol';
  * 413 too large, 415 wrong media type, 429 rate limited, 503 overloaded.
  */
 export const ENROLL_HTTP_STATUS: Readonly<Record<EnrollErrorCode, number>> = {
-  ENROLL_BAD_REQUEST: 400,
   ENROLL_BAD_CONTENT_TYPE: 415,
   ENROLL_BAD_BASE64: 400,
   ENROLL_CSR_MALFORMED: 400,
@@ -22,6 +21,7 @@ export const ENROLL_HTTP_STATUS: Readonly<Record<EnrollErrorCode, number>> = {
   ENROLL_BOOTSTRAP_REQUIRED: 403,
   ENROLL_OPERATIONAL_REQUIRED: 403,
   ENROLL_CERT_UNKNOWN: 403,
+  ENROLL_CERT_SUPERSEDED: 403,
   ENROLL_DEVICE_REVOKED: 403,
   ENROLL_DEVICE_DISABLED: 403,
   ENROLL_ALREADY_ENROLLED: 409,

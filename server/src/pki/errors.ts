@@ -8,7 +8,6 @@ export type PkiErrorCode =
   | 'PKI_CSR_SIGNATURE'
   | 'PKI_CSR_ALGORITHM'
   | 'PKI_KEY_POLICY'
-  | 'PKI_EXTENSION_REFUSED'
   | 'PKI_KEY_FILE'
   | 'PKI_KEY_EXISTS'
   | 'PKI_PASSPHRASE';

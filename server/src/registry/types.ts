@@ -32,6 +32,13 @@ export interface DeviceRecord {
   readonly renewals: number;
   /** An operator reset allows one more bootstrap enrollment. */
   readonly resetPending: boolean;
+  /** When the current certificate line began (last bootstrap enrollment), ISO 8601. */
+  readonly enrolledAt?: string;
+  /**
+   * The certificate that authenticated the last renewal. A device whose renewal answer was lost
+   * retries with it and the same new key, and gets the same certificate again.
+   */
+  readonly previousSerial?: string;
   readonly createdAt: string;
   readonly updatedAt: string;
   /** Why the device is disabled or revoked. */
@@ -60,7 +67,7 @@ export interface CertificateRecord {
 }
 
 /** Kinds of audit entries. */
-export type AuditType = 'enrolled' | 'renewed' | 'refused' | 'revoked' | 'disabled' | 'enabled' | 'reset' | 'cert-revoked';
+export type AuditType = 'enrolled' | 'renewed' | 'resent' | 'refused' | 'revoked' | 'disabled' | 'enabled' | 'reset' | 'cert-revoked';
 
 /** What a caller asks to have audited. */
 export interface AuditEvent {
