@@ -116,7 +116,7 @@ test('the operator table lists exactly the config, bootstrap, data directory and
   const rows = section((await loaded).sections, 'Operator');
   const defined = new Set<string>();
   for (const file of await sourceFiles('server/src')) {
-    for (const code of await quotedCodes(file, /(?:CONFIG|BOOTSTRAP|DATA|CLI)/)) defined.add(code);
+    for (const code of await quotedCodes(file, /(?:CONFIG|BOOTSTRAP|DATA|CLI|SERVE)/)) defined.add(code);
   }
   t.true(['CONFIG_INVALID', 'BOOTSTRAP_INVALID', 'DATA_NOT_INITIALIZED', 'DATA_FILE_INVALID', 'CLI_USAGE'].every((code) => defined.has(code)), sorted(defined).join(', '));
   t.deepEqual(sorted(rows.map((row) => row.code)), sorted(defined), 'codes in docs/errors.md vs codes in server/src');
@@ -131,4 +131,15 @@ test('every code is listed once, and every enrollment code the page mentions exi
   const known = new Set<string>([...ENROLL_ERROR_CODES, 'ENROLL_ERROR_CODES', 'ENROLL_HTTP_STATUS']);
   const mentioned = new Set([...markdown.matchAll(/\bENROLL_[A-Z_]+\b/g)].map((match) => match[0]));
   t.deepEqual(sorted([...mentioned].filter((code) => !known.has(code))), [], 'ENROLL_ codes in docs/errors.md that do not exist');
+});
+
+test('the broker table lists exactly the broker codes, with their CONNACK return codes', async (t) => {
+  const { BROKER_ERRORS } = await import('../server/src/broker/errors.ts');
+  const rows = section((await loaded).sections, 'MQTT broker');
+  t.deepEqual(sorted(rows.map((row) => row.code)), sorted(Object.keys(BROKER_ERRORS)), 'codes in docs/errors.md vs BROKER_ERRORS');
+  for (const row of rows) {
+    const defined = BROKER_ERRORS[row.code as keyof typeof BROKER_ERRORS];
+    const expected = defined.returnCode === 0 ? '-' : String(defined.returnCode);
+    t.is(row.cells[1], expected, `docs/errors.md line ${row.line}: CONNACK of ${row.code}`);
+  }
 });

@@ -30,6 +30,13 @@ function operatorError(error: unknown): { code: string; message: string } | unde
     return { code: error.code, message: error.message };
   }
   if (error instanceof ConfigError || error instanceof BatchError) return { code: error.code, message: error.message };
+  const errno = error as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (errno.code === 'EADDRINUSE' || errno.code === 'EACCES' || errno.code === 'EADDRNOTAVAIL') {
+    return {
+      code: 'SERVE_LISTEN_FAILED',
+      message: `cannot listen on ${errno.address ?? '?'}:${errno.port ?? '?'} (${errno.code}): another process holds the port, or the address is not local; choose other --*-port or --host values`,
+    };
+  }
   return undefined;
 }
 
@@ -53,7 +60,7 @@ export async function main(argv: string[]): Promise<number> {
     return await command.run(values, positionals);
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`fleetgate: ${error.message}\n`);
+      process.stderr.write(`fleetgate: ${error.code}: ${error.message}\n`);
       return 2;
     }
     const known = operatorError(error);
