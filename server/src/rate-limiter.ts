@@ -12,16 +12,31 @@ export class TokenBucket {
     this.updated = now();
   }
 
-  /** Takes one token; returns 0 on success or the seconds until one is available. */
-  take(): number {
+  private refill(): void {
     const now = this.now();
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.updated) / 1000) * this.rate);
     this.updated = now;
+  }
+
+  /** Takes one token if there is one (admission control); returns 0 or the seconds to wait. */
+  take(): number {
+    this.refill();
     if (this.tokens >= 1) {
       this.tokens -= 1;
       return 0;
     }
     return (1 - this.tokens) / this.rate;
+  }
+
+  /**
+   * Reserves one token even when there is none (pacing): the bucket goes into debt and the
+   * answer is how long the caller must wait for its turn, so requests queued together are
+   * spread out at `rate` instead of all waking at once.
+   */
+  reserve(): number {
+    this.refill();
+    this.tokens -= 1;
+    return this.tokens >= 0 ? 0 : -this.tokens / this.rate;
   }
 }
 

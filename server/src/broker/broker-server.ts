@@ -73,7 +73,6 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   aedes = await Aedes.createBroker({
     connectTimeout: config.limits.connectTimeoutMs,
     maxInflightInbound: config.limits.maxInflight,
-    maxTopicLevels: Math.min(100, config.limits.maxTopicLevels),
     // A subscriber that stops reading must not stall delivery to everyone else.
     drainTimeout: 30_000,
     preConnect: createPreConnect(context),

@@ -33,7 +33,7 @@ export function createAuthorizePublish(context: HookContext) {
       callback(error);
       return;
     }
-    const wait = (session as NonNullable<typeof session>).messages.take();
+    const wait = (session as NonNullable<typeof session>).messages.reserve();
     if (wait === 0) callback(null);
     else setTimeout(() => callback(null), Math.ceil(wait * 1000));
   };
