@@ -44,6 +44,7 @@ export function testConfig(
     est: { ...DEFAULT_CONFIG.est, perIdentityPerMinute: 1000, ...overrides.est },
     broker: {
       topics: overrides.topics ?? DEFAULT_CONFIG.broker.topics,
+      services: DEFAULT_CONFIG.broker.services,
       limits: { ...DEFAULT_CONFIG.broker.limits, presenceFlushMs: 100, ...overrides.brokerLimits },
     },
   };

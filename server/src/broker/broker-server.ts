@@ -90,22 +90,22 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     const session = sessions.get(client);
     metrics.mqttConnects.inc();
     metrics.mqttConnected.set(broker.connectedClients);
-    if (session) presence.connected(session.identity.deviceId, session.peer);
+    if (session?.identity.kind === 'device') presence.connected(session.identity.deviceId, session.peer);
   });
   broker.on('clientDisconnect', (client: Client) => {
     metrics.mqttConnected.set(broker.connectedClients);
     const session = sessions.delete(client);
-    if (session && !sessions.clientOf(session.identity.deviceId)) presence.disconnected(session.identity.deviceId);
+    if (session?.identity.kind === 'device' && !sessions.clientOf(session.key)) presence.disconnected(session.identity.deviceId);
   });
   broker.on('publish', (_packet, client) => {
     if (!client) return;
     metrics.mqttMessagesIn.inc();
-    const session = sessions.get(client);
-    if (session) presence.seen(session.identity.deviceId);
+    const identity = sessions.get(client)?.identity;
+    if (identity?.kind === 'device') presence.seen(identity.deviceId);
   });
   broker.on('ping', (_packet, client) => {
-    const session = sessions.get(client);
-    if (session) presence.seen(session.identity.deviceId);
+    const identity = sessions.get(client)?.identity;
+    if (identity?.kind === 'device') presence.seen(identity.deviceId);
   });
   broker.on('clientError', (client: Client, error: Error) => {
     logger.debug({ clientId: client.id, err: error }, 'client error');

@@ -14,6 +14,7 @@ export const BROKER_ERRORS = {
   BROKER_DEVICE_DISABLED: { returnCode: 5, message: 'the device is disabled' },
   BROKER_CERT_REVOKED: { returnCode: 5, message: 'the certificate is revoked' },
   BROKER_WILL_DENIED: { returnCode: 5, message: 'the will topic is outside the device namespace' },
+  BROKER_SERVICE_UNKNOWN: { returnCode: 5, message: 'the service is not allow-listed in broker.services' },
   BROKER_KEEPALIVE: { returnCode: 2, message: 'the keepalive is outside the allowed range' },
   BROKER_TOO_MANY_CONNECTIONS: { returnCode: 3, message: 'the broker is at its connection limit' },
   BROKER_PUBLISH_DENIED: { returnCode: 0, message: 'publishing to this topic is not allowed' },

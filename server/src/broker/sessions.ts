@@ -3,9 +3,12 @@ import type { DeviceTopicRules } from './topic-acl.ts';
 import type { PeerIdentity } from './peer-identity.ts';
 import type { TokenBucket } from '../rate-limiter.ts';
 
-/** What the broker knows about an authenticated connection. */
+/** What the broker knows about an authenticated connection (a device or a backend service). */
 export interface DeviceSession {
   readonly identity: PeerIdentity;
+  /** Device id, or `service:<client id>`: what revocation and takeover look up. */
+  readonly key: string;
+  /** Device model, or `service`. */
   readonly model: string;
   readonly rules: DeviceTopicRules;
   /** Publish rate of this client (backpressure beyond it). */
@@ -30,22 +33,22 @@ export class SessionTable {
 
   set(client: Client, session: DeviceSession): void {
     this.byClient.set(client, session);
-    this.byDevice.set(session.identity.deviceId, client);
+    this.byDevice.set(session.key, client);
   }
 
   get(client: Client): DeviceSession | undefined {
     return this.byClient.get(client);
   }
 
-  /** The live client of a device (the newest, after a takeover). */
-  clientOf(deviceId: string): Client | undefined {
-    return this.byDevice.get(deviceId);
+  /** The live client of a device id or session key (the newest, after a takeover). */
+  clientOf(key: string): Client | undefined {
+    return this.byDevice.get(key);
   }
 
   /** Forgets a client; keeps a newer client of the same device. */
   delete(client: Client): DeviceSession | undefined {
     const session = this.byClient.get(client);
-    if (session && this.byDevice.get(session.identity.deviceId) === client) this.byDevice.delete(session.identity.deviceId);
+    if (session && this.byDevice.get(session.key) === client) this.byDevice.delete(session.key);
     this.byClient.delete(client);
     return session;
   }

@@ -3,12 +3,14 @@ import { RegistryError } from '../registry/errors.ts';
 import { ConfigError } from '../config/config.ts';
 import { DataDirError } from '../datadir/authorities.ts';
 import { BatchError } from '../factory/bootstrap-batch.ts';
+import { InitError } from '../datadir/init.ts';
 import { parseCommandArgs, UsageError, type Command } from './args.ts';
 import { bootstrapIssueCommand } from './commands/bootstrap-issue.ts';
 import { initCommand } from './commands/init.ts';
 import { serveCommand } from './commands/serve.ts';
+import { serviceIssueCommand } from './commands/service-issue.ts';
 
-const COMMANDS: readonly Command[] = [initCommand, serveCommand, bootstrapIssueCommand];
+const COMMANDS: readonly Command[] = [initCommand, serveCommand, bootstrapIssueCommand, serviceIssueCommand];
 
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((command) => command.path.join(' ').length));
@@ -29,7 +31,7 @@ function operatorError(error: unknown): { code: string; message: string } | unde
   if (error instanceof PkiError || error instanceof RegistryError || error instanceof DataDirError) {
     return { code: error.code, message: error.message };
   }
-  if (error instanceof ConfigError || error instanceof BatchError) return { code: error.code, message: error.message };
+  if (error instanceof ConfigError || error instanceof BatchError || error instanceof InitError) return { code: error.code, message: error.message };
   const errno = error as NodeJS.ErrnoException & { address?: string; port?: number };
   if (errno.code === 'EADDRINUSE' || errno.code === 'EACCES' || errno.code === 'EADDRNOTAVAIL') {
     return {
@@ -47,6 +49,19 @@ export async function main(argv: string[]): Promise<number> {
     .sort((a, b) => b.path.length - a.path.length)
     .find((candidate) => candidate.path.every((word, index) => words[index] === word) && argv.indexOf(candidate.path[0] as string) === 0);
   if (!command) {
+    // A command group (`fleetgate bootstrap --help`): list its commands.
+    const group = COMMANDS.filter((candidate) => candidate.path.length > 1 && candidate.path[0] === argv[0]);
+    if (group.length > 0 && (argv.length === 1 || argv[1] === '--help' || argv[1] === '-h')) {
+      const lines = group.map((candidate) => `  fleetgate ${candidate.path.join(' ')}  ${candidate.summary}`);
+      const text = `Commands of fleetgate ${argv[0]}:\n${lines.join('\n')}\n\nRun \`fleetgate ${argv[0]} <command> --help\` for the options.\n`;
+      // Asked for help: stdout, success. A group without a command is a usage error.
+      if (argv.length > 1) {
+        process.stdout.write(text);
+        return 0;
+      }
+      process.stderr.write(`fleetgate: CLI_USAGE: ${argv[0]} needs a command\n\n${text}`);
+      return 2;
+    }
     const wantsHelp = argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help';
     process[wantsHelp ? 'stdout' : 'stderr'].write(`${wantsHelp ? '' : `unknown command: ${argv.join(' ')}\n\n`}${topHelp()}\n`);
     return wantsHelp ? 0 : 2;

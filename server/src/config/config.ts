@@ -77,9 +77,14 @@ export interface BrokerLimits {
   readonly presenceFlushMs: number;
 }
 
-/** Broker configuration. */
+/**
+ * Broker configuration. `services` allow-lists backend clients (certificates made by
+ * `fleetgate service issue`): a service certificate whose name is not listed cannot connect, so
+ * removing a name is how a service is cut off.
+ */
 export interface BrokerConfig {
   readonly topics: TopicPolicy;
+  readonly services: Readonly<Record<string, TopicRules>>;
   readonly limits: BrokerLimits;
 }
 
@@ -122,6 +127,9 @@ export const DEFAULT_CONFIG: ServerConfig = {
         camera: { publish: ['devices/{id}/events/#'] },
         car: {},
       },
+    },
+    services: {
+      backend: { publish: ['devices/+/commands/#', 'fleet/#'], subscribe: ['devices/#'] },
     },
     limits: {
       maxConnections: 50_000,
@@ -217,6 +225,9 @@ export function mergeConfig(partial: unknown, base: ServerConfig = DEFAULT_CONFI
   return { enrollment, est, broker: mergeBroker(raw.broker, base.broker) };
 }
 
+/** Syntax of a backend service name (also the prefix of its MQTT client ids). */
+export const SERVICE_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+
 function topicList(value: unknown, path: string): string[] {
   if (!Array.isArray(value) || value.some((entry) => typeof entry !== 'string' || entry.length === 0)) {
     throw new ConfigError(`${path} must be a list of topic filters`);
@@ -237,7 +248,11 @@ function topicList(value: unknown, path: string): string[] {
 function mergeBroker(partial: unknown, base: BrokerConfig): BrokerConfig {
   if (partial === undefined) return base;
   if (typeof partial !== 'object' || partial === null) throw new ConfigError('broker must be an object');
-  const raw = partial as { topics?: { default?: Record<string, unknown>; models?: Record<string, Record<string, unknown>> }; limits?: Record<string, unknown> };
+  const raw = partial as {
+    topics?: { default?: Record<string, unknown>; models?: Record<string, Record<string, unknown>> };
+    services?: Record<string, Record<string, unknown>>;
+    limits?: Record<string, unknown>;
+  };
   const limits = { ...base.limits } as { -readonly [K in keyof BrokerLimits]: BrokerLimits[K] };
   for (const [key, value] of Object.entries(raw.limits ?? {})) {
     if (!(key in base.limits)) throw new ConfigError(`broker.limits.${key} is not a known setting`);
@@ -260,7 +275,17 @@ function mergeBroker(partial: unknown, base: BrokerConfig): BrokerConfig {
       ...(rules.subscribe === undefined ? {} : { subscribe: topicList(rules.subscribe, `broker.topics.models.${model}.subscribe`) }),
     };
   }
-  return { topics: { default: defaults, models }, limits };
+  let services = base.services;
+  if (raw.services !== undefined) {
+    if (typeof raw.services !== 'object' || raw.services === null) throw new ConfigError('broker.services must be an object');
+    services = Object.fromEntries(
+      Object.entries(raw.services).map(([name, rules]) => {
+        if (!SERVICE_NAME.test(name)) throw new ConfigError(`broker.services: "${name}" is not a valid service name`);
+        return [name, { publish: topicList(rules.publish ?? [], `broker.services.${name}.publish`), subscribe: topicList(rules.subscribe ?? [], `broker.services.${name}.subscribe`) }];
+      }),
+    );
+  }
+  return { topics: { default: defaults, models }, services, limits };
 }
 
 /** Loads `<data>/config.json` if it exists, over the defaults. */

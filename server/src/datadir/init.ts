@@ -1,4 +1,5 @@
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { isIP } from 'node:net';
 import { access, mkdir, readFile } from 'node:fs/promises';
 import { loadAuthority, createRootCertificate, issueCertificate, type CertificateAuthority } from '../pki/ca.ts';
 import type { GeneralName } from '../pki/extensions.ts';
@@ -57,8 +58,19 @@ async function certificateMatches(path: string, key: KeyObject): Promise<X509Cer
   return certificate.checkPrivateKey(key) ? certificate : undefined;
 }
 
+const DNS_NAME = /^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))*$/i;
+
+/** A server name as a SAN entry; throws for anything that is neither an IP address nor a DNS name. */
 function ipOrDns(name: string): GeneralName {
-  return /^[\d.]+$/.test(name) || name.includes(':') ? { type: 'ip', value: name } : { type: 'dns', value: name };
+  if (isIP(name)) return { type: 'ip', value: name };
+  if (DNS_NAME.test(name) && !/^[\d.]+$/.test(name)) return { type: 'dns', value: name.toLowerCase() };
+  throw new InitError(`--hostname ${JSON.stringify(name)} is neither a DNS name nor an IP address`);
+}
+
+/** `fleetgate init` was asked for something it cannot make. */
+export class InitError extends Error {
+  override readonly name = 'InitError';
+  readonly code = 'INIT_INVALID_HOSTNAME';
 }
 
 /**
@@ -69,6 +81,8 @@ function ipOrDns(name: string): GeneralName {
 export async function initDataDir(options: InitOptions): Promise<InitReport> {
   const layout = dataLayout(options.dataDir);
   const report: InitReport = { dataDir: options.dataDir, created: [], existing: [], updated: [] };
+  // Validate every input before the first file is written: no half-initialised directory.
+  const sanEntries = ['localhost', '127.0.0.1', '::1', ...(options.hostnames ?? [])].map(ipOrDns);
   const now = options.now ?? new Date();
   await mkdir(layout.caDir, { recursive: true, mode: 0o700 });
   // Root CA: P-384, self-signed, 20 years.
@@ -100,12 +114,12 @@ export async function initDataDir(options: InitOptions): Promise<InitReport> {
   await ensureIntermediate(layout, 'factory', `fleetgate factory CA ${installation}`, root, report, now, options.passphrase);
 
   // Server TLS certificate, issued by the issuing CA; the file holds leaf + issuing CA.
-  const names = ['localhost', '127.0.0.1', '::1', ...(options.hostnames ?? [])];
+  const names = sanEntries.map((entry) => entry.value);
   const serverKey = await ensureKey(layout.serverKey, 'ec-p256', report);
   const serverCertificate = await certificateMatches(layout.serverCert, serverKey.key);
   const covered =
     serverCertificate &&
-    names.every((name) => (ipOrDns(name).type === 'ip' ? serverCertificate.checkIP(name) : serverCertificate.checkHost(name)) !== undefined);
+    sanEntries.every((entry) => (entry.type === 'ip' ? serverCertificate.checkIP(entry.value) : serverCertificate.checkHost(entry.value)) !== undefined);
   if (covered) {
     report.existing.push(layout.serverCert);
   } else {
@@ -115,7 +129,7 @@ export async function initDataDir(options: InitOptions): Promise<InitReport> {
         { type: OID.commonName, value: options.hostnames?.[0] ?? 'localhost' },
       ],
       subjectPublicKeyInfo: spkiDer(serverKey.key),
-      profile: { kind: 'tls-server', names: [...new Set(names)].map(ipOrDns) },
+      profile: { kind: 'tls-server', names: [...new Map(sanEntries.map((entry) => [entry.value, entry])).values()] },
       notBefore: new Date(now.getTime() - BACKDATE_MS),
       notAfter: new Date(now.getTime() + 2 * YEAR_MS),
     });

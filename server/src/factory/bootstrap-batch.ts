@@ -3,10 +3,11 @@ import { join } from 'node:path';
 import { deviceIdentityUri, MODEL_PATTERN } from '@fleetgate/device-sdk/protocol';
 import { issueCertificate, type CertificateAuthority } from '../pki/ca.ts';
 import { serialToHex } from '../pki/certificate.ts';
-import { generateKeyPair, privateKeyToPem, spkiDer, writeSecretFileExclusive } from '../pki/keys.ts';
+import { generateKeyPair, spkiDer } from '../pki/keys.ts';
 import { OID } from '../pki/oids.ts';
 import { toPem } from '../pki/pem.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
+import { writeCredentialFiles } from './credential-files.ts';
 import { newDeviceId } from './device-ids.ts';
 
 /** One line of the manifest a factory run writes (importable later as an allow-list). */
@@ -98,10 +99,7 @@ export async function issueBootstrapBatch(options: BootstrapBatchOptions): Promi
         notBefore,
         notAfter,
       });
-      // Key first: a certificate without its key would be useless, a key without a certificate is
-      // merely unused.
-      await writeSecretFileExclusive(join(options.outDir, `${id}.key`), privateKeyToPem(pair.privateKey));
-      await writeFileAtomic(join(options.outDir, `${id}.crt`), toPem('CERTIFICATE', issued.der) + toPem('CERTIFICATE', options.factory.certificate));
+      await writeCredentialFiles(options.outDir, id, pair.privateKey, issued.der, options.factory.certificate);
       manifest.devices.push({ id, model: options.model, serial: serialToHex(issued.serial), expiry: issued.notAfter.toISOString() });
       options.onProgress?.(index + 1, options.count);
     }

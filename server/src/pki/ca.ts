@@ -50,7 +50,10 @@ export function loadAuthority(certificate: Buffer, signer: Signer): CertificateA
 /** Issues a certificate. `notAfter` is clamped to the CA's own expiry (RFC 5280 §6 would fail it). */
 export async function issueCertificate(ca: CertificateAuthority, request: IssueRequest): Promise<IssuedCertificate> {
   const caNotAfter = new Date(ca.x509.validTo);
-  const notAfter = request.notAfter > caNotAfter ? caNotAfter : request.notAfter;
+  // Certificates carry whole seconds: report the validity exactly as encoded.
+  const wholeSeconds = (date: Date): Date => new Date(Math.floor(date.getTime() / 1000) * 1000);
+  const notBefore = wholeSeconds(request.notBefore);
+  const notAfter = wholeSeconds(request.notAfter > caNotAfter ? caNotAfter : request.notAfter);
   const serial = request.serial ?? randomSerial();
   const subject = Buffer.isBuffer(request.subject) ? request.subject : encodeName(request.subject).der;
   const subjectKeyId = keyIdentifier(subjectPublicKeyBits(request.subjectPublicKeyInfo));
@@ -59,14 +62,14 @@ export async function issueCertificate(ca: CertificateAuthority, request: IssueR
       serial,
       issuer: ca.subject,
       subject,
-      notBefore: request.notBefore,
+      notBefore,
       notAfter,
       subjectPublicKeyInfo: request.subjectPublicKeyInfo,
       extensions: profileExtensions(request.profile, { subject: subjectKeyId, authority: ca.keyId }),
     },
     ca.signer,
   );
-  return { der, serial, notBefore: request.notBefore, notAfter };
+  return { der, serial, notBefore, notAfter };
 }
 
 /** Creates a self-signed root CA certificate. */

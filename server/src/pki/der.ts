@@ -130,8 +130,12 @@ const oidCache = new Map<string, Buffer>();
 export function oid(dotted: string): Buffer {
   const cached = oidCache.get(dotted);
   if (cached) return cached;
-  const arcs = dotted.split('.').map((part) => Number(part));
-  if (arcs.length < 2 || arcs.some((arc) => !Number.isSafeInteger(arc) || arc < 0)) {
+  const parts = dotted.split('.');
+  const arcs = parts.map((part) => Number(part));
+  // Plain decimal arcs only; X.690 §8.19.4 can encode first arcs 0-2, and second arcs below 40
+  // under 0 and 1.
+  const representable = (arcs[0] ?? 3) <= 2 && ((arcs[0] ?? 0) === 2 || (arcs[1] ?? 40) < 40);
+  if (parts.length < 2 || parts.some((part) => !/^(0|[1-9]\d*)$/.test(part)) || arcs.some((arc) => !Number.isSafeInteger(arc)) || !representable) {
     throw new DerError(`invalid OID ${dotted}`);
   }
   const out: number[] = [];

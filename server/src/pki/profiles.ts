@@ -19,12 +19,18 @@ export type Profile =
   | { readonly kind: 'intermediate-ca' }
   | { readonly kind: 'tls-server'; readonly names: readonly GeneralName[] }
   | { readonly kind: 'operator'; readonly operatorName: string }
+  | { readonly kind: 'service'; readonly serviceName: string }
   | { readonly kind: 'device'; readonly deviceIdentityUri: string };
 
 /** Key identifiers of the subject and of the issuer. */
 export interface KeyIdentifiers {
   readonly subject: Buffer;
   readonly authority: Buffer;
+}
+
+/** URI form of a backend service identity (an MQTT client that is not a device). */
+export function serviceIdentityUri(name: string): string {
+  return `urn:fleetgate:service:${name}`;
 }
 
 /** URI form of an operator identity, carried in operator certificates. */
@@ -54,6 +60,14 @@ export function profileExtensions(profile: Profile, keyIds: KeyIdentifiers): Enc
         keyUsage(['digitalSignature']),
         extendedKeyUsage([OID.clientAuth]),
         subjectAltName([{ type: 'uri', value: operatorIdentityUri(profile.operatorName) }]),
+        ...identifiers,
+      ];
+    case 'service':
+      return [
+        basicConstraints(false),
+        keyUsage(['digitalSignature']),
+        extendedKeyUsage([OID.clientAuth]),
+        subjectAltName([{ type: 'uri', value: serviceIdentityUri(profile.serviceName) }]),
         ...identifiers,
       ];
     case 'device':

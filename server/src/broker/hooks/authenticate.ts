@@ -2,8 +2,8 @@ import type { AuthenticateError, Client } from 'aedes';
 import type { TLSSocket } from 'node:tls';
 import { TokenBucket } from '../../rate-limiter.ts';
 import { BrokerError } from '../errors.ts';
-import { peerIdentity } from '../peer-identity.ts';
-import { rulesForDevice, topicMatches } from '../topic-acl.ts';
+import { peerIdentity, sessionKey } from '../peer-identity.ts';
+import { rulesForDevice, topicMatches, type DeviceTopicRules } from '../topic-acl.ts';
 import type { HookContext } from './context.ts';
 
 /**
@@ -22,25 +22,40 @@ export function createAuthenticate(context: HookContext) {
         throw new BrokerError('BROKER_TOO_MANY_CONNECTIONS', `${limits.maxConnections} connections`);
       }
       const identity = peerIdentity(client.conn as TLSSocket, context.issuing);
-      if (client.id !== identity.deviceId) {
-        throw new BrokerError('BROKER_CLIENT_ID_MISMATCH', `client id "${client.id}", certificate ${identity.deviceId}`);
+      let rules: DeviceTopicRules;
+      let model: string;
+      if (identity.kind === 'device') {
+        if (client.id !== identity.deviceId) {
+          throw new BrokerError('BROKER_CLIENT_ID_MISMATCH', `client id "${client.id}", certificate ${identity.deviceId}`);
+        }
+        const device = context.access.device(identity.deviceId);
+        if (!device) throw new BrokerError('BROKER_DEVICE_UNKNOWN', identity.deviceId);
+        if (device.state === 'revoked') throw new BrokerError('BROKER_DEVICE_REVOKED', identity.deviceId);
+        if (device.state === 'disabled') throw new BrokerError('BROKER_DEVICE_DISABLED', identity.deviceId);
+        rules = rulesForDevice(context.config.topics, identity.deviceId, device.model);
+        model = device.model;
+      } else {
+        // Several instances of one service connect at once: `<name>` or `<name>-<instance>`.
+        if (client.id !== identity.service && !client.id.startsWith(`${identity.service}-`)) {
+          throw new BrokerError('BROKER_CLIENT_ID_MISMATCH', `client id "${client.id}", service ${identity.service}`);
+        }
+        const serviceRules = context.config.services[identity.service];
+        if (!serviceRules) throw new BrokerError('BROKER_SERVICE_UNKNOWN', identity.service);
+        rules = serviceRules;
+        model = 'service';
       }
-      const device = context.access.device(identity.deviceId);
-      if (!device) throw new BrokerError('BROKER_DEVICE_UNKNOWN', identity.deviceId);
-      if (device.state === 'revoked') throw new BrokerError('BROKER_DEVICE_REVOKED', identity.deviceId);
-      if (device.state === 'disabled') throw new BrokerError('BROKER_DEVICE_DISABLED', identity.deviceId);
       if (context.access.isRevoked(identity.serial)) throw new BrokerError('BROKER_CERT_REVOKED', identity.serial);
       const keepalive = pending?.keepalive ?? 0;
       if (keepalive < limits.keepaliveMinSeconds || keepalive > limits.keepaliveMaxSeconds) {
         throw new BrokerError('BROKER_KEEPALIVE', `${keepalive}s requested; allowed ${limits.keepaliveMinSeconds}-${limits.keepaliveMaxSeconds}s`);
       }
-      const rules = rulesForDevice(context.config.topics, identity.deviceId, device.model);
       if (pending?.willTopic !== undefined && !rules.publish.some((filter) => topicMatches(filter, pending.willTopic as string))) {
         throw new BrokerError('BROKER_WILL_DENIED', pending.willTopic);
       }
       context.sessions.set(client, {
         identity,
-        model: device.model,
+        key: sessionKey(identity, client.id),
+        model,
         rules,
         messages: new TokenBucket(limits.messagesPerSecond, limits.messageBurst),
         peer: (client.conn as TLSSocket).remoteAddress,
