@@ -7,6 +7,7 @@ import { loadAuthorityFromDataDir } from '../../server/src/datadir/authorities.t
 import { initDataDir } from '../../server/src/datadir/init.ts';
 import { dataLayout, type DataLayout } from '../../server/src/datadir/layout.ts';
 import { issueBootstrapBatch } from '../../server/src/factory/bootstrap-batch.ts';
+import { issueServiceCredential } from '../../server/src/factory/service-credential.ts';
 import { issueCertificate } from '../../server/src/pki/ca.ts';
 import { generateKeyPair, privateKeyToPem, spkiDer } from '../../server/src/pki/keys.ts';
 import { OID } from '../../server/src/pki/oids.ts';
@@ -119,4 +120,13 @@ export async function mintDeviceCredential(
     certPem: toPem('CERTIFICATE', issued.der) + toPem('CERTIFICATE', ca.certificate),
     keyPem: privateKeyToPem(pair.privateKey),
   };
+}
+
+/** A backend service credential (fleetgate service issue) for the broker. */
+export async function serviceCredential(t: ExecutionContext, data: DataDir, name = 'backend'): Promise<Credential> {
+  const out = await tempDir(t, 'fleetgate-service-');
+  const issuing = await loadAuthorityFromDataDir(data.dir, 'issuing');
+  const root = Buffer.from(data.rootPem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+  const issued = await issueServiceCredential({ issuing, root, name, outDir: out, validDays: 30 });
+  return { id: name, certPem: await readFile(issued.cert, 'utf8'), keyPem: await readFile(issued.key, 'utf8') };
 }
