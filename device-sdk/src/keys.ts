@@ -1,0 +1,60 @@
+import { createPrivateKey, createPublicKey, sign as cryptoSign, webcrypto, type KeyObject } from 'node:crypto';
+
+/** Key generation parameters for device keys: ECDSA P-256 (WebCrypto names). */
+export const DEVICE_KEY_ALGORITHM: webcrypto.EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
+
+/** Private key material the TLS stack can use: a PEM key, or an OpenSSL engine reference (HSM, TPM, secure element). */
+export type TlsKeyMaterial =
+  | { readonly key: string }
+  | { readonly privateKeyEngine: string; readonly privateKeyIdentifier: string };
+
+/**
+ * A device key. The SDK never needs the private key bytes: it asks the key to sign the CSR and
+ * hands the TLS stack whatever the key says identifies it. A secure element or TPM implements
+ * this with its own API for `sign` and an OpenSSL engine reference for `tls`.
+ */
+export interface DeviceKey {
+  /** SubjectPublicKeyInfo DER of the public key. */
+  readonly spki: Buffer;
+  /** ECDSA-SHA256 signature of `data`, DER encoded (as X.509/PKCS#10 carry it). */
+  sign(data: Uint8Array): Promise<Buffer>;
+  readonly tls: TlsKeyMaterial;
+  /** What the credential store keeps to load this key again: PKCS#8 PEM, or a hardware reference. */
+  readonly stored: string;
+}
+
+/** Makes and reloads device keys. */
+export interface KeyProvider {
+  generate(): Promise<DeviceKey>;
+  load(stored: string): Promise<DeviceKey>;
+}
+
+function softwareKey(privateKey: KeyObject, pem: string, spki: Buffer): DeviceKey {
+  return {
+    spki,
+    async sign(data) {
+      return cryptoSign('sha256', data, privateKey);
+    },
+    tls: { key: pem },
+    stored: pem,
+  };
+}
+
+/**
+ * Keys in software: ECDSA P-256 generated with WebCrypto on the device. The private key never
+ * leaves the device; it is kept as PKCS#8 PEM in the credential store (mode 0600 in the file store).
+ */
+export class SoftwareKeyProvider implements KeyProvider {
+  async generate(): Promise<DeviceKey> {
+    const pair = (await webcrypto.subtle.generateKey(DEVICE_KEY_ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+    const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', pair.privateKey));
+    const spki = Buffer.from(await webcrypto.subtle.exportKey('spki', pair.publicKey));
+    const privateKey = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' });
+    return softwareKey(privateKey, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, spki);
+  }
+
+  async load(stored: string): Promise<DeviceKey> {
+    const privateKey = createPrivateKey(stored);
+    return softwareKey(privateKey, stored, createPublicKey(privateKey).export({ type: 'spki', format: 'der' }));
+  }
+}
