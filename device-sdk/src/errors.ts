@@ -8,7 +8,13 @@ export type SdkErrorCode =
   | 'SDK_BAD_RESPONSE'
   | 'SDK_CERT_KEY_MISMATCH'
   | 'SDK_CERT_UNTRUSTED'
-  | 'SDK_CSR_INVALID';
+  | 'SDK_CSR_INVALID'
+  | 'SDK_STORE_CORRUPT'
+  | 'SDK_NOT_PROVISIONED'
+  | 'SDK_REFUSED'
+  | 'SDK_NOT_CONNECTED'
+  | 'SDK_TOPIC_OUTSIDE_NAMESPACE'
+  | 'SDK_STOPPED';
 
 /** An SDK failure with a stable code; `serverCode` carries the server's reason when there is one. */
 export class SdkError extends Error {

@@ -1,14 +1,12 @@
 import { X509Certificate, createPublicKey, type KeyObject } from 'node:crypto';
+import type { TlsKeyMaterial } from './keys.ts';
 import { request } from 'node:https';
 import { SdkError } from './errors.ts';
 import { parseCertsOnly } from './pkcs7.ts';
 import { ENROLL_ERROR_CODES, ERROR_CODE_HEADER, EST_PATHS, MEDIA_TYPES, type EnrollErrorCode } from './protocol.ts';
 
-/** TLS client credentials: PEM certificate chain and PEM private key. */
-export interface TlsCredential {
-  readonly cert: string;
-  readonly key: string;
-}
+/** TLS client credentials: PEM certificate chain and the key (PEM, or an OpenSSL engine reference). */
+export type TlsCredential = { readonly cert: string } & TlsKeyMaterial;
 
 export interface EstClientOptions {
   /** Base URL of the EST server, e.g. https://127.0.0.1:8443 */
@@ -49,12 +47,12 @@ export class EstClient {
   }
 
   /** First enrollment, authenticated by the factory bootstrap credential. */
-  simpleEnroll(credential: TlsCredential, csrDer: Uint8Array, publicKey: KeyObject): Promise<EnrollmentResult> {
+  simpleEnroll(credential: TlsCredential, csrDer: Uint8Array, publicKey: KeyObject | Buffer): Promise<EnrollmentResult> {
     return this.issue(EST_PATHS.simpleenroll, credential, csrDer, publicKey);
   }
 
   /** Renewal, authenticated by the current operational credential. */
-  simpleReenroll(credential: TlsCredential, csrDer: Uint8Array, publicKey: KeyObject): Promise<EnrollmentResult> {
+  simpleReenroll(credential: TlsCredential, csrDer: Uint8Array, publicKey: KeyObject | Buffer): Promise<EnrollmentResult> {
     return this.issue(EST_PATHS.simplereenroll, credential, csrDer, publicKey);
   }
 
@@ -64,11 +62,13 @@ export class EstClient {
     return parseCertsOnly(body).map((der) => new X509Certificate(der));
   }
 
-  private async issue(path: string, credential: TlsCredential, csrDer: Uint8Array, publicKey: KeyObject): Promise<EnrollmentResult> {
+  private async issue(path: string, credential: TlsCredential, csrDer: Uint8Array, publicKey: KeyObject | Buffer): Promise<EnrollmentResult> {
     const body = await this.send('POST', path, credential, `${Buffer.from(csrDer).toString('base64')}\n`);
     const [leafDer, ...chainDer] = parseCertsOnly(body);
     const certificate = new X509Certificate(leafDer as Buffer);
-    const expected = (publicKey.type === 'public' ? publicKey : createPublicKey(publicKey)).export({ type: 'spki', format: 'der' });
+    const expected = Buffer.isBuffer(publicKey)
+      ? publicKey
+      : (publicKey.type === 'public' ? publicKey : createPublicKey(publicKey)).export({ type: 'spki', format: 'der' });
     if (!certificate.publicKey.export({ type: 'spki', format: 'der' }).equals(expected)) {
       throw new SdkError('SDK_CERT_KEY_MISMATCH', 'the issued certificate does not carry this device key');
     }
@@ -96,8 +96,7 @@ export class EstClient {
         {
           method,
           ca: this.options.root,
-          cert: credential?.cert,
-          key: credential?.key,
+          ...credential,
           agent: false,
           timeout: this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
           headers: body === undefined ? {} : { 'content-type': MEDIA_TYPES.pkcs10 },

@@ -2,7 +2,15 @@
  * @fleetgate/device-sdk: what device firmware embeds to enroll with fleetgate and talk to it.
  */
 export * from './protocol.ts';
-export { createCsr, generateDeviceKeyPair, DEVICE_KEY_ALGORITHM, CsrError } from './csr.ts';
+export { FleetDevice, type FleetDeviceOptions } from './fleet-device.ts';
+export type { CertificateInfo, DeviceState, FleetDeviceEvents } from './device-state.ts';
+export { MemoryCredentialStore, type CredentialSlot, type CredentialStore, type StoredCredential } from './store.ts';
+export { FileCredentialStore } from './file-store.ts';
+export { SoftwareKeyProvider, DEVICE_KEY_ALGORITHM, type DeviceKey, type KeyProvider, type TlsKeyMaterial } from './keys.ts';
+export { createCsr, generateDeviceKeyPair, CsrError } from './csr.ts';
 export { EstClient, type EstClientOptions, type EnrollmentResult, type TlsCredential } from './est-client.ts';
+export { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.ts';
+export { renewalDelay, DEFAULT_RENEWAL, type RenewalOptions } from './renewal.ts';
+export { systemClock, type Clock, type Random } from './clock.ts';
 export { SdkError, type SdkErrorCode } from './errors.ts';
 export { parseCertsOnly } from './pkcs7.ts';

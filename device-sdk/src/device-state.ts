@@ -1,0 +1,43 @@
+/** What the device knows about its current certificate. */
+export interface CertificateInfo {
+  readonly serial: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}
+
+/**
+ * The one state of a FleetDevice (a discriminated union, not a set of booleans):
+ *
+ *   idle ─start→ enrolling ─→ connecting ─→ connected ⇄ renewing
+ *                   ↑  │          │   ↑         │
+ *                   │  ↓          ↓   │         ↓
+ *                   └─ backing-off ───┘  (connection lost)
+ *   any ─→ refused (the server said no: revoked, disabled, policy) ─ stop() → stopped
+ */
+export type DeviceState =
+  | { readonly type: 'idle' }
+  | { readonly type: 'enrolling'; readonly credential: 'bootstrap' }
+  | { readonly type: 'connecting'; readonly certificate: CertificateInfo }
+  | { readonly type: 'connected'; readonly certificate: CertificateInfo; readonly certExpires: Date }
+  | { readonly type: 'renewing'; readonly certificate: CertificateInfo; readonly certExpires: Date }
+  | { readonly type: 'backing-off'; readonly attempt: number; readonly delayMs: number; readonly reason: string }
+  | { readonly type: 'refused'; readonly code: string; readonly reason: string }
+  | { readonly type: 'stopped' };
+
+/** Events of a FleetDevice, with their arguments. */
+export interface FleetDeviceEvents {
+  /** Every state change. */
+  state: [state: DeviceState];
+  /** A certificate was obtained with the bootstrap credential. */
+  enrolled: [certificate: CertificateInfo];
+  /** A renewed certificate is in use (the connection switched to it). */
+  renewed: [certificate: CertificateInfo];
+  connected: [certificate: CertificateInfo];
+  disconnected: [info: { readonly reason: string }];
+  /** A message on a subscribed topic. */
+  message: [topic: string, payload: Buffer];
+  /** The server refused the device for good; it stopped trying. */
+  refused: [info: { readonly code: string; readonly reason: string }];
+  /** A problem the device recovers from by itself (it is retrying). */
+  warning: [error: Error];
+}
