@@ -16,6 +16,12 @@ import { X509Certificate } from 'node:crypto';
 import type { Server as NetServer } from 'node:net';
 import { createBroker } from './broker/broker-server.ts';
 import { Metrics } from './metrics/metrics.ts';
+import { createAdminServer } from './admin/admin-server.ts';
+import { FACTORY_TRUST } from './admin/routes/trusts.ts';
+import { CrlPublisher } from './crl/crl-publisher.ts';
+import { TLS_SERVER_DEFAULTS } from './tls/defaults.ts';
+import type { TrustRecord } from './registry/types.ts';
+import { fromPem } from './pki/pem.ts';
 import { createMetricsServer } from './metrics/metrics-server.ts';
 
 /** Where the listeners bind. Port 0 picks a free port (tests). */
@@ -23,7 +29,6 @@ export interface ListenOptions {
   readonly host: string;
   readonly estPort: number;
   readonly mqttPort: number;
-  /** Reserved for the admin API listener. */
   readonly adminPort: number;
   readonly metricsPort: number;
   /** Where metrics listen; loopback unless told otherwise (they reveal fleet size). */
@@ -59,8 +64,12 @@ export interface RunningServer {
   /** URL of the MQTT listener, e.g. mqtts://127.0.0.1:8883 */
   readonly mqttUrl: string;
   readonly mqttPort: number;
+  /** Base URL of the admin API, e.g. https://127.0.0.1:9443 */
+  readonly adminUrl: string;
+  readonly adminPort: number;
   /** URL of the Prometheus endpoint, e.g. http://127.0.0.1:9464/metrics */
   readonly metricsUrl: string;
+  readonly crl: CrlPublisher;
   /** Stops accepting, lets in-flight requests finish, closes the registry. */
   close(): Promise<void>;
 }
@@ -79,6 +88,12 @@ function listen(server: NetServer, port: number, host: string): Promise<number> 
       resolve((server.address() as AddressInfo).port);
     });
   });
+}
+
+/** The provisioner of a trusted manufacturer CA: the first certificate of its chain signs devices. */
+function manufacturerProvisioner(trust: TrustRecord): CaBootstrapProvisioner {
+  const ca = new X509Certificate(fromPem(trust.caPem, 'CERTIFICATE'));
+  return new CaBootstrapProvisioner(trust.name, ca, { model: trust.model, allowList: trust.allowList ? new Set(trust.allowList) : undefined });
 }
 
 /** Stops an HTTP(S) server: in-flight requests finish, a connection held past the grace is cut. */
@@ -108,27 +123,41 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   try {
     const serverKey = await readFile(layout.serverKey, 'utf8');
     const serverCert = await readFile(layout.serverCert, 'utf8');
+    const factoryProvisioner = new CaBootstrapProvisioner(FACTORY_TRUST, factory);
     const authority = new EnrollmentAuthority({
       issuing,
       registry,
       policy: config.enrollment,
-      provisioners: [new CaBootstrapProvisioner('fleetgate-factory', factory)],
+      provisioners: [factoryProvisioner],
       now: options.now,
     });
+    const crl = new CrlPublisher(issuing, registry, logger.child({ component: 'crl' }));
+    closers.push(async () => crl.close());
+    const baseClientCas = [toPem('CERTIFICATE', root), toPem('CERTIFICATE', issuing.certificate), toPem('CERTIFICATE', factory.raw)];
+    const estTls = { key: serverKey, cert: serverCert, clientCas: baseClientCas };
     const est = createEstServer({
       authority,
       limits: config.est,
       logger: logger.child({ component: 'est' }),
       metrics,
+      crl,
       caCertificates: [issuing.certificate, root],
-      tls: {
-        key: serverKey,
-        cert: serverCert,
-        clientCas: [toPem('CERTIFICATE', root), toPem('CERTIFICATE', issuing.certificate), toPem('CERTIFICATE', factory.raw)],
-      },
+      tls: estTls,
     });
+    // Trusted manufacturer CAs: provisioners for the authority, CA chains for the TLS layer.
+    const loadTrusts = async (): Promise<void> => {
+      const trusts = await registry.listTrusts();
+      authority.setProvisioners([factoryProvisioner, ...trusts.map(manufacturerProvisioner)]);
+      est.setSecureContext({ ...TLS_SERVER_DEFAULTS, key: serverKey, cert: serverCert, ca: [...baseClientCas, ...trusts.map((trust) => trust.caPem)] });
+      logger.info({ trusts: trusts.map((trust) => trust.name) }, 'bootstrap trusts loaded');
+    };
+    await loadTrusts();
+    const stopTrusts = registry.onTrustChange(() => {
+      loadTrusts().catch((error: unknown) => logger.error({ err: error }, 'reloading bootstrap trusts failed'));
+    });
+    closers.push(async () => stopTrusts());
     const estPort = await listen(est, listenOptions.estPort, listenOptions.host);
-    closers.push(() => closeHttpServer(est));
+    closers.unshift(() => closeHttpServer(est));
 
     const broker = await createBroker({
       registry,
@@ -141,6 +170,14 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     closers.unshift(() => broker.close());
     const mqttPort = await listen(broker.server, listenOptions.mqttPort, listenOptions.host);
 
+    const admin = createAdminServer({
+      context: { registry, crl, logger: logger.child({ component: 'admin' }) },
+      issuing: issuing.x509,
+      tls: { key: serverKey, cert: serverCert, clientCas: [toPem('CERTIFICATE', root), toPem('CERTIFICATE', issuing.certificate)] },
+    });
+    const adminPort = await listen(admin, listenOptions.adminPort, listenOptions.host);
+    closers.unshift(() => closeHttpServer(admin));
+
     const metricsServer = createMetricsServer(metrics, registry, logger.child({ component: 'metrics' }));
     const metricsHost = listenOptions.metricsHost ?? listenOptions.host;
     const metricsPort = await listen(metricsServer.server, listenOptions.metricsPort, metricsHost);
@@ -150,7 +187,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     const estUrl = `https://${urlHost(listenOptions.host)}:${estPort}`;
     const mqttUrl = `mqtts://${urlHost(listenOptions.host)}:${mqttPort}`;
     const metricsUrl = `http://${urlHost(metricsHost)}:${metricsPort}/metrics`;
-    logger.info({ estUrl, mqttUrl, metricsUrl, dataDir: options.dataDir }, 'fleetgate listening');
+    const adminUrl = `https://${urlHost(listenOptions.host)}:${adminPort}`;
+    logger.info({ estUrl, mqttUrl, adminUrl, metricsUrl, dataDir: options.dataDir }, 'fleetgate listening');
     let closing: Promise<void> | undefined;
     return {
       registry,
@@ -161,7 +199,10 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       estPort,
       mqttUrl,
       mqttPort,
+      adminUrl,
+      adminPort,
       metricsUrl,
+      crl,
       close() {
         closing ??= (async () => {
           for (const close of closers) await close();

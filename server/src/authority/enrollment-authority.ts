@@ -49,9 +49,16 @@ export interface EnrollmentAuthorityOptions {
  */
 export class EnrollmentAuthority {
   private readonly now: () => Date;
+  private provisioners: readonly BootstrapProvisioner[];
 
   constructor(private readonly options: EnrollmentAuthorityOptions) {
     this.now = options.now ?? (() => new Date());
+    this.provisioners = options.provisioners;
+  }
+
+  /** Replaces the bootstrap trusts (an operator trusted or untrusted a manufacturer CA). */
+  setProvisioners(provisioners: readonly BootstrapProvisioner[]): void {
+    this.provisioners = provisioners;
   }
 
   /** The CA certificates a device needs (issuing CA; the root is pinned separately). */
@@ -104,7 +111,7 @@ export class EnrollmentAuthority {
     return this.audited(client, 'simplereenroll', async () => {
       const certificate = client.certificate;
       if (!isIssuedBy(certificate, this.options.issuing.x509)) {
-        if (this.options.provisioners.some((provisioner) => provisioner.recognises(certificate))) {
+        if (this.provisioners.some((provisioner) => provisioner.recognises(certificate))) {
           throw new EnrollmentError('ENROLL_OPERATIONAL_REQUIRED', 'renewal needs the current operational certificate, not a bootstrap certificate');
         }
         throw new EnrollmentError('ENROLL_CLIENT_CERT_UNTRUSTED', 'the client certificate was not issued by this fleet');
@@ -157,7 +164,7 @@ export class EnrollmentAuthority {
 
   /** Which provisioner admits this credential; an operational certificate is not a bootstrap one. */
   private authorizeBootstrap(certificate: X509Certificate): BootstrapGrant {
-    const provisioner = this.options.provisioners.find((candidate) => candidate.recognises(certificate));
+    const provisioner = this.provisioners.find((candidate) => candidate.recognises(certificate));
     if (provisioner) return provisioner.authorize(certificate);
     if (isIssuedBy(certificate, this.options.issuing.x509)) {
       throw new EnrollmentError('ENROLL_BOOTSTRAP_REQUIRED', 'simpleenroll needs a factory bootstrap certificate; renew with simplereenroll');

@@ -6,6 +6,8 @@ import type { EnrollmentAuthority } from '../authority/enrollment-authority.ts';
 import { EnrollmentError } from '../authority/errors.ts';
 import type { EstLimits } from '../config/config.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import type { CrlPublisher } from '../crl/crl-publisher.ts';
+import { crl } from './routes/crl.ts';
 import { sendError } from './http-io.ts';
 import { KeyedRateLimiter, TokenBucket } from '../rate-limiter.ts';
 import { cacerts } from './routes/cacerts.ts';
@@ -30,6 +32,7 @@ export interface EstServerOptions {
   readonly limits: EstLimits;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  readonly crl: CrlPublisher;
   readonly caCertificates: readonly Buffer[];
 }
 
@@ -48,6 +51,7 @@ export function createEstServer(options: EstServerOptions): Server {
     limits: options.limits,
     logger: options.logger,
     metrics: options.metrics,
+    crl: options.crl,
     caCertificates: options.caCertificates,
     globalLimiter: new TokenBucket(options.limits.ratePerSecond, options.limits.rateBurst),
     identityLimiter: new KeyedRateLimiter(options.limits.perIdentityPerMinute),
@@ -108,6 +112,11 @@ export function createEstServer(options: EstServerOptions): Server {
 
 function resolveRoute(request: IncomingMessage): Route {
   const path = (request.url ?? '').split('?')[0] ?? '';
+  // The CRL sits beside EST on the same listener, open to everyone (RFC 5280 §5).
+  if (path === '/crl') {
+    if (request.method !== 'GET') throw new EnrollmentError('ENROLL_METHOD_NOT_ALLOWED', '/crl accepts GET only');
+    return crl;
+  }
   if (!path.startsWith(`${EST_PREFIX}/`)) throw new EnrollmentError('ENROLL_NOT_FOUND', `no such resource ${path}`);
   const route = ROUTES.get(path.slice(EST_PREFIX.length + 1));
   if (!route) throw new EnrollmentError('ENROLL_NOT_FOUND', `no such EST operation ${path}`);

@@ -67,7 +67,7 @@ export interface CertificateRecord {
 }
 
 /** Kinds of audit entries. */
-export type AuditType = 'enrolled' | 'renewed' | 'resent' | 'refused' | 'revoked' | 'disabled' | 'enabled' | 'reset' | 'cert-revoked';
+export type AuditType = 'enrolled' | 'renewed' | 'resent' | 'refused' | 'revoked' | 'disabled' | 'enabled' | 'reset' | 'cert-revoked' | 'trust-added' | 'trust-removed';
 
 /** What a caller asks to have audited. */
 export interface AuditEvent {
@@ -137,6 +137,21 @@ export interface PresenceRecord {
   readonly peer?: string;
 }
 
+/** A manufacturer CA trusted to vouch for devices at enrollment (step-ca calls this a provisioner). */
+export interface TrustRecord {
+  readonly name: string;
+  /** The model every device admitted by this trust has. */
+  readonly model: string;
+  /** The manufacturer's CA certificate (and the chain above it, up to its root), PEM. */
+  readonly caPem: string;
+  /** SHA-256 fingerprint of the CA certificate that signs the bootstrap certificates. */
+  readonly fingerprint: string;
+  /** When present, only these device ids may enroll through this trust. */
+  readonly allowList?: readonly string[];
+  readonly createdAt: string;
+  readonly actor: string;
+}
+
 /** Filters for listing devices. */
 export interface DeviceQuery {
   readonly state?: DeviceState;
@@ -183,6 +198,19 @@ export interface Registry {
   audit(event: AuditEvent): Promise<AuditEntry>;
   readAudit(query?: AuditQuery): Promise<AuditEntry[]>;
   verifyAudit(): Promise<AuditVerification>;
+
+  /** Revoked certificates with their revocation time and reason (for the CRL). */
+  revokedCertificates(): Promise<CertificateRecord[]>;
+  /** The next cRLNumber: strictly increasing across restarts (RFC 5280 §5.2.3). */
+  nextCrlNumber(): Promise<bigint>;
+
+  /** Adds or replaces a trusted manufacturer CA. */
+  putTrust(trust: TrustRecord): Promise<void>;
+  /** Removes a trust; false if there was none by that name. */
+  deleteTrust(name: string, actor: string): Promise<boolean>;
+  listTrusts(): Promise<TrustRecord[]>;
+  /** Subscribes to changes of the trusted CAs (EST reloads its trust store). */
+  onTrustChange(listener: () => void): () => void;
 
   /** Writes presence updates in one batch (not synced: presence is advisory). */
   recordPresence(updates: readonly PresenceRecord[]): Promise<void>;

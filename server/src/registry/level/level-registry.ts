@@ -13,6 +13,7 @@ import type {
   IssuanceCommit,
   PresenceRecord,
   Registry,
+  TrustRecord,
   StateChange,
 } from '../types.ts';
 import { AUDIT_HEAD_KEY, auditKey, WriteQueue, type AuditHead, type QueueTransaction, type WriteOp } from './write-queue.ts';
@@ -27,12 +28,16 @@ import { AUDIT_HEAD_KEY, auditKey, WriteQueue, type AuditHead, type QueueTransac
  *   ad!<deviceId>!<seq>          index: a device's audit entries
  *   m!audit-head                 { seq, hash } of the last audit entry
  *   p!<deviceId>                 PresenceRecord
+ *   t!<name>                     TrustRecord (trusted manufacturer CA)
+ *   m!crl-number                 last cRLNumber issued
  */
 const deviceKey = (id: string): string => `d!${id}`;
 const certKey = (serial: string): string => `c!${serial}`;
 const deviceCertKey = (record: CertificateRecord): string => `dc!${record.deviceId}!${record.issuedAt}!${record.serial}`;
 const revokedKey = (serial: string): string => `r!${serial}`;
 const presenceKey = (id: string): string => `p!${id}`;
+const trustKey = (name: string): string => `t!${name}`;
+const CRL_NUMBER_KEY = 'm!crl-number';
 
 /** What a registry write job hands back: the device it changed and the serials it revoked. */
 type WriteOutcome = DeviceChange;
@@ -47,6 +52,7 @@ export interface LevelRegistryOptions {
 /** The LevelDB implementation of {@link Registry}. One process holds the database lock. */
 export class LevelRegistry implements Registry {
   private readonly listeners = new Set<(change: DeviceChange) => void>();
+  private readonly trustListeners = new Set<() => void>();
   private closed = false;
 
   private constructor(
@@ -278,6 +284,55 @@ export class LevelRegistry implements Registry {
       return { ok: false, entries: expectedSeq - 1, brokenAt: expectedSeq, reason: `the log ends at entry ${expectedSeq - 1} but the head says ${head.seq}` };
     }
     return { ok: true, entries: expectedSeq - 1, head: prevHash };
+  }
+
+  async revokedCertificates(): Promise<CertificateRecord[]> {
+    const serials = await this.revokedSerials();
+    const records = await Promise.all([...serials].map((serial) => this.getCertificate(serial)));
+    return records.filter((record): record is CertificateRecord => record !== undefined);
+  }
+
+  async nextCrlNumber(): Promise<bigint> {
+    this.ensureOpen();
+    const { result } = await this.queue.run(async (tx) => {
+      const next = BigInt((await tx.get(CRL_NUMBER_KEY)) ?? '0') + 1n;
+      tx.put(CRL_NUMBER_KEY, next.toString());
+      return next;
+    }, { sync: true });
+    return result;
+  }
+
+  async putTrust(trust: TrustRecord): Promise<void> {
+    this.ensureOpen();
+    await this.queue.run(async (tx) => {
+      tx.put(trustKey(trust.name), JSON.stringify(trust));
+      tx.audit({ type: 'trust-added', detail: `${trust.name} model=${trust.model} fingerprint=${trust.fingerprint}${trust.allowList ? ` allowlist=${trust.allowList.length}` : ''}`, actor: trust.actor });
+    }, { sync: true });
+    for (const listener of this.trustListeners) listener();
+  }
+
+  async deleteTrust(name: string, actor: string): Promise<boolean> {
+    this.ensureOpen();
+    const { result } = await this.queue.run(async (tx) => {
+      if ((await tx.get(trustKey(name))) === undefined) return false;
+      tx.del(trustKey(name));
+      tx.audit({ type: 'trust-removed', detail: name, actor });
+      return true;
+    }, { sync: true });
+    if (result) for (const listener of this.trustListeners) listener();
+    return result;
+  }
+
+  async listTrusts(): Promise<TrustRecord[]> {
+    this.ensureOpen();
+    const out: TrustRecord[] = [];
+    for await (const value of this.db.values({ gt: 't!', lt: 't"' })) out.push(JSON.parse(value) as TrustRecord);
+    return out;
+  }
+
+  onTrustChange(listener: () => void): () => void {
+    this.trustListeners.add(listener);
+    return () => this.trustListeners.delete(listener);
   }
 
   async recordPresence(updates: readonly PresenceRecord[]): Promise<void> {

@@ -1,0 +1,33 @@
+/** Admin API error codes and their HTTP statuses. Stable; listed in docs/errors.md. */
+export const ADMIN_ERRORS = {
+  ADMIN_CLIENT_CERT_REQUIRED: 401,
+  ADMIN_CLIENT_CERT_UNTRUSTED: 401,
+  ADMIN_NOT_OPERATOR: 403,
+  ADMIN_BAD_REQUEST: 400,
+  ADMIN_TOO_LARGE: 413,
+  ADMIN_NOT_FOUND: 404,
+  ADMIN_DEVICE_NOT_FOUND: 404,
+  ADMIN_TRUST_NOT_FOUND: 404,
+  ADMIN_TRUST_INVALID: 400,
+  ADMIN_INVALID_STATE: 409,
+  ADMIN_METHOD_NOT_ALLOWED: 405,
+  ADMIN_INTERNAL: 500,
+} as const;
+
+export type AdminErrorCode = keyof typeof ADMIN_ERRORS;
+
+/** A refused admin request: JSON `{ "error": { "code", "message" } }` with the code's status. */
+export class AdminError extends Error {
+  override readonly name = 'AdminError';
+  constructor(
+    readonly code: AdminErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  get status(): number {
+    return ADMIN_ERRORS[this.code];
+  }
+}

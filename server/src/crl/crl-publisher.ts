@@ -1,0 +1,89 @@
+import type { Logger } from 'pino';
+import type { CertificateAuthority } from '../pki/ca.ts';
+import { signCrl, type CrlReason } from '../pki/crl.ts';
+import type { Registry } from '../registry/types.ts';
+
+/** How long a CRL is valid, and how often it is re-signed before that. */
+export interface CrlTiming {
+  readonly validityMs: number;
+  readonly refreshMs: number;
+}
+
+export const DEFAULT_CRL_TIMING: CrlTiming = { validityMs: 24 * 3_600_000, refreshMs: 6 * 3_600_000 };
+
+/**
+ * Keeps a current CRL of the device-issuing CA: signed again on every revocation (as soon as the
+ * registry has it) and on a timer well before nextUpdate, so relying parties never hold an
+ * expired one. The broker does not use it (it checks revocation in memory); it is published for
+ * everyone else.
+ */
+export class CrlPublisher {
+  private current: Buffer | undefined;
+  private pending: Promise<Buffer> | undefined;
+  private dirty = false;
+  private readonly timer: NodeJS.Timeout;
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly issuer: CertificateAuthority,
+    private readonly registry: Registry,
+    private readonly logger: Logger,
+    private readonly timing: CrlTiming = DEFAULT_CRL_TIMING,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    this.unsubscribe = registry.onDeviceChange((change) => {
+      if (change.revokedSerials.length > 0) void this.refresh();
+    });
+    this.timer = setInterval(() => void this.refresh(), timing.refreshMs);
+    this.timer.unref();
+  }
+
+  /** The current CRL (DER), signing one first if there is none yet. */
+  async crl(): Promise<Buffer> {
+    return this.current ?? this.refresh();
+  }
+
+  /** Signs a new CRL; concurrent calls share one signing, and a call during it causes one more. */
+  refresh(): Promise<Buffer> {
+    if (this.pending) {
+      this.dirty = true;
+      return this.pending;
+    }
+    this.pending = this.build().finally(() => {
+      this.pending = undefined;
+      if (this.dirty) {
+        this.dirty = false;
+        void this.refresh();
+      }
+    });
+    return this.pending;
+  }
+
+  private async build(): Promise<Buffer> {
+    try {
+      const revoked = await this.registry.revokedCertificates();
+      const now = this.now();
+      const der = await signCrl(this.issuer, {
+        number: await this.registry.nextCrlNumber(),
+        thisUpdate: now,
+        nextUpdate: new Date(now.getTime() + this.timing.validityMs),
+        revoked: revoked.map((record) => ({
+          serial: BigInt(`0x${record.serial}`),
+          revokedAt: new Date(record.revokedAt ?? record.issuedAt),
+          reason: record.revocationReason as CrlReason | undefined,
+        })),
+      });
+      this.current = der;
+      this.logger.info({ revoked: revoked.length }, 'CRL signed');
+      return der;
+    } catch (error) {
+      this.logger.error({ err: error }, 'CRL signing failed');
+      throw error;
+    }
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.unsubscribe();
+  }
+}
