@@ -34,7 +34,7 @@ test('mosquitto_pub and mosquitto_sub: telemetry from a device reaches the backe
   const backend = await credentialFiles(dir, fleet, await serviceCredential(t, fleet), 'backend');
 
   // Telemetry: the device publishes in its namespace, a backend service subscribed to devices/#.
-  const consumer = mosquitto('mosquitto_sub', [...backend, '-i', 'backend-1', '-t', 'devices/#', '-C', '1', '-W', '10', '-v']);
+  const consumer = mosquitto('mosquitto_sub', [...backend, '-i', 'backend:1', '-t', 'devices/#', '-C', '1', '-W', '10', '-v']);
   await new Promise((resolve) => setTimeout(resolve, 700));
   const published = await mosquitto('mosquitto_pub', [...device, '-i', a.id, '-t', `devices/${a.id}/telemetry`, '-m', '{"temp":21.5}', '-q', '1']);
   t.is(published.code, 0, published.stderr);
@@ -45,7 +45,7 @@ test('mosquitto_pub and mosquitto_sub: telemetry from a device reaches the backe
   // Commands: the device subscribes to its own namespace, the backend publishes a command.
   const listener = mosquitto('mosquitto_sub', [...device, '-i', a.id, '-t', `devices/${a.id}/commands/#`, '-C', '1', '-W', '10', '-v']);
   await new Promise((resolve) => setTimeout(resolve, 700));
-  const command = await mosquitto('mosquitto_pub', [...backend, '-i', 'backend-2', '-t', `devices/${a.id}/commands/setpoint`, '-m', '19', '-q', '1']);
+  const command = await mosquitto('mosquitto_pub', [...backend, '-i', 'backend:2', '-t', `devices/${a.id}/commands/setpoint`, '-m', '19', '-q', '1']);
   t.is(command.code, 0, command.stderr);
   const received = await listener;
   t.is(received.code, 0, received.stderr);

@@ -24,7 +24,7 @@ async function provisionedDevice(t: ExecutionContext, fleet: Fleet, bootstrap: C
 /** A backend service subscribed to every device's topics. */
 async function backend(t: ExecutionContext, fleet: Fleet) {
   const credential = await serviceCredential(t, fleet);
-  const client = await connectAsync(fleet.server.mqttUrl, mqttOptions(fleet, credential, { clientId: `backend-${Math.random().toString(16).slice(2, 8)}` }));
+  const client = await connectAsync(fleet.server.mqttUrl, mqttOptions(fleet, credential, { clientId: `backend:${Math.random().toString(16).slice(2, 8)}` }));
   t.teardown(() => client.endAsync(true));
   await client.subscribeAsync('devices/#', { qos: 1 });
   return client;

@@ -86,15 +86,20 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   });
   const broker = aedes;
 
+  const setConnectedGauges = (): void => {
+    const counts = sessions.counts();
+    metrics.mqttConnected.set(counts.devices);
+    metrics.mqttConnectedServices.set(counts.services);
+  };
   broker.on('clientReady', (client: Client) => {
     const session = sessions.get(client);
     metrics.mqttConnects.inc();
-    metrics.mqttConnected.set(broker.connectedClients);
+    setConnectedGauges();
     if (session?.identity.kind === 'device') presence.connected(session.identity.deviceId, session.peer);
   });
   broker.on('clientDisconnect', (client: Client) => {
-    metrics.mqttConnected.set(broker.connectedClients);
     const session = sessions.delete(client);
+    setConnectedGauges();
     if (session?.identity.kind === 'device' && !sessions.clientOf(session.key)) presence.disconnected(session.identity.deviceId);
   });
   broker.on('publish', (_packet, client) => {

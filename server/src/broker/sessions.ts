@@ -61,6 +61,13 @@ export class SessionTable {
     }
   }
 
+  /** Live sessions by kind. */
+  counts(): { devices: number; services: number } {
+    let services = 0;
+    for (const key of this.byDevice.keys()) if (key.startsWith('service:')) services++;
+    return { devices: this.byDevice.size - services, services };
+  }
+
   get size(): number {
     return this.byDevice.size;
   }

@@ -4,6 +4,7 @@ import { ConfigError } from '../config/config.ts';
 import { DataDirError } from '../datadir/authorities.ts';
 import { BatchError } from '../factory/bootstrap-batch.ts';
 import { InitError } from '../datadir/init.ts';
+import { ServiceCredentialError } from '../factory/service-credential.ts';
 import { parseCommandArgs, UsageError, type Command } from './args.ts';
 import { bootstrapIssueCommand } from './commands/bootstrap-issue.ts';
 import { initCommand } from './commands/init.ts';
@@ -31,7 +32,7 @@ function operatorError(error: unknown): { code: string; message: string } | unde
   if (error instanceof PkiError || error instanceof RegistryError || error instanceof DataDirError) {
     return { code: error.code, message: error.message };
   }
-  if (error instanceof ConfigError || error instanceof BatchError || error instanceof InitError) return { code: error.code, message: error.message };
+  if (error instanceof ConfigError || error instanceof BatchError || error instanceof InitError || error instanceof ServiceCredentialError) return { code: error.code, message: error.message };
   const errno = error as NodeJS.ErrnoException & { address?: string; port?: number };
   if (errno.code === 'EADDRINUSE' || errno.code === 'EACCES' || errno.code === 'EADDRNOTAVAIL') {
     return {

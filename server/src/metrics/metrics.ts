@@ -28,9 +28,15 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly mqttConnectedServices = new Gauge({
+    name: 'fleetgate_mqtt_connected_services',
+    help: 'Backend service clients connected to the MQTT broker now',
+    registers: [this.registry],
+  });
+
   readonly mqttConnects = new Counter({
     name: 'fleetgate_mqtt_connects_total',
-    help: 'Accepted MQTT connections',
+    help: 'Accepted MQTT connections (devices and services)',
     registers: [this.registry],
   });
 
@@ -43,7 +49,7 @@ export class Metrics {
 
   readonly mqttMessagesIn = new Counter({
     name: 'fleetgate_mqtt_messages_in_total',
-    help: 'PUBLISH packets received from devices',
+    help: 'PUBLISH packets received from clients (devices and services)',
     registers: [this.registry],
   });
 

@@ -6,6 +6,9 @@ import { peerIdentity, sessionKey } from '../peer-identity.ts';
 import { rulesForDevice, topicMatches, type DeviceTopicRules } from '../topic-acl.ts';
 import type { HookContext } from './context.ts';
 
+/** What may follow `<service>:` in a service client id. */
+const SERVICE_INSTANCE = /^[A-Za-z0-9._-]{1,64}$/;
+
 /**
  * CONNECT authentication, deny by default. Identity comes from the verified peer certificate
  * (never from username/password, which are ignored); the client id must equal it; the device and
@@ -35,9 +38,13 @@ export function createAuthenticate(context: HookContext) {
         rules = rulesForDevice(context.config.topics, identity.deviceId, device.model);
         model = device.model;
       } else {
-        // Several instances of one service connect at once: `<name>` or `<name>-<instance>`.
-        if (client.id !== identity.service && !client.id.startsWith(`${identity.service}-`)) {
-          throw new BrokerError('BROKER_CLIENT_ID_MISMATCH', `client id "${client.id}", service ${identity.service}`);
+        // Several instances of one service connect at once: `<name>` or `<name>:<instance>`. A
+        // `:` never occurs in a device id, so a service cannot take a device's session over, and
+        // `backend:` and `backend-eu:` cannot collide; the bare name must not be a device's id.
+        const instance = client.id.startsWith(`${identity.service}:`) ? client.id.slice(identity.service.length + 1) : undefined;
+        const bareName = client.id === identity.service && context.access.device(client.id) === undefined;
+        if (!bareName && !(instance !== undefined && SERVICE_INSTANCE.test(instance))) {
+          throw new BrokerError('BROKER_CLIENT_ID_MISMATCH', `client id "${client.id}"; service ${identity.service} connects as ${identity.service} or ${identity.service}:<instance>`);
         }
         const serviceRules = context.config.services[identity.service];
         if (!serviceRules) throw new BrokerError('BROKER_SERVICE_UNKNOWN', identity.service);

@@ -5,11 +5,15 @@ import { integerOption, type Command } from '../args.ts';
 
 export const serveCommand: Command = {
   path: ['serve'],
-  summary: 'run the fleetgate listeners (EST enrollment now; MQTT, admin, metrics ports reserved)',
+  summary: 'run the fleetgate listeners: EST enrollment, MQTT broker, admin API, metrics',
   help: `Usage: fleetgate serve [--data DIR] [--host H] [--est-port P] [--mqtt-port P] [--admin-port P] [--metrics-port P]
 
-Starts the EST enrollment endpoint (RFC 7030, HTTPS with client certificates):
-  https://H:P/.well-known/est/{cacerts,simpleenroll,simplereenroll,csrattrs}
+Starts every listener:
+  EST enrollment (RFC 7030, HTTPS, client certificates)  https://H:8443/.well-known/est/{cacerts,simpleenroll,simplereenroll,csrattrs}
+                                                         and the CRL at https://H:8443/crl
+  MQTT broker (TLS, operational device certificates)     mqtts://H:8883
+  admin API (HTTPS, operator certificates)               https://H:9443/v1/...
+  Prometheus metrics (plain HTTP)                        http://H:9464/metrics
 Logs are JSON lines (pino) on stdout; FLEETGATE_LOG_LEVEL sets the level.
 SIGINT or SIGTERM stops accepting, lets in-flight requests finish, and exits.
 
@@ -17,9 +21,9 @@ Options:
   --data DIR          data directory made by \`fleetgate init\` (default ./data or $FLEETGATE_DATA)
   --host H            address to listen on (default ${DEFAULT_LISTEN.host})
   --est-port P        EST port (default ${DEFAULT_LISTEN.estPort}; 0 picks a free port)
-  --mqtt-port P       MQTT over TLS port (default ${DEFAULT_LISTEN.mqttPort}; reserved for the broker)
-  --admin-port P      admin API port (default ${DEFAULT_LISTEN.adminPort}; reserved)
-  --metrics-port P    Prometheus metrics port (default ${DEFAULT_LISTEN.metricsPort}; reserved)
+  --mqtt-port P       MQTT over TLS port (default ${DEFAULT_LISTEN.mqttPort})
+  --admin-port P      admin API port (default ${DEFAULT_LISTEN.adminPort})
+  --metrics-port P    Prometheus metrics port (default ${DEFAULT_LISTEN.metricsPort})
   -h, --help          this help`,
   options: {
     data: { type: 'string' },

@@ -12,7 +12,7 @@ export const serviceIssueCommand: Command = {
 Issues a client certificate for a backend service from the device-issuing CA (offline, like
 bootstrap issue). Writes NAME.crt (certificate + issuing CA), NAME.key (mode 0600) and root.crt
 into --out. The broker admits the service only while config.json lists NAME under
-broker.services, with the topics given there; its MQTT client id is NAME or NAME-<anything>, so
+broker.services, with the topics given there; its MQTT client id is NAME or NAME:<instance>, so
 several instances can run at once. The default configuration lists "backend", which may
 subscribe to devices/# and publish to devices/+/commands/# and fleet/#.
 
