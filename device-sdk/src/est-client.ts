@@ -15,6 +15,8 @@ export interface EstClientOptions {
   readonly root: string;
   /** Per-request timeout. */
   readonly timeoutMs?: number;
+  /** Local address to connect from. */
+  readonly localAddress?: string;
 }
 
 /** An issued certificate and its chain, checked against the key and the pinned root. */
@@ -39,11 +41,41 @@ function serverCode(value: string | string[] | undefined): EnrollErrorCode | und
  * EST client (RFC 7030) for the operations a device needs. Every request is a fresh mTLS
  * connection; responses are checked before anything is handed back.
  */
+/** Parsed intermediates by DER (base64): every device of a fleet receives the same issuing CA. */
+const parsedIntermediates = new Map<string, X509Certificate>();
+
+function parseIntermediate(der: Buffer): X509Certificate {
+  const key = der.toString('base64');
+  let certificate = parsedIntermediates.get(key);
+  if (!certificate) {
+    certificate = new X509Certificate(der);
+    if (parsedIntermediates.size > 64) parsedIntermediates.clear();
+    parsedIntermediates.set(key, certificate);
+  }
+  return certificate;
+}
+
+/** Intermediates already verified against a root (by fingerprint pair): a signature check saved per device. */
+const verifiedLinks = new Set<string>();
+
+/** Parsed roots by PEM: a simulator runs thousands of clients that all pin the same root. */
+const parsedRoots = new Map<string, X509Certificate>();
+
+function parseRoot(pem: string): X509Certificate {
+  let root = parsedRoots.get(pem);
+  if (!root) {
+    root = new X509Certificate(pem);
+    if (parsedRoots.size > 64) parsedRoots.clear();
+    parsedRoots.set(pem, root);
+  }
+  return root;
+}
+
 export class EstClient {
   private readonly root: X509Certificate;
 
   constructor(private readonly options: EstClientOptions) {
-    this.root = new X509Certificate(options.root);
+    this.root = parseRoot(options.root);
   }
 
   /** First enrollment, authenticated by the factory bootstrap credential. */
@@ -72,7 +104,7 @@ export class EstClient {
     if (!certificate.publicKey.export({ type: 'spki', format: 'der' }).equals(expected)) {
       throw new SdkError('SDK_CERT_KEY_MISMATCH', 'the issued certificate does not carry this device key');
     }
-    this.checkChain(certificate, chainDer.map((der) => new X509Certificate(der)));
+    this.checkChain(certificate, chainDer.map(parseIntermediate));
     return { certificate, chainPem: [leafDer as Buffer, ...chainDer].map(toPem).join('') };
   }
 
@@ -80,7 +112,12 @@ export class EstClient {
   private checkChain(leaf: X509Certificate, intermediates: X509Certificate[]): void {
     let current = leaf;
     for (let depth = 0; depth < 5; depth++) {
-      if (current.checkIssued(this.root) && current.verify(this.root.publicKey)) return;
+      const link = `${current.fingerprint256}>${this.root.fingerprint256}`;
+      if (verifiedLinks.has(link)) return;
+      if (current.checkIssued(this.root) && current.verify(this.root.publicKey)) {
+        if (current !== leaf) verifiedLinks.add(link);
+        return;
+      }
       const issuer = intermediates.find((candidate) => current.checkIssued(candidate) && current.verify(candidate.publicKey));
       if (!issuer) break;
       current = issuer;
@@ -98,6 +135,7 @@ export class EstClient {
           ca: this.options.root,
           ...credential,
           agent: false,
+          localAddress: this.options.localAddress,
           timeout: this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
           headers: body === undefined ? {} : { 'content-type': MEDIA_TYPES.pkcs10 },
         },

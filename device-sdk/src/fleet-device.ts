@@ -36,6 +36,8 @@ export interface FleetDeviceOptions {
   readonly random?: Random;
   /** Extra MQTT.js options (keepalive, connectTimeout ...); identity and TLS are the SDK's. */
   readonly mqtt?: Partial<IClientOptions>;
+  /** Local address to connect from (a simulator spreads devices over several 127.x sources). */
+  readonly localAddress?: string;
 }
 
 /** A credential ready to use: its key loaded and its certificate parsed. */
@@ -68,8 +70,8 @@ class Retry extends Error {
   }
 }
 
-function certificateInfo(certPem: string): CertificateInfo {
-  const certificate = new X509Certificate(certPem);
+function certificateInfo(certPem: string | X509Certificate): CertificateInfo {
+  const certificate = typeof certPem === 'string' ? new X509Certificate(certPem) : certPem;
   return {
     serial: certificate.serialNumber.toLowerCase().replace(/^0+(?=.)/, ''),
     notBefore: new Date(certificate.validFrom),
@@ -149,6 +151,15 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
     if (this.current.type !== 'refused') this.setState({ type: 'stopped' });
   }
 
+  /**
+   * Renews now instead of waiting for the schedule (an operator asked, or the firmware knows
+   * the key is at risk). Resolves when the switch to the new certificate is done or failed.
+   */
+  async renewNow(): Promise<void> {
+    if (this.current.type !== 'connected') throw new SdkError('SDK_NOT_CONNECTED', 'renewal needs a connected device');
+    await this.renew();
+  }
+
   /** Publishes under the device's namespace: `publish('telemetry', ...)` goes to `devices/<id>/telemetry`. */
   async publish(subtopic: string, payload: string | Buffer, options: IClientPublishOptions = { qos: 1 }): Promise<void> {
     const client = this.client();
@@ -192,8 +203,9 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
   /** The main loop: get a credential, connect, stay connected, back off, again. */
   private async run(): Promise<void> {
     const root = await this.options.store.root();
-    this.est = new EstClient({ url: this.options.estUrl, root });
-    this.connector = new MqttConnector(this.options.mqttUrl, this.options.deviceId, root, this.options.mqtt ?? {});
+    const localAddress = this.options.localAddress;
+    this.est = new EstClient({ url: this.options.estUrl, root, localAddress });
+    this.connector = new MqttConnector(this.options.mqttUrl, this.options.deviceId, root, { ...(localAddress ? { localAddress } : {}), ...this.options.mqtt });
     this.connector.on('message', (topic, payload) => this.emit('message', topic, payload));
     while (this.running) {
       try {
@@ -253,7 +265,7 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
     const result = await this.estCall(() => (this.est as EstClient).simpleEnroll(this.tlsOf(bootstrap.certPem, bootstrapKey), csr, key.spki));
     const stored: StoredCredential = { certPem: result.chainPem, key: key.stored };
     await this.options.store.save('operational', stored);
-    const info = certificateInfo(stored.certPem);
+    const info = certificateInfo(result.certificate);
     this.emit('enrolled', info);
     return { stored, key, info };
   }
@@ -336,7 +348,7 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
     const result = await this.estCall(() => (this.est as EstClient).simpleReenroll(this.tlsOf(credential.stored.certPem, credential.key), csr, key.spki));
     const stored: StoredCredential = { certPem: result.chainPem, key: key.stored };
     await this.options.store.save('pending', stored);
-    return { stored, key, info: certificateInfo(stored.certPem) };
+    return { stored, key, info: certificateInfo(result.certificate) };
   }
 
   private scheduleRenewal(credential: ActiveCredential): void {

@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, sign as cryptoSign, webcrypto, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, KeyObject, sign as cryptoSign, webcrypto } from 'node:crypto';
 
 /** Key generation parameters for device keys: ECDSA P-256 (WebCrypto names). */
 export const DEVICE_KEY_ALGORITHM: webcrypto.EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
@@ -41,20 +41,44 @@ function softwareKey(privateKey: KeyObject, pem: string, spki: Buffer): DeviceKe
 }
 
 /**
+ * A stored software key, parsed only when something needs more than its PEM: TLS takes the PEM
+ * as it is, and parsing a key (OpenSSL 3 decoders) costs a few hundred microseconds.
+ */
+function lazySoftwareKey(pem: string): DeviceKey {
+  let parsed: { privateKey: KeyObject; spki: Buffer } | undefined;
+  const parse = (): { privateKey: KeyObject; spki: Buffer } => {
+    if (!parsed) {
+      const privateKey = createPrivateKey(pem);
+      parsed = { privateKey, spki: createPublicKey(privateKey).export({ type: 'spki', format: 'der' }) };
+    }
+    return parsed;
+  };
+  return {
+    get spki() {
+      return parse().spki;
+    },
+    async sign(data) {
+      return cryptoSign('sha256', data, parse().privateKey);
+    },
+    tls: { key: pem },
+    stored: pem,
+  };
+}
+
+/**
  * Keys in software: ECDSA P-256 generated with WebCrypto on the device. The private key never
  * leaves the device; it is kept as PKCS#8 PEM in the credential store (mode 0600 in the file store).
  */
 export class SoftwareKeyProvider implements KeyProvider {
   async generate(): Promise<DeviceKey> {
     const pair = (await webcrypto.subtle.generateKey(DEVICE_KEY_ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-    const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', pair.privateKey));
-    const spki = Buffer.from(await webcrypto.subtle.exportKey('spki', pair.publicKey));
-    const privateKey = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' });
+    // KeyObject.from wraps the same key without encoding and decoding it again.
+    const privateKey = KeyObject.from(pair.privateKey);
+    const spki = KeyObject.from(pair.publicKey).export({ type: 'spki', format: 'der' });
     return softwareKey(privateKey, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, spki);
   }
 
   async load(stored: string): Promise<DeviceKey> {
-    const privateKey = createPrivateKey(stored);
-    return softwareKey(privateKey, stored, createPublicKey(privateKey).export({ type: 'spki', format: 'der' }));
+    return lazySoftwareKey(stored);
   }
 }

@@ -1,0 +1,173 @@
+import { FleetDevice, MemoryCredentialStore, SdkError, type DeviceState } from '@fleetgate/device-sdk';
+import type { FactoryCredential } from './credentials.ts';
+import type { DeviceProfile, ProfileIo } from './profiles.ts';
+import type { RunRecorder } from './recorder.ts';
+
+/** Everything one runner (the main thread, or one worker) needs. */
+export interface RunnerSettings {
+  readonly devices: readonly FactoryCredential[];
+  readonly rootPem: string;
+  readonly estUrl: string;
+  readonly mqttUrl: string;
+  /** Devices started per second (Infinity: all at once). */
+  readonly ratePerSecond: number;
+  readonly sourceAddresses: readonly string[];
+  readonly profiles: ReadonlyMap<string, DeviceProfile>;
+  /** Reconnect backoff of the simulated devices. */
+  readonly backoff: { readonly initialMs: number; readonly maxMs: number; readonly multiplier: number };
+}
+
+/** One simulated device and what the runner knows of it. */
+interface SimDevice {
+  readonly credential: FactoryCredential;
+  readonly device: FleetDevice;
+  readonly startedAt: number;
+  enrolledAt?: number;
+  connectedAt?: number;
+  lastConnectedAt?: number;
+  disconnectedAt?: number;
+  refusedAt?: number;
+  connectsAfterRefusal: number;
+  stopTraffic?: () => void;
+}
+
+/** Error code of anything a device reports. */
+function codeOf(error: unknown): string {
+  if (error instanceof SdkError) return error.serverCode ?? error.code;
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : 'DEVICE_WARNING';
+}
+
+/**
+ * Runs simulated devices through the real lifecycle with the device SDK, exactly as firmware
+ * would: bootstrap credential in a store, FleetDevice, profile traffic once connected.
+ */
+export class FleetRunner {
+  readonly sims: SimDevice[] = [];
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private stopped = false;
+
+  constructor(
+    private readonly settings: RunnerSettings,
+    private readonly recorder: RunRecorder,
+  ) {}
+
+  /** Starts the devices at the configured rate; resolves when all are started. */
+  async startAll(): Promise<void> {
+    const { devices, ratePerSecond } = this.settings;
+    const began = performance.now();
+    let index = 0;
+    while (index < devices.length && !this.stopped) {
+      const due = Number.isFinite(ratePerSecond) ? Math.min(devices.length, Math.floor(((performance.now() - began) / 1000) * ratePerSecond) + 1) : devices.length;
+      // Bounded batches keep the event loop responsive even when everything is due at once.
+      for (let started = 0; index < due && started < 250; started++, index++) this.startDevice(devices[index] as FactoryCredential, index);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
+  private startDevice(credential: FactoryCredential, index: number): void {
+    const addresses = this.settings.sourceAddresses;
+    const device = new FleetDevice({
+      deviceId: credential.id,
+      estUrl: this.settings.estUrl,
+      mqttUrl: this.settings.mqttUrl,
+      store: new MemoryCredentialStore(this.settings.rootPem, { certPem: credential.certPem, key: credential.keyPem }),
+      backoff: this.settings.backoff,
+      localAddress: addresses.length > 1 ? addresses[index % addresses.length] : undefined,
+    });
+    const sim: SimDevice = { credential, device, startedAt: performance.now(), connectsAfterRefusal: 0 };
+    this.sims.push(sim);
+    const recorder = this.recorder;
+    device.on('enrolled', () => {
+      sim.enrolledAt = performance.now();
+      recorder.counters.enrolled++;
+      recorder.enroll.add(sim.enrolledAt - sim.startedAt);
+    });
+    device.on('connected', () => {
+      const now = performance.now();
+      recorder.counters.connects++;
+      if (sim.refusedAt !== undefined) sim.connectsAfterRefusal++;
+      sim.lastConnectedAt = now;
+      if (sim.connectedAt === undefined) {
+        sim.connectedAt = now;
+        recorder.counters.connected++;
+        recorder.connect.add(now - (sim.enrolledAt ?? sim.startedAt));
+        this.startTraffic(sim);
+      }
+    });
+    device.on('disconnected', () => {
+      sim.disconnectedAt = performance.now();
+    });
+    device.on('renewed', () => recorder.counters.renewed++);
+    device.on('refused', ({ code }) => {
+      sim.refusedAt = performance.now();
+      recorder.counters.refused++;
+      recorder.error(code);
+    });
+    device.on('warning', (error) => recorder.error(codeOf(error)));
+    void device.start();
+  }
+
+  private startTraffic(sim: SimDevice): void {
+    const profile = this.settings.profiles.get(sim.credential.model);
+    if (!profile) return;
+    const recorder = this.recorder;
+    const io: ProfileIo = {
+      publish: (subtopic, payload, qos) => {
+        if (this.stopped || sim.device.state.type === 'refused' || sim.device.state.type === 'stopped') return;
+        recorder.counters.messagesSent++;
+        const sent = performance.now();
+        sim.device.publish(subtopic, payload, { qos }).then(
+          () => {
+            recorder.counters.messagesAcknowledged++;
+            if (qos === 1) recorder.publishAck.add(performance.now() - sent);
+          },
+          (error: unknown) => {
+            recorder.counters.messagesFailed++;
+            recorder.error(`PUBLISH_${codeOf(error)}`);
+          },
+        );
+      },
+      every: (ms, action) => {
+        const timer = setInterval(action, Math.max(10, ms));
+        timer.unref();
+        this.timers.add(timer);
+      },
+      after: (ms, action) => {
+        const timer = setTimeout(() => {
+          this.timers.delete(timer);
+          action();
+        }, Math.max(0, ms));
+        timer.unref();
+        this.timers.add(timer);
+      },
+      random: Math.random,
+    };
+    sim.stopTraffic = profile.run(sim.device, io);
+  }
+
+  /** Devices by SDK state right now. */
+  states(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const { device } of this.sims) counts[device.state.type] = (counts[device.state.type] ?? 0) + 1;
+    return counts;
+  }
+
+  /** Whether every device is connected (or refused for good). */
+  settled(): boolean {
+    return this.sims.length === this.settings.devices.length && this.sims.every(({ device }) => isSettled(device.state));
+  }
+
+  /** Stops traffic and every device (connections closed, in-flight QoS 1 flushed). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    for (const sim of this.sims) sim.stopTraffic?.();
+    await Promise.all(this.sims.map(({ device }) => device.stop().catch(() => undefined)));
+  }
+}
+
+function isSettled(state: DeviceState): boolean {
+  return state.type === 'connected' || state.type === 'refused';
+}

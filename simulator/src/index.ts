@@ -1,0 +1,6 @@
+/** @fleetgate/simulator: run simulated fleets through the real lifecycle (also as a library). */
+export { simulate, summaryText, type SimulationOutcome } from './simulate.ts';
+export { parseSimArgs, countsFor, parseMix, SCENARIOS, type SimOptions, type Scenario } from './options.ts';
+export { Progress } from './progress.ts';
+export { DEFAULT_TRAFFIC, type TrafficSettings, type DeviceProfile } from './profiles.ts';
+export type { SimulationReport } from './report/types.ts';

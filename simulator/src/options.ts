@@ -1,0 +1,189 @@
+import { parseArgs } from 'node:util';
+import { DEFAULT_TRAFFIC, type TrafficSettings } from './profiles.ts';
+
+export const SCENARIOS = ['steady', 'enroll-storm', 'reconnect-storm', 'renewal-storm', 'revocation-sweep'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+
+/** Everything `fleetgate-sim` was asked to do. */
+export interface SimOptions {
+  readonly devices: number;
+  readonly mix: Readonly<Record<string, number>>;
+  readonly ratePerSecond: number;
+  readonly durationMs: number;
+  readonly scenario: Scenario;
+  readonly estUrl: string;
+  readonly mqttUrl: string;
+  readonly root: string | undefined;
+  readonly data: string | undefined;
+  readonly factory: string | undefined;
+  readonly reportDir: string;
+  readonly maxErrorRate: number;
+  readonly sourceAddresses: readonly string[];
+  readonly adminUrl: string;
+  readonly operatorCert: string | undefined;
+  readonly operatorKey: string | undefined;
+  readonly revokeShare: number;
+  readonly restartCommand: string | undefined;
+  readonly traffic: TrafficSettings;
+  readonly json: boolean;
+}
+
+/** The command line is wrong (exit 2). */
+export class SimUsageError extends Error {
+  override readonly name = 'SimUsageError';
+  readonly code = 'SIM_USAGE';
+}
+
+export const HELP = `Usage: fleetgate-sim --devices N --est URL --mqtt URL --root FILE (--data DIR | --factory DIR) [options]
+
+Runs N simulated thermostats, cameras and cars through the real lifecycle against a running
+fleetgate: factory credential -> key on the device -> CSR -> EST enrollment -> MQTT over mutual
+TLS -> telemetry, using the device SDK exactly as firmware would. Reports what it measured.
+
+Fleet:
+  --devices N            how many devices (default 100)
+  --mix SPEC             share per model, e.g. thermostat=70,camera=20,car=10 (default)
+  --rate R/s             devices started per second (default 100/s; "all" starts them at once)
+  --duration D           how long the run lasts, e.g. 20s, 2m (default 20s)
+  --scenario S           ${SCENARIOS.join(', ')} (default steady)
+  --traffic-scale X      multiply every traffic interval (0.1 = ten times as chatty; default 1)
+
+Server:
+  --est URL              EST base URL (default https://127.0.0.1:8443)
+  --mqtt URL             broker URL (default mqtts://127.0.0.1:8883)
+  --root FILE            the root certificate devices pin (default: <factory>/root.crt)
+  --data DIR             mint factory credentials from this data directory's factory CA
+                         (runs \`fleetgate bootstrap issue\`); also the operator credential
+  --factory DIR          use the credentials of a \`fleetgate bootstrap issue\` folder
+  --admin URL            admin API for revocation-sweep (default https://127.0.0.1:9443)
+  --operator-cert FILE   operator certificate (default <data>/operator/operator.crt)
+  --operator-key FILE    operator key (default <data>/operator/operator.key)
+  --revoke-share X       share of the fleet revoked by revocation-sweep (default 0.1)
+  --restart-cmd CMD      shell command that restarts the server, for reconnect-storm (without it
+                         the simulator waits for an operator to restart the server)
+  --source-addresses L   comma-separated 127.x addresses to connect from (default: 127.0.0.1,
+                         one more per 20,000 devices: one source address reaches ~28k connections)
+
+Output:
+  --report DIR           where report.json and report.html go (default ./reports)
+  --max-error-rate X     exit 1 when errors / (devices + messages) exceeds X (default 0.01)
+  --json                 print the report as JSON on stdout instead of the summary
+  -h, --help             this help
+
+Progress is a live line on a terminal, a plain line every 5 s otherwise.`;
+
+function duration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!match) throw new SimUsageError(`--duration: "${text}" is not a duration like 20s or 2m`);
+  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  return Number(match[1]) * factor;
+}
+
+function positive(text: string | undefined, name: string, fallback: number, max: number): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0 || value > max) throw new SimUsageError(`--${name} must be a number above 0 and at most ${max}`);
+  return value;
+}
+
+/** Parses `thermostat=70,camera=20,car=10` into shares that sum to 1. */
+export function parseMix(text: string): Record<string, number> {
+  const mix: Record<string, number> = {};
+  for (const part of text.split(',')) {
+    const [model, weight] = part.split('=');
+    if (!model || !/^[a-z][a-z0-9-]{0,31}$/.test(model) || !weight || !(Number(weight) >= 0)) throw new SimUsageError(`--mix: "${part}" is not model=weight`);
+    mix[model] = Number(weight);
+  }
+  const total = Object.values(mix).reduce((sum, weight) => sum + weight, 0);
+  if (total <= 0) throw new SimUsageError('--mix: the weights add up to 0');
+  for (const model of Object.keys(mix)) mix[model] = (mix[model] as number) / total;
+  return mix;
+}
+
+/** Devices per model for `devices` and `mix` (rounding keeps the total exact). */
+export function countsFor(devices: number, mix: Readonly<Record<string, number>>): Record<string, number> {
+  const entries = Object.entries(mix);
+  const counts: Record<string, number> = {};
+  let assigned = 0;
+  entries.forEach(([model, share], index) => {
+    const count = index === entries.length - 1 ? devices - assigned : Math.round(devices * share);
+    counts[model] = count;
+    assigned += count;
+  });
+  return counts;
+}
+
+/** Parses the command line; `undefined` when --help was asked. */
+export function parseSimArgs(argv: string[]): SimOptions | undefined {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        devices: { type: 'string' },
+        mix: { type: 'string' },
+        rate: { type: 'string' },
+        duration: { type: 'string' },
+        scenario: { type: 'string' },
+        'traffic-scale': { type: 'string' },
+        est: { type: 'string' },
+        mqtt: { type: 'string' },
+        root: { type: 'string' },
+        data: { type: 'string' },
+        factory: { type: 'string' },
+        admin: { type: 'string' },
+        'operator-cert': { type: 'string' },
+        'operator-key': { type: 'string' },
+        'revoke-share': { type: 'string' },
+        'restart-cmd': { type: 'string' },
+        'source-addresses': { type: 'string' },
+        report: { type: 'string' },
+        'max-error-rate': { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    throw new SimUsageError((error as Error).message);
+  }
+  if (values.help) return undefined;
+  const devices = positive(values.devices, 'devices', 100, 1_000_000);
+  if (!Number.isInteger(devices)) throw new SimUsageError('--devices must be a whole number');
+  if (!values.data && !values.factory) throw new SimUsageError('--data DIR or --factory DIR is required (where the factory credentials come from)');
+  const scenario = (values.scenario ?? 'steady') as Scenario;
+  if (!SCENARIOS.includes(scenario)) throw new SimUsageError(`--scenario must be one of ${SCENARIOS.join(', ')}`);
+  const rateText = values.rate ?? (scenario === 'enroll-storm' ? 'all' : '100/s');
+  const ratePerSecond = rateText === 'all' ? Number.POSITIVE_INFINITY : positive(rateText.replace(/\/s$/, ''), 'rate', 100, 1_000_000);
+  const scale = positive(values['traffic-scale'], 'traffic-scale', 1, 1000);
+  const maxErrorRate = values['max-error-rate'] === undefined ? 0.01 : Number(values['max-error-rate']);
+  if (!(maxErrorRate >= 0 && maxErrorRate <= 1)) throw new SimUsageError('--max-error-rate must be between 0 and 1');
+  const revokeShare = values['revoke-share'] === undefined ? 0.1 : Number(values['revoke-share']);
+  if (!(revokeShare > 0 && revokeShare <= 1)) throw new SimUsageError('--revoke-share must be above 0 and at most 1');
+  const addresses = values['source-addresses']?.split(',').map((address) => address.trim()).filter(Boolean)
+    ?? Array.from({ length: Math.ceil(devices / 20_000) }, (_, index) => `127.0.0.${index + 1}`);
+  for (const address of addresses) if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address) && address !== '::1') throw new SimUsageError(`--source-addresses: ${address} is not a loopback address`);
+  const data = values.data;
+  return {
+    devices,
+    mix: parseMix(values.mix ?? 'thermostat=70,camera=20,car=10'),
+    ratePerSecond,
+    durationMs: duration(values.duration ?? '20s'),
+    scenario,
+    estUrl: values.est ?? 'https://127.0.0.1:8443',
+    mqttUrl: values.mqtt ?? 'mqtts://127.0.0.1:8883',
+    root: values.root,
+    data,
+    factory: values.factory,
+    reportDir: values.report ?? './reports',
+    maxErrorRate,
+    sourceAddresses: addresses,
+    adminUrl: values.admin ?? 'https://127.0.0.1:9443',
+    operatorCert: values['operator-cert'] ?? (data ? `${data}/operator/operator.crt` : undefined),
+    operatorKey: values['operator-key'] ?? (data ? `${data}/operator/operator.key` : undefined),
+    revokeShare,
+    restartCommand: values['restart-cmd'],
+    traffic: { ...DEFAULT_TRAFFIC, scale },
+    json: values.json ?? false,
+  };
+}

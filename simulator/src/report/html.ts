@@ -1,0 +1,99 @@
+import type { LatencySummary, SimulationReport, TimePoint } from './types.ts';
+
+const escape = (text: string): string => text.replace(/[&<>"]/g, (char) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[char] as string);
+const COLORS = ['#2563eb', '#16a34a', '#f59e0b', '#dc2626', '#7c3aed', '#0891b2', '#db2777', '#4b5563'];
+
+/** A line chart of several series over time, as inline SVG. */
+function lineChart(title: string, series: { name: string; values: number[] }[], times: number[]): string {
+  const width = 640;
+  const height = 220;
+  const pad = { left: 48, right: 12, top: 24, bottom: 28 };
+  const max = Math.max(1, ...series.flatMap((entry) => entry.values));
+  const maxT = Math.max(1, ...times);
+  const x = (t: number): number => pad.left + (t / maxT) * (width - pad.left - pad.right);
+  const y = (v: number): number => height - pad.bottom - (v / max) * (height - pad.top - pad.bottom);
+  const lines = series
+    .map((entry, index) => {
+      const points = entry.values.map((value, i) => `${x(times[i] ?? 0).toFixed(1)},${y(value).toFixed(1)}`).join(' ');
+      return `<polyline fill="none" stroke="${COLORS[index % COLORS.length]}" stroke-width="2" points="${points}"/>`;
+    })
+    .join('');
+  const legend = series
+    .map((entry, index) => `<tspan fill="${COLORS[index % COLORS.length]}" dx="${index ? 14 : 0}">■ ${escape(entry.name)}</tspan>`)
+    .join('');
+  return `<figure><svg viewBox="0 0 ${width} ${height}" role="img" aria-label="${escape(title)}">
+<text x="${pad.left}" y="16" font-size="13" font-weight="bold">${escape(title)}</text>
+<line x1="${pad.left}" y1="${height - pad.bottom}" x2="${width - pad.right}" y2="${height - pad.bottom}" stroke="#999"/>
+<line x1="${pad.left}" y1="${pad.top}" x2="${pad.left}" y2="${height - pad.bottom}" stroke="#999"/>
+<text x="${pad.left - 6}" y="${pad.top + 4}" font-size="11" text-anchor="end">${max}</text>
+<text x="${pad.left - 6}" y="${height - pad.bottom}" font-size="11" text-anchor="end">0</text>
+<text x="${width - pad.right}" y="${height - 8}" font-size="11" text-anchor="end">${maxT} s</text>
+${lines}<text x="${pad.left + 160}" y="16" font-size="11">${legend}</text></svg></figure>`;
+}
+
+/** A histogram of a latency summary, as inline SVG bars. */
+function histogram(title: string, summary: LatencySummary): string {
+  const width = 640;
+  const height = 200;
+  const pad = { left: 48, right: 12, top: 24, bottom: 34 };
+  const { edges, buckets } = summary.histogram;
+  const max = Math.max(1, ...buckets);
+  const barWidth = (width - pad.left - pad.right) / buckets.length;
+  const bars = buckets
+    .map((count, index) => {
+      const barHeight = (count / max) * (height - pad.top - pad.bottom);
+      const label = index === edges.length - 1 ? `≥${edges[index]}` : `${edges[index]}`;
+      return `<rect x="${(pad.left + index * barWidth + 2).toFixed(1)}" y="${(height - pad.bottom - barHeight).toFixed(1)}" width="${(barWidth - 4).toFixed(1)}" height="${barHeight.toFixed(1)}" fill="#2563eb"><title>${label} ms: ${count}</title></rect>
+<text x="${(pad.left + index * barWidth + barWidth / 2).toFixed(1)}" y="${height - pad.bottom + 14}" font-size="10" text-anchor="middle">${label}</text>`;
+    })
+    .join('');
+  return `<figure><svg viewBox="0 0 ${width} ${height}" role="img" aria-label="${escape(title)}">
+<text x="${pad.left}" y="16" font-size="13" font-weight="bold">${escape(title)} (ms; p50 ${summary.p50}, p99 ${summary.p99}, n=${summary.count})</text>
+<line x1="${pad.left}" y1="${height - pad.bottom}" x2="${width - pad.right}" y2="${height - pad.bottom}" stroke="#999"/>
+<text x="${pad.left - 6}" y="${pad.top + 4}" font-size="11" text-anchor="end">${max}</text>${bars}</svg></figure>`;
+}
+
+function table(rows: [string, string | number | boolean | null][]): string {
+  return `<table>${rows.map(([key, value]) => `<tr><th>${escape(key)}</th><td>${escape(String(value ?? '—'))}</td></tr>`).join('')}</table>`;
+}
+
+/** The report as one self-contained HTML page (no scripts, no external resources). */
+export function renderHtml(report: SimulationReport): string {
+  const series: readonly TimePoint[] = report.series;
+  const times = series.map((point) => point.t);
+  const stateNames = [...new Set(series.flatMap((point) => Object.keys(point.states)))];
+  const totals = report.totals;
+  const scenarioTables = report.scenarios
+    .map((scenario) => `<h3>${escape(scenario.name)}</h3>${table(Object.entries(scenario).filter(([key]) => key !== 'name').map(([key, value]) => [key, Array.isArray(value) ? value.join(', ') : (value as string | number | boolean)]))}`)
+    .join('');
+  const errors = Object.entries(report.errorsByCode).sort((a, b) => b[1] - a[1]);
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>fleetgate-sim report ${escape(report.startedAt)}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#111}table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ddd;padding:4px 10px;text-align:left}th{background:#f5f5f5}figure{margin:1em 0}svg{width:100%;height:auto;background:#fcfcfc;border:1px solid #eee}</style></head>
+<body><h1>fleetgate-sim: ${escape(report.scenario)}</h1>
+<p>${escape(report.startedAt)} → ${escape(report.finishedAt)}; ${report.settings.devices} devices (${escape(Object.entries(report.settings.mix).map(([model, share]) => `${model} ${Math.round(share * 100)}%`).join(', '))}) at ${report.settings.ratePerSecond}/s against ${escape(report.settings.mqttUrl)}; Node ${escape(report.machine.node)}, ${report.machine.cpus} CPUs.</p>
+<h2>Totals</h2>${table([
+    ['devices started', totals.devicesStarted],
+    ['enrolled', totals.enrolled],
+    ['connected', totals.connected],
+    ['renewed', totals.renewed],
+    ['refused', totals.refused],
+    ['messages sent / acknowledged / failed', `${totals.messagesSent} / ${totals.messagesAcknowledged} / ${totals.messagesFailed}`],
+    ['errors (rate)', `${totals.errors} (${(totals.errorRate * 100).toFixed(3)} %)`],
+    ['all connected after (s)', totals.allConnectedAfterSeconds],
+    ['simulator CPU per device (ms)', report.cpu.msPerDevice],
+    ['simulator peak RSS (MiB)', report.cpu.peakRssMiB],
+  ])}
+<h2>Latency</h2>${histogram('Enrollment latency', report.latency.enrollMs)}${histogram('Connect latency (after enrollment)', report.latency.connectMs)}${histogram('QoS 1 publish to PUBACK', report.latency.publishAckMs)}
+<h2>Over time</h2>${lineChart('Devices by state', stateNames.map((name) => ({ name, values: series.map((point) => point.states[name] ?? 0) })), times)}
+${lineChart('Throughput (per second)', [
+    { name: 'enrollments', values: series.map((point) => point.enrollmentsPerSecond) },
+    { name: 'connects', values: series.map((point) => point.connectsPerSecond) },
+    { name: 'messages', values: series.map((point) => point.messagesPerSecond) },
+  ], times)}
+${lineChart('Errors per second', [{ name: 'errors', values: series.map((point) => point.errorsPerSecond) }], times)}
+<h2>Errors by code</h2>${errors.length ? table(errors) : '<p>none</p>'}
+${report.scenarios.length ? `<h2>Scenario</h2>${scenarioTables}` : ''}
+</body></html>
+`;
+}

@@ -1,0 +1,201 @@
+import { cpus } from 'node:os';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { mintFactory, readFactory, type FactoryBatch, type FactoryCredential } from './credentials.ts';
+import { FleetRunner } from './fleet-runner.ts';
+import { countsFor, type SimOptions } from './options.ts';
+import { profiles } from './profiles.ts';
+import { Progress, progressLine } from './progress.ts';
+import { RunRecorder } from './recorder.ts';
+import { renderHtml } from './report/html.ts';
+import type { ScenarioResult, SimulationReport } from './report/types.ts';
+import { reconnectStorm, renewalStorm, revocationSweep } from './scenarios.ts';
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve_) => setTimeout(resolve_, ms));
+
+/** The simulator's answer: the report and where it was written. */
+export interface SimulationOutcome {
+  readonly report: SimulationReport;
+  readonly jsonPath: string;
+  readonly htmlPath: string;
+  /** Whether the error rate stayed within --max-error-rate. */
+  readonly passed: boolean;
+}
+
+/** Picks `count` credentials following the mix, from what the factory folder holds. */
+function pickDevices(batch: FactoryBatch, counts: Readonly<Record<string, number>>): FactoryCredential[] {
+  const picked: FactoryCredential[] = [];
+  for (const [model, count] of Object.entries(counts)) {
+    const available = batch.devices.filter((device) => device.model === model);
+    if (available.length < count) throw new Error(`the factory folder holds ${available.length} ${model} credentials; ${count} are needed`);
+    picked.push(...available.slice(0, count));
+  }
+  // Interleave models so the ramp starts a mix, not all thermostats first.
+  return picked.sort(() => Math.random() - 0.5);
+}
+
+/** Runs a whole simulation: credentials, ramp, traffic, scenario, report. */
+export async function simulate(options: SimOptions, progress: Progress): Promise<SimulationOutcome> {
+  const counts = countsFor(options.devices, options.mix);
+  let factoryDir = options.factory;
+  let scratch: string | undefined;
+  if (!factoryDir) {
+    await mkdir(options.reportDir, { recursive: true });
+    scratch = await mkdtemp(join(resolve(options.reportDir), 'factory-'));
+    factoryDir = scratch;
+    await mintFactory(options.data as string, factoryDir, counts, (line) => progress.note(line));
+  }
+  try {
+    const batch = await readFactory(factoryDir);
+    const rootPem = options.root ? await readFile(options.root, 'utf8') : batch.rootPem;
+    const devices = pickDevices(batch, counts);
+    return await runFleet(options, devices, rootPem, progress);
+  } finally {
+    if (scratch) await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+async function runFleet(options: SimOptions, devices: FactoryCredential[], rootPem: string, progress: Progress): Promise<SimulationOutcome> {
+  const recorder = new RunRecorder();
+  const runner = new FleetRunner(
+    {
+      devices,
+      rootPem,
+      estUrl: options.estUrl,
+      mqttUrl: options.mqttUrl,
+      ratePerSecond: options.ratePerSecond,
+      sourceAddresses: options.sourceAddresses,
+      profiles: profiles(options.traffic),
+      backoff: { initialMs: 1000, maxMs: 30_000, multiplier: 2 },
+    },
+    recorder,
+  );
+  const startedAt = new Date();
+  const began = performance.now();
+  const cpuBefore = process.cpuUsage();
+  let peakRss = process.memoryUsage.rss();
+  let allConnectedAt: number | null = null;
+  let cpuAtAllConnected: NodeJS.CpuUsage | undefined;
+  let tick = 0;
+  const sampler = setInterval(() => {
+    tick++;
+    const point = recorder.sample(tick, runner.states(), 1);
+    peakRss = Math.max(peakRss, process.memoryUsage.rss());
+    if (allConnectedAt === null && runner.sims.length === devices.length && recorder.counters.connected === devices.length) {
+      allConnectedAt = (performance.now() - began) / 1000;
+      cpuAtAllConnected = process.cpuUsage(cpuBefore);
+    }
+    progress.update(progressLine(point, devices.length, recorder.counters.errors), tick);
+  }, 1000);
+
+  const scenarios: ScenarioResult[] = [];
+  try {
+    await runner.startAll();
+    // Give the fleet until the end of the run (and at most two more minutes) to settle.
+    const settleBy = began + Math.max(options.durationMs, 0) + 120_000;
+    while (!runner.settled() && performance.now() < settleBy) await sleep(50);
+    if (allConnectedAt === null && recorder.counters.connected === devices.length) {
+      const lastConnected = Math.max(...runner.sims.map((sim) => sim.connectedAt ?? 0));
+      allConnectedAt = (lastConnected - began) / 1000;
+      cpuAtAllConnected = process.cpuUsage(cpuBefore);
+    }
+    const scenarioTimeout = Math.max(30_000, options.durationMs);
+    const log = (line: string): void => progress.note(line);
+    switch (options.scenario) {
+      case 'reconnect-storm':
+        scenarios.push(await reconnectStorm(runner, { restartCommand: options.restartCommand, timeoutMs: scenarioTimeout * 2, log }));
+        break;
+      case 'renewal-storm':
+        scenarios.push(await renewalStorm(runner, { timeoutMs: scenarioTimeout }));
+        break;
+      case 'revocation-sweep': {
+        if (!options.operatorCert || !options.operatorKey) throw new Error('revocation-sweep needs --data DIR or --operator-cert/--operator-key');
+        const admin = { url: options.adminUrl, root: rootPem, cert: await readFile(options.operatorCert, 'utf8'), key: await readFile(options.operatorKey, 'utf8') };
+        scenarios.push(await revocationSweep(runner, admin, options.revokeShare, { timeoutMs: scenarioTimeout }));
+        break;
+      }
+      default:
+        break;
+    }
+    const remaining = began + options.durationMs - performance.now();
+    if (remaining > 0) await sleep(remaining);
+  } finally {
+    clearInterval(sampler);
+    await runner.stop();
+    progress.done();
+  }
+
+  const cpu = process.cpuUsage(cpuBefore);
+  const connectedCpu = cpuAtAllConnected ?? cpu;
+  const totals = recorder.counters;
+  const denominator = devices.length + totals.messagesSent;
+  const errorRate = denominator ? totals.errors / denominator : 0;
+  const report: SimulationReport = {
+    format: 'fleetgate-sim-report/1',
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    scenario: options.scenario,
+    settings: {
+      devices: devices.length,
+      mix: options.mix,
+      ratePerSecond: Number.isFinite(options.ratePerSecond) ? options.ratePerSecond : devices.length,
+      durationSeconds: options.durationMs / 1000,
+      estUrl: options.estUrl,
+      mqttUrl: options.mqttUrl,
+      workers: 1,
+      sourceAddresses: options.sourceAddresses,
+    },
+    machine: { node: process.version, cpus: cpus().length, platform: `${process.platform}-${process.arch}` },
+    totals: {
+      devicesStarted: runner.sims.length,
+      enrolled: totals.enrolled,
+      connected: totals.connected,
+      renewed: totals.renewed,
+      refused: totals.refused,
+      messagesSent: totals.messagesSent,
+      messagesAcknowledged: totals.messagesAcknowledged,
+      messagesFailed: totals.messagesFailed,
+      errors: totals.errors,
+      errorRate,
+      allConnectedAfterSeconds: allConnectedAt,
+    },
+    errorsByCode: Object.fromEntries(recorder.errorsByCode),
+    latency: { enrollMs: recorder.enroll.summary(), connectMs: recorder.connect.summary(), publishAckMs: recorder.publishAck.summary() },
+    cpu: {
+      // CPU spent bringing the fleet to "all connected" (traffic afterwards is not lifecycle).
+      msPerDevice: totals.connected ? Math.round(((connectedCpu.user + connectedCpu.system) / 1000 / totals.connected) * 100) / 100 : null,
+      userMs: Math.round(cpu.user / 1000),
+      systemMs: Math.round(cpu.system / 1000),
+      peakRssMiB: Math.round(peakRss / 1048576),
+    },
+    series: recorder.series,
+    scenarios,
+  };
+  await mkdir(options.reportDir, { recursive: true });
+  const stamp = report.startedAt.replace(/[:.]/g, '-');
+  const jsonPath = resolve(options.reportDir, `report-${stamp}.json`);
+  const htmlPath = resolve(options.reportDir, `report-${stamp}.html`);
+  await writeFile(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
+  await writeFile(htmlPath, renderHtml(report));
+  await writeFile(resolve(options.reportDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+  await writeFile(resolve(options.reportDir, 'latest.html'), renderHtml(report));
+  return { report, jsonPath, htmlPath, passed: errorRate <= options.maxErrorRate };
+}
+
+/** The summary printed at the end of a run. */
+export function summaryText(outcome: SimulationOutcome, maxErrorRate: number): string {
+  const { report } = outcome;
+  const t = report.totals;
+  const lines = [
+    `fleetgate-sim ${report.scenario}: ${t.devicesStarted} devices started, ${t.enrolled} enrolled, ${t.connected} connected, ${t.renewed} renewed, ${t.refused} refused`,
+    `  all connected after: ${t.allConnectedAfterSeconds === null ? 'never' : `${t.allConnectedAfterSeconds.toFixed(1)} s`}`,
+    `  enrollment latency: p50 ${report.latency.enrollMs.p50} ms, p99 ${report.latency.enrollMs.p99} ms; connect: p50 ${report.latency.connectMs.p50} ms, p99 ${report.latency.connectMs.p99} ms`,
+    `  messages: ${t.messagesSent} sent, ${t.messagesAcknowledged} acknowledged, ${t.messagesFailed} failed; QoS 1 ack p50 ${report.latency.publishAckMs.p50} ms`,
+    `  simulator CPU: ${report.cpu.msPerDevice ?? '-'} ms per device to first connection; peak RSS ${report.cpu.peakRssMiB} MiB`,
+    `  errors: ${t.errors} (${(t.errorRate * 100).toFixed(3)} %, limit ${(maxErrorRate * 100).toFixed(3)} %)${Object.keys(report.errorsByCode).length ? ` ${JSON.stringify(report.errorsByCode)}` : ''}`,
+    ...report.scenarios.map((scenario) => `  ${scenario.name}: ${Object.entries(scenario).filter(([key]) => key !== 'name').map(([key, value]) => `${key} ${String(value)}`).join(', ')}`),
+    `  report: ${outcome.htmlPath}`,
+    `          ${outcome.jsonPath}`,
+  ];
+  return lines.join('\n');
+}
