@@ -10,6 +10,8 @@ export interface SimOptions {
   readonly mix: Readonly<Record<string, number>>;
   readonly ratePerSecond: number;
   readonly durationMs: number;
+  /** How long after the last device started the run waits for every device to connect. */
+  readonly settleMs: number;
   readonly scenario: Scenario;
   readonly estUrl: string;
   readonly mqttUrl: string;
@@ -45,6 +47,7 @@ Fleet:
   --mix SPEC             share per model, e.g. thermostat=70,camera=20,car=10 (default)
   --rate R/s             devices started per second (default 100/s; "all" starts them at once)
   --duration D           how long the run lasts, e.g. 20s, 2m (default 20s)
+  --settle D             wait at most this long after the last device started for all to connect (default 30s)
   --scenario S           ${SCENARIOS.join(', ')} (default steady)
   --traffic-scale X      multiply every traffic interval (0.1 = ten times as chatty; default 1)
 
@@ -125,6 +128,7 @@ export function parseSimArgs(argv: string[]): SimOptions | undefined {
         mix: { type: 'string' },
         rate: { type: 'string' },
         duration: { type: 'string' },
+        settle: { type: 'string' },
         scenario: { type: 'string' },
         'traffic-scale': { type: 'string' },
         est: { type: 'string' },
@@ -169,6 +173,7 @@ export function parseSimArgs(argv: string[]): SimOptions | undefined {
     mix: parseMix(values.mix ?? 'thermostat=70,camera=20,car=10'),
     ratePerSecond,
     durationMs: duration(values.duration ?? '20s'),
+    settleMs: duration(values.settle ?? '30s'),
     scenario,
     estUrl: values.est ?? 'https://127.0.0.1:8443',
     mqttUrl: values.mqtt ?? 'mqtts://127.0.0.1:8883',

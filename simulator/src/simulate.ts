@@ -91,8 +91,8 @@ async function runFleet(options: SimOptions, devices: FactoryCredential[], rootP
   const scenarios: ScenarioResult[] = [];
   try {
     await runner.startAll();
-    // Give the fleet until the end of the run (and at most two more minutes) to settle.
-    const settleBy = began + Math.max(options.durationMs, 0) + 120_000;
+    // Give the fleet until the end of the run, and at least --settle after the last device started, to settle.
+    const settleBy = Math.max(began + options.durationMs, performance.now() + options.settleMs);
     while (!runner.settled() && performance.now() < settleBy) await sleep(50);
     if (allConnectedAt === null && recorder.counters.connected === devices.length) {
       const lastConnected = Math.max(...runner.sims.map((sim) => sim.connectedAt ?? 0));

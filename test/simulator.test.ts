@@ -1,0 +1,101 @@
+import test, { type ExecutionContext } from 'ava';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { Progress, parseSimArgs, simulate, type SimOptions } from '../simulator/src/index.ts';
+import { startServer } from '../server/src/server.ts';
+import { startFleet, testConfig, type Fleet } from './helpers/fleet.ts';
+import { freePort } from './helpers/ports.ts';
+import { run } from './helpers/run.ts';
+import { tempDir } from './helpers/temp-dir.ts';
+
+const SIM_BIN = new URL('../simulator/bin/fleetgate-sim.js', import.meta.url).pathname;
+const quiet = new Progress(process.stderr, true);
+
+async function options(t: ExecutionContext, fleet: Fleet, extra: string[]): Promise<SimOptions> {
+  const parsed = parseSimArgs(['--est', fleet.estUrl, '--mqtt', fleet.server.mqttUrl, '--admin', fleet.server.adminUrl, '--data', fleet.dir, '--report', await tempDir(t, 'fleetgate-sim-'), ...extra]);
+  if (!parsed) throw new Error('help');
+  return parsed;
+}
+
+test('fleetgate-sim --help, and usage errors exit 2 with a code', async (t) => {
+  const help = await run(process.execPath, [SIM_BIN, '--help']);
+  t.is(help.code, 0);
+  for (const flag of ['--devices', '--mix', '--rate', '--duration', '--est', '--mqtt', '--root', '--data', '--factory', '--report', '--scenario', '--max-error-rate']) t.true(help.stdout.includes(flag), flag);
+  for (const args of [['--devices', '10'], ['--devices', '0', '--data', 'x'], ['--mix', 'thermostat', '--data', 'x'], ['--scenario', 'chaos', '--data', 'x'], ['--duration', 'soon', '--data', 'x'], ['--source-addresses', '10.0.0.1', '--data', 'x']]) {
+    const result = await run(process.execPath, [SIM_BIN, ...args]);
+    t.is(result.code, 2, args.join(' '));
+    t.regex(result.stderr, /SIM_USAGE/);
+  }
+});
+
+test('steady: a mixed fleet enrolls, connects and sends telemetry; JSON and HTML reports are written', async (t) => {
+  const fleet = await startFleet(t);
+  const outcome = await simulate(await options(t, fleet, ['--devices', '30', '--rate', '50/s', '--duration', '4s', '--traffic-scale', '0.01']), quiet);
+  const { totals } = outcome.report;
+  t.is(totals.enrolled, 30);
+  t.is(totals.connected, 30);
+  t.true(totals.messagesSent > 30, `${totals.messagesSent} messages`);
+  t.is(totals.messagesFailed, 0);
+  t.is(totals.errors, 0, JSON.stringify(outcome.report.errorsByCode));
+  t.true(outcome.passed);
+  t.is(outcome.report.latency.enrollMs.count, 30);
+  t.true(outcome.report.series.length >= 3);
+  t.true((totals.allConnectedAfterSeconds ?? 99) < 10);
+  const models = (await fleet.server.registry.listDevices()).map((device) => device.model);
+  t.deepEqual([...new Set(models)].sort(), ['camera', 'car', 'thermostat']);
+  t.deepEqual(JSON.parse(await readFile(outcome.jsonPath, 'utf8')).totals, totals);
+  const html = await readFile(outcome.htmlPath, 'utf8');
+  t.regex(html, /<svg/);
+  t.regex(html, /Enrollment latency/);
+  t.notRegex(html, /<script/, 'self-contained, no scripts');
+});
+
+test('revocation-sweep: revoked devices are dropped and stay refused, the others stay connected', async (t) => {
+  const fleet = await startFleet(t);
+  const outcome = await simulate(await options(t, fleet, ['--devices', '20', '--rate', 'all', '--duration', '2s', '--scenario', 'revocation-sweep', '--revoke-share', '0.25', '--traffic-scale', '0.05']), quiet);
+  const [sweep] = outcome.report.scenarios;
+  t.like(sweep, { name: 'revocation-sweep', revoked: 5, apiFailures: 0, refused: 5, reconnectsAfterRefusal: 0, othersStillConnected: 15, others: 15 });
+  t.true(Number(sweep?.dropMaxMs) < 1000, `dropped within ${String(sweep?.dropMaxMs)} ms`);
+  t.is(outcome.report.totals.refused, 5);
+  t.is((await fleet.server.registry.listDevices({ state: 'revoked' })).length, 5);
+});
+
+test('renewal-storm: every device renews at once and keeps its connection', async (t) => {
+  const fleet = await startFleet(t);
+  const outcome = await simulate(await options(t, fleet, ['--devices', '12', '--rate', 'all', '--duration', '1s', '--scenario', 'renewal-storm', '--traffic-scale', '0.01']), quiet);
+  t.like(outcome.report.scenarios[0], { name: 'renewal-storm', devices: 12, renewed: 12, failed: 0 });
+  t.is(outcome.report.totals.renewed, 12);
+  t.is(outcome.report.totals.messagesFailed, 0);
+  const devices = await fleet.server.registry.listDevices();
+  t.true(devices.every((device) => device.renewals === 1));
+});
+
+test('reconnect-storm: the server restarts mid-run; every device comes back, spread out', async (t) => {
+  const config = testConfig();
+  const fleet = await startFleet(t, { config });
+  const simulation = simulate(await options(t, fleet, ['--devices', '40', '--rate', 'all', '--duration', '2s', '--scenario', 'reconnect-storm', '--traffic-scale', '0.05']), quiet);
+  // Restart the server once the fleet is up (the simulator waits for the drop).
+  for (let waited = 0; (await fleet.server.registry.listDevices()).length < 40 && waited < 20_000; waited += 200) await new Promise((resolve) => setTimeout(resolve, 200));
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const { estPort, mqttPort } = fleet.server;
+  await fleet.server.close();
+  const restarted = await startServer({ dataDir: fleet.dir, listen: { host: '127.0.0.1', estPort, mqttPort, adminPort: 0, metricsPort: 0 }, logger: pino({ level: 'silent' }), config });
+  t.teardown(() => restarted.close());
+  const outcome = await simulation;
+  const storm = outcome.report.scenarios[0];
+  t.like(storm, { name: 'reconnect-storm', disconnected: 40, reconnected: 40, allBack: true });
+  t.true(Number(storm?.reconnectSpreadMs) > 200, `spread ${String(storm?.reconnectSpreadMs)} ms`);
+});
+
+test('the exit code is 1 when errors exceed --max-error-rate (broker unreachable)', async (t) => {
+  const fleet = await startFleet(t);
+  const closedPort = await freePort();
+  const report = await tempDir(t);
+  const result = await run(process.execPath, [SIM_BIN, '--devices', '5', '--rate', 'all', '--duration', '3s', '--settle', '2s', '--est', fleet.estUrl, '--mqtt', `mqtts://127.0.0.1:${closedPort}`, '--data', fleet.dir, '--report', report, '--max-error-rate', '0.01', '--json'], { timeoutMs: 200_000 });
+  t.is(result.code, 1, result.stderr);
+  const parsed = JSON.parse(result.stdout) as { totals: { errors: number; connected: number }; errorsByCode: Record<string, number> };
+  t.is(parsed.totals.connected, 0);
+  t.true(parsed.totals.errors > 0);
+  t.truthy(await readFile(join(report, 'latest.html'), 'utf8'));
+});
