@@ -211,18 +211,18 @@ function checkProfile(t: ExecutionContext, entry: Issued, issuer: pkijs.Certific
 
   t.is(certificate.version, 2, `${label} X.509 v3`);
 
-  // Signature: SHA-384 from the P-384 root, SHA-256 from the P-256 intermediates; never SHA-1.
-  const expectedSignature = entry.issuer === 'root' ? OIDS.ecdsaWithSha384 : OIDS.ecdsaWithSha256;
+  // Signature: SHA-256 from the P-256 root and intermediates (explicitly chosen); never SHA-1.
+  const expectedSignature = OIDS.ecdsaWithSha256;
   t.is(certificate.signatureAlgorithm.algorithmId, expectedSignature, `${label} outer signature algorithm`);
   t.is(certificate.signature.algorithmId, expectedSignature, `${label} TBS signature algorithm`);
   t.is(certificate.signatureAlgorithm.algorithmParams, undefined, `${label} ECDSA AlgorithmIdentifier without parameters (RFC 5758 §3.2)`);
 
-  // Key: P-384 root, P-256 everywhere else.
+  // Key: P-256 everywhere (the root too: see datadir/init.ts for why not P-384).
   const spki = certificate.subjectPublicKeyInfo.algorithm;
   t.is(spki.algorithmId, OIDS.ecPublicKey, `${label} EC key`);
   const curve: unknown = spki.algorithmParams;
   t.true(curve instanceof asn1js.ObjectIdentifier, `${label} named curve`);
-  if (curve instanceof asn1js.ObjectIdentifier) t.is(curve.getValue(), entry.role.kind === 'root' ? OIDS.secp384r1 : OIDS.prime256v1, `${label} curve`);
+  if (curve instanceof asn1js.ObjectIdentifier) t.is(curve.getValue(), OIDS.prime256v1, `${label} curve`);
 
   // Serial: positive, at most 16 octets, ~128 random bits (fewer octets only when the top octets
   // came out zero: 15 with probability 1/128, 13 or fewer about once in 8 million).
@@ -430,7 +430,7 @@ test('openssl -text shows only the expected, modern content', async (t) => {
       const text = result.stdout;
       t.false(/sha-?1|md5|rsa/i.test(text), `${entry.name}: no SHA-1, MD5 or RSA anywhere:\n${text}`);
       t.regex(text, /Version: 3 \(0x2\)/, entry.name);
-      const algorithm = entry.issuer === 'root' ? 'ecdsa-with-SHA384' : 'ecdsa-with-SHA256';
+      const algorithm = 'ecdsa-with-SHA256';
       t.is(text.split(`Signature Algorithm: ${algorithm}`).length - 1, 2, `${entry.name}: ${algorithm} in the TBS and outside`);
       t.is((text.match(/Signature Algorithm:/g) ?? []).length, 2, entry.name);
       const headings = [...text.matchAll(/^\s{12}(\S.*:(?: critical)?)\s*$/gm)].map((match) => match[1]?.trim() ?? '').sort();

@@ -9,7 +9,7 @@ export const initCommand: Command = {
   help: `Usage: fleetgate init [--data DIR] [--hostname NAME ...] [--json]
 
 Creates in DIR (default ./data, or $FLEETGATE_DATA):
-  ca/root.crt, ca/root.key          root CA (P-384); devices pin root.crt
+  ca/root.crt, ca/root.key          root CA (P-256); devices pin root.crt
   ca/issuing.crt, ca/issuing.key    device-issuing CA (operational certificates)
   ca/factory.crt, ca/factory.key    factory CA (bootstrap certificates)
   tls/server.crt, tls/server.key    certificate of every listener (localhost, 127.0.0.1, ::1, --hostname)
