@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
-import type { TlsKeyMaterial } from './keys.ts';
+import type { SecureContext } from 'node:tls';
 
 /** Why a connection attempt failed. */
 export type ConnectFailure =
@@ -15,10 +15,9 @@ export class ConnectError extends Error {
   }
 }
 
-/** What the connector needs to present in TLS. */
+/** What the connector presents in TLS: a context built from the credential and the pinned root. */
 export interface ConnectCredential {
-  readonly certPem: string;
-  readonly tls: TlsKeyMaterial;
+  readonly secureContext: SecureContext;
 }
 
 interface ConnectorEvents {
@@ -58,7 +57,7 @@ export class MqttConnector extends EventEmitter<ConnectorEvents> {
 
   /** Connects, or reconnects with another credential; resolves on CONNACK 0. */
   async connect(credential: ConnectCredential): Promise<void> {
-    const tls = { cert: credential.certPem, ...credential.tls };
+    const tls = { secureContext: credential.secureContext };
     let client = this.client;
     if (!client) {
       client = connect(this.url, {

@@ -1,12 +1,16 @@
 import { X509Certificate, createPublicKey, type KeyObject } from 'node:crypto';
 import type { TlsKeyMaterial } from './keys.ts';
+import type { SecureContext } from 'node:tls';
 import { request } from 'node:https';
 import { SdkError } from './errors.ts';
 import { parseCertsOnly } from './pkcs7.ts';
 import { ENROLL_ERROR_CODES, ERROR_CODE_HEADER, EST_PATHS, MEDIA_TYPES, type EnrollErrorCode } from './protocol.ts';
 
-/** TLS client credentials: PEM certificate chain and the key (PEM, or an OpenSSL engine reference). */
-export type TlsCredential = { readonly cert: string } & TlsKeyMaterial;
+/**
+ * TLS client credentials: PEM certificate chain and the key (PEM, or an OpenSSL engine
+ * reference), or a SecureContext already built from them (and the pinned root).
+ */
+export type TlsCredential = ({ readonly cert: string } & TlsKeyMaterial) | { readonly secureContext: SecureContext };
 
 export interface EstClientOptions {
   /** Base URL of the EST server, e.g. https://127.0.0.1:8443 */
