@@ -143,3 +143,14 @@ test('the broker table lists exactly the broker codes, with their CONNACK return
     t.is(row.cells[1], expected, `docs/errors.md line ${row.line}: CONNACK of ${row.code}`);
   }
 });
+
+test('the admin API table lists exactly ADMIN_ERRORS, each with its HTTP status', async (t) => {
+  const { ADMIN_ERRORS } = await import('../server/src/admin/errors.ts');
+  const rows = section((await loaded).sections, 'Admin API');
+  t.deepEqual(sorted(rows.map((row) => row.code)), sorted(Object.keys(ADMIN_ERRORS)), 'codes in docs/errors.md vs ADMIN_ERRORS');
+  for (const row of rows) {
+    if (!Object.hasOwn(ADMIN_ERRORS, row.code)) continue; // reported by the set comparison above
+    t.is(row.cells[1], String(ADMIN_ERRORS[row.code as keyof typeof ADMIN_ERRORS]), `docs/errors.md line ${row.line}: HTTP status of ${row.code}`);
+    t.true((row.cells[2] ?? '').length > 20, `docs/errors.md line ${row.line}: ${row.code} needs a meaning`);
+  }
+});

@@ -10,8 +10,31 @@ import { bootstrapIssueCommand } from './commands/bootstrap-issue.ts';
 import { initCommand } from './commands/init.ts';
 import { serveCommand } from './commands/serve.ts';
 import { serviceIssueCommand } from './commands/service-issue.ts';
+import { deviceDisableCommand, deviceEnableCommand, deviceListCommand, deviceResetCommand, deviceRevokeCommand, deviceShowCommand } from './commands/device.ts';
+import { bootstrapListCommand, bootstrapTrustCommand, bootstrapUntrustCommand } from './commands/bootstrap-trust.ts';
+import { auditCommand, auditVerifyCommand } from './commands/audit.ts';
+import { crlCommand } from './commands/crl.ts';
+import { operatorIssueCommand } from './commands/operator-issue.ts';
 
-const COMMANDS: readonly Command[] = [initCommand, serveCommand, bootstrapIssueCommand, serviceIssueCommand];
+const COMMANDS: readonly Command[] = [
+  initCommand,
+  serveCommand,
+  bootstrapIssueCommand,
+  serviceIssueCommand,
+  bootstrapTrustCommand,
+  bootstrapListCommand,
+  bootstrapUntrustCommand,
+  deviceListCommand,
+  deviceShowCommand,
+  deviceRevokeCommand,
+  deviceDisableCommand,
+  deviceEnableCommand,
+  deviceResetCommand,
+  auditCommand,
+  auditVerifyCommand,
+  crlCommand,
+  operatorIssueCommand,
+];
 
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((command) => command.path.join(' ').length));

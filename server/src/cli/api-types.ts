@@ -1,0 +1,97 @@
+import type { AuditEntry, AuditVerification, CertificateRecord, DeviceRecord, PresenceRecord, TrustRecord } from '../registry/types.ts';
+
+/*
+ * The shapes of the admin API's answers (server/src/admin/routes/*.ts), with the small checks
+ * the CLI makes before it trusts a field. The records themselves are the registry's types.
+ */
+
+/** GET /v1/devices: one page; `next` is the id to continue after when the page is full. */
+export interface DevicePage {
+  readonly devices: DeviceRecord[];
+  readonly next?: string;
+}
+
+/** GET /v1/devices/:id */
+export interface DeviceDetail {
+  readonly device: DeviceRecord;
+  readonly presence: PresenceRecord | null;
+  readonly connected: boolean;
+  readonly certificates: Omit<CertificateRecord, 'der'>[];
+  readonly history: AuditEntry[];
+}
+
+/** POST /v1/devices/:id/{revoke,disable,enable,reset} */
+export interface DeviceAnswer {
+  readonly device: DeviceRecord;
+}
+
+/** A trust as the API lists it: the allow-list is summarised by its size. */
+export type TrustSummary = Omit<TrustRecord, 'allowList'> & { readonly allowListSize: number | null };
+
+/** GET /v1/trusts */
+export interface TrustList {
+  readonly trusts: TrustSummary[];
+}
+
+/** PUT /v1/trusts/:name */
+export interface TrustAnswer {
+  readonly trust: TrustSummary;
+}
+
+/** DELETE /v1/trusts/:name */
+export interface TrustRemoved {
+  readonly removed: string;
+}
+
+/** GET /v1/audit */
+export interface AuditPage {
+  readonly entries: AuditEntry[];
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+const isDevice = (value: unknown): value is DeviceRecord => isRecord(value) && typeof value.id === 'string' && typeof value.state === 'string';
+
+const arrayOf = (value: unknown, item: (entry: unknown) => boolean): boolean => Array.isArray(value) && value.every(item);
+
+/** Checks GET /v1/devices. */
+export function isDevicePage(value: unknown): value is DevicePage {
+  return isRecord(value) && arrayOf(value.devices, isDevice) && (value.next === undefined || typeof value.next === 'string');
+}
+
+/** Checks GET /v1/devices/:id. */
+export function isDeviceDetail(value: unknown): value is DeviceDetail {
+  return isRecord(value) && isDevice(value.device) && typeof value.connected === 'boolean' && arrayOf(value.certificates, isRecord) && arrayOf(value.history, isRecord);
+}
+
+/** Checks the answer of a device state change. */
+export function isDeviceAnswer(value: unknown): value is DeviceAnswer {
+  return isRecord(value) && isDevice(value.device);
+}
+
+const isTrust = (value: unknown): value is TrustSummary => isRecord(value) && typeof value.name === 'string' && typeof value.model === 'string';
+
+/** Checks GET /v1/trusts. */
+export function isTrustList(value: unknown): value is TrustList {
+  return isRecord(value) && arrayOf(value.trusts, isTrust);
+}
+
+/** Checks PUT /v1/trusts/:name. */
+export function isTrustAnswer(value: unknown): value is TrustAnswer {
+  return isRecord(value) && isTrust(value.trust);
+}
+
+/** Checks DELETE /v1/trusts/:name. */
+export function isTrustRemoved(value: unknown): value is TrustRemoved {
+  return isRecord(value) && typeof value.removed === 'string';
+}
+
+/** Checks GET /v1/audit. */
+export function isAuditPage(value: unknown): value is AuditPage {
+  return isRecord(value) && arrayOf(value.entries, (entry) => isRecord(entry) && typeof entry.seq === 'number' && typeof entry.type === 'string');
+}
+
+/** Checks GET /v1/audit/verify. */
+export function isAuditVerification(value: unknown): value is AuditVerification {
+  return isRecord(value) && typeof value.ok === 'boolean' && typeof value.entries === 'number';
+}
