@@ -182,3 +182,12 @@ test('presence is written in batches and read back', async (t) => {
   t.like(await registry.getPresence('thermostat-p2'), { connected: false });
   t.is(await registry.getPresence('thermostat-p3'), undefined);
 });
+
+test('a reset allows one more enrollment but does not lift a disablement', async (t) => {
+  const registry = await LevelRegistry.open(join(await tempDir(t), 'registry'));
+  t.teardown(() => registry.close());
+  await registry.commitIssuance(enrollment('camera-7', 'g1'));
+  await registry.changeState({ deviceId: 'camera-7', to: 'disabled', reason: 'maintenance', actor: 'operator:test' });
+  const reset = await registry.resetDevice('camera-7', 'operator:test');
+  t.like(reset, { state: 'disabled', resetPending: true, stateReason: 'maintenance' });
+});

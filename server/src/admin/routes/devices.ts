@@ -76,7 +76,7 @@ function stateChange(path: string, to: DeviceState): AdminRoute {
       const reason = optionalString(body, 'reason');
       let revocationReason: RevocationReason | undefined;
       if (to === 'revoked') {
-        const named = reason && reason in CRL_REASONS ? (reason as RevocationReason) : undefined;
+        const named = reason && Object.hasOwn(CRL_REASONS, reason) && reason !== 'cACompromise' ? (reason as RevocationReason) : undefined;
         revocationReason = named ?? 'unspecified';
       }
       const device = await context.registry

@@ -221,8 +221,10 @@ export class LevelRegistry implements Registry {
       const json = await tx.get(deviceKey(deviceId));
       if (!json) throw new RegistryError('REGISTRY_NOT_FOUND', `no device ${deviceId}`);
       const device = JSON.parse(json) as DeviceRecord;
-      // A reset lifts a revocation too: the next bootstrap enrollment starts a new certificate line.
-      const updated: DeviceRecord = { ...device, state: 'enrolled', stateReason: undefined, resetPending: true, updatedAt: this.now().toISOString() };
+      // A reset lifts a revocation (the next bootstrap enrollment starts a new certificate line; the
+      // old certificates stay revoked), but not a disablement: enabling is a decision of its own.
+      const state = device.state === 'disabled' ? 'disabled' : 'enrolled';
+      const updated: DeviceRecord = { ...device, state, stateReason: state === 'disabled' ? device.stateReason : undefined, resetPending: true, updatedAt: this.now().toISOString() };
       tx.put(deviceKey(deviceId), JSON.stringify(updated));
       tx.audit({ type: 'reset', deviceId, actor });
       return { device: updated, revokedSerials: [] };
