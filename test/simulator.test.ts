@@ -99,3 +99,19 @@ test('the exit code is 1 when errors exceed --max-error-rate (broker unreachable
   t.true(parsed.totals.errors > 0);
   t.truthy(await readFile(join(report, 'latest.html'), 'utf8'));
 });
+
+test('the same devices run their connect and publish phases against mosquitto (credentials exported, MQTT only)', async (t) => {
+  const fleet = await startFleet(t);
+  const exported = join(await tempDir(t), 'credentials');
+  const first = await simulate(await options(t, fleet, ['--devices', '10', '--rate', 'all', '--duration', '1s', '--traffic-scale', '0.01', '--export-credentials', exported]), quiet);
+  t.is(first.report.totals.connected, 10);
+  const { startMosquitto } = await import('./helpers/mosquitto.ts');
+  const mosquitto = await startMosquitto(t, fleet);
+  const parsed = parseSimArgs(['--credentials', exported, '--mqtt', mosquitto.url, '--est', 'https://127.0.0.1:1', '--devices', '10', '--rate', 'all', '--duration', '3s', '--traffic-scale', '0.01', '--report', await tempDir(t)]);
+  if (!parsed) throw new Error('help');
+  const second = await simulate(parsed, quiet);
+  t.is(second.report.totals.enrolled, 0, 'no enrollment: operational credentials');
+  t.is(second.report.totals.connected, 10);
+  t.true(second.report.totals.messagesAcknowledged > 0);
+  t.is(second.report.totals.errors, 0, JSON.stringify(second.report.errorsByCode));
+});

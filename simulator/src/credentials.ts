@@ -1,15 +1,17 @@
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
-/** A simulated device's factory credential. */
+/** A simulated device's credential: a factory bootstrap one, or (MQTT-only runs) an operational one. */
 export interface FactoryCredential {
   readonly id: string;
   readonly model: string;
   readonly certPem: string;
   readonly keyPem: string;
+  /** `operational`: connect straight to the broker with it, no enrollment (any mTLS broker). */
+  readonly kind?: 'bootstrap' | 'operational';
 }
 
 /** The factory output: root to pin and one credential per device. */
@@ -19,6 +21,7 @@ export interface FactoryBatch {
 }
 
 interface ManifestFile {
+  readonly kind?: 'bootstrap' | 'operational';
   readonly devices: readonly { readonly id: string; readonly model: string }[];
 }
 
@@ -26,15 +29,33 @@ interface ManifestFile {
 export async function readFactory(dir: string, limit = Number.POSITIVE_INFINITY): Promise<FactoryBatch> {
   const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as ManifestFile;
   const entries = manifest.devices.slice(0, limit);
+  const kind = manifest.kind ?? 'bootstrap';
   const devices = await Promise.all(
     entries.map(async ({ id, model }) => ({
       id,
       model,
+      kind,
       certPem: await readFile(join(dir, `${id}.crt`), 'utf8'),
       keyPem: await readFile(join(dir, `${id}.key`), 'utf8'),
     })),
   );
   return { rootPem: await readFile(join(dir, 'root.crt'), 'utf8'), devices };
+}
+
+/**
+ * Writes the operational credentials of a run in the factory folder format (kind
+ * `operational`), so a later `--credentials DIR` run can drive the connect and publish phases
+ * against any mTLS MQTT broker that trusts the same root (mosquitto, for a side-by-side run).
+ */
+export async function exportCredentials(dir: string, rootPem: string, credentials: readonly FactoryCredential[]): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await writeFile(join(dir, 'root.crt'), rootPem);
+  for (const credential of credentials) {
+    await writeFile(join(dir, `${credential.id}.crt`), credential.certPem);
+    await writeFile(join(dir, `${credential.id}.key`), credential.keyPem, { mode: 0o600 });
+  }
+  const manifest = { format: 'fleetgate-sim-credentials/1', kind: 'operational', devices: credentials.map(({ id, model }) => ({ id, model })) };
+  await writeFile(join(dir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
 }
 
 /**

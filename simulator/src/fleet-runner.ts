@@ -71,7 +71,7 @@ export class FleetRunner {
       deviceId: credential.id,
       estUrl: this.settings.estUrl,
       mqttUrl: this.settings.mqttUrl,
-      store: new MemoryCredentialStore(this.settings.rootPem, { certPem: credential.certPem, key: credential.keyPem }),
+      store: this.storeFor(credential),
       backoff: this.settings.backoff,
       localAddress: addresses.length > 1 ? addresses[index % addresses.length] : undefined,
     });
@@ -144,6 +144,27 @@ export class FleetRunner {
       random: Math.random,
     };
     sim.stopTraffic = profile.run(sim.device, io);
+  }
+
+  private readonly stores = new Map<string, MemoryCredentialStore>();
+
+  /** A device's store: the bootstrap slot, or for MQTT-only runs the operational slot. */
+  private storeFor(credential: FactoryCredential): MemoryCredentialStore {
+    const stored = { certPem: credential.certPem, key: credential.keyPem };
+    const store = new MemoryCredentialStore(this.settings.rootPem, credential.kind === 'operational' ? undefined : stored);
+    if (credential.kind === 'operational') void store.save('operational', stored);
+    this.stores.set(credential.id, store);
+    return store;
+  }
+
+  /** The operational credentials the devices hold now (for --export-credentials). */
+  async operationalCredentials(): Promise<FactoryCredential[]> {
+    const out: FactoryCredential[] = [];
+    for (const sim of this.sims) {
+      const stored = await this.stores.get(sim.credential.id)?.load('operational');
+      if (stored) out.push({ id: sim.credential.id, model: sim.credential.model, certPem: stored.certPem, keyPem: stored.key, kind: 'operational' });
+    }
+    return out;
   }
 
   /** Devices by SDK state right now. */

@@ -18,6 +18,10 @@ export interface SimOptions {
   readonly root: string | undefined;
   readonly data: string | undefined;
   readonly factory: string | undefined;
+  /** Operational credentials of an earlier run: connect and publish only, against any mTLS broker. */
+  readonly credentials: string | undefined;
+  /** Where to write the devices' operational credentials at the end of the run. */
+  readonly exportCredentials: string | undefined;
   readonly reportDir: string;
   readonly maxErrorRate: number;
   readonly sourceAddresses: readonly string[];
@@ -58,6 +62,10 @@ Server:
   --data DIR             mint factory credentials from this data directory's factory CA
                          (runs \`fleetgate bootstrap issue\`); also the operator credential
   --factory DIR          use the credentials of a \`fleetgate bootstrap issue\` folder
+  --credentials DIR      MQTT only: operational credentials written by --export-credentials;
+                         devices connect and publish without enrolling, so --mqtt may point at
+                         any mTLS broker that trusts the same root (mosquitto, side by side)
+  --export-credentials DIR  write every device's operational credential at the end of the run
   --admin URL            admin API for revocation-sweep (default https://127.0.0.1:9443)
   --operator-cert FILE   operator certificate (default <data>/operator/operator.crt)
   --operator-key FILE    operator key (default <data>/operator/operator.key)
@@ -136,6 +144,8 @@ export function parseSimArgs(argv: string[]): SimOptions | undefined {
         root: { type: 'string' },
         data: { type: 'string' },
         factory: { type: 'string' },
+        credentials: { type: 'string' },
+        'export-credentials': { type: 'string' },
         admin: { type: 'string' },
         'operator-cert': { type: 'string' },
         'operator-key': { type: 'string' },
@@ -154,7 +164,7 @@ export function parseSimArgs(argv: string[]): SimOptions | undefined {
   if (values.help) return undefined;
   const devices = positive(values.devices, 'devices', 100, 1_000_000);
   if (!Number.isInteger(devices)) throw new SimUsageError('--devices must be a whole number');
-  if (!values.data && !values.factory) throw new SimUsageError('--data DIR or --factory DIR is required (where the factory credentials come from)');
+  if (!values.data && !values.factory && !values.credentials) throw new SimUsageError('--data DIR, --factory DIR or --credentials DIR is required (where the devices\' credentials come from)');
   const scenario = (values.scenario ?? 'steady') as Scenario;
   if (!SCENARIOS.includes(scenario)) throw new SimUsageError(`--scenario must be one of ${SCENARIOS.join(', ')}`);
   const rateText = values.rate ?? (scenario === 'enroll-storm' ? 'all' : '100/s');
@@ -180,6 +190,8 @@ export function parseSimArgs(argv: string[]): SimOptions | undefined {
     root: values.root,
     data,
     factory: values.factory,
+    credentials: values.credentials,
+    exportCredentials: values['export-credentials'],
     reportDir: values.report ?? './reports',
     maxErrorRate,
     sourceAddresses: addresses,

@@ -1,7 +1,7 @@
 import { cpus } from 'node:os';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { mintFactory, readFactory, type FactoryBatch, type FactoryCredential } from './credentials.ts';
+import { exportCredentials, mintFactory, readFactory, type FactoryBatch, type FactoryCredential } from './credentials.ts';
 import { FleetRunner } from './fleet-runner.ts';
 import { countsFor, type SimOptions } from './options.ts';
 import { profiles } from './profiles.ts';
@@ -37,7 +37,7 @@ function pickDevices(batch: FactoryBatch, counts: Readonly<Record<string, number
 /** Runs a whole simulation: credentials, ramp, traffic, scenario, report. */
 export async function simulate(options: SimOptions, progress: Progress): Promise<SimulationOutcome> {
   const counts = countsFor(options.devices, options.mix);
-  let factoryDir = options.factory;
+  let factoryDir = options.credentials ?? options.factory;
   let scratch: string | undefined;
   if (!factoryDir) {
     await mkdir(options.reportDir, { recursive: true });
@@ -119,6 +119,10 @@ async function runFleet(options: SimOptions, devices: FactoryCredential[], rootP
     }
     const remaining = began + options.durationMs - performance.now();
     if (remaining > 0) await sleep(remaining);
+    if (options.exportCredentials) {
+      await exportCredentials(options.exportCredentials, rootPem, await runner.operationalCredentials());
+      progress.note(`operational credentials written to ${options.exportCredentials}`);
+    }
   } finally {
     clearInterval(sampler);
     await runner.stop();

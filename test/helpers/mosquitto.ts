@@ -1,0 +1,58 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
+import type { DataDir } from './fleet.ts';
+import { freePort } from './ports.ts';
+import { tempDir } from './temp-dir.ts';
+
+/** A mosquitto broker configured like fleetgate's: client certificates from our root, identity as username, a namespace per device. */
+export interface Mosquitto {
+  readonly url: string;
+  readonly port: number;
+  readonly process: ChildProcess;
+}
+
+/** Starts mosquitto (Debian package) with our server certificate and a per-identity ACL. */
+export async function startMosquitto(t: ExecutionContext, data: DataDir): Promise<Mosquitto> {
+  const dir = await tempDir(t, 'fleetgate-mosquitto-');
+  const port = await freePort();
+  await writeFile(join(dir, 'acl'), 'pattern readwrite devices/%u/#\n');
+  await writeFile(
+    join(dir, 'mosquitto.conf'),
+    [
+      // Started as root, mosquitto would switch to its own user, who cannot read our 0700 data dir.
+      ...(process.getuid?.() === 0 ? ['user root'] : []),
+      'per_listener_settings false',
+      'persistence false',
+      `listener ${port} 127.0.0.1`,
+      `cafile ${data.layout.rootCert}`,
+      `certfile ${data.layout.serverCert}`,
+      `keyfile ${data.layout.serverKey}`,
+      'require_certificate true',
+      'use_identity_as_username true',
+      'tls_version tlsv1.2',
+      'set_tcp_nodelay true',
+      `acl_file ${join(dir, 'acl')}`,
+      'log_dest none',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn('mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (up) return { url: `mqtts://127.0.0.1:${port}`, port, process: child };
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error('mosquitto did not start');
+}
