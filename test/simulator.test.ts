@@ -115,3 +115,14 @@ test('the same devices run their connect and publish phases against mosquitto (c
   t.true(second.report.totals.messagesAcknowledged > 0);
   t.is(second.report.totals.errors, 0, JSON.stringify(second.report.errorsByCode));
 });
+
+test('--workers: the fleet runs in worker threads and the report sums them', async (t) => {
+  const fleet = await startFleet(t);
+  const outcome = await simulate(await options(t, fleet, ['--devices', '12', '--rate', 'all', '--duration', '2s', '--workers', '2', '--traffic-scale', '0.01']), quiet);
+  t.is(outcome.report.settings.workers, 2);
+  t.is(outcome.report.totals.enrolled, 12);
+  t.is(outcome.report.totals.connected, 12);
+  t.is(outcome.report.latency.enrollMs.count, 12, 'latency samples merged from both workers');
+  t.is((await fleet.server.registry.listDevices()).length, 12);
+  t.throws(() => parseSimArgs(['--data', 'x', '--workers', '2', '--scenario', 'revocation-sweep']), { message: /steady and enroll-storm/ });
+});

@@ -32,6 +32,8 @@ export interface SimOptions {
   readonly restartCommand: string | undefined;
   readonly traffic: TrafficSettings;
   readonly json: boolean;
+  /** Worker threads running the fleet (1: the main thread). */
+  readonly workers: number;
 }
 
 /** The command line is wrong (exit 2). */
@@ -72,6 +74,8 @@ Server:
   --revoke-share X       share of the fleet revoked by revocation-sweep (default 0.1)
   --restart-cmd CMD      shell command that restarts the server, for reconnect-storm (without it
                          the simulator waits for an operator to restart the server)
+  --workers N            run the fleet in N worker threads (when the server is on another machine
+                         and the simulator has cores of its own; steady and enroll-storm only)
   --source-addresses L   comma-separated 127.x addresses to connect from (default: 127.0.0.1,
                          one more per 20,000 devices: one source address reaches ~28k connections)
 
@@ -155,6 +159,7 @@ export function parseSimArgs(argv: string[]): SimOptions | undefined {
         report: { type: 'string' },
         'max-error-rate': { type: 'string' },
         json: { type: 'boolean' },
+        workers: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -177,8 +182,13 @@ export function parseSimArgs(argv: string[]): SimOptions | undefined {
   const addresses = values['source-addresses']?.split(',').map((address) => address.trim()).filter(Boolean)
     ?? Array.from({ length: Math.ceil(devices / 20_000) }, (_, index) => `127.0.0.${index + 1}`);
   for (const address of addresses) if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address) && address !== '::1') throw new SimUsageError(`--source-addresses: ${address} is not a loopback address`);
+  const workers = values.workers === undefined ? 1 : Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new SimUsageError('--workers must be a whole number from 1 to 64');
+  if (workers > 1 && scenario !== 'steady' && scenario !== 'enroll-storm') throw new SimUsageError(`--workers runs steady and enroll-storm only (${scenario} steers the whole fleet from one thread)`);
+  if (workers > 1 && values['export-credentials']) throw new SimUsageError('--export-credentials needs --workers 1');
   const data = values.data;
   return {
+    workers,
     devices,
     mix: parseMix(values.mix ?? 'thermostat=70,camera=20,car=10'),
     ratePerSecond,

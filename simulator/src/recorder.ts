@@ -11,6 +11,16 @@ export class LatencyRecorder {
     this.samples.push(ms);
   }
 
+  /** Adds samples recorded elsewhere (a worker thread). */
+  addAll(samples: readonly number[]): void {
+    for (const sample of samples) this.samples.push(sample);
+  }
+
+  /** The raw samples (sent from a worker to the main thread). */
+  all(): readonly number[] {
+    return this.samples;
+  }
+
   summary(): LatencySummary {
     const sorted = [...this.samples].sort((a, b) => a - b);
     const at = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;

@@ -10,6 +10,7 @@ import { RunRecorder } from './recorder.ts';
 import { renderHtml } from './report/html.ts';
 import type { ScenarioResult, SimulationReport } from './report/types.ts';
 import { reconnectStorm, renewalStorm, revocationSweep } from './scenarios.ts';
+import { WorkerPool } from './worker-pool.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve_) => setTimeout(resolve_, ms));
 
@@ -56,6 +57,7 @@ export async function simulate(options: SimOptions, progress: Progress): Promise
 }
 
 async function runFleet(options: SimOptions, devices: FactoryCredential[], rootPem: string, progress: Progress): Promise<SimulationOutcome> {
+  if (options.workers > 1) return runInWorkers(options, devices, rootPem, progress);
   const recorder = new RunRecorder();
   const runner = new FleetRunner(
     {
@@ -129,6 +131,52 @@ async function runFleet(options: SimOptions, devices: FactoryCredential[], rootP
     progress.done();
   }
 
+  return writeReport(options, devices, recorder, { startedAt, devicesStarted: runner.sims.length, allConnectedAt, cpuBefore, cpuAtAllConnected, peakRss, scenarios });
+}
+
+/** The same fleet in worker threads: the main thread only samples and reports. */
+async function runInWorkers(options: SimOptions, devices: FactoryCredential[], rootPem: string, progress: Progress): Promise<SimulationOutcome> {
+  const recorder = new RunRecorder();
+  const pool = new WorkerPool(options, recorder);
+  const startedAt = new Date();
+  const cpuBefore = process.cpuUsage();
+  let peakRss = process.memoryUsage.rss();
+  let cpuAtAllConnected: NodeJS.CpuUsage | undefined;
+  let tick = 0;
+  const sampler = setInterval(() => {
+    tick++;
+    const states = pool.collect();
+    const point = recorder.sample(tick, states, 1);
+    peakRss = Math.max(peakRss, process.memoryUsage.rss());
+    if (!cpuAtAllConnected && recorder.counters.connected === devices.length) cpuAtAllConnected = process.cpuUsage(cpuBefore);
+    progress.update(progressLine(point, devices.length, recorder.counters.errors), tick);
+  }, 1000);
+  try {
+    progress.note(`running ${devices.length} devices in ${options.workers} worker threads`);
+    await pool.run(devices, rootPem, options.workers);
+  } finally {
+    clearInterval(sampler);
+    await pool.terminate();
+    progress.done();
+  }
+  const allConnectedAt = pool.allConnectedAtMs === null ? null : pool.allConnectedAtMs / 1000;
+  return writeReport(options, devices, recorder, { startedAt, devicesStarted: devices.length, allConnectedAt, cpuBefore, cpuAtAllConnected, peakRss, scenarios: [] });
+}
+
+/** Figures of a run that are not in the recorder. */
+interface RunFacts {
+  readonly startedAt: Date;
+  readonly devicesStarted: number;
+  readonly allConnectedAt: number | null;
+  readonly cpuBefore: NodeJS.CpuUsage;
+  readonly cpuAtAllConnected: NodeJS.CpuUsage | undefined;
+  readonly peakRss: number;
+  readonly scenarios: ScenarioResult[];
+}
+
+/** Builds the report and writes report.json, report.html and the latest.* copies. */
+async function writeReport(options: SimOptions, devices: readonly FactoryCredential[], recorder: RunRecorder, facts: RunFacts): Promise<SimulationOutcome> {
+  const { startedAt, allConnectedAt, cpuBefore, cpuAtAllConnected, peakRss, scenarios } = facts;
   const cpu = process.cpuUsage(cpuBefore);
   const connectedCpu = cpuAtAllConnected ?? cpu;
   const totals = recorder.counters;
@@ -146,12 +194,12 @@ async function runFleet(options: SimOptions, devices: FactoryCredential[], rootP
       durationSeconds: options.durationMs / 1000,
       estUrl: options.estUrl,
       mqttUrl: options.mqttUrl,
-      workers: 1,
+      workers: options.workers,
       sourceAddresses: options.sourceAddresses,
     },
     machine: { node: process.version, cpus: cpus().length, platform: `${process.platform}-${process.arch}` },
     totals: {
-      devicesStarted: runner.sims.length,
+      devicesStarted: facts.devicesStarted,
       enrolled: totals.enrolled,
       connected: totals.connected,
       renewed: totals.renewed,

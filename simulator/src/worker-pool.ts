@@ -1,0 +1,97 @@
+import { Worker } from 'node:worker_threads';
+import type { FactoryCredential } from './credentials.ts';
+import type { SimOptions } from './options.ts';
+import type { Counters, RunRecorder } from './recorder.ts';
+import type { WorkerInput, WorkerMessage } from './worker-protocol.ts';
+
+/** Latest figures of one worker. */
+interface WorkerState {
+  counters: Counters;
+  states: Record<string, number>;
+  errorsByCode: Record<string, number>;
+  done: boolean;
+}
+
+/**
+ * Runs the fleet in `workers` threads, devices dealt round-robin, each thread at its share of
+ * the rate. The main thread sums their figures into `recorder` every second and merges their
+ * latency samples at the end.
+ */
+export class WorkerPool {
+  private readonly workers: Worker[] = [];
+  private readonly states: WorkerState[] = [];
+  allConnectedAtMs: number | null = null;
+
+  constructor(
+    private readonly options: SimOptions,
+    private readonly recorder: RunRecorder,
+  ) {}
+
+  /** Runs every worker to the end. */
+  run(devices: readonly FactoryCredential[], rootPem: string, count: number): Promise<void> {
+    const shares = Array.from({ length: count }, (_, index) => devices.filter((_device, position) => position % count === index));
+    const finished = shares.map((share, index) => {
+      const input: WorkerInput = {
+        devices: share,
+        rootPem,
+        estUrl: this.options.estUrl,
+        mqttUrl: this.options.mqttUrl,
+        ratePerSecond: this.options.ratePerSecond / count,
+        sourceAddresses: this.options.sourceAddresses,
+        traffic: this.options.traffic,
+        durationMs: this.options.durationMs,
+        settleMs: this.options.settleMs,
+      };
+      const worker = new Worker(new URL('./worker-entry.js', import.meta.url), { workerData: input });
+      this.workers.push(worker);
+      const state: WorkerState = { counters: { ...this.recorder.counters }, states: {}, errorsByCode: {}, done: false };
+      this.states[index] = state;
+      return new Promise<number | null>((resolve, reject) => {
+        worker.on('message', (message: WorkerMessage) => {
+          if (message.type === 'error') {
+            reject(new Error(`worker ${index}: ${message.message}`));
+            return;
+          }
+          state.counters = message.counters;
+          state.errorsByCode = message.errorsByCode;
+          if (message.type === 'tick') {
+            state.states = message.states;
+            return;
+          }
+          state.done = true;
+          state.states = {};
+          this.recorder.enroll.addAll(message.enroll);
+          this.recorder.connect.addAll(message.connect);
+          this.recorder.publishAck.addAll(message.publishAck);
+          resolve(message.allConnectedAtMs);
+        });
+        worker.on('error', reject);
+        worker.on('exit', (code) => {
+          if (!state.done) reject(new Error(`worker ${index} exited with code ${code}`));
+        });
+      });
+    });
+    return Promise.all(finished).then((times) => {
+      this.collect();
+      this.allConnectedAtMs = times.every((time) => time !== null) ? Math.max(...(times as number[])) : null;
+      return undefined;
+    });
+  }
+
+  /** Sums the workers' latest counters into the main recorder. */
+  collect(): Record<string, number> {
+    const totals = this.recorder.counters;
+    for (const key of Object.keys(totals) as (keyof Counters)[]) totals[key] = this.states.reduce((sum, state) => sum + (state?.counters[key] ?? 0), 0);
+    this.recorder.errorsByCode.clear();
+    const states: Record<string, number> = {};
+    for (const state of this.states) {
+      for (const [code, count] of Object.entries(state?.errorsByCode ?? {})) this.recorder.errorsByCode.set(code, (this.recorder.errorsByCode.get(code) ?? 0) + count);
+      for (const [name, count] of Object.entries(state?.states ?? {})) states[name] = (states[name] ?? 0) + count;
+    }
+    return states;
+  }
+
+  async terminate(): Promise<void> {
+    await Promise.all(this.workers.map((worker) => worker.terminate()));
+  }
+}
