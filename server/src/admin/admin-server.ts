@@ -2,7 +2,7 @@ import type { X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import { TLS_SERVER_DEFAULTS } from '../tls/defaults.ts';
+import { mutualTlsServerOptions } from '../tls/defaults.ts';
 import { AdminError } from './errors.ts';
 import { sendAdminError } from './http.ts';
 import { operatorOf } from './operator-identity.ts';
@@ -54,15 +54,7 @@ export interface AdminServerOptions {
  */
 export function createAdminServer(options: AdminServerOptions): Server {
   const server = createServer(
-    {
-      ...TLS_SERVER_DEFAULTS,
-      key: options.tls.key,
-      cert: options.tls.cert,
-      ca: [...options.tls.clientCas],
-      requestCert: true,
-      rejectUnauthorized: false,
-      noDelay: true,
-    },
+    mutualTlsServerOptions(options.tls),
     (request, response) => void dispatch(request, response),
   );
 

@@ -6,7 +6,7 @@ import type { BrokerConfig } from '../config/config.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { TokenBucket } from '../rate-limiter.ts';
 import type { DeviceChange, Registry } from '../registry/types.ts';
-import { TLS_SERVER_DEFAULTS } from '../tls/defaults.ts';
+import { mutualTlsServerOptions } from '../tls/defaults.ts';
 import { DeviceAccess } from './device-access.ts';
 import type { BrokerErrorCode } from './errors.ts';
 import { createAuthenticate } from './hooks/authenticate.ts';
@@ -120,17 +120,9 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   });
 
   const connectionRate = new TokenBucket(config.limits.connectionsPerSecond, config.limits.connectionBurst);
-  const server = createServer({
-    ...TLS_SERVER_DEFAULTS,
-    key: options.tls.key,
-    cert: options.tls.cert,
-    ca: [...options.tls.clientCas],
-    // Decide in authenticate, where a refusal becomes CONNACK 5 instead of a reset the client
-    // would retry forever (see DESIGN pitfalls).
-    requestCert: true,
-    rejectUnauthorized: false,
-    noDelay: true,
-  });
+  // Decided in authenticate, where a refusal becomes CONNACK 5 instead of a reset the client
+  // would retry for ever (see DESIGN pitfalls).
+  const server = createServer(mutualTlsServerOptions(options.tls));
   // A hard ceiling above the MQTT limit, so a flood of half-open sockets cannot exhaust file
   // descriptors; between the two, refusals are polite CONNACK 3.
   server.maxConnections = config.limits.maxConnections + Math.max(100, Math.ceil(config.limits.maxConnections / 10));

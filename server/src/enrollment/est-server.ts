@@ -15,20 +15,12 @@ import { csrattrs } from './routes/csrattrs.ts';
 import { simpleenroll } from './routes/simpleenroll.ts';
 import { simplereenroll } from './routes/simplereenroll.ts';
 import type { Route, RouteContext } from './routes/types.ts';
-import { TLS_SERVER_DEFAULTS } from '../tls/defaults.ts';
+import { mutualTlsServerOptions, type MutualTlsMaterial } from '../tls/defaults.ts';
 
-/** TLS material of the EST listener. */
-export interface EstTls {
-  readonly key: string;
-  /** Server certificate chain, PEM (leaf first). */
-  readonly cert: string;
-  /** CA certificates client certificates may chain to, PEM. */
-  readonly clientCas: readonly string[];
-}
 
 export interface EstServerOptions {
   readonly authority: EnrollmentAuthority;
-  readonly tls: EstTls;
+  readonly tls: MutualTlsMaterial;
   readonly limits: EstLimits;
   readonly logger: Logger;
   readonly metrics: Metrics;
@@ -60,15 +52,8 @@ export function createEstServer(options: EstServerOptions): Server {
 
   const server = createServer(
     {
-      ...TLS_SERVER_DEFAULTS,
-      key: options.tls.key,
-      cert: options.tls.cert,
-      ca: [...options.tls.clientCas],
-      // Ask for a client certificate but answer a missing or bad one with a 401 and a reason
-      // instead of a handshake failure the device cannot interpret.
-      requestCert: true,
-      rejectUnauthorized: false,
-      noDelay: true,
+      // A missing or bad client certificate gets a 401 with a reason, not a handshake failure.
+      ...mutualTlsServerOptions(options.tls),
       requestTimeout: options.limits.requestTimeoutMs,
       headersTimeout: Math.min(options.limits.requestTimeoutMs, 10_000),
     },

@@ -1,8 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
-import { link, mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { link, mkdir, readFile, unlink } from 'node:fs/promises';
+import { writeSyncedTemporary } from '../fs-atomic.ts';
 import { dirname } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { KeyKind } from './algorithms.ts';
 import { PkiError } from './errors.ts';
 
@@ -50,14 +49,7 @@ export function spkiDer(key: KeyObject): Buffer {
  */
 export async function writeSecretFileExclusive(path: string, contents: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const temporary = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  const handle = await open(temporary, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
-  try {
-    await handle.writeFile(contents);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  const temporary = await writeSyncedTemporary(path, contents, 0o600);
   try {
     await link(temporary, path);
   } catch (error) {
