@@ -4,3 +4,4 @@ export { parseSimArgs, countsFor, parseMix, SCENARIOS, type SimOptions, type Sce
 export { Progress } from './progress.ts';
 export { DEFAULT_TRAFFIC, type TrafficSettings, type DeviceProfile } from './profiles.ts';
 export type { SimulationReport } from './report/types.ts';
+export { renderHtml, reportCharts } from './report/html.ts';

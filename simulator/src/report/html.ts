@@ -4,7 +4,7 @@ const escape = (text: string): string => text.replace(/[&<>"]/g, (char) => ({ '&
 const COLORS = ['#2563eb', '#16a34a', '#f59e0b', '#dc2626', '#7c3aed', '#0891b2', '#db2777', '#4b5563'];
 
 /** A line chart of several series over time, as inline SVG. */
-function lineChart(title: string, series: { name: string; values: number[] }[], times: number[]): string {
+export function lineChart(title: string, series: { name: string; values: number[] }[], times: number[]): string {
   const width = 640;
   const height = 220;
   const pad = { left: 48, right: 12, top: 24, bottom: 28 };
@@ -21,7 +21,7 @@ function lineChart(title: string, series: { name: string; values: number[] }[], 
   const legend = series
     .map((entry, index) => `<tspan fill="${COLORS[index % COLORS.length]}" dx="${index ? 14 : 0}">■ ${escape(entry.name)}</tspan>`)
     .join('');
-  return `<figure><svg viewBox="0 0 ${width} ${height}" role="img" aria-label="${escape(title)}">
+  return `<figure><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" role="img" aria-label="${escape(title)}">
 <text x="${pad.left}" y="16" font-size="13" font-weight="bold">${escape(title)}</text>
 <line x1="${pad.left}" y1="${height - pad.bottom}" x2="${width - pad.right}" y2="${height - pad.bottom}" stroke="#999"/>
 <line x1="${pad.left}" y1="${pad.top}" x2="${pad.left}" y2="${height - pad.bottom}" stroke="#999"/>
@@ -32,7 +32,7 @@ ${lines}<text x="${pad.left + 160}" y="16" font-size="11">${legend}</text></svg>
 }
 
 /** A histogram of a latency summary, as inline SVG bars. */
-function histogram(title: string, summary: LatencySummary): string {
+export function histogram(title: string, summary: LatencySummary): string {
   const width = 640;
   const height = 200;
   const pad = { left: 48, right: 12, top: 24, bottom: 34 };
@@ -47,7 +47,7 @@ function histogram(title: string, summary: LatencySummary): string {
 <text x="${(pad.left + index * barWidth + barWidth / 2).toFixed(1)}" y="${height - pad.bottom + 14}" font-size="10" text-anchor="middle">${label}</text>`;
     })
     .join('');
-  return `<figure><svg viewBox="0 0 ${width} ${height}" role="img" aria-label="${escape(title)}">
+  return `<figure><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" role="img" aria-label="${escape(title)}">
 <text x="${pad.left}" y="16" font-size="13" font-weight="bold">${escape(title)} (ms; p50 ${summary.p50}, p99 ${summary.p99}, n=${summary.count})</text>
 <line x1="${pad.left}" y1="${height - pad.bottom}" x2="${width - pad.right}" y2="${height - pad.bottom}" stroke="#999"/>
 <text x="${pad.left - 6}" y="${pad.top + 4}" font-size="11" text-anchor="end">${max}</text>${bars}</svg></figure>`;
@@ -55,6 +55,23 @@ function histogram(title: string, summary: LatencySummary): string {
 
 function table(rows: [string, string | number | boolean | null][]): string {
   return `<table>${rows.map(([key, value]) => `<tr><th>${escape(key)}</th><td>${escape(String(value ?? '—'))}</td></tr>`).join('')}</table>`;
+}
+
+/** The charts of a report as standalone SVG documents (for docs/benchmarks.md), by file name. */
+export function reportCharts(report: SimulationReport): Record<string, string> {
+  const strip = (figure: string): string => figure.replace(/^<figure>/, '').replace(/<\/figure>$/, '');
+  const times = report.series.map((point) => point.t);
+  const stateNames = [...new Set(report.series.flatMap((point) => Object.keys(point.states)))];
+  return {
+    'states.svg': strip(lineChart('Devices by state', stateNames.map((name) => ({ name, values: report.series.map((point) => point.states[name] ?? 0) })), times)),
+    'throughput.svg': strip(lineChart('Throughput (per second)', [
+      { name: 'enrollments', values: report.series.map((point) => point.enrollmentsPerSecond) },
+      { name: 'connects', values: report.series.map((point) => point.connectsPerSecond) },
+      { name: 'messages', values: report.series.map((point) => point.messagesPerSecond) },
+    ], times)),
+    'enroll-latency.svg': strip(histogram('Enrollment latency', report.latency.enrollMs)),
+    'connect-latency.svg': strip(histogram('Connect latency (after enrollment)', report.latency.connectMs)),
+  };
 }
 
 /** The report as one self-contained HTML page (no scripts, no external resources). */
