@@ -1,0 +1,90 @@
+import { execFileSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+
+/** CPU time a process has used so far, in clock ticks, as /proc/<pid>/stat reports it. */
+export interface CpuTicks {
+  readonly user: number;
+  readonly system: number;
+}
+
+/** CPU time spent between two samples, in milliseconds. */
+export interface CpuSpent {
+  readonly userMs: number;
+  readonly systemMs: number;
+  readonly totalMs: number;
+}
+
+let ticksPerSecond: number | undefined;
+
+/**
+ * `getconf CLK_TCK`: the unit of utime/stime in /proc. Almost always 100, but read rather than
+ * assumed because a wrong value would scale every CPU figure.
+ */
+export function clockTicksPerSecond(): number {
+  if (ticksPerSecond === undefined) {
+    const value = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    if (!Number.isInteger(value) || value <= 0) throw new Error(`getconf CLK_TCK returned ${value}`);
+    ticksPerSecond = value;
+  }
+  return ticksPerSecond;
+}
+
+/**
+ * utime and stime of a whole process (every thread: the main thread, libuv's pool, LevelDB's
+ * compaction thread, V8's GC helpers), from /proc/<pid>/stat.
+ */
+export async function readCpuTicks(pid: number): Promise<CpuTicks> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Field 2 (comm) is in parentheses and may itself contain spaces or ')': split after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state), so utime (field 14) and stime (field 15) are at 11 and 12.
+  const user = Number(fields[11]);
+  const system = Number(fields[12]);
+  if (!Number.isFinite(user) || !Number.isFinite(system)) throw new Error(`cannot parse /proc/${pid}/stat`);
+  return { user, system };
+}
+
+/** Milliseconds of CPU between two samples of the same process. */
+export function cpuBetween(before: CpuTicks, after: CpuTicks): CpuSpent {
+  const msPerTick = 1000 / clockTicksPerSecond();
+  const userMs = (after.user - before.user) * msPerTick;
+  const systemMs = (after.system - before.system) * msPerTick;
+  return { userMs, systemMs, totalMs: userMs + systemMs };
+}
+
+/** Resident set size of a process in KiB (VmRSS in /proc/<pid>/status). */
+export async function readRssKiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
+  if (!match?.[1]) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(match[1]);
+}
+
+/** The executable name of a process (/proc/<pid>/comm), to check a pid is the program we think. */
+export async function readCommand(pid: number): Promise<string> {
+  return (await readFile(`/proc/${pid}/comm`, 'utf8')).trim();
+}
+
+/** Machine-wide CPU time from /proc/stat, in clock ticks, summed over all CPUs. */
+export interface SystemTicks {
+  /** user + nice + system + irq + softirq: time some CPU did work. */
+  readonly busy: number;
+  /** Time the hypervisor ran something else while a CPU wanted to run (a VM being squeezed). */
+  readonly steal: number;
+}
+
+/** The aggregate `cpu` line of /proc/stat. */
+export async function readSystemTicks(): Promise<SystemTicks> {
+  const stat = await readFile('/proc/stat', 'utf8');
+  const line = stat.split('\n').find((entry) => entry.startsWith('cpu '));
+  const [user, nice, system, , , irq, softirq, steal] = (line ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const busy = [user, nice, system, irq, softirq].reduce<number>((sum, value) => sum + (value ?? Number.NaN), 0);
+  if (!Number.isFinite(busy)) throw new Error('cannot parse /proc/stat');
+  return { busy, steal: steal ?? 0 };
+}
+
+/** Busy and stolen milliseconds between two /proc/stat samples. */
+export function systemBetween(before: SystemTicks, after: SystemTicks): { busyMs: number; stealMs: number } {
+  const msPerTick = 1000 / clockTicksPerSecond();
+  return { busyMs: (after.busy - before.busy) * msPerTick, stealMs: (after.steal - before.steal) * msPerTick };
+}

@@ -1,0 +1,22 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+
+/** Where results go; gitignored, so a run never dirties the working tree. */
+export const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
+
+/** Where `--cpu-prof` leaves the server's .cpuprofile files (open them in Chrome DevTools). */
+export const PROFILES_DIR = join(RESULTS_DIR, 'profiles');
+
+/**
+ * Writes `report` as `enrollment-<timestamp>.json` and as `latest.json`; returns the first path.
+ * The timestamp has no colons so the name is valid on every file system.
+ */
+export async function writeResults(report: unknown, startedAt: Date): Promise<string> {
+  await mkdir(RESULTS_DIR, { recursive: true });
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  const path = join(RESULTS_DIR, `enrollment-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  await writeFile(path, json);
+  await writeFile(join(RESULTS_DIR, 'latest.json'), json);
+  return path;
+}
