@@ -1,0 +1,185 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Progress, parseSimArgs, simulate, type SimulationReport } from '@fleetgate/simulator';
+import { startDaemon } from '../daemon.ts';
+import { fleetgateInit } from '../fleetgate-cli.ts';
+import { EST_PATHS } from '@fleetgate/device-sdk';
+import { FLEETGATE_BIN } from '../fleetgate-cli.ts';
+import { httpsCall } from '../https-call.ts';
+import { waitUntilReady } from '../wait-ready.ts';
+import type { Daemon } from '../daemon.ts';
+import { freePort } from '../free-port.ts';
+import { serverCommand, type Pinning } from '../pinning.ts';
+import { cpuBetween, readCpuTicks, readRssKiB } from '../proc-cpu.ts';
+import { progress } from '../progress.ts';
+
+/** What one side (fleetgate or mosquitto) measured in the simulator-based benchmark. */
+export interface SimSide {
+  readonly broker: 'fleetgate' | 'mosquitto';
+  readonly devices: number;
+  readonly connected: number;
+  readonly errors: number;
+  /** From the first device started until every device was connected once. */
+  readonly allConnectedSeconds: number | null;
+  readonly enrollP50Ms: number | null;
+  readonly enrollP99Ms: number | null;
+  readonly connectP50Ms: number;
+  readonly connectP99Ms: number;
+  /** Simulator CPU per device to its first connection. */
+  readonly simulatorCpuMsPerDevice: number | null;
+  /** Server (fleetgate serve, or mosquitto) CPU during the storm, per device. */
+  readonly serverCpuMsPerDevice: number;
+  /** Server RSS growth with the fleet connected, per device. */
+  readonly serverKiBPerDevice: number;
+  readonly messagesPerSecond: number;
+  readonly reportJson: string;
+}
+
+export interface SimBenchOptions {
+  readonly devices: number;
+  readonly pinning: Pinning;
+  /** Seconds the fleet is held connected, sending telemetry, after the storm. */
+  readonly holdSeconds: number;
+}
+
+const SETTINGS = {
+  est: { ratePerSecond: 100_000, rateBurst: 100_000, perIdentityPerMinute: 100, maxConcurrent: 4096 },
+  broker: { limits: { connectionsPerSecond: 100_000, connectionBurst: 100_000, maxConnections: 200_000 } },
+};
+
+/** Mean messages per second over the series points after the whole fleet was connected. */
+function heldRate(report: SimulationReport): number {
+  const since = report.totals.allConnectedAfterSeconds ?? Number.POSITIVE_INFINITY;
+  const held = report.series.filter((point) => point.t > since + 1);
+  return held.length ? Math.round(held.reduce((sum, point) => sum + point.messagesPerSecond, 0) / held.length) : 0;
+}
+
+/** The simulator's figures for one run, plus the server's CPU and memory from /proc. */
+function sideOf(broker: SimSide['broker'], report: SimulationReport, server: { cpuMs: number; rssGrowthKiB: number }, path: string): SimSide {
+  const t = report.totals;
+  const enrolled = report.latency.enrollMs.count > 0;
+  return {
+    broker,
+    devices: report.settings.devices,
+    connected: t.connected,
+    errors: t.errors,
+    allConnectedSeconds: t.allConnectedAfterSeconds === null ? null : Math.round(t.allConnectedAfterSeconds * 10) / 10,
+    enrollP50Ms: enrolled ? report.latency.enrollMs.p50 : null,
+    enrollP99Ms: enrolled ? report.latency.enrollMs.p99 : null,
+    connectP50Ms: report.latency.connectMs.p50,
+    connectP99Ms: report.latency.connectMs.p99,
+    simulatorCpuMsPerDevice: report.cpu.msPerDevice,
+    serverCpuMsPerDevice: Math.round((server.cpuMs / Math.max(1, t.connected)) * 100) / 100,
+    serverKiBPerDevice: Math.round(server.rssGrowthKiB / Math.max(1, t.connected)),
+    // Telemetry of the held fleet: the seconds after everyone was connected.
+    messagesPerSecond: heldRate(report),
+    reportJson: path,
+  };
+}
+
+/** `fleetgate serve` on free ports (all four listeners), pinned, ready when EST answers. */
+async function startFleetgateWithPorts(dataDir: string, rootPem: string, pinning: Pinning): Promise<{ daemon: Daemon; ports: { est: number; mqtt: number } }> {
+  const [est, mqtt, admin, metrics] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const args = [FLEETGATE_BIN, 'serve', '--data', dataDir, '--host', '127.0.0.1', '--est-port', est, '--mqtt-port', mqtt, '--admin-port', admin, '--metrics-port', metrics].map(String);
+  const command = serverCommand(pinning, process.execPath, args);
+  const daemon = startDaemon('fleetgate serve', command.file, command.args, { ...process.env, FLEETGATE_LOG_LEVEL: 'warn' });
+  await waitUntilReady(
+    daemon,
+    async () => {
+      const outcome = await httpsCall({ host: '127.0.0.1', port: est }, { method: 'GET', path: EST_PATHS.cacerts, tls: { ca: rootPem }, timeoutMs: 2_000 });
+      return outcome.status === 200 ? undefined : (outcome.error ?? `HTTP ${outcome.status}`);
+    },
+    60_000,
+  );
+  return { daemon, ports: { est, mqtt } };
+}
+
+/**
+ * The simulator-based benchmark: an enrollment storm of N devices against fleetgate (all at
+ * once, the whole lifecycle), held connected with telemetry; then the same devices' connect and
+ * publish phases against mosquitto with their operational certificates. Server pinned to one
+ * CPU, simulator to the other.
+ */
+export async function runSimulatorBench(options: SimBenchOptions): Promise<{ fleetgate: SimSide; mosquitto: SimSide; reportDir: string }> {
+  const work = await mkdtemp(join(tmpdir(), 'fleetgate-simbench-'));
+  const reportDir = join(work, 'reports');
+  try {
+    const dataDir = join(work, 'data');
+    await fleetgateInit(dataDir);
+    const config = JSON.parse(await readFile(join(dataDir, 'config.json'), 'utf8')) as { est: Record<string, number>; broker: { limits: Record<string, number> } };
+    Object.assign(config.est, SETTINGS.est);
+    Object.assign(config.broker.limits, SETTINGS.broker.limits);
+    await writeFile(join(dataDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    const rootPem = await readFile(join(dataDir, 'ca', 'root.crt'), 'utf8');
+    const quiet = new Progress(process.stderr, false, 10);
+    // --duration counts from the start: the storm's own length plus the hold (at 10,000 devices
+    // the storm takes tens of seconds), so give it room and let the series show the held part.
+    const duration = `${Math.ceil(options.holdSeconds + Math.max(10, options.devices / 150))}s`;
+
+    // 1. fleetgate: the whole lifecycle, everyone at once.
+    const server = await startFleetgateWithPorts(dataDir, rootPem, options.pinning);
+    const ports = server.ports;
+    const credentials = join(work, 'credentials');
+    let fleetgateSide: SimSide;
+    try {
+      const rssBefore = await readRssKiB(server.daemon.pid);
+      const cpuBefore = await readCpuTicks(server.daemon.pid);
+      progress(`simulator bench: enrollment storm of ${options.devices} devices against fleetgate`);
+      const sim = parseSimArgs(['--devices', String(options.devices), '--scenario', 'enroll-storm', '--duration', duration, '--traffic-scale', '0.05', '--est', `https://127.0.0.1:${ports.est}`, '--mqtt', `mqtts://127.0.0.1:${ports.mqtt}`, '--data', dataDir, '--report', reportDir, '--export-credentials', credentials, '--settle', '120s']);
+      if (!sim) throw new Error('unreachable');
+      const outcome = await simulate(sim, quiet);
+      const cpu = cpuBetween(cpuBefore, await readCpuTicks(server.daemon.pid));
+      const rssAfter = await readRssKiB(server.daemon.pid);
+      fleetgateSide = sideOf('fleetgate', outcome.report, { cpuMs: cpu.totalMs, rssGrowthKiB: rssAfter - rssBefore }, outcome.jsonPath);
+    } finally {
+      await server.daemon.stop();
+    }
+
+    // 2. mosquitto: the same devices, connect and publish only (operational certificates).
+    const port = await freePort();
+    const acl = join(work, 'acl');
+    await writeFile(acl, 'pattern readwrite devices/%u/#\n');
+    const conf = join(work, 'mosquitto.conf');
+    await writeFile(
+      conf,
+      [
+        ...(process.getuid?.() === 0 ? ['user root'] : []),
+        'per_listener_settings false',
+        'persistence false',
+        `listener ${port} 127.0.0.1`,
+        `cafile ${join(dataDir, 'ca', 'root.crt')}`,
+        `certfile ${join(dataDir, 'tls', 'server.crt')}`,
+        `keyfile ${join(dataDir, 'tls', 'server.key')}`,
+        'require_certificate true',
+        'use_identity_as_username true',
+        'set_tcp_nodelay true',
+        `acl_file ${acl}`,
+        'max_connections -1',
+        'log_dest none',
+        '',
+      ].join('\n'),
+    );
+    const command = serverCommand(options.pinning, '/usr/sbin/mosquitto', ['-c', conf]);
+    const mosquitto = startDaemon('mosquitto', command.file, command.args);
+    let mosquittoSide: SimSide;
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const rssBefore = await readRssKiB(mosquitto.pid);
+      const cpuBefore = await readCpuTicks(mosquitto.pid);
+      progress(`simulator bench: connect storm of the same ${options.devices} devices against mosquitto`);
+      const sim = parseSimArgs(['--devices', String(options.devices), '--scenario', 'enroll-storm', '--duration', duration, '--traffic-scale', '0.05', '--credentials', credentials, '--est', 'https://127.0.0.1:1', '--mqtt', `mqtts://127.0.0.1:${port}`, '--report', reportDir, '--settle', '120s']);
+      if (!sim) throw new Error('unreachable');
+      const outcome = await simulate(sim, quiet);
+      const cpu = cpuBetween(cpuBefore, await readCpuTicks(mosquitto.pid));
+      const rssAfter = await readRssKiB(mosquitto.pid);
+      mosquittoSide = sideOf('mosquitto', outcome.report, { cpuMs: cpu.totalMs, rssGrowthKiB: rssAfter - rssBefore }, outcome.jsonPath);
+    } finally {
+      await mosquitto.stop();
+    }
+    return { fleetgate: fleetgateSide, mosquitto: mosquittoSide, reportDir };
+  } finally {
+    await rm(join(work, 'data'), { recursive: true, force: true });
+    await rm(join(work, 'credentials'), { recursive: true, force: true });
+  }
+}
