@@ -115,7 +115,7 @@ export async function runSimulatorBench(options: SimBenchOptions): Promise<{ fle
     const quiet = new Progress(process.stderr, false, 10);
     // --duration counts from the start: the storm's own length plus the hold (at 10,000 devices
     // the storm takes tens of seconds), so give it room and let the series show the held part.
-    const duration = `${Math.ceil(options.holdSeconds + Math.max(10, options.devices / 150))}s`;
+    const duration = `${Math.ceil(options.holdSeconds + Math.max(15, options.devices / 60))}s`;
 
     // 1. fleetgate: the whole lifecycle, everyone at once.
     const server = await startFleetgateWithPorts(dataDir, rootPem, options.pinning);
@@ -138,6 +138,8 @@ export async function runSimulatorBench(options: SimBenchOptions): Promise<{ fle
 
     // 2. mosquitto: the same devices, connect and publish only (operational certificates).
     const port = await freePort();
+    const caBundle = join(work, 'ca-bundle.crt');
+    await writeFile(caBundle, rootPem + (await readFile(join(dataDir, 'ca', 'issuing.crt'), 'utf8')));
     const acl = join(work, 'acl');
     await writeFile(acl, 'pattern readwrite devices/%u/#\n');
     const conf = join(work, 'mosquitto.conf');
@@ -148,7 +150,8 @@ export async function runSimulatorBench(options: SimBenchOptions): Promise<{ fle
         'per_listener_settings false',
         'persistence false',
         `listener ${port} 127.0.0.1`,
-        `cafile ${join(dataDir, 'ca', 'root.crt')}`,
+        // Root and issuing CA: the simulated devices present their leaf only (as against fleetgate).
+        `cafile ${caBundle}`,
         `certfile ${join(dataDir, 'tls', 'server.crt')}`,
         `keyfile ${join(dataDir, 'tls', 'server.key')}`,
         'require_certificate true',

@@ -39,6 +39,12 @@ export interface FleetDeviceOptions {
   readonly mqtt?: Partial<IClientOptions>;
   /** Local address to connect from (a simulator spreads devices over several 127.x sources). */
   readonly localAddress?: string;
+  /**
+   * What the device presents in TLS: its certificate chain (`full`, the default, what any
+   * broker expects), or the leaf only (`leaf`: fleetgate's listeners hold the issuing CAs, and
+   * each TLS context then loads ~0.35 ms faster; a simulator of thousands of devices uses it).
+   */
+  readonly presentChain?: 'full' | 'leaf';
 }
 
 /** A credential ready to use: its key loaded and its certificate parsed. */
@@ -71,6 +77,12 @@ class Retry extends Error {
   ) {
     super(reason);
   }
+}
+
+/** The first certificate of a PEM chain. */
+function leafOf(chainPem: string): string {
+  const end = chainPem.indexOf('-----END CERTIFICATE-----');
+  return end === -1 ? chainPem : `${chainPem.slice(0, end)}-----END CERTIFICATE-----\n`;
 }
 
 function certificateInfo(certPem: string | X509Certificate): CertificateInfo {
@@ -290,7 +302,12 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
   }
 
   private tlsOf(certPem: string, key: DeviceKey): TlsCredential {
-    return { cert: certPem, ...key.tls };
+    return { cert: this.presented(certPem), ...key.tls };
+  }
+
+  /** The certificates presented in TLS, per `presentChain`. */
+  private presented(chainPem: string): string {
+    return this.options.presentChain === 'leaf' ? leafOf(chainPem) : chainPem;
   }
 
   /**
@@ -299,7 +316,7 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
    * credential for every reconnection and for the renewal request.
    */
   private contextOf(credential: ActiveCredential): SecureContext {
-    credential.context ??= createSecureContext({ ca: this.root, cert: credential.stored.certPem, ...credential.key.tls });
+    credential.context ??= createSecureContext({ ca: this.root, cert: this.presented(credential.stored.certPem), ...credential.key.tls });
     return credential.context;
   }
 

@@ -74,6 +74,9 @@ export class FleetRunner {
       store: this.storeFor(credential),
       backoff: this.settings.backoff,
       localAddress: addresses.length > 1 ? addresses[index % addresses.length] : undefined,
+      // fleetgate's listeners hold the issuing CAs: presenting the leaf only makes every TLS
+      // context cheaper for thousands of devices (a third-party broker needs them in its CA file).
+      presentChain: 'leaf',
     });
     const sim: SimDevice = { credential, device, startedAt: performance.now(), connectsAfterRefusal: 0 };
     this.sims.push(sim);

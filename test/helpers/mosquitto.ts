@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
@@ -12,6 +12,13 @@ export interface Mosquitto {
   readonly url: string;
   readonly port: number;
   readonly process: ChildProcess;
+}
+
+/** A CA file holding the root and the issuing CA. */
+async function caBundle(dir: string, data: DataDir): Promise<string> {
+  const path = join(dir, 'ca-bundle.crt');
+  await writeFile(path, data.rootPem + (await readFile(data.layout.authorityCert('issuing'), 'utf8')));
+  return path;
 }
 
 /** Starts mosquitto (Debian package) with our server certificate and a per-identity ACL. */
@@ -27,7 +34,8 @@ export async function startMosquitto(t: ExecutionContext, data: DataDir): Promis
       'per_listener_settings false',
       'persistence false',
       `listener ${port} 127.0.0.1`,
-      `cafile ${data.layout.rootCert}`,
+      // Root and issuing CA: simulated devices present their leaf certificate only.
+      `cafile ${await caBundle(dir, data)}`,
       `certfile ${data.layout.serverCert}`,
       `keyfile ${data.layout.serverKey}`,
       'require_certificate true',
