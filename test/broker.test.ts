@@ -1,5 +1,6 @@
 import test from 'ava';
 import { once as onceEmitter, type EventEmitter } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import type { MqttClient } from 'mqtt';
 import { startFleet } from './helpers/fleet.ts';
 import { connackCode, connectMqtt, enrolledDevices } from './helpers/device.ts';
@@ -58,12 +59,15 @@ test('publishing to another device topic closes the connection', async (t) => {
   t.false(leaked, 'the spoofed message reached nobody');
 });
 
-test('client id must equal the certificate identity (CONNACK 5); a bootstrap certificate is refused (CONNACK 5)', async (t) => {
+test('client id must equal the certificate identity (CONNACK 5); bootstrap and operator certificates are refused (CONNACK 5)', async (t) => {
   const fleet = await startFleet(t);
   const [device] = await enrolledDevices(t, fleet);
   if (!device) throw new Error('no device');
   t.is(await connackCode(fleet, device.operational, { clientId: 'someone-else' }), 5);
   t.is(await connackCode(fleet, device.bootstrap), 5);
+  // The operator certificate comes from the same issuing CA but names no device: refused too.
+  const operator = { id: 'operator', certPem: await readFile(fleet.layout.operatorCert, 'utf8'), keyPem: await readFile(fleet.layout.operatorKey, 'utf8') };
+  t.is(await connackCode(fleet, operator), 5);
   t.is(await connackCode(fleet, device.operational), 0);
 });
 

@@ -16,6 +16,7 @@ import type { HookContext } from './hooks/context.ts';
 import { createPreConnect } from './hooks/pre-connect.ts';
 import { guardPacketSize } from './packet-guard.ts';
 import { PresenceRecorder } from './presence.ts';
+import { issuingCaOf } from './peer-identity.ts';
 import { SessionTable } from './sessions.ts';
 
 export interface BrokerOptions {
@@ -62,7 +63,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const access = await DeviceAccess.load(options.registry, enforce);
 
   const context: HookContext = {
-    issuing: options.issuing,
+    issuing: issuingCaOf(options.issuing),
     access,
     sessions,
     config,

@@ -1,7 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { deviceIdentityUri } from '@fleetgate/device-sdk/protocol';
-import { certificateClaims, deviceClaims } from '../authority/identity.ts';
+import { deviceClaims, peerCertificateClaims } from '../authority/identity.ts';
 import { SERVICE_NAME } from '../config/config.ts';
 import { serviceIdentityUri } from '../pki/profiles.ts';
 import { BrokerError } from './errors.ts';
@@ -28,26 +28,49 @@ export function normalizeSerial(serialNumber: string): string {
  * bootstrap (factory CA) certificates chain to the same root and are refused; so are operator
  * certificates, which the issuing CA signs but which carry no device or service identity.
  */
-export function peerIdentity(socket: TLSSocket, issuing: X509Certificate): PeerIdentity {
-  const certificate = socket.getPeerX509Certificate();
-  if (!certificate) throw new BrokerError('BROKER_NO_CLIENT_CERT');
+export function peerIdentity(socket: TLSSocket, issuing: IssuingCa): PeerIdentity {
+  const peer = socket.getPeerCertificate();
+  if (!peer || !peer.raw) throw new BrokerError('BROKER_NO_CLIENT_CERT');
   if (!socket.authorized) {
     const reason = String(socket.authorizationError ?? 'unknown');
     throw new BrokerError(reason === 'CERT_HAS_EXPIRED' ? 'BROKER_CERT_EXPIRED' : 'BROKER_CERT_UNTRUSTED', reason);
   }
-  if (!certificate.checkIssued(issuing) || !certificate.verify(issuing.publicKey)) {
-    throw new BrokerError('BROKER_NOT_OPERATIONAL', certificate.issuer.replace(/\n/g, ', '));
+  // The listener trusts fleetgate's root and issuing CA only (no manufacturer CAs), so a verified
+  // chain whose leaf names the issuing CA as its issuer was signed by it: OpenSSL finds the issuer
+  // by name and checks the signature. A factory bootstrap certificate names the factory CA.
+  if (!sameName(peer.issuer as unknown as Record<string, unknown>, issuing.name)) {
+    throw new BrokerError('BROKER_NOT_OPERATIONAL', Object.entries(peer.issuer).map(([key, value]) => `${key}=${String(value)}`).join(', '));
   }
-  const serial = normalizeSerial(certificate.serialNumber);
-  const notAfter = Date.parse(certificate.validTo);
-  const uris = certificateClaims(certificate).uris;
-  const device = deviceClaims(certificate);
+  const serial = normalizeSerial(peer.serialNumber);
+  const notAfter = Date.parse(peer.valid_to);
+  const claims = peerCertificateClaims(peer);
+  const device = deviceClaims(claims);
   // Operational certificates always carry the device URI.
-  if (device && uris.includes(deviceIdentityUri(device.deviceId))) return { kind: 'device', deviceId: device.deviceId, serial, notAfter };
-  const serviceUri = uris.find((uri) => uri.startsWith(serviceIdentityUri('')));
+  if (device && claims.uris.includes(deviceIdentityUri(device.deviceId))) return { kind: 'device', deviceId: device.deviceId, serial, notAfter };
+  const serviceUri = claims.uris.find((uri) => uri.startsWith(serviceIdentityUri('')));
   const service = serviceUri?.slice(serviceIdentityUri('').length);
   if (service && SERVICE_NAME.test(service)) return { kind: 'service', service, serial, notAfter };
   throw new BrokerError('BROKER_NOT_OPERATIONAL', 'no device or service identity in the certificate');
+}
+
+/** The issuing CA as the broker compares it: its subject name, attribute by attribute. */
+export interface IssuingCa {
+  readonly name: Readonly<Record<string, string>>;
+}
+
+/** The issuing CA's name from its certificate (fleetgate's CAs have single-valued attributes). */
+export function issuingCaOf(certificate: X509Certificate): IssuingCa {
+  const name: Record<string, string> = {};
+  for (const line of certificate.subject.split('\n')) {
+    const at = line.indexOf('=');
+    if (at > 0) name[line.slice(0, at)] = line.slice(at + 1);
+  }
+  return { name };
+}
+
+function sameName(peer: Record<string, unknown>, expected: Readonly<Record<string, string>>): boolean {
+  const keys = Object.keys(expected);
+  return Object.keys(peer).length === keys.length && keys.every((key) => peer[key] === expected[key]);
 }
 
 /** The key a session is filed under: the device id, or `service:<client id>`. */

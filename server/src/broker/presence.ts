@@ -7,6 +7,7 @@ import type { PresenceRecord, Registry } from '../registry/types.ts';
  */
 export class PresenceRecorder {
   private readonly dirty = new Map<string, PresenceRecord>();
+  private readonly lastSeen = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -31,16 +32,23 @@ export class PresenceRecorder {
     this.dirty.set(deviceId, { ...previous, deviceId, connected: false, lastSeen: time, disconnectedAt: time });
   }
 
-  /** The device was heard from (a message or a ping). */
+  /**
+   * The device was heard from (a message or a ping). Called for every message, so it only notes
+   * the time; the record is built when the batch is written.
+   */
   seen(deviceId: string): void {
-    const previous = this.dirty.get(deviceId);
-    const time = this.now().toISOString();
-    this.dirty.set(deviceId, previous ? { ...previous, lastSeen: time } : { deviceId, connected: true, lastSeen: time });
+    this.lastSeen.set(deviceId, Date.now());
   }
 
   /** Writes what changed since the last flush. */
   flush(): Promise<void> {
     this.flushing = this.flushing.then(async () => {
+      for (const [deviceId, time] of this.lastSeen) {
+        const previous = this.dirty.get(deviceId);
+        const lastSeen = new Date(time).toISOString();
+        if (!previous || previous.lastSeen < lastSeen) this.dirty.set(deviceId, previous ? { ...previous, lastSeen } : { deviceId, connected: true, lastSeen });
+      }
+      this.lastSeen.clear();
       if (this.dirty.size === 0) return;
       const batch = [...this.dirty.values()];
       this.dirty.clear();

@@ -11,6 +11,8 @@ export interface DeviceSession {
   /** Device model, or `service`. */
   readonly model: string;
   readonly rules: DeviceTopicRules;
+  /** The publish rules compiled once per session (checked for every message). */
+  readonly mayPublish: (topic: string) => boolean;
   /** Publish rate of this client (backpressure beyond it). */
   readonly messages: TokenBucket;
   readonly peer: string | undefined;

@@ -21,6 +21,22 @@ export function rulesForDevice(policy: TopicPolicy, deviceId: string, model: str
   };
 }
 
+/**
+ * A filter compiled for the per-message check: `prefix/#` without other wildcards (the common
+ * `devices/<id>/#`) becomes a string comparison; anything else goes through {@link topicMatches}.
+ */
+export type TopicMatcher = (topic: string) => boolean;
+
+export function compileFilter(filter: string): TopicMatcher {
+  const head = filter.slice(0, -2);
+  if (filter.endsWith('/#') && !/[#+]/.test(head) && !head.startsWith('$')) {
+    const prefix = `${head}/`;
+    return (topic) => topic.startsWith(prefix) || topic === head;
+  }
+  if (!/[#+]/.test(filter)) return (topic) => topic === filter;
+  return (topic) => topicMatches(filter, topic);
+}
+
 /** Whether a concrete topic matches a filter (MQTT 3.1.1 §4.7, `$` topics excluded from wildcards at the first level, MQTT-4.7.2-1). */
 export function topicMatches(filter: string, topic: string): boolean {
   const filterLevels = filter.split('/');
@@ -65,8 +81,9 @@ export function filterWithin(filter: string, allowed: string): boolean {
 export function topicProblem(topic: string, kind: 'name' | 'filter', maxLevels: number): string | undefined {
   if (topic.length === 0) return 'empty topic';
   if (topic.includes('\u0000')) return 'topic contains a null character';
-  const levels = topic.split('/');
-  if (levels.length > maxLevels) return `topic has ${levels.length} levels; at most ${maxLevels} are allowed`;
+  let levels = 1;
+  for (let index = topic.indexOf('/'); index !== -1; index = topic.indexOf('/', index + 1)) levels++;
+  if (levels > maxLevels) return `topic has ${levels} levels; at most ${maxLevels} are allowed`;
   if (kind === 'name' && /[#+]/.test(topic)) return 'wildcards are not allowed in a topic name';
   return undefined;
 }

@@ -3,7 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import { TokenBucket } from '../../rate-limiter.ts';
 import { BrokerError } from '../errors.ts';
 import { peerIdentity, sessionKey } from '../peer-identity.ts';
-import { rulesForDevice, topicMatches, type DeviceTopicRules } from '../topic-acl.ts';
+import { compileFilter, rulesForDevice, topicMatches, type DeviceTopicRules } from '../topic-acl.ts';
 import type { HookContext } from './context.ts';
 
 /** What may follow `<service>:` in a service client id. */
@@ -59,11 +59,13 @@ export function createAuthenticate(context: HookContext) {
       if (pending?.willTopic !== undefined && !rules.publish.some((filter) => topicMatches(filter, pending.willTopic as string))) {
         throw new BrokerError('BROKER_WILL_DENIED', pending.willTopic);
       }
+      const publishMatchers = rules.publish.map(compileFilter);
       context.sessions.set(client, {
         identity,
         key: sessionKey(identity, client.id),
         model,
         rules,
+        mayPublish: (topic) => publishMatchers.some((matches) => matches(topic)),
         messages: new TokenBucket(limits.messagesPerSecond, limits.messageBurst),
         peer: (client.conn as TLSSocket).remoteAddress,
       });

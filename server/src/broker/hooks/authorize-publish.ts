@@ -1,6 +1,6 @@
 import type { Client, PublishPacket } from 'aedes';
 import { BrokerError } from '../errors.ts';
-import { topicMatches, topicProblem } from '../topic-acl.ts';
+import { topicProblem } from '../topic-acl.ts';
 import type { HookContext } from './context.ts';
 
 /**
@@ -26,7 +26,7 @@ export function createAuthorizePublish(context: HookContext) {
     if (!session) error = new BrokerError('BROKER_PUBLISH_DENIED', 'no authenticated session');
     else if (problem) error = new BrokerError('BROKER_TOPIC_INVALID', problem);
     else if (packet.payload.length > context.config.limits.maxPacketBytes) error = new BrokerError('BROKER_PACKET_TOO_LARGE', `${packet.payload.length} bytes`);
-    else if (!session.rules.publish.some((filter) => topicMatches(filter, packet.topic))) error = new BrokerError('BROKER_PUBLISH_DENIED', packet.topic);
+    else if (!session.mayPublish(packet.topic)) error = new BrokerError('BROKER_PUBLISH_DENIED', packet.topic);
     if (error) {
       context.refused(error.code);
       context.logger.info({ code: error.code, reason: error.message, clientId: client.id, topic: packet.topic }, 'publish refused');

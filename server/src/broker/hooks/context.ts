@@ -1,4 +1,4 @@
-import type { X509Certificate } from 'node:crypto';
+import type { IssuingCa } from '../peer-identity.ts';
 import type { Logger } from 'pino';
 import type { BrokerConfig } from '../../config/config.ts';
 import type { DeviceAccess } from '../device-access.ts';
@@ -7,7 +7,7 @@ import type { SessionTable } from '../sessions.ts';
 
 /** What every broker hook needs. */
 export interface HookContext {
-  readonly issuing: X509Certificate;
+  readonly issuing: IssuingCa;
   readonly access: DeviceAccess;
   readonly sessions: SessionTable;
   readonly config: BrokerConfig;
