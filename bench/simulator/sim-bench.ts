@@ -115,7 +115,7 @@ export async function runSimulatorBench(options: SimBenchOptions): Promise<{ fle
     const quiet = new Progress(process.stderr, false, 10);
     // --duration counts from the start: the storm's own length plus the hold (at 10,000 devices
     // the storm takes tens of seconds), so give it room and let the series show the held part.
-    const duration = `${Math.ceil(options.holdSeconds + Math.max(15, options.devices / 60))}s`;
+    const duration = `${Math.ceil(options.holdSeconds + Math.max(15, options.devices / 200))}s`;
 
     // 1. fleetgate: the whole lifecycle, everyone at once.
     const server = await startFleetgateWithPorts(dataDir, rootPem, options.pinning);
