@@ -48,3 +48,16 @@ export async function fleetgateBootstrap(dataDir: string, outDir: string, model:
   if (ids.length !== count) throw new Error(`bootstrap issue wrote ${ids.length} devices, expected ${count}`);
   return ids.map((id) => ({ id, certPath: join(outDir, `${id}.crt`), keyPath: join(outDir, `${id}.key`) }));
 }
+
+/** A backend service credential written by `fleetgate service issue`. */
+export interface ServiceCredentialFiles {
+  /** `<name>.crt`: the service certificate followed by the issuing CA. */
+  readonly certPath: string;
+  readonly keyPath: string;
+}
+
+/** `fleetgate service issue --name NAME --out DIR`: an MQTT client certificate for a backend service. */
+export async function fleetgateServiceIssue(dataDir: string, outDir: string, name: string): Promise<ServiceCredentialFiles> {
+  await execCommand(process.execPath, [FLEETGATE_BIN, 'service', 'issue', '--data', dataDir, '--name', name, '--out', outDir], { timeoutMs: 60_000 });
+  return { certPath: join(outDir, `${name}.crt`), keyPath: join(outDir, `${name}.key`) };
+}

@@ -1,4 +1,8 @@
 import { parseArgs } from 'node:util';
+import { BROKER_ARG_SPEC, BROKER_USAGE, BrokerUsageError, brokerOptionsFrom, type BrokerBenchOptions } from './broker/options.ts';
+
+/** Which benchmarks `npm run bench` runs (`--only`; both by default). */
+export type BenchSelection = 'all' | 'enrollment' | 'broker';
 
 /** What `npm run bench` was asked to do. */
 export interface BenchOptions {
@@ -14,6 +18,9 @@ export interface BenchOptions {
   readonly quick: boolean;
   /** Profile the server with `node --cpu-prof` (the profiler's overhead inflates its CPU figures). */
   readonly cpuProf: boolean;
+  readonly only: BenchSelection;
+  /** The broker benchmark's options (bench/broker/options.ts). */
+  readonly broker: BrokerBenchOptions;
 }
 
 /** The command line is wrong. */
@@ -28,6 +35,8 @@ const QUICK = { enrollments: 300, repeat: 1, warmup: 30, floorSeconds: 2 } as co
 /** What `npm run bench -- --help` prints. */
 export const USAGE = `Usage: npm run bench -- [options]
 
+Runs the enrollment benchmark, then the broker benchmark (--only picks one).
+
 Enrollment benchmark: drives the real fleetgate CLI (init, bootstrap issue, serve) on 127.0.0.1
 and measures EST simpleenroll over fresh mTLS connections: throughput, latency, and the server's
 CPU per enrollment from /proc. Two floors put that CPU in context: openssl s_server per bare mTLS
@@ -35,7 +44,14 @@ handshake with the same keys, and a bare Node https server under the same load. 
 progress on stderr, JSON in bench/results/latest.json and bench/results/enrollment-<timestamp>.json.
 See docs/benchmarks.md.
 
+Broker benchmark: fleetgate's MQTT broker and mosquitto, fresh per run, with the same enrolled
+device certificates and the same load: broker CPU per mTLS connect, CONNACK latency of an
+open-loop connection storm, QoS 1 messages/s through the ACL, RSS per held connection, and a
+QoS 0 flood at twice the measured capacity. Table on stdout, JSON in
+bench/results/latest-broker.json and bench/results/broker-<timestamp>.json.
+
 Options:
+  --only WHICH        enrollment or broker (default: both, enrollment first)
   --enrollments N     timed enrollments per run, one fresh device each, up to 20000 (default ${DEFAULTS.enrollments})
   --concurrency C     concurrent clients, 1 to 512 (default ${DEFAULTS.concurrency})
   --repeat R          runs, each with a fresh data directory and server; medians reported (default ${DEFAULTS.repeat})
@@ -49,8 +65,11 @@ Options:
                       (explicit options still win)
   -h, --help          this help
 
-Exit status: 0 when every enrollment succeeded (targets met or not: see the table), 1 when any
-enrollment failed or the benchmark could not run, 2 on a usage error, 130 when interrupted.`;
+${BROKER_USAGE}
+
+Exit status: 0 when every enrollment and every broker connection succeeded and both brokers
+survived the overload (targets met or not: see the tables), 1 when one of those failed or a
+benchmark could not run, 2 on a usage error, 130 when interrupted.`;
 
 function integer(raw: string | undefined, name: string, fallback: number, min: number, max: number): number {
   if (raw === undefined) return fallback;
@@ -79,7 +98,9 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | undef
         'no-pin': { type: 'boolean' },
         quick: { type: 'boolean' },
         'cpu-prof': { type: 'boolean' },
+        only: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
+        ...BROKER_ARG_SPEC,
       },
     }));
   } catch (error) {
@@ -87,6 +108,8 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | undef
   }
   if (values.help) return undefined;
   const quick = values.quick === true;
+  const only = values.only ?? 'all';
+  if (only !== 'all' && only !== 'enrollment' && only !== 'broker') throw new BenchUsageError(`--only must be enrollment or broker (got ${only})`);
   const base = quick ? { ...DEFAULTS, ...QUICK } : DEFAULTS;
   return {
     // Each enrollment is a new connection from 127.0.0.1 to one port, and each run replays them
@@ -101,5 +124,22 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | undef
     pin: values['no-pin'] !== true,
     quick,
     cpuProf: values['cpu-prof'] === true,
+    only,
+    broker: brokerOptions(values, quick),
   };
+}
+
+/** The broker options; --repeat, --quick, --no-pin and --cpu-prof are shared with the enrollment benchmark. */
+function brokerOptions(values: Readonly<Record<string, unknown>>, quick: boolean): BrokerBenchOptions {
+  try {
+    return brokerOptionsFrom(values, {
+      quick,
+      repeat: values.repeat === undefined ? undefined : integer(String(values.repeat), 'repeat', 3, 1, 20),
+      pin: values['no-pin'] !== true,
+      cpuProf: values['cpu-prof'] === true,
+    });
+  } catch (error) {
+    if (error instanceof BrokerUsageError) throw new BenchUsageError(error.message);
+    throw error;
+  }
 }

@@ -1,26 +1,35 @@
 /**
- * `npm run bench`: the enrollment benchmark. See `npm run bench -- --help` and docs/benchmarks.md.
+ * `npm run bench`: the enrollment benchmark and the broker benchmark (`--only` picks one). See
+ * `npm run bench -- --help` and docs/benchmarks.md.
  */
+import { runBrokerBenchmark } from './broker/broker-bench.ts';
 import { installCleanupHandlers, interruption, sweepStaleTempDirs } from './cleanup.ts';
 import { runEnrollment } from './enrollment.ts';
-import { describeMachine } from './machine.ts';
+import { describeMachine, type MachineInfo } from './machine.ts';
 import { measureOpensslFloor } from './openssl-floor.ts';
 import { BenchUsageError, parseBenchOptions, USAGE, type BenchOptions } from './options.ts';
-import { describePinning, pinLoadGenerator } from './pinning.ts';
+import { describePinning, pinLoadGenerator, type Pinning } from './pinning.ts';
 import { progress } from './progress.ts';
 import { PROFILES_DIR, writeResults } from './results.ts';
 import { summarize, tableRows, TARGETS, type BenchRun } from './summary.ts';
 import { renderTable } from './table.ts';
 
 async function main(options: BenchOptions): Promise<number> {
-  const startedAt = new Date();
   const swept = await sweepStaleTempDirs();
   if (swept > 0) progress(`removed ${swept} temp director${swept === 1 ? 'y' : 'ies'} left by killed benchmark runs`);
   // Before pinning: afterwards nproc would report the single CPU the benchmark is left with.
   const machine = await describeMachine();
   const pinning = await pinLoadGenerator(options.pin);
   progress(`${machine.nproc} CPUs, node ${machine.node}, ${machine.openssl}; ${describePinning(pinning)}`);
+  let status = 0;
+  if (options.only !== 'broker') status = Math.max(status, await enrollmentBenchmark(options, machine, pinning));
+  if (options.only !== 'enrollment') status = Math.max(status, await runBrokerBenchmark(options.broker, { pinning, machine }));
+  return status;
+}
 
+/** The enrollment benchmark; returns its exit status. */
+async function enrollmentBenchmark(options: BenchOptions, machine: MachineInfo, pinning: Pinning): Promise<number> {
+  const startedAt = new Date();
   const runs: BenchRun[] = [];
   for (let index = 0; index < options.repeat; index++) {
     const label = `run ${index + 1}/${options.repeat}`;

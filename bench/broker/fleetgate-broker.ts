@@ -1,0 +1,77 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startDaemon } from '../daemon.ts';
+import { FLEETGATE_BIN } from '../fleetgate-cli.ts';
+import { freePorts } from '../free-port.ts';
+import { serverCommand, type Pinning } from '../pinning.ts';
+import { readCommand } from '../proc-cpu.ts';
+import { waitForConnack, type BrokerUnderTest } from './broker-under-test.ts';
+import type { BrokerFleet } from './fleet.ts';
+
+/** `broker.limits` settings the benchmark may change (names as in server/src/config/config.ts). */
+export type BrokerLimitOverrides = Readonly<Partial<Record<'messagesPerSecond' | 'messageBurst' | 'connectionsPerSecond' | 'connectionBurst', number>>>;
+
+/** The defaults of those settings (DEFAULT_CONFIG in server/src/config/config.ts), for the report. */
+const LIMIT_DEFAULTS: Readonly<Record<keyof BrokerLimitOverrides, number>> = {
+  messagesPerSecond: 500,
+  messageBurst: 1000,
+  connectionsPerSecond: 2000,
+  connectionBurst: 4000,
+};
+
+/**
+ * Writes `broker.limits` overrides into `<data>/config.json` (the file `fleetgate init` wrote;
+ * the server reads it at start). Every other setting stays as init wrote it. Returns one line
+ * per change, for the table and the JSON: which limit, from what, to what.
+ */
+export async function setBrokerLimits(dataDir: string, overrides: BrokerLimitOverrides): Promise<string[]> {
+  const path = join(dataDir, 'config.json');
+  const config = JSON.parse(await readFile(path, 'utf8')) as { broker?: { limits?: Record<string, unknown> } };
+  const broker = (config.broker ??= {});
+  const limits = (broker.limits ??= {});
+  const changes: string[] = [];
+  for (const key of Object.keys(LIMIT_DEFAULTS) as (keyof BrokerLimitOverrides)[]) {
+    const value = overrides[key] ?? LIMIT_DEFAULTS[key];
+    limits[key] = value;
+    if (value !== LIMIT_DEFAULTS[key]) changes.push(`broker.limits.${key} ${LIMIT_DEFAULTS[key]} -> ${value}`);
+  }
+  await writeFile(path, `${JSON.stringify(config, null, 2)}\n`);
+  return changes;
+}
+
+/**
+ * Starts `node server/bin/fleetgate.js serve` on the fleet's data directory with every listener
+ * on a free loopback port, pinned when pinning applies, warn-level logs (info logs a line per
+ * connection, which would be measured), and waits for a CONNACK on its MQTT listener: the EST
+ * listener comes up first, so EST readiness would not prove the broker is listening.
+ */
+export async function startFleetgateBroker(options: {
+  readonly fleet: BrokerFleet;
+  readonly pinning: Pinning;
+  readonly limits: BrokerLimitOverrides;
+  /** Why the limits differ from the defaults, appended to each change in the report. */
+  readonly why: string;
+  readonly cpuProfileDir?: string;
+}): Promise<BrokerUnderTest> {
+  const changes = await setBrokerLimits(options.fleet.dataDir, options.limits);
+  const [estPort, mqttPort, adminPort, metricsPort] = (await freePorts(4)).map(String);
+  if (mqttPort === undefined) throw new Error('no free port');
+  const nodeArgs = options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
+  const ports = ['--est-port', estPort, '--mqtt-port', mqttPort, '--admin-port', adminPort, '--metrics-port', metricsPort].map(String);
+  // process.execPath with the bin script, not npx: the pid must be the server's own.
+  const command = serverCommand(options.pinning, process.execPath, [...nodeArgs, FLEETGATE_BIN, 'serve', '--data', options.fleet.dataDir, '--host', '127.0.0.1', ...ports]);
+  const daemon = startDaemon('fleetgate serve', command.file, command.args, { ...process.env, FLEETGATE_LOG_LEVEL: 'warn' });
+  const address = { host: '127.0.0.1', port: Number(mqttPort) } as const;
+  try {
+    await waitForConnack(daemon, address, options.fleet.service);
+    // setpriv and taskset exec node in place; if the pid still named one of them, /proc would
+    // measure the wrong process.
+    const comm = await readCommand(daemon.pid);
+    if (comm === 'taskset' || comm === 'setpriv') throw new Error(`pid ${daemon.pid} is still ${comm}, not the server`);
+  } catch (error) {
+    await daemon.stop();
+    throw error;
+  }
+  const settings = changes.length > 0 ? changes.map((change) => `${change} (${options.why})`) : ['default broker.limits'];
+  return { kind: 'fleetgate', address, daemon, settings };
+}
