@@ -24,7 +24,7 @@ export interface BrokerRun {
   readonly connect: ConnectCostResult;
   readonly throughput: ThroughputResult;
   readonly overload: OverloadResult;
-  /** Busy cores (others) in the second before each timed phase: storm, connects, throughput. */
+  /** Busy cores in the second before each timed phase: connects, storm, throughput. */
   readonly busyCoresBefore: readonly number[];
 }
 
@@ -91,9 +91,13 @@ export interface RepetitionContext {
 }
 
 /**
- * One broker through every phase: a fresh broker, warm-up connect cycles, the storm (RSS read
- * with everything held), the connect cycles, QoS 1 throughput; then a second fresh broker for
- * the overload test, which floods at twice the capacity just measured.
+ * One broker through every phase: a fresh broker, warm-up connect cycles, the connect cycles,
+ * the storm (RSS read with everything held), QoS 1 throughput; then a second fresh broker for
+ * the overload test, which floods at twice the capacity just measured. The connect cycles come
+ * before the storm: after 10,000 connections have been held and released, a new TLS socket
+ * costs a Node server more for a while (creating its TLS handle went from ~15 us to ~350 us in a
+ * profile, with no handle or heap retained and RSS staying up), which would charge the storm's
+ * aftermath to the connect figure.
  */
 async function measureBroker(kind: BrokerKind, context: RepetitionContext, label: string): Promise<BrokerRun> {
   const { fleet, options } = context;
@@ -107,6 +111,12 @@ async function measureBroker(kind: BrokerKind, context: RepetitionContext, label
     await warmUpConnects(broker, fleet.devices, options.warmup, options.concurrency);
 
     busyCoresBefore.push(await waitForQuietMachine(QUIET_WAIT_MS));
+    progress(`${label} ${kind}: ${options.connects} connect cycles, ${options.concurrency} clients`);
+    connect = await measureConnectCost(broker, fleet.devices, { connects: options.connects, concurrency: options.concurrency });
+    check(broker, 'connect cycles');
+    progress(`${label} ${kind}: ${connect.brokerCpuMsPerConnect.toFixed(3)} ms broker CPU per connect, ${connect.connectsPerSecond.toFixed(0)} connects/s`);
+
+    busyCoresBefore.push(await waitForQuietMachine(QUIET_WAIT_MS));
     progress(`${label} ${kind}: storm of ${options.stormDevices} devices at ${options.stormRate}/s`);
     const held = await runStorm(broker, fleet.devices, { devices: options.stormDevices, rate: options.stormRate });
     storm = held.result;
@@ -116,12 +126,6 @@ async function measureBroker(kind: BrokerKind, context: RepetitionContext, label
         `${storm.rssPerConnectionKiB.toFixed(1)} KiB RSS per held connection`,
     );
     await held.release();
-
-    busyCoresBefore.push(await waitForQuietMachine(QUIET_WAIT_MS));
-    progress(`${label} ${kind}: ${options.connects} connect cycles, ${options.concurrency} clients`);
-    connect = await measureConnectCost(broker, fleet.devices, { connects: options.connects, concurrency: options.concurrency });
-    check(broker, 'connect cycles');
-    progress(`${label} ${kind}: ${connect.brokerCpuMsPerConnect.toFixed(3)} ms broker CPU per connect, ${connect.connectsPerSecond.toFixed(0)} connects/s`);
 
     busyCoresBefore.push(await waitForQuietMachine(QUIET_WAIT_MS));
     progress(`${label} ${kind}: QoS 1, ${options.publishers} publishers x ${options.window} in flight, ${options.throughputSeconds} s`);
@@ -151,7 +155,7 @@ async function measureBroker(kind: BrokerKind, context: RepetitionContext, label
   return { kind, pid: broker.daemon.pid, settings: broker.settings, overloadSettings: overloadBroker.settings, storm, connect, throughput, overload, busyCoresBefore };
 }
 
-/** The storm and the connect cycles against the bare Node TLS server, fresh, like a broker's. */
+/** The connect cycles and the storm against the bare Node TLS server, fresh, like a broker's. */
 async function measureFloor(context: RepetitionContext, label: string): Promise<FloorRun> {
   const { fleet, options } = context;
   const floor = await startNodeTlsFloor({ fleet, pinning: context.pinning });
@@ -159,12 +163,12 @@ async function measureFloor(context: RepetitionContext, label: string): Promise<
     progress(`${label} node TLS floor: pid ${floor.daemon.pid}; storm and connect cycles against a bare Node TLS server`);
     await warmUpConnects(floor, fleet.devices, options.warmup, options.concurrency);
     await waitForQuietMachine(QUIET_WAIT_MS);
+    const connect = await measureConnectCost(floor, fleet.devices, { connects: options.connects, concurrency: options.concurrency });
+    check(floor, 'connect cycles');
+    await waitForQuietMachine(QUIET_WAIT_MS);
     const held = await runStorm(floor, fleet.devices, { devices: options.stormDevices, rate: options.stormRate });
     check(floor, 'storm');
     await held.release();
-    await waitForQuietMachine(QUIET_WAIT_MS);
-    const connect = await measureConnectCost(floor, fleet.devices, { connects: options.connects, concurrency: options.concurrency });
-    check(floor, 'connect cycles');
     progress(`${label} node TLS floor: ${connect.brokerCpuMsPerConnect.toFixed(3)} ms CPU per connect, ${held.result.rssPerConnectionKiB.toFixed(1)} KiB RSS per held connection`);
     return { storm: held.result, connect };
   } finally {

@@ -25,6 +25,7 @@ export interface BrokerFigures {
   readonly loadCpuMsPerConnect: Spread;
   readonly stormP50Ms: Spread;
   readonly stormP99Ms: Spread;
+  readonly stormP99FromStartMs: Spread;
   readonly stormMaxMs: Spread;
   readonly stormFailures: number;
   readonly stormFailureReasons: Record<string, number>;
@@ -81,6 +82,8 @@ export interface FloorFigures {
   readonly rssPerConnectionKiB: Spread;
   readonly fleetgateRssAboveKiB: Spread;
   readonly failures: number;
+  /** Repetitions in which other processes used more than NOISY_CORES during the floor's phases. */
+  readonly disturbedRuns: number;
 }
 
 /** The headline figures of the broker benchmark. */
@@ -115,6 +118,7 @@ function figures(runs: readonly BrokerRun[]): BrokerFigures {
     loadCpuMsPerConnect: of((run) => run.connect.loadCpuMsPerConnect),
     stormP50Ms: of((run) => run.storm.connackMs.p50),
     stormP99Ms: of((run) => run.storm.connackMs.p99),
+    stormP99FromStartMs: of((run) => run.storm.connackFromStartMs.p99),
     stormMaxMs: of((run) => run.storm.connackMs.max),
     stormFailures: runs.reduce((sum, run) => sum + total(run.storm.failures), 0),
     stormFailureReasons: mergeCounts(runs.map((run) => run.storm.failures)),
@@ -183,6 +187,7 @@ export function summarizeBroker(repetitions: readonly Repetition[]): BrokerSumma
       rssPerConnectionKiB: spread(repetitions.map((repetition) => repetition.floor.storm.rssPerConnectionKiB)),
       fleetgateRssAboveKiB: spread(repetitions.map((repetition) => repetition.fleetgate.storm.rssPerConnectionKiB - repetition.floor.storm.rssPerConnectionKiB)),
       failures: repetitions.reduce((sum, repetition) => sum + total(repetition.floor.connect.failures) + total(repetition.floor.storm.failures), 0),
+      disturbedRuns: repetitions.filter((repetition) => Math.max(repetition.floor.storm.reading.otherCores, repetition.floor.connect.reading.otherCores) >= NOISY_CORES).length,
     },
   };
 }
