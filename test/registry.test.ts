@@ -5,6 +5,7 @@ import { RegistryError } from '../server/src/registry/errors.ts';
 import { LevelRegistry } from '../server/src/registry/level/level-registry.ts';
 import type { CertificateRecord, DeviceRecord, IssuanceCommit } from '../server/src/registry/types.ts';
 import { tempDir } from './helpers/temp-dir.ts';
+import { SOURCE_NODE_ARGS } from './helpers/source-node.ts';
 
 const NOW = '2026-11-23T10:00:00.000Z';
 
@@ -147,7 +148,7 @@ test('a second process cannot open a registry in use (REGISTRY_LOCKED)', async (
   const { run } = await import('./helpers/run.ts');
   const script = `import { LevelRegistry } from ${JSON.stringify(new URL('../server/src/registry/level/level-registry.ts', import.meta.url).pathname)};
 try { await LevelRegistry.open(${JSON.stringify(path)}); console.log('opened'); } catch (e) { console.log(e.code); }`;
-  const result = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script]);
+  const result = await run(process.execPath, [...SOURCE_NODE_ARGS, '--input-type=module', '-e', script]);
   t.is(result.stdout.trim(), 'REGISTRY_LOCKED', result.stderr);
 });
 

@@ -8,6 +8,7 @@ import { FileCredentialStore } from '../device-sdk/src/file-store.ts';
 import { MemoryCredentialStore } from '../device-sdk/src/store.ts';
 import { SdkError } from '../device-sdk/src/errors.ts';
 import { tempDir } from './helpers/temp-dir.ts';
+import { SOURCE_NODE_ARGS } from './helpers/source-node.ts';
 
 /** A deterministic random source cycling through the given values. */
 const sequence = (...values: number[]) => {
@@ -68,7 +69,7 @@ for (let generation = 0; ; generation++) {
   if (generation === 3) process.stdout.write('writing\\n');
 }`;
   for (let round = 0; round < 5; round++) {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
     await new Promise((resolve) => setTimeout(resolve, 20 + round * 37));
     child.kill('SIGKILL');

@@ -8,6 +8,7 @@ import { startFleet, testConfig, type Fleet } from './helpers/fleet.ts';
 import { freePort } from './helpers/ports.ts';
 import { run } from './helpers/run.ts';
 import { tempDir } from './helpers/temp-dir.ts';
+import { SOURCE_NODE_ARGS } from './helpers/source-node.ts';
 
 const SIM_BIN = new URL('../simulator/bin/fleetgate-sim.js', import.meta.url).pathname;
 const quiet = new Progress(process.stderr, true);
@@ -19,11 +20,11 @@ async function options(t: ExecutionContext, fleet: Fleet, extra: string[]): Prom
 }
 
 test('fleetgate-sim --help, and usage errors exit 2 with a code', async (t) => {
-  const help = await run(process.execPath, [SIM_BIN, '--help']);
+  const help = await run(process.execPath, [...SOURCE_NODE_ARGS, SIM_BIN, '--help']);
   t.is(help.code, 0);
   for (const flag of ['--devices', '--mix', '--rate', '--duration', '--est', '--mqtt', '--root', '--data', '--factory', '--report', '--scenario', '--max-error-rate']) t.true(help.stdout.includes(flag), flag);
   for (const args of [['--devices', '10'], ['--devices', '0', '--data', 'x'], ['--mix', 'thermostat', '--data', 'x'], ['--scenario', 'chaos', '--data', 'x'], ['--duration', 'soon', '--data', 'x'], ['--source-addresses', '10.0.0.1', '--data', 'x']]) {
-    const result = await run(process.execPath, [SIM_BIN, ...args]);
+    const result = await run(process.execPath, [...SOURCE_NODE_ARGS, SIM_BIN, ...args]);
     t.is(result.code, 2, args.join(' '));
     t.regex(result.stderr, /SIM_USAGE/);
   }
@@ -92,7 +93,7 @@ test('the exit code is 1 when errors exceed --max-error-rate (broker unreachable
   const fleet = await startFleet(t);
   const closedPort = await freePort();
   const report = await tempDir(t);
-  const result = await run(process.execPath, [SIM_BIN, '--devices', '5', '--rate', 'all', '--duration', '3s', '--settle', '2s', '--est', fleet.estUrl, '--mqtt', `mqtts://127.0.0.1:${closedPort}`, '--data', fleet.dir, '--report', report, '--max-error-rate', '0.01', '--json'], { timeoutMs: 200_000 });
+  const result = await run(process.execPath, [...SOURCE_NODE_ARGS, SIM_BIN, '--devices', '5', '--rate', 'all', '--duration', '3s', '--settle', '2s', '--est', fleet.estUrl, '--mqtt', `mqtts://127.0.0.1:${closedPort}`, '--data', fleet.dir, '--report', report, '--max-error-rate', '0.01', '--json'], { timeoutMs: 200_000 });
   t.is(result.code, 1, result.stderr);
   const parsed = JSON.parse(result.stdout) as { totals: { errors: number; connected: number }; errorsByCode: Record<string, number> };
   t.is(parsed.totals.connected, 0);

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx's loader, so the package ships its sources as they are.
-import { register } from 'tsx/esm/api';
-
-register();
-await import('../src/cli/run.ts');
+// The `fleetgate` command. `#cli` is the compiled CLI (dist/cli/run.js); under the
+// "@fleetgate/source" condition (this repository's tests and scripts, with tsx) it is the
+// TypeScript source instead. See "imports" in package.json.
+import '#cli';

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// Runs the TypeScript simulator through tsx's loader.
-import { register } from 'tsx/esm/api';
-
-register();
-await import('../src/run.ts');
+// The `fleetgate-sim` command. `#cli` is the compiled simulator (dist/run.js); under the
+// "@fleetgate/source" condition (this repository's tests and scripts, with tsx) it is the
+// TypeScript source instead. See "imports" in package.json.
+import '#cli';

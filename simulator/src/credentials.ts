@@ -61,6 +61,8 @@ export async function exportCredentials(dir: string, rootPem: string, credential
 /**
  * Mints factory credentials from a data directory's factory CA by running `fleetgate bootstrap
  * issue`, as a factory line would: the simulator uses the product's own tool, not its insides.
+ * The child gets this process's Node options, as `fork` would: run from the sources (tsx and the
+ * "@fleetgate/source" condition), the command runs from the sources too.
  */
 export async function mintFactory(dataDir: string, outDir: string, counts: Readonly<Record<string, number>>, onProgress?: (line: string) => void): Promise<void> {
   const require = createRequire(import.meta.url);
@@ -68,6 +70,6 @@ export async function mintFactory(dataDir: string, outDir: string, counts: Reado
   for (const [model, count] of Object.entries(counts)) {
     if (count <= 0) continue;
     onProgress?.(`minting ${count} ${model} bootstrap credentials`);
-    await promisify(execFile)(process.execPath, [bin, 'bootstrap', 'issue', '--data', dataDir, '--model', model, '--count', String(count), '--out', outDir, '--json'], { maxBuffer: 256 * 1024 * 1024 });
+    await promisify(execFile)(process.execPath, [...process.execArgv, bin, 'bootstrap', 'issue', '--data', dataDir, '--model', model, '--count', String(count), '--out', outDir, '--json'], { maxBuffer: 256 * 1024 * 1024 });
   }
 }

@@ -4,6 +4,13 @@ import type { SimOptions } from './options.ts';
 import type { Counters, RunRecorder } from './recorder.ts';
 import type { WorkerInput, WorkerMessage } from './worker-protocol.ts';
 
+/**
+ * The worker's script. Compiled, it is worker.js beside this file. Run from the TypeScript
+ * sources (this repository's tests, with tsx), a worker thread does not inherit a loader
+ * registered at run time, so ../source-worker.js registers tsx first and then loads worker.ts.
+ */
+const WORKER_SCRIPT = import.meta.url.endsWith('.ts') ? new URL('../source-worker.js', import.meta.url) : new URL('./worker.js', import.meta.url);
+
 /** Latest figures of one worker. */
 interface WorkerState {
   counters: Counters;
@@ -42,7 +49,7 @@ export class WorkerPool {
         durationMs: this.options.durationMs,
         settleMs: this.options.settleMs,
       };
-      const worker = new Worker(new URL('./worker-entry.js', import.meta.url), { workerData: input });
+      const worker = new Worker(WORKER_SCRIPT, { workerData: input });
       this.workers.push(worker);
       const state: WorkerState = { counters: { ...this.recorder.counters }, states: {}, errorsByCode: {}, done: false };
       this.states[index] = state;

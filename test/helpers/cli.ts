@@ -1,5 +1,6 @@
 import { run, type RunResult } from './run.ts';
 import { FLEETGATE_BIN } from './serve-process.ts';
+import { SOURCE_NODE_ARGS } from './source-node.ts';
 
 /**
  * Runs the real `fleetgate` CLI (the package's bin script) in a child process and waits for it.
@@ -12,5 +13,5 @@ export function fleetgate(args: readonly string[], options: { env?: Record<strin
   delete env.FLEETGATE_DATA;
   delete env.FLEETGATE_CA_PASSPHRASE;
   delete env.FLEETGATE_LOG_LEVEL;
-  return run(process.execPath, [FLEETGATE_BIN, ...args], { env: { ...env, ...options.env }, cwd: options.cwd });
+  return run(process.execPath, [...SOURCE_NODE_ARGS, FLEETGATE_BIN, ...args], { env: { ...env, ...options.env }, cwd: options.cwd });
 }

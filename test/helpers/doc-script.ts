@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { connect, createServer, type Server } from 'node:net';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SOURCE_NODE_OPTIONS } from './source-node.ts';
 
 /*
  * Executable documentation: a guide under docs/ whose ```bash blocks, in order, are the whole
@@ -193,6 +194,8 @@ export function docEnvironment(ports: ListenerPorts): NodeJS.ProcessEnv {
     ADMIN_PORT: String(ports.admin),
     METRICS_PORT: String(ports.metrics),
     FLEETGATE_LOG_LEVEL: 'info',
+    // `fleetgate` from PATH runs the sources, like every other command in the tests.
+    NODE_OPTIONS: SOURCE_NODE_OPTIONS,
   };
   for (const name of UNSET_VARIABLES) delete env[name];
   return env;

@@ -4,6 +4,7 @@ import type { ExecutionContext } from 'ava';
 import { EST_PATHS } from '../../device-sdk/src/protocol.ts';
 import { estRequest } from './est-client.ts';
 import { freePort } from './ports.ts';
+import { SOURCE_NODE_ARGS } from './source-node.ts';
 
 /** Path of the `fleetgate` bin script. */
 export const FLEETGATE_BIN = fileURLToPath(new URL('../../server/bin/fleetgate.js', import.meta.url));
@@ -20,7 +21,7 @@ export interface ServeProcess {
 /** Starts `fleetgate serve` as a separate process and waits until EST answers. */
 export async function startServeProcess(t: ExecutionContext, dataDir: string, rootPem: string): Promise<ServeProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, [FLEETGATE_BIN, 'serve', '--data', dataDir, '--host', '127.0.0.1', '--est-port', String(port), '--mqtt-port', '0', '--admin-port', '0', '--metrics-port', '0'], {
+  const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, FLEETGATE_BIN, 'serve', '--data', dataDir, '--host', '127.0.0.1', '--est-port', String(port), '--mqtt-port', '0', '--admin-port', '0', '--metrics-port', '0'], {
     env: { ...process.env, FLEETGATE_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
