@@ -1,7 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:https';
-import { DEFAULT_PORTS } from '@fleetgate/device-sdk/protocol';
 import { EnrollmentAuthority } from './authority/enrollment-authority.ts';
 import { CaBootstrapProvisioner } from './authority/provisioners.ts';
 import { loadConfig, type ServerConfig } from './config/config.ts';
@@ -24,24 +23,9 @@ import type { TrustRecord } from './registry/types.ts';
 import { fromPem } from './pki/pem.ts';
 import { createMetricsServer } from './metrics/metrics-server.ts';
 
-/** Where the listeners bind. Port 0 picks a free port (tests). */
-export interface ListenOptions {
-  readonly host: string;
-  readonly estPort: number;
-  readonly mqttPort: number;
-  readonly adminPort: number;
-  readonly metricsPort: number;
-  /** Where metrics listen; loopback unless told otherwise (they reveal fleet size). */
-  readonly metricsHost?: string;
-}
+import { DEFAULT_LISTEN, type ListenOptions } from './listen.ts';
 
-export const DEFAULT_LISTEN: ListenOptions = {
-  host: '127.0.0.1',
-  estPort: DEFAULT_PORTS.est,
-  mqttPort: DEFAULT_PORTS.mqtt,
-  adminPort: DEFAULT_PORTS.admin,
-  metricsPort: DEFAULT_PORTS.metrics,
-};
+export { DEFAULT_LISTEN, type ListenOptions };
 
 export interface StartOptions {
   readonly dataDir: string;

@@ -40,7 +40,6 @@ export interface AdminCommandContext {
 /** The parts of an admin command; {@link adminCommand} adds the connection options and error handling. */
 export interface AdminCommandSpec {
   readonly path: readonly string[];
-  readonly summary: string;
   /** What follows `fleetgate <path>` in the usage line, e.g. `ID [--json]`. */
   readonly usage: string;
   readonly description: string;
@@ -76,7 +75,6 @@ export function adminCommand(spec: AdminCommandSpec): Command {
   const usage = `fleetgate ${spec.path.join(' ')}${spec.usage ? ` ${spec.usage}` : ''}`;
   return {
     path: spec.path,
-    summary: spec.summary,
     help: `Usage: ${usage} [--server URL] [--data DIR | --cert FILE --key FILE]\n\n${spec.description}\n${spec.optionsHelp ? `\nOptions:\n${spec.optionsHelp}\n` : ''}${CONNECTION_HELP}`,
     options: { ...spec.options, ...CONNECTION_OPTIONS },
     async run(values, positionals) {

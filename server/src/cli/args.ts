@@ -10,7 +10,6 @@ export class UsageError extends Error {
 export interface Command {
   /** Words that select it, e.g. ['bootstrap', 'issue']. */
   readonly path: readonly string[];
-  readonly summary: string;
   /** Full help text shown by --help. */
   readonly help: string;
   readonly options: NonNullable<ParseArgsConfig['options']>;

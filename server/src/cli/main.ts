@@ -1,39 +1,51 @@
-import { PkiError } from '../pki/errors.ts';
-import { RegistryError } from '../registry/errors.ts';
-import { ConfigError } from '../config/config.ts';
-import { DataDirError } from '../datadir/authorities.ts';
-import { BatchError } from '../factory/bootstrap-batch.ts';
-import { InitError } from '../datadir/init.ts';
-import { ServiceCredentialError } from '../factory/service-credential.ts';
 import { parseCommandArgs, UsageError, type Command } from './args.ts';
-import { bootstrapIssueCommand } from './commands/bootstrap-issue.ts';
-import { initCommand } from './commands/init.ts';
-import { serveCommand } from './commands/serve.ts';
-import { serviceIssueCommand } from './commands/service-issue.ts';
-import { deviceDisableCommand, deviceEnableCommand, deviceListCommand, deviceResetCommand, deviceRevokeCommand, deviceShowCommand } from './commands/device.ts';
-import { bootstrapListCommand, bootstrapTrustCommand, bootstrapUntrustCommand } from './commands/bootstrap-trust.ts';
-import { auditCommand, auditVerifyCommand } from './commands/audit.ts';
-import { crlCommand } from './commands/crl.ts';
-import { operatorIssueCommand } from './commands/operator-issue.ts';
 
-const COMMANDS: readonly Command[] = [
-  initCommand,
-  serveCommand,
-  bootstrapIssueCommand,
-  serviceIssueCommand,
-  bootstrapTrustCommand,
-  bootstrapListCommand,
-  bootstrapUntrustCommand,
-  deviceListCommand,
-  deviceShowCommand,
-  deviceRevokeCommand,
-  deviceDisableCommand,
-  deviceEnableCommand,
-  deviceResetCommand,
-  auditCommand,
-  auditVerifyCommand,
-  crlCommand,
-  operatorIssueCommand,
+/**
+ * One command of the CLI: the words that select it, the line `fleetgate --help` shows, and its
+ * module, loaded only when the command runs or shows its help. `fleetgate --help` loads nothing
+ * else, and an admin command never loads the server (aedes, LevelDB, the CA): start-up time is
+ * what an operator's scripts pay on every call.
+ */
+interface CommandEntry {
+  readonly path: readonly string[];
+  readonly summary: string;
+  load(): Promise<Command>;
+}
+
+const COMMANDS: readonly CommandEntry[] = [
+  { path: ['init'], summary: 'create the private CA, server TLS and operator certificates (idempotent)', load: async () => (await import('./commands/init.ts')).initCommand },
+  { path: ['serve'], summary: 'run the fleetgate listeners: EST enrollment, MQTT broker, admin API, metrics', load: async () => (await import('./commands/serve.ts')).serveCommand },
+  { path: ['bootstrap', 'issue'], summary: 'issue factory bootstrap certificates offline from the factory CA', load: async () => (await import('./commands/bootstrap-issue.ts')).bootstrapIssueCommand },
+  {
+    path: ['service', 'issue'],
+    summary: 'issue an MQTT client certificate for a backend service (telemetry consumer, command sender)',
+    load: async () => (await import('./commands/service-issue.ts')).serviceIssueCommand,
+  },
+  {
+    path: ['bootstrap', 'trust'],
+    summary: 'trust a manufacturer CA for bootstrap enrollment, optionally with an allow-list (admin API)',
+    load: async () => (await import('./commands/bootstrap-trust.ts')).bootstrapTrustCommand,
+  },
+  { path: ['bootstrap', 'list'], summary: 'list the trusted manufacturer CAs (admin API)', load: async () => (await import('./commands/bootstrap-trust.ts')).bootstrapListCommand },
+  { path: ['bootstrap', 'untrust'], summary: 'stop trusting a manufacturer CA for bootstrap enrollment (admin API)', load: async () => (await import('./commands/bootstrap-trust.ts')).bootstrapUntrustCommand },
+  { path: ['device', 'list'], summary: 'list devices, optionally by state and model (admin API)', load: async () => (await import('./commands/device.ts')).deviceListCommand },
+  { path: ['device', 'show'], summary: 'one device: state, certificate, presence, certificates and history (admin API)', load: async () => (await import('./commands/device.ts')).deviceShowCommand },
+  {
+    path: ['device', 'revoke'],
+    summary: 'revoke a device: final; its certificates go on the CRL, its MQTT session is closed (admin API)',
+    load: async () => (await import('./commands/device.ts')).deviceRevokeCommand,
+  },
+  {
+    path: ['device', 'disable'],
+    summary: 'disable a device until enabled again: MQTT session closed, reconnects refused (admin API)',
+    load: async () => (await import('./commands/device.ts')).deviceDisableCommand,
+  },
+  { path: ['device', 'enable'], summary: 'enable a disabled device again (admin API)', load: async () => (await import('./commands/device.ts')).deviceEnableCommand },
+  { path: ['device', 'reset'], summary: 'allow one more bootstrap enrollment for a device (also after revocation) (admin API)', load: async () => (await import('./commands/device.ts')).deviceResetCommand },
+  { path: ['audit'], summary: 'read the audit log: enrollments, renewals, refusals, operator actions (admin API)', load: async () => (await import('./commands/audit.ts')).auditCommand },
+  { path: ['audit', 'verify'], summary: "check the audit log's hash chain; exit 1 if it is broken (admin API)", load: async () => (await import('./commands/audit.ts')).auditVerifyCommand },
+  { path: ['crl'], summary: 'save the current CRL of the device-issuing CA (admin API)', load: async () => (await import('./commands/crl.ts')).crlCommand },
+  { path: ['operator', 'issue'], summary: 'issue an operator certificate for the admin API (offline, from the issuing CA)', load: async () => (await import('./commands/operator-issue.ts')).operatorIssueCommand },
 ];
 
 function topHelp(): string {
@@ -48,22 +60,6 @@ ${lines.join('\n')}
 
 Run \`fleetgate <command> --help\` for the options of a command.
 Environment: FLEETGATE_DATA (data directory), FLEETGATE_CA_PASSPHRASE, FLEETGATE_LOG_LEVEL.`;
-}
-
-/** Errors whose message is meant for the operator, with a stable code. */
-function operatorError(error: unknown): { code: string; message: string } | undefined {
-  if (error instanceof PkiError || error instanceof RegistryError || error instanceof DataDirError) {
-    return { code: error.code, message: error.message };
-  }
-  if (error instanceof ConfigError || error instanceof BatchError || error instanceof InitError || error instanceof ServiceCredentialError) return { code: error.code, message: error.message };
-  const errno = error as NodeJS.ErrnoException & { address?: string; port?: number };
-  if (errno.code === 'EADDRINUSE' || errno.code === 'EACCES' || errno.code === 'EADDRNOTAVAIL') {
-    return {
-      code: 'SERVE_LISTEN_FAILED',
-      message: `cannot listen on ${errno.address ?? '?'}:${errno.port ?? '?'} (${errno.code}): another process holds the port, or the address is not local; choose other --*-port or --host values`,
-    };
-  }
-  return undefined;
 }
 
 /** Runs the CLI; returns the exit code (0 ok, 1 failed, 2 usage). */
@@ -91,17 +87,20 @@ export async function main(argv: string[]): Promise<number> {
     return wantsHelp ? 0 : 2;
   }
   try {
-    const { values, positionals } = parseCommandArgs(command, argv.slice(command.path.length));
+    const loaded = await command.load();
+    const { values, positionals } = parseCommandArgs(loaded, argv.slice(command.path.length));
     if (values.help) {
-      process.stdout.write(`${command.help}\n`);
+      process.stdout.write(`${loaded.help}\n`);
       return 0;
     }
-    return await command.run(values, positionals);
+    return await loaded.run(values, positionals);
   } catch (error) {
     if (error instanceof UsageError) {
       process.stderr.write(`fleetgate: ${error.code}: ${error.message}\n`);
       return 2;
     }
+    // Loaded only on failure: the error classes come with the modules that throw them.
+    const { operatorError } = await import('./operator-error.ts');
     const known = operatorError(error);
     if (known) {
       process.stderr.write(`fleetgate: ${known.code}: ${known.message}\n`);

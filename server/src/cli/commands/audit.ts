@@ -24,7 +24,6 @@ export function parseSince(value: string, now = new Date()): string {
 /** `fleetgate audit` (GET /v1/audit). */
 export const auditCommand: Command = adminCommand({
   path: ['audit'],
-  summary: 'read the audit log: enrollments, renewals, refusals, operator actions (admin API)',
   usage: '[--device ID] [--since T] [--limit N] [--json]',
   description: `Prints the append-only audit log, oldest first: every issuance, renewal, resend, refusal (with
 its code), revocation, disable, enable, reset and trust change, with who did it (device:<id>,
@@ -59,7 +58,6 @@ operator:<name>, system). \`fleetgate audit verify\` checks its hash chain.`,
 /** `fleetgate audit verify` (GET /v1/audit/verify); exit 1 with CLI_AUDIT_BROKEN when the chain is broken. */
 export const auditVerifyCommand: Command = adminCommand({
   path: ['audit', 'verify'],
-  summary: 'check the audit log\'s hash chain; exit 1 if it is broken (admin API)',
   usage: '[--json]',
   description: `Walks the audit log's hash chain on the server: every entry must follow the one before it
 (sequence and previous hash) and hash to what it says, and the last one must be the head the

@@ -6,7 +6,6 @@ import { integerOption, requireString, UsageError, type Command } from '../args.
 
 export const bootstrapIssueCommand: Command = {
   path: ['bootstrap', 'issue'],
-  summary: 'issue factory bootstrap certificates offline from the factory CA',
   help: `Usage: fleetgate bootstrap issue [--data DIR] --model M --count N --out DIR [--valid-days D] [--json]
 
 Issues N factory (bootstrap) credentials for devices of model M, offline: it needs only

@@ -32,7 +32,6 @@ function describeTrust(trust: TrustSummary): string {
 /** `fleetgate bootstrap trust`: checks the PEM bundle and the allow-list locally, then PUT /v1/trusts/:name. */
 export const bootstrapTrustCommand: Command = adminCommand({
   path: ['bootstrap', 'trust'],
-  summary: 'trust a manufacturer CA for bootstrap enrollment, optionally with an allow-list (admin API)',
   usage: '--name N --ca FILE --model M [--allowlist FILE] [--json]',
   description: `Registers a manufacturer's CA as a bootstrap trust: devices whose factory certificate it signed
 may enroll over EST (simpleenroll) as devices of model M. The EST listener picks it up at once,
@@ -99,7 +98,6 @@ Every id is checked before anything is sent; a bad file changes nothing.`,
 /** `fleetgate bootstrap list` (GET /v1/trusts). */
 export const bootstrapListCommand: Command = adminCommand({
   path: ['bootstrap', 'list'],
-  summary: 'list the trusted manufacturer CAs (admin API)',
   usage: '[--json]',
   description: `Lists the manufacturer CAs trusted for bootstrap enrollment: name, the model their devices get,
 the CA's CommonName and SHA-256 fingerprint, the size of the allow-list, when and by whom it was
@@ -139,7 +137,6 @@ registered. fleetgate's own factory CA (<data>/ca/factory.crt) is always trusted
 /** `fleetgate bootstrap untrust N` (DELETE /v1/trusts/:name). */
 export const bootstrapUntrustCommand: Command = adminCommand({
   path: ['bootstrap', 'untrust'],
-  summary: 'stop trusting a manufacturer CA for bootstrap enrollment (admin API)',
   usage: 'N [--json]',
   description: `Removes the bootstrap trust named N: from now on EST refuses enrollments with its factory
 certificates (ENROLL_CLIENT_CERT_UNTRUSTED). Devices that already enrolled through it keep their

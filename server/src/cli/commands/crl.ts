@@ -9,7 +9,6 @@ import { print } from '../format.ts';
 /** `fleetgate crl --out FILE` (GET /v1/crl). */
 export const crlCommand: Command = adminCommand({
   path: ['crl'],
-  summary: 'save the current CRL of the device-issuing CA (admin API)',
   usage: '--out FILE [--pem]',
   description: `Fetches the current certificate revocation list of the device-issuing CA (RFC 5280), signed
 again by the server on every revocation, and writes it to FILE (replaced atomically). Check it

@@ -27,7 +27,6 @@ function stateText(device: DeviceRecord): string {
 /** `fleetgate device list`: every device, page after page (GET /v1/devices). */
 export const deviceListCommand: Command = adminCommand({
   path: ['device', 'list'],
-  summary: 'list devices, optionally by state and model (admin API)',
   usage: '[--state S] [--model M] [--json]',
   description: `Lists every device the registry knows, one page of the admin API after the other until
 the last, sorted by id: model, state, expiry of the current operational certificate, and when
@@ -139,7 +138,6 @@ export function auditTable(entries: DeviceDetail['history'], withDevice = false)
 /** `fleetgate device show ID` (GET /v1/devices/:id). */
 export const deviceShowCommand: Command = adminCommand({
   path: ['device', 'show'],
-  summary: 'one device: state, certificate, presence, certificates and history (admin API)',
   usage: 'ID [--json]',
   description: `Shows device ID: its state (and why it is disabled or revoked), the serial and expiry of its
 current operational certificate, whether it is connected to the MQTT broker now and when it was
@@ -162,14 +160,12 @@ type Outcome = (device: DeviceRecord, reason: string | undefined) => string;
 
 function stateCommand(options: {
   action: 'revoke' | 'disable' | 'enable' | 'reset';
-  summary: string;
   description: string;
   reason?: string;
   outcome: Outcome;
 }): Command {
   return adminCommand({
     path: ['device', options.action],
-    summary: options.summary,
     usage: `ID${options.reason ? ' [--reason R]' : ''} [--json]`,
     description: options.description,
     options: { ...(options.reason ? { reason: { type: 'string' } } : {}), json: { type: 'boolean' } },
@@ -191,7 +187,6 @@ function stateCommand(options: {
 /** `fleetgate device revoke ID` (POST /v1/devices/:id/revoke). */
 export const deviceRevokeCommand: Command = stateCommand({
   action: 'revoke',
-  summary: 'revoke a device: final; its certificates go on the CRL, its MQTT session is closed (admin API)',
   description: `Revokes device ID and every certificate it holds. The broker closes its MQTT session at once
 and refuses every reconnect (CONNACK 5); renewals are refused; the CRL is signed again with its
 certificates on it. Revocation is final: only \`fleetgate device reset ID\` lets the device
@@ -206,7 +201,6 @@ enroll again with its bootstrap credential.`,
 /** `fleetgate device disable ID` (POST /v1/devices/:id/disable). */
 export const deviceDisableCommand: Command = stateCommand({
   action: 'disable',
-  summary: 'disable a device until enabled again: MQTT session closed, reconnects refused (admin API)',
   description: `Disables device ID: the broker closes its MQTT session at once and refuses reconnects
 (CONNACK 5), EST refuses its renewals, until \`fleetgate device enable ID\`. Its certificates
 stay valid (not on the CRL).`,
@@ -217,7 +211,6 @@ stay valid (not on the CRL).`,
 /** `fleetgate device enable ID` (POST /v1/devices/:id/enable). */
 export const deviceEnableCommand: Command = stateCommand({
   action: 'enable',
-  summary: 'enable a disabled device again (admin API)',
   description: 'Enables a disabled device ID: it may connect and renew again. A revoked device cannot be\nenabled (ADMIN_INVALID_STATE); reset it instead.',
   outcome: (device) => `device ${device.id} enabled: it may connect and renew again`,
 });
@@ -225,7 +218,6 @@ export const deviceEnableCommand: Command = stateCommand({
 /** `fleetgate device reset ID` (POST /v1/devices/:id/reset). */
 export const deviceResetCommand: Command = stateCommand({
   action: 'reset',
-  summary: 'allow one more bootstrap enrollment for a device (also after revocation) (admin API)',
   description: `Resets device ID: it may enroll once more with its bootstrap credential (simpleenroll), for
 example after a factory reset wiped its operational key, or to bring a revoked device back. The
 new enrollment revokes the certificate it had before.`,

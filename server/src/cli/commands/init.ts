@@ -5,7 +5,6 @@ import type { Command } from '../args.ts';
 
 export const initCommand: Command = {
   path: ['init'],
-  summary: 'create the private CA, server TLS and operator certificates (idempotent)',
   help: `Usage: fleetgate init [--data DIR] [--hostname NAME ...] [--json]
 
 Creates in DIR (default ./data, or $FLEETGATE_DATA):

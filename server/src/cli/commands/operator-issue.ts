@@ -7,7 +7,6 @@ import { integerOption, requireString, UsageError, type Command } from '../args.
 /** `fleetgate operator issue NAME`: an operator certificate, offline, like `fleetgate service issue`. */
 export const operatorIssueCommand: Command = {
   path: ['operator', 'issue'],
-  summary: 'issue an operator certificate for the admin API (offline, from the issuing CA)',
   help: `Usage: fleetgate operator issue NAME --out DIR [--data DIR] [--valid-days D] [--json]
 
 Issues an operator client certificate for the admin API from the device-issuing CA, offline

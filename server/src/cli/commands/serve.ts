@@ -1,11 +1,9 @@
 import { resolveDataDir } from '../../datadir/layout.ts';
-import { createLogger } from '../../logger.ts';
-import { DEFAULT_LISTEN, startServer } from '../../server.ts';
+import { DEFAULT_LISTEN } from '../../listen.ts';
 import { integerOption, type Command } from '../args.ts';
 
 export const serveCommand: Command = {
   path: ['serve'],
-  summary: 'run the fleetgate listeners: EST enrollment, MQTT broker, admin API, metrics',
   help: `Usage: fleetgate serve [--data DIR] [--host H] [--est-port P] [--mqtt-port P] [--admin-port P] [--metrics-port P]
 
 Starts every listener:
@@ -34,6 +32,8 @@ Options:
     'metrics-port': { type: 'string' },
   },
   async run(values) {
+    // The server (aedes, LevelDB, the CA) is loaded only to run it, not for --help.
+    const [{ createLogger }, { startServer }] = await Promise.all([import('../../logger.ts'), import('../../server.ts')]);
     const logger = createLogger();
     const server = await startServer({
       dataDir: resolveDataDir(values.data as string | undefined),

@@ -6,7 +6,6 @@ import { integerOption, requireString, type Command } from '../args.ts';
 
 export const serviceIssueCommand: Command = {
   path: ['service', 'issue'],
-  summary: 'issue an MQTT client certificate for a backend service (telemetry consumer, command sender)',
   help: `Usage: fleetgate service issue [--data DIR] --name NAME --out DIR [--valid-days D] [--json]
 
 Issues a client certificate for a backend service from the device-issuing CA (offline, like
