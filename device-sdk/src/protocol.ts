@@ -25,7 +25,12 @@ export const MEDIA_TYPES = {
   text: 'text/plain; charset=utf-8',
 } as const;
 
-/** Response header carrying the stable error code of a refusal (the body carries the reason). */
+/**
+ * Response header carrying the stable error code of a refusal (the body carries the reason), in
+ * the lower case that Node's http module (and HTTP/2) uses for received header names: read it
+ * with this key. The server writes it as `Fleetgate-Error-Code` (canonical case, for clients that
+ * compare header names byte for byte); header names are case-insensitive (RFC 9110 §5.1).
+ */
 export const ERROR_CODE_HEADER = 'fleetgate-error-code';
 
 /** Default ports of the fleetgate listeners. */
@@ -50,6 +55,7 @@ export const ENROLL_ERROR_CODES = [
   'ENROLL_IDENTITY_MISMATCH',
   'ENROLL_EXTENSION_REFUSED',
   'ENROLL_TOO_LARGE',
+  'ENROLL_BODY_TIMEOUT',
   'ENROLL_CLIENT_CERT_REQUIRED',
   'ENROLL_CLIENT_CERT_UNTRUSTED',
   'ENROLL_CLIENT_CERT_EXPIRED',
@@ -64,7 +70,9 @@ export const ENROLL_ERROR_CODES = [
   'ENROLL_MODEL_UNKNOWN',
   'ENROLL_RATE_LIMITED',
   'ENROLL_NOT_FOUND',
+  'ENROLL_LABEL_UNKNOWN',
   'ENROLL_METHOD_NOT_ALLOWED',
+  'ENROLL_NOT_IMPLEMENTED',
   'ENROLL_UNAVAILABLE',
   'ENROLL_INTERNAL',
 ] as const;

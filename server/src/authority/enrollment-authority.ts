@@ -15,11 +15,22 @@ import type { BootstrapGrant, BootstrapProvisioner } from './provisioners.ts';
 export interface ClientCredential {
   readonly certificate: X509Certificate;
   /**
-   * The TLS layer verified the chain except for the leaf's expiry (only renewal tolerates an
-   * expired certificate, within the grace; everything else already got 401 from the transport).
+   * The certificate has expired. The TLS layer cannot vouch for such a certificate (OpenSSL
+   * reports only its last verification error, so `CERT_HAS_EXPIRED` says nothing about the
+   * chain): the transport passes one on only after {@link EnrollmentAuthority.isIssuedByTrustedCa}
+   * verified its signature. Only renewal tolerates it, within the grace.
    */
   readonly expired: boolean;
   readonly peer?: string;
+}
+
+/** How one issuance request is handled beyond the rules. */
+export interface IssuanceOptions {
+  /**
+   * Asked before a refusal is written to the audit log; false leaves it to the transport's
+   * logs (the transport bounds audit writes per source, see docs/enrollment.md). Default: audit.
+   */
+  readonly mayAuditRefusal?: (error: EnrollmentError) => boolean;
 }
 
 /** What an enrollment hands back to the transport. */
@@ -66,9 +77,19 @@ export class EnrollmentAuthority {
     return [this.options.issuing.certificate];
   }
 
+  /**
+   * Whether a certificate was signed by a CA this authority trusts for enrollment: the
+   * device-issuing CA (renewal) or a bootstrap trust (the factory CA, a trusted manufacturer CA).
+   * A signature check, not a name match: a self-signed certificate that copies a device's name
+   * is not trusted.
+   */
+  isIssuedByTrustedCa(certificate: X509Certificate): boolean {
+    return isIssuedBy(certificate, this.options.issuing.x509) || this.provisioners.some((provisioner) => provisioner.recognises(certificate));
+  }
+
   /** First enrollment with a factory bootstrap credential (EST simpleenroll). */
-  async enroll(client: ClientCredential, csrDer: Buffer): Promise<IssuanceResult> {
-    return this.audited(client, 'simpleenroll', async () => {
+  async enroll(client: ClientCredential, csrDer: Buffer, options: IssuanceOptions = {}): Promise<IssuanceResult> {
+    return this.audited(client, 'simpleenroll', options, async () => {
       if (client.expired) throw new EnrollmentError('ENROLL_CLIENT_CERT_EXPIRED', 'the bootstrap certificate has expired');
       const grant = this.authorizeBootstrap(client.certificate);
       const csr = validateCsr(csrDer, grant.deviceId, this.options.policy);
@@ -107,8 +128,8 @@ export class EnrollmentAuthority {
   }
 
   /** Renewal with the current operational certificate (EST simplereenroll). */
-  async reenroll(client: ClientCredential, csrDer: Buffer): Promise<IssuanceResult> {
-    return this.audited(client, 'simplereenroll', async () => {
+  async reenroll(client: ClientCredential, csrDer: Buffer, options: IssuanceOptions = {}): Promise<IssuanceResult> {
+    return this.audited(client, 'simplereenroll', options, async () => {
       const certificate = client.certificate;
       if (!isIssuedBy(certificate, this.options.issuing.x509)) {
         if (this.provisioners.some((provisioner) => provisioner.recognises(certificate))) {
@@ -270,16 +291,20 @@ export class EnrollmentAuthority {
   }
 
   /** Runs one operation and audits its refusal, if it is refused. */
-  private async audited<T>(client: ClientCredential, operation: string, run: () => Promise<T>): Promise<T> {
+  private async audited<T>(client: ClientCredential, operation: string, options: IssuanceOptions, run: () => Promise<T>): Promise<T> {
     try {
       return await run();
     } catch (error) {
-      if (error instanceof EnrollmentError) await this.auditRefusal(client, operation, error);
+      if (error instanceof EnrollmentError && (options.mayAuditRefusal?.(error) ?? true)) await this.auditRefusal(client, operation, error);
       throw error;
     }
   }
 
-  /** Records a refusal in the audit log. */
+  /**
+   * Records a refusal in the audit log. The entry names the device of `client`'s certificate, so
+   * only a credential whose chain was verified may be passed (anonymous and unverified refusals
+   * are the transport's to log).
+   */
   async auditRefusal(client: ClientCredential | undefined, operation: string, error: EnrollmentError): Promise<void> {
     const claimed = client ? deviceClaims(client.certificate)?.deviceId : undefined;
     const event: AuditEvent = {

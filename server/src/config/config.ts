@@ -38,9 +38,20 @@ export interface EstLimits {
   readonly rateBurst: number;
   /** Enrollment attempts allowed per identity per minute (a looping device gets 429). */
   readonly perIdentityPerMinute: number;
-  /** Requests being processed at once before new ones get 503. */
+  /**
+   * Requests being processed at once before new ones get 503. A request takes a slot only once
+   * its body has arrived, so clients that send slowly cannot hold slots.
+   */
   readonly maxConcurrent: number;
   readonly requestTimeoutMs: number;
+  /** Time allowed for a request body to arrive once the headers are in (408 ENROLL_BODY_TIMEOUT). */
+  readonly bodyTimeoutMs: number;
+  /** Requests from one remote address in progress at once (reading the body included); more get 429. */
+  readonly maxInProgressPerSource: number;
+  /** Refusals of verified devices written to the audit log per remote address per minute; more go to the logs only. */
+  readonly auditRefusalsPerSourcePerMinute: number;
+  /** Refusal log lines per second; the rest are counted and summarised in the next line. */
+  readonly refusalLogsPerSecond: number;
 }
 
 /** Topic filters a device may publish or subscribe to; `{id}` and `{model}` are substituted. */
@@ -118,6 +129,10 @@ export const DEFAULT_CONFIG: ServerConfig = {
     perIdentityPerMinute: 10,
     maxConcurrent: 512,
     requestTimeoutMs: 15_000,
+    bodyTimeoutMs: 5_000,
+    maxInProgressPerSource: 128,
+    auditRefusalsPerSourcePerMinute: 60,
+    refusalLogsPerSecond: 20,
   },
   broker: {
     topics: {

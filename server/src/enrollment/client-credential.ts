@@ -1,14 +1,26 @@
+import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { ClientCredential } from '../authority/enrollment-authority.ts';
 import { EnrollmentError } from '../authority/errors.ts';
 
+/** Who can vouch for an expired certificate's issuer (the enrollment authority). */
+export interface IssuerTrust {
+  isIssuedByTrustedCa(certificate: X509Certificate): boolean;
+}
+
 /**
- * The TLS client certificate of a request. The listener asks for a certificate but does not fail
- * the handshake without one, so the device gets a 401 with a reason instead of a reset
- * connection. Chain errors other than expiry are refused here; an expired leaf goes on because
- * renewal tolerates it within a grace, and the authority re-checks the issuer signature itself.
+ * The verified TLS client certificate of a request. The listener asks for a certificate but does
+ * not fail the handshake without one, so the device gets a 401 with a reason instead of a reset
+ * connection.
+ *
+ * An expired certificate is the one case where TLS verification fails and the request may still
+ * go on (renewal within the grace). `CERT_HAS_EXPIRED` is only OpenSSL's last verification error:
+ * a self-made, self-signed, expired certificate ends there too. So an expired certificate is
+ * accepted only once its signature verifies against a CA the authority trusts; until then its
+ * name is not an identity, and a refusal names no device (it is neither rate-limited per identity
+ * nor audited).
  */
-export function clientCredential(socket: TLSSocket): ClientCredential {
+export function clientCredential(socket: TLSSocket, trust: IssuerTrust): ClientCredential {
   const certificate = socket.getPeerX509Certificate();
   const peer = socket.remoteAddress;
   if (!certificate) {
@@ -16,6 +28,9 @@ export function clientCredential(socket: TLSSocket): ClientCredential {
   }
   if (socket.authorized) return { certificate, expired: false, peer };
   const reason = String(socket.authorizationError ?? 'unknown');
-  if (reason === 'CERT_HAS_EXPIRED') return { certificate, expired: true, peer };
+  if (reason === 'CERT_HAS_EXPIRED') {
+    if (trust.isIssuedByTrustedCa(certificate)) return { certificate, expired: true, peer };
+    throw new EnrollmentError('ENROLL_CLIENT_CERT_UNTRUSTED', 'the client certificate has expired and was not issued by a CA this server trusts');
+  }
   throw new EnrollmentError('ENROLL_CLIENT_CERT_UNTRUSTED', `the client certificate is not trusted (${reason})`);
 }

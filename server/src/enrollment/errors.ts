@@ -2,8 +2,9 @@ import type { EnrollErrorCode } from '@fleetgate/device-sdk/protocol';
 
 /**
  * HTTP status of each enrollment error code (RFC 7030 §4.2.3 leaves the choice to the server):
- * 400 malformed, 401 credential missing/untrusted/expired, 403 policy, 409 identity conflict,
- * 413 too large, 415 wrong media type, 429 rate limited, 503 overloaded.
+ * 400 malformed, 401 credential missing/untrusted/expired, 403 policy, 404 unknown path or CA
+ * label, 405 wrong method, 408 body too slow, 409 identity conflict, 413 too large, 415 wrong
+ * media type, 429 rate limited, 501 an EST operation fleetgate does not offer, 503 overloaded.
  */
 export const ENROLL_HTTP_STATUS: Readonly<Record<EnrollErrorCode, number>> = {
   ENROLL_BAD_CONTENT_TYPE: 415,
@@ -15,6 +16,7 @@ export const ENROLL_HTTP_STATUS: Readonly<Record<EnrollErrorCode, number>> = {
   ENROLL_IDENTITY_MISMATCH: 403,
   ENROLL_EXTENSION_REFUSED: 403,
   ENROLL_TOO_LARGE: 413,
+  ENROLL_BODY_TIMEOUT: 408,
   ENROLL_CLIENT_CERT_REQUIRED: 401,
   ENROLL_CLIENT_CERT_UNTRUSTED: 401,
   ENROLL_CLIENT_CERT_EXPIRED: 401,
@@ -29,7 +31,9 @@ export const ENROLL_HTTP_STATUS: Readonly<Record<EnrollErrorCode, number>> = {
   ENROLL_MODEL_UNKNOWN: 403,
   ENROLL_RATE_LIMITED: 429,
   ENROLL_NOT_FOUND: 404,
+  ENROLL_LABEL_UNKNOWN: 404,
   ENROLL_METHOD_NOT_ALLOWED: 405,
+  ENROLL_NOT_IMPLEMENTED: 501,
   ENROLL_UNAVAILABLE: 503,
   ENROLL_INTERNAL: 500,
 };

@@ -1,22 +1,18 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { EST_PREFIX } from '@fleetgate/device-sdk/protocol';
 import type { EnrollmentAuthority } from '../authority/enrollment-authority.ts';
 import { EnrollmentError } from '../authority/errors.ts';
 import type { EstLimits } from '../config/config.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { CrlPublisher } from '../crl/crl-publisher.ts';
-import { crl } from './routes/crl.ts';
-import { sendError } from './http-io.ts';
 import { KeyedRateLimiter, TokenBucket } from '../rate-limiter.ts';
-import { cacerts } from './routes/cacerts.ts';
-import { csrattrs } from './routes/csrattrs.ts';
-import { simpleenroll } from './routes/simpleenroll.ts';
-import { simplereenroll } from './routes/simplereenroll.ts';
-import type { Route, RouteContext } from './routes/types.ts';
 import { mutualTlsServerOptions, type MutualTlsMaterial } from '../tls/defaults.ts';
-
+import { ConcurrencyGate, SourceGate } from './admission.ts';
+import { RequestAborted, sendError } from './http-io.ts';
+import { RefusalLog } from './refusal-log.ts';
+import { resolveRoute } from './resolve-route.ts';
+import type { RouteContext } from './routes/types.ts';
 
 export interface EstServerOptions {
   readonly authority: EnrollmentAuthority;
@@ -28,34 +24,30 @@ export interface EstServerOptions {
   readonly caCertificates: readonly Buffer[];
 }
 
-/** RFC 7030 §3.2.2 operation paths, one module each. */
-const ROUTES: ReadonlyMap<string, Route> = new Map([
-  ['cacerts', cacerts],
-  ['simpleenroll', simpleenroll],
-  ['simplereenroll', simplereenroll],
-  ['csrattrs', csrattrs],
-]);
-
 /** Creates the EST HTTPS server (not yet listening). */
 export function createEstServer(options: EstServerOptions): Server {
+  const { limits, logger } = options;
   const context: RouteContext = {
     authority: options.authority,
-    limits: options.limits,
-    logger: options.logger,
+    limits,
+    logger,
     metrics: options.metrics,
     crl: options.crl,
     caCertificates: options.caCertificates,
-    globalLimiter: new TokenBucket(options.limits.ratePerSecond, options.limits.rateBurst),
-    identityLimiter: new KeyedRateLimiter(options.limits.perIdentityPerMinute),
+    globalLimiter: new TokenBucket(limits.ratePerSecond, limits.rateBurst),
+    identityLimiter: new KeyedRateLimiter(limits.perIdentityPerMinute),
+    auditLimiter: new KeyedRateLimiter(limits.auditRefusalsPerSourcePerMinute),
+    concurrency: new ConcurrencyGate(limits.maxConcurrent),
+    refusalLog: new RefusalLog(logger, limits.refusalLogsPerSecond),
   };
-  let inFlight = 0;
+  const sources = new SourceGate(limits.maxInProgressPerSource);
 
   const server = createServer(
     {
       // A missing or bad client certificate gets a 401 with a reason, not a handshake failure.
       ...mutualTlsServerOptions(options.tls),
-      requestTimeout: options.limits.requestTimeoutMs,
-      headersTimeout: Math.min(options.limits.requestTimeoutMs, 10_000),
+      requestTimeout: limits.requestTimeoutMs,
+      headersTimeout: Math.min(limits.requestTimeoutMs, 10_000),
     },
     (request, response) => {
       void dispatch(request, response);
@@ -63,50 +55,49 @@ export function createEstServer(options: EstServerOptions): Server {
   );
 
   async function dispatch(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const peer = request.socket.remoteAddress ?? 'unknown';
+    let releaseSlot: (() => void) | undefined;
     try {
-      const route = resolveRoute(request);
-      if (inFlight >= options.limits.maxConcurrent) {
-        throw new EnrollmentError('ENROLL_UNAVAILABLE', 'the enrollment service is at capacity; retry later', { retryAfterSeconds: 1 });
+      const route = resolveRoute(request.method, request.url);
+      const releaseSource = sources.tryAcquire(peer);
+      if (!releaseSource) {
+        const refusal = new EnrollmentError('ENROLL_RATE_LIMITED', `too many requests in progress from ${peer}; retry later`, { retryAfterSeconds: 1 });
+        context.refusalLog.refused({ operation: (request.url ?? '').slice(0, 200), code: refusal.code, reason: refusal.message, peer });
+        throw refusal;
       }
-      inFlight++;
-      try {
-        await route.handle(request, response, context);
-      } finally {
-        inFlight--;
+      response.once('close', releaseSource);
+      if (!route.acquiresSlot) {
+        releaseSlot = context.concurrency.tryAcquire();
+        if (!releaseSlot) throw new EnrollmentError('ENROLL_UNAVAILABLE', 'the enrollment service is at capacity; retry later', { retryAfterSeconds: 1 });
       }
+      await route.handle(request, response, context);
     } catch (error) {
-      if (error instanceof EnrollmentError) {
-        // After a refused body the rest of it may still be in flight: close rather than drain.
-        sendError(response, error, error.code === 'ENROLL_TOO_LARGE');
+      if (error instanceof RequestAborted) {
+        logger.debug({ peer, url: request.url }, error.message);
+        response.destroy();
         return;
       }
-      options.logger.error({ err: error, url: request.url }, 'enrollment failed');
-      sendError(response, new EnrollmentError('ENROLL_INTERNAL', 'internal error; the request was not processed'));
+      if (error instanceof EnrollmentError) {
+        // A request whose body was not read to its end cannot be followed by another on this
+        // connection: answer, close, and drop what is still arriving meanwhile.
+        const unread = !request.complete;
+        if (unread) request.resume();
+        sendError(response, error, unread);
+        return;
+      }
+      logger.error({ err: error, url: request.url }, 'enrollment failed');
+      sendError(response, new EnrollmentError('ENROLL_INTERNAL', 'internal error; the request was not processed'), !request.complete);
+    } finally {
+      releaseSlot?.();
     }
   }
 
   server.on('clientError', (error, socket) => {
-    options.logger.debug({ err: error }, 'EST client error');
+    logger.debug({ err: error }, 'EST client error');
     socket.destroy();
   });
   server.on('tlsClientError', (error) => {
-    options.logger.debug({ err: error }, 'EST TLS handshake failed');
+    logger.debug({ err: error }, 'EST TLS handshake failed');
   });
   return server;
-}
-
-function resolveRoute(request: IncomingMessage): Route {
-  const path = (request.url ?? '').split('?')[0] ?? '';
-  // The CRL sits beside EST on the same listener, open to everyone (RFC 5280 §5).
-  if (path === '/crl') {
-    if (request.method !== 'GET') throw new EnrollmentError('ENROLL_METHOD_NOT_ALLOWED', '/crl accepts GET only');
-    return crl;
-  }
-  if (!path.startsWith(`${EST_PREFIX}/`)) throw new EnrollmentError('ENROLL_NOT_FOUND', `no such resource ${path}`);
-  const route = ROUTES.get(path.slice(EST_PREFIX.length + 1));
-  if (!route) throw new EnrollmentError('ENROLL_NOT_FOUND', `no such EST operation ${path}`);
-  if (request.method !== route.method) {
-    throw new EnrollmentError('ENROLL_METHOD_NOT_ALLOWED', `${path} accepts ${route.method} only`);
-  }
-  return route;
 }

@@ -22,6 +22,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly enrollmentRefusalsUnaudited = new Counter({
+    name: 'fleetgate_enrollment_refusals_unaudited_total',
+    help: 'EST refusals kept out of the audit log: anonymous (no client certificate), unverified (certificate not from a trusted CA), audit-rate (over est.auditRefusalsPerSourcePerMinute)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly mqttConnected = new Gauge({
     name: 'fleetgate_mqtt_connected_devices',
     help: 'Devices connected to the MQTT broker now',

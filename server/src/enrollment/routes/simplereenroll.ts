@@ -7,7 +7,8 @@ import type { Route } from './types.ts';
  */
 export const simplereenroll: Route = {
   method: 'POST',
+  acquiresSlot: true,
   handle(request, response, context) {
-    return handleIssuance(request, response, context, 'simplereenroll', (client, csr) => context.authority.reenroll(client, csr));
+    return handleIssuance(request, response, context, 'simplereenroll', (client, csr, options) => context.authority.reenroll(client, csr, options));
   },
 };

@@ -5,6 +5,8 @@ import type { EstLimits } from '../../config/config.ts';
 import type { Metrics } from '../../metrics/metrics.ts';
 import type { CrlPublisher } from '../../crl/crl-publisher.ts';
 import type { KeyedRateLimiter, TokenBucket } from '../../rate-limiter.ts';
+import type { ConcurrencyGate } from '../admission.ts';
+import type { RefusalLog } from '../refusal-log.ts';
 
 /** What every EST route handler gets. */
 export interface RouteContext {
@@ -15,12 +17,24 @@ export interface RouteContext {
   readonly crl: CrlPublisher;
   /** CA certificates served by cacerts (issuing CA, root). */
   readonly caCertificates: readonly Buffer[];
+  /** Enrollments overall; charged only for requests the per-identity limit admitted. */
   readonly globalLimiter: TokenBucket;
+  /** Enrollment attempts per verified identity. */
   readonly identityLimiter: KeyedRateLimiter;
+  /** Audited refusals per remote address (the rest go to the logs only). */
+  readonly auditLimiter: KeyedRateLimiter;
+  /** Requests being processed; the issuance routes acquire a slot once the body has arrived. */
+  readonly concurrency: ConcurrencyGate;
+  readonly refusalLog: RefusalLog;
 }
 
 /** One EST operation. */
 export interface Route {
   readonly method: 'GET' | 'POST';
+  /**
+   * Whether the route takes its concurrency slot itself (after reading the request body);
+   * otherwise the dispatcher takes one before calling it.
+   */
+  readonly acquiresSlot?: boolean;
   handle(request: IncomingMessage, response: ServerResponse, context: RouteContext): Promise<void>;
 }
