@@ -36,7 +36,7 @@ const server = createServer(
     request.resume();
     request.on('end', () => {
       if (!(request.socket as TLSSocket).authorized) {
-        response.writeHead(401, { 'fleetgate-error-code': 'FLOOR_CLIENT_CERT_UNTRUSTED' }).end();
+        response.writeHead(401, { 'Fleetgate-Error-Code': 'FLOOR_CLIENT_CERT_UNTRUSTED' }).end();
         return;
       }
       response.writeHead(200, { 'content-type': MEDIA_TYPES.certsOnly, 'content-length': BODY.length }).end(BODY);

@@ -44,7 +44,7 @@ export interface SimBenchOptions {
 }
 
 const SETTINGS = {
-  est: { ratePerSecond: 100_000, rateBurst: 100_000, perIdentityPerMinute: 100, maxConcurrent: 4096 },
+  est: { ratePerSecond: 100_000, rateBurst: 100_000, perIdentityPerMinute: 100, maxConcurrent: 4096, maxInProgressPerSource: 4096 },
   broker: { limits: { connectionsPerSecond: 100_000, connectionBurst: 100_000, maxConnections: 200_000 } },
 };
 

@@ -155,7 +155,8 @@ export class EstClient {
               return;
             }
             const retryAfter = Number(res.headers['retry-after']);
-            const code = status === 429 || status === 503 ? 'SDK_ENROLL_UNAVAILABLE' : 'SDK_ENROLL_REJECTED';
+            // 408 (the body arrived too slowly), 429 and 503 say "not now": worth a retry later.
+            const code = status === 408 || status === 429 || status === 503 ? 'SDK_ENROLL_UNAVAILABLE' : 'SDK_ENROLL_REJECTED';
             reject(
               new SdkError(code, text.trim() || `EST answered ${status}`, {
                 status,
