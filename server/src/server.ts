@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:https';
 import { DEFAULT_PORTS } from '@fleetgate/device-sdk/protocol';
 import { EnrollmentAuthority } from './authority/enrollment-authority.ts';
-import { CaBootstrapProvisioner } from './authority/provisioners.ts';
+import { CaBootstrapProvisioner, trustProvisioner } from './authority/provisioners.ts';
 import { loadConfig, type ServerConfig } from './config/config.ts';
 import { loadAuthorityFromDataDir, readCertificateFile } from './datadir/authorities.ts';
 import { dataLayout } from './datadir/layout.ts';
@@ -20,8 +20,6 @@ import { createAdminServer } from './admin/admin-server.ts';
 import { FACTORY_TRUST } from './admin/routes/trusts.ts';
 import { CrlPublisher } from './crl/crl-publisher.ts';
 import { TLS_SERVER_DEFAULTS } from './tls/defaults.ts';
-import type { TrustRecord } from './registry/types.ts';
-import { fromPem } from './pki/pem.ts';
 import { createMetricsServer } from './metrics/metrics-server.ts';
 
 /** Where the listeners bind. Port 0 picks a free port (tests). */
@@ -90,12 +88,6 @@ function listen(server: NetServer, port: number, host: string): Promise<number> 
   });
 }
 
-/** The provisioner of a trusted manufacturer CA: the first certificate of its chain signs devices. */
-function manufacturerProvisioner(trust: TrustRecord): CaBootstrapProvisioner {
-  const ca = new X509Certificate(fromPem(trust.caPem, 'CERTIFICATE'));
-  return new CaBootstrapProvisioner(trust.name, ca, { model: trust.model, allowList: trust.allowList ? new Set(trust.allowList) : undefined });
-}
-
 /** Stops an HTTP(S) server: in-flight requests finish, a connection held past the grace is cut. */
 function closeHttpServer(server: Server): Promise<void> {
   return new Promise<void>((resolve) => {
@@ -147,7 +139,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     // Trusted manufacturer CAs: provisioners for the authority, CA chains for the TLS layer.
     const loadTrusts = async (): Promise<void> => {
       const trusts = await registry.listTrusts();
-      authority.setProvisioners([factoryProvisioner, ...trusts.map(manufacturerProvisioner)]);
+      authority.setProvisioners([factoryProvisioner, ...trusts.map(trustProvisioner)]);
       est.setSecureContext({ ...TLS_SERVER_DEFAULTS, key: serverKey, cert: serverCert, ca: [...baseClientCas, ...trusts.map((trust) => trust.caPem)] });
       logger.info({ trusts: trusts.map((trust) => trust.name) }, 'bootstrap trusts loaded');
     };
