@@ -162,6 +162,15 @@ test('request bodies: invalid JSON, not an object, wrong types, unknown fields 4
     { model: 'atm', caPem: acme.pem, namespace: 'acme.', allowList: { id: 'acme.1' } },
     { model: 'atm', caPem: acme.pem, namespace: ['acme.'] },
   ];
+  // Many BEGIN lines and no END: bounded before the (quadratic) PEM parser sees it.
+  const started = Date.now();
+  const pemBomb = await send(fleet, 'PUT', '/v1/trusts/acme', json({ model: 'atm', caPem: '-----BEGIN CERTIFICATE-----'.repeat(150_000), namespace: 'acme.' }));
+  t.is(pemBomb.status, 400);
+  t.is(pemBomb.code, 'ADMIN_TRUST_INVALID');
+  t.true(Date.now() - started < 10_000, `answered in ${Date.now() - started} ms`);
+  const longChain = await send(fleet, 'PUT', '/v1/trusts/acme', json({ model: 'atm', caPem: acme.pem.repeat(9), namespace: 'acme.' }));
+  t.is(longChain.status, 400);
+  t.regex(longChain.message, /at most 8/);
   for (const body of trustTypes) {
     const answer = await send(fleet, 'PUT', '/v1/trusts/acme', json(body));
     t.is(answer.status, 400, JSON.stringify(body).slice(0, 80));

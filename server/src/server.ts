@@ -142,6 +142,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       authority.setProvisioners([factoryProvisioner, ...trusts.map(trustProvisioner)]);
       est.setSecureContext({ ...TLS_SERVER_DEFAULTS, key: serverKey, cert: serverCert, ca: [...baseClientCas, ...trusts.map((trust) => trust.caPem)] });
       logger.info({ trusts: trusts.map((trust) => trust.name) }, 'bootstrap trusts loaded');
+      // Stored before trusts had scopes (issue #8): they admit nobody until registered again.
+      const unscoped = trusts.filter((trust) => trust.namespace === undefined && trust.allowList === undefined).map((trust) => trust.name);
+      if (unscoped.length > 0) logger.warn({ trusts: unscoped }, 'bootstrap trusts without a namespace or an allow-list refuse every enrollment (ENROLL_TRUST_UNSCOPED): register them again with --namespace or --allowlist');
     };
     await loadTrusts();
     const stopTrusts = registry.onTrustChange(() => {

@@ -11,6 +11,13 @@ const TRUST_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 /** The built-in trust of fleetgate's own factory CA; not a name operators can take. */
 export const FACTORY_TRUST = 'fleetgate-factory';
 const MAX_ALLOW_LIST = 1_000_000;
+/**
+ * Bounds on `caPem`: a manufacturer chain is a few certificates of a few KB. Checked before the
+ * PEM is parsed: fromPemAll's lazy pattern is quadratic on text with many BEGIN lines and no END
+ * (4 MB of them would block the event loop, and with it every listener, for minutes).
+ */
+const MAX_CA_PEM_CHARS = 64 * 1024;
+const MAX_CA_CERTIFICATES = 8;
 /** Fields of a trust registration (the name is in the path). */
 const TRUST_FIELDS = ['model', 'caPem', 'namespace', 'allowList'] as const;
 
@@ -60,8 +67,10 @@ export function validateTrust(body: Record<string, unknown>, actor: string, now 
   }
   if (typeof model !== 'string' || !MODEL_PATTERN.test(model)) throw new AdminError('ADMIN_TRUST_INVALID', 'model must be a model name');
   if (typeof caPem !== 'string') throw new AdminError('ADMIN_TRUST_INVALID', 'caPem must hold the manufacturer CA certificate (PEM)');
+  if (caPem.length > MAX_CA_PEM_CHARS) throw new AdminError('ADMIN_TRUST_INVALID', `caPem must be at most ${MAX_CA_PEM_CHARS} characters (a CA and its chain)`);
   const blocks = fromPemAll(caPem, 'CERTIFICATE');
   if (blocks.length === 0) throw new AdminError('ADMIN_TRUST_INVALID', 'caPem holds no PEM certificate');
+  if (blocks.length > MAX_CA_CERTIFICATES) throw new AdminError('ADMIN_TRUST_INVALID', `caPem holds ${blocks.length} certificates; a CA and its chain have at most ${MAX_CA_CERTIFICATES}`);
   let certificates: X509Certificate[];
   try {
     certificates = blocks.map((der) => new X509Certificate(der));
@@ -81,7 +90,7 @@ export function validateTrust(body: Record<string, unknown>, actor: string, now 
 }
 
 /** A trust as the API shows it: the allow-list by its size, the namespace `null` when there is none. */
-function summary({ allowList, ...rest }: TrustRecord) {
+function summary({ allowList, ...rest }: TrustRecord): Omit<TrustRecord, 'allowList' | 'namespace'> & { namespace: string | null; allowListSize: number | null } {
   return { ...rest, namespace: rest.namespace ?? null, allowListSize: allowList?.length ?? null };
 }
 
