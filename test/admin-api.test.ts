@@ -143,14 +143,17 @@ test('trusted manufacturer CAs: Bank A and B from CA1 enroll, Bank C from CA2 is
   t.is((await enroll(fleet, bankA)).status, 200);
   t.is((await fleet.server.registry.getDevice('bank-a'))?.model, 'atm');
   const notListed = await enroll(fleet, bankB);
-  t.is(notListed.status, 401);
-  t.is(notListed.headers[ERROR_CODE_HEADER], 'ENROLL_CLIENT_CERT_UNTRUSTED');
+  t.is(notListed.status, 403, 'a trusted CA, an id it does not cover (issue #8)');
+  t.is(notListed.headers[ERROR_CODE_HEADER], 'ENROLL_ID_OUTSIDE_TRUST');
   t.regex(notListed.text, /allow-list/);
   const wrongCa = await enroll(fleet, bankC);
   t.is(wrongCa.status, 401, 'listed id, but from CA2');
   t.is(wrongCa.headers[ERROR_CODE_HEADER], 'ENROLL_CLIENT_CERT_UNTRUSTED');
 
-  t.is((await admin(fleet, 'PUT', '/v1/trusts/ca1', { body: { model: 'atm', caPem: ca1.pem } })).status, 200, 'replaced without an allow-list');
+  const unscoped = await admin(fleet, 'PUT', '/v1/trusts/ca1', { body: { model: 'atm', caPem: ca1.pem } });
+  t.is(unscoped.status, 400, 'neither namespace nor allow-list (issue #8)');
+  t.is(unscoped.json<{ error: { code: string } }>().error.code, 'ADMIN_TRUST_SCOPE_REQUIRED');
+  t.is((await admin(fleet, 'PUT', '/v1/trusts/ca1', { body: { model: 'atm', caPem: ca1.pem, namespace: 'bank-' } })).status, 200, 'replaced by a namespace');
   t.is((await enroll(fleet, bankB)).status, 200);
   const list = await admin(fleet, 'GET', '/v1/trusts');
   t.deepEqual(list.json<{ trusts: { name: string }[] }>().trusts.map((trust) => trust.name), ['ca1']);

@@ -197,10 +197,11 @@ test('bootstrap trust from a PEM bundle with an allow-list from a manifest; list
   const acme = await makeDataDir(t);
   const dir = await tempDir(t, 'fleetgate-trust-');
   const batchDir = join(dir, 'batch');
-  const issued = await fleetgate(['bootstrap', 'issue', '--data', acme.dir, '--model', 'atm', '--count', '2', '--out', batchDir, '--json']);
+  // Its ids carry its prefix: the fleetgate form <model>-<12 hex> is reserved for our own factory CA (issue #8).
+  const issued = await fleetgate(['bootstrap', 'issue', '--data', acme.dir, '--model', 'atm', '--count', '2', '--out', batchDir, '--id-prefix', 'acme.', '--json']);
   const batch = jsonOf<{ devices: { id: string }[] }>(t, issued, 'bootstrap issue').devices.map((entry) => entry.id);
   const listedDevice = async (id: string): Promise<Credential> => ({ id, certPem: await readFile(join(batchDir, `${id}.crt`), 'utf8'), keyPem: await readFile(join(batchDir, `${id}.key`), 'utf8') });
-  const [unlisted] = await factoryCredentials(t, acme, 'atm', 1);
+  const [unlisted] = await factoryCredentials(t, acme, 'atm', 1, { idPrefix: 'acme.' });
   if (!unlisted) throw new Error('no credential');
 
   const acmeFactory = await readFile(acme.layout.authorityCert('factory'), 'utf8');
@@ -227,10 +228,10 @@ test('bootstrap trust from a PEM bundle with an allow-list from a manifest; list
   const trust = (extra: readonly string[]): Promise<RunResult> => cli(fleet, ['bootstrap', 'trust', '--name', 'acme', '--model', 'atm', ...extra]);
   const badCases: ReadonlyArray<{ name: string; args: readonly string[]; exit: number; code: string; message: RegExp }> = [
     { name: 'missing --ca', args: [], exit: 2, code: 'CLI_USAGE', message: /--ca is required/ },
-    { name: 'garbage --ca', args: ['--ca', files.garbage], exit: 1, code: 'CLI_INPUT_INVALID', message: /garbage\.pem holds no PEM certificate/ },
-    { name: 'DER --ca', args: ['--ca', files.der], exit: 1, code: 'CLI_INPUT_INVALID', message: /looks like DER/ },
-    { name: 'a device certificate as --ca', args: ['--ca', files.leaf], exit: 1, code: 'ADMIN_TRUST_INVALID', message: /not a CA certificate/ },
-    { name: '--ca without the root', args: ['--ca', files.noRoot], exit: 1, code: 'ADMIN_TRUST_INVALID', message: /chain up to its self-signed root/ },
+    { name: 'garbage --ca', args: ['--ca', files.garbage, '--namespace', 'acme.'], exit: 1, code: 'CLI_INPUT_INVALID', message: /garbage\.pem holds no PEM certificate/ },
+    { name: 'DER --ca', args: ['--ca', files.der, '--namespace', 'acme.'], exit: 1, code: 'CLI_INPUT_INVALID', message: /looks like DER/ },
+    { name: 'a device certificate as --ca', args: ['--ca', files.leaf, '--namespace', 'acme.'], exit: 1, code: 'ADMIN_TRUST_INVALID', message: /not a CA certificate/ },
+    { name: '--ca without the root', args: ['--ca', files.noRoot, '--namespace', 'acme.'], exit: 1, code: 'ADMIN_TRUST_INVALID', message: /chain up to its self-signed root/ },
     { name: 'bad id in the allow-list', args: ['--ca', files.bundle, '--allowlist', files.badList], exit: 1, code: 'CLI_INPUT_INVALID', message: /bad-list\.txt line 2: "Not An Id" is not a device id/ },
     { name: 'manifest of another CA', args: ['--ca', files.bundle, '--allowlist', files.foreignManifest], exit: 1, code: 'CLI_INPUT_INVALID', message: /lists devices of the CA with fingerprint .* but the first certificate of --ca/ },
   ];
@@ -246,7 +247,7 @@ test('bootstrap trust from a PEM bundle with an allow-list from a manifest; list
   t.regex(added.stdout, /^\s+allow-list\s+2 devices \(from manifest\.json\)$/m);
   for (const id of batch) await enrollWithBootstrap(fleet, await listedDevice(id));
   t.is((await fleet.server.registry.getDevice(batch[0] ?? ''))?.model, 'atm');
-  t.is(await enrollStatus(fleet, unlisted), 401, 'a device of the same CA that is not on the allow-list');
+  t.is(await enrollStatus(fleet, unlisted), 403, 'a device of the same CA that is not on the allow-list (ENROLL_ID_OUTSIDE_TRUST since issue #8)');
 
   // The CSV manifest and a plain list are recognised too; each registration replaces the last.
   const csv = await trust(['--ca', files.bundle, '--allowlist', join(batchDir, 'manifest.csv')]);
@@ -259,8 +260,8 @@ test('bootstrap trust from a PEM bundle with an allow-list from a manifest; list
 
   const [table, listJson] = await Promise.all([cli(fleet, ['bootstrap', 'list']), cli(fleet, ['bootstrap', 'list', '--json'])]);
   t.is(table.code, 0, table.stderr);
-  t.regex(table.stdout, /^NAME\s+MODEL\s+CA\s+FINGERPRINT\s+ALLOW-LIST\s+ADDED\s+BY$/m);
-  t.regex(table.stdout, /^acme\s+atm\s+fleetgate factory CA \w+\s+[0-9A-F:]{23}\.\.\.\s+1 device\s+\S+ \S+\s+operator:operator$/m);
+  t.regex(table.stdout, /^NAME\s+MODEL\s+NAMESPACE\s+CA\s+FINGERPRINT\s+ALLOW-LIST\s+ADDED\s+BY$/m);
+  t.regex(table.stdout, /^acme\s+atm\s+none\s+fleetgate factory CA \w+\s+[0-9A-F:]{23}\.\.\.\s+1 device\s+\S+ \S+\s+operator:operator$/m);
   const listed = jsonOf<{ trusts: { name: string; fingerprint: string; allowListSize: number }[] }>(t, listJson, 'list --json').trusts;
   t.like(listed[0], { name: 'acme', fingerprint: new X509Certificate(acmeFactory).fingerprint256, allowListSize: 1 });
 
@@ -270,7 +271,7 @@ test('bootstrap trust from a PEM bundle with an allow-list from a manifest; list
   const [again, empty] = await Promise.all([cli(fleet, ['bootstrap', 'untrust', 'acme']), cli(fleet, ['bootstrap', 'list'])]);
   refused(t, again, 'untrust twice', 1, 'ADMIN_TRUST_NOT_FOUND', /no trust named acme/);
   t.regex(empty.stdout, /^no manufacturer CAs trusted/);
-  const [second] = await factoryCredentials(t, acme, 'atm', 1);
+  const [second] = await factoryCredentials(t, acme, 'atm', 1, { idPrefix: 'acme.' });
   t.is(await enrollStatus(fleet, second as Credential), 401, 'untrusted again');
 });
 

@@ -54,8 +54,8 @@ test('the commands of docs/operator.md run a fleet through enrollment, trust, re
 
   const lot = JSON.parse(await readFile(join(cwd, 'lot1.json'), 'utf8')) as { devices: { id: string }[] };
   const [d1 = '', d2 = '', d3 = ''] = lot.devices.map((device) => device.id);
-  const atm = /^enrolled (atm-[0-9a-f]{12})$/m.exec(out)?.[1] ?? '';
-  t.regex(atm, /^atm-/, report);
+  const atm = /^enrolled (acme\.atm-[0-9a-f]{12})$/m.exec(out)?.[1] ?? '';
+  t.regex(atm, /^acme\.atm-/, report);
 
   // 1. The lot enrolls and shows up.
   t.regex(out, /fleetgate data directory ready/, report);
@@ -63,13 +63,14 @@ test('the commands of docs/operator.md run a fleet through enrollment, trust, re
   for (const id of [d1, d2, d3]) t.regex(out, new RegExp(`^${id}\\s+thermostat\\s+enrolled\\s+\\d{4}-`, 'm'), report);
   t.regex(out, /^3 devices$/m, report);
 
-  // 2. The manufacturer trust: the allow-list from the manifest, a listed device in, another out.
+  // 2. The manufacturer trust: a namespace and the allow-list from the manifest, a listed device in, another out (issue #8).
   t.regex(out, /^added bootstrap trust acme: devices with a factory certificate from "fleetgate factory CA \w+" enroll as model atm$/m, report);
   t.regex(out, /^\s+allow-list\s+2 devices \(from manifest\.json\)$/m, report);
-  t.regex(out, /^acme\s+atm\s+fleetgate factory CA \w+\s+[0-9A-F:]+\.\.\.\s+2 devices\s+\S+ \S+\s+operator:operator$/m, report);
+  t.regex(out, /^\s+namespace\s+acme\.$/m, report);
+  t.regex(out, /^acme\s+atm\s+acme\.\s+fleetgate factory CA \w+\s+[0-9A-F:]+\.\.\.\s+2 devices\s+\S+ \S+\s+operator:operator$/m, report);
   t.regex(out, new RegExp(`^${atm}\\s+atm\\s+enrolled\\s`, 'm'), report);
   t.regex(out, /^1 device \(model atm\)$/m, report);
-  t.regex(out, /^ENROLL_CLIENT_CERT_UNTRUSTED: device atm-[0-9a-f]{12} is not on the allow-list of acme\n401$/m, report);
+  t.regex(out, /^ENROLL_ID_OUTSIDE_TRUST: device acme\.atm-[0-9a-f]{12} is not on the allow-list of acme\n403$/m, report);
 
   // 3. The stolen device: seen connected, revoked, dropped, refused, on the CRL.
   t.regex(out, /^connected\s+yes, since \S+ \S+ from 127\.0\.0\.1$/m, report);

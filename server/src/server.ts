@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:https';
 import { EnrollmentAuthority } from './authority/enrollment-authority.ts';
-import { CaBootstrapProvisioner } from './authority/provisioners.ts';
+import { CaBootstrapProvisioner, trustProvisioner } from './authority/provisioners.ts';
 import { loadConfig, type ServerConfig } from './config/config.ts';
 import { loadAuthorityFromDataDir, readCertificateFile } from './datadir/authorities.ts';
 import { dataLayout } from './datadir/layout.ts';
@@ -19,8 +19,6 @@ import { createAdminServer } from './admin/admin-server.ts';
 import { FACTORY_TRUST } from './admin/routes/trusts.ts';
 import { CrlPublisher } from './crl/crl-publisher.ts';
 import { TLS_SERVER_DEFAULTS } from './tls/defaults.ts';
-import type { TrustRecord } from './registry/types.ts';
-import { fromPem } from './pki/pem.ts';
 import { createMetricsServer } from './metrics/metrics-server.ts';
 
 import { DEFAULT_LISTEN, type ListenOptions } from './listen.ts';
@@ -74,12 +72,6 @@ function listen(server: NetServer, port: number, host: string): Promise<number> 
   });
 }
 
-/** The provisioner of a trusted manufacturer CA: the first certificate of its chain signs devices. */
-function manufacturerProvisioner(trust: TrustRecord): CaBootstrapProvisioner {
-  const ca = new X509Certificate(fromPem(trust.caPem, 'CERTIFICATE'));
-  return new CaBootstrapProvisioner(trust.name, ca, { model: trust.model, allowList: trust.allowList ? new Set(trust.allowList) : undefined });
-}
-
 /** Stops an HTTP(S) server: in-flight requests finish, a connection held past the grace is cut. */
 function closeHttpServer(server: Server): Promise<void> {
   return new Promise<void>((resolve) => {
@@ -131,9 +123,12 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     // Trusted manufacturer CAs: provisioners for the authority, CA chains for the TLS layer.
     const loadTrusts = async (): Promise<void> => {
       const trusts = await registry.listTrusts();
-      authority.setProvisioners([factoryProvisioner, ...trusts.map(manufacturerProvisioner)]);
+      authority.setProvisioners([factoryProvisioner, ...trusts.map(trustProvisioner)]);
       est.setSecureContext({ ...TLS_SERVER_DEFAULTS, key: serverKey, cert: serverCert, ca: [...baseClientCas, ...trusts.map((trust) => trust.caPem)] });
       logger.info({ trusts: trusts.map((trust) => trust.name) }, 'bootstrap trusts loaded');
+      // Stored before trusts had scopes (issue #8): they admit nobody until registered again.
+      const unscoped = trusts.filter((trust) => trust.namespace === undefined && trust.allowList === undefined).map((trust) => trust.name);
+      if (unscoped.length > 0) logger.warn({ trusts: unscoped }, 'bootstrap trusts without a namespace or an allow-list refuse every enrollment (ENROLL_TRUST_UNSCOPED): register them again with --namespace or --allowlist');
     };
     await loadTrusts();
     const stopTrusts = registry.onTrustChange(() => {

@@ -74,7 +74,7 @@ export async function startFleet(t: ExecutionContext, options: { config?: Server
 }
 
 /** Issues `count` factory bootstrap credentials through the real batch code. */
-export async function factoryCredentials(t: ExecutionContext, data: DataDir, model = 'thermostat', count = 1): Promise<Credential[]> {
+export async function factoryCredentials(t: ExecutionContext, data: DataDir, model = 'thermostat', count = 1, options: { idPrefix?: string } = {}): Promise<Credential[]> {
   const out = await tempDir(t, 'fleetgate-factory-');
   const factory = await loadAuthorityFromDataDir(data.dir, 'factory');
   const manifest = await issueBootstrapBatch({
@@ -84,6 +84,7 @@ export async function factoryCredentials(t: ExecutionContext, data: DataDir, mod
     count,
     outDir: out,
     validDays: 365,
+    ...options,
   });
   return Promise.all(
     manifest.devices.map(async ({ id }) => ({

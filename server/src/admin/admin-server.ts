@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { mutualTlsServerOptions } from '../tls/defaults.ts';
 import { AdminError } from './errors.ts';
-import { sendAdminError } from './http.ts';
+import { decodeComponent, parseQuery, sendAdminError } from './http.ts';
 import { operatorOf } from './operator-identity.ts';
 import { readAudit, verifyAudit } from './routes/audit.ts';
 import { currentCrl } from './routes/crl.ts';
@@ -42,6 +42,19 @@ const COMPILED: readonly CompiledRoute[] = ROUTES.map((route) => {
   return { route, pattern: new RegExp(`^${source}$`), names };
 });
 
+/**
+ * Splits a request target into its path (still percent-encoded, so an encoded `/` cannot make a
+ * new segment) and its query. Origin form only (RFC 9112 §3.2.1): an absolute target such as
+ * `https://x/v1/devices` is a 400, not something to resolve.
+ */
+function splitTarget(target: string): { path: string; search: string } {
+  if (!target.startsWith('/')) throw new AdminError('ADMIN_BAD_REQUEST', 'the request target must be a path (origin form)');
+  const at = target.search(/[?#]/);
+  const path = at < 0 ? target : target.slice(0, at);
+  const search = at < 0 || target[at] === '#' ? '' : target.slice(at + 1).split('#')[0] ?? '';
+  return { path, search };
+}
+
 export interface AdminServerOptions {
   readonly context: AdminContext;
   readonly issuing: X509Certificate;
@@ -61,15 +74,16 @@ export function createAdminServer(options: AdminServerOptions): Server {
   async function dispatch(request: IncomingMessage, response: ServerResponse): Promise<void> {
     try {
       const operator = operatorOf(request.socket as TLSSocket, options.issuing);
-      const url = new URL(request.url ?? '/', 'https://admin');
-      const path = url.pathname.replace(/\/+$/, '') || '/';
+      const target = splitTarget(request.url ?? '/');
+      const path = target.path.replace(/\/+$/, '') || '/';
       const matching = COMPILED.filter((candidate) => candidate.pattern.test(path));
-      if (matching.length === 0) throw new AdminError('ADMIN_NOT_FOUND', `no such resource ${path}`);
+      if (matching.length === 0) throw new AdminError('ADMIN_NOT_FOUND', `no such resource ${path.slice(0, 200)}`);
       const match = matching.find((candidate) => candidate.route.method === request.method);
       if (!match) throw new AdminError('ADMIN_METHOD_NOT_ALLOWED', `${path} accepts ${matching.map((candidate) => candidate.route.method).join(', ')}`);
       const values = match.pattern.exec(path)?.slice(1) ?? [];
-      const params = Object.fromEntries(match.names.map((name, index) => [name, decodeURIComponent(values[index] ?? '')]));
-      await match.route.handle({ request, response, operator, params, query: url.searchParams }, options.context);
+      const params = Object.fromEntries(match.names.map((name, index) => [name, decodeComponent(values[index] ?? '', `the ${name} in the path`)]));
+      const query = parseQuery(target.search, match.route.query ?? []);
+      await match.route.handle({ request, response, operator, params, query }, options.context);
     } catch (error) {
       if (error instanceof AdminError) {
         sendAdminError(response, error);
@@ -79,6 +93,8 @@ export function createAdminServer(options: AdminServerOptions): Server {
       sendAdminError(response, new AdminError('ADMIN_INTERNAL', 'internal error'));
     }
   }
-  server.on('clientError', (_error, socket) => socket.destroy());
+  // A request Node cannot parse never reaches dispatch. No 'clientError' listener on purpose:
+  // Node's default answers 400 (431 for oversized headers) when the socket still takes it, and
+  // destroys it otherwise.
   return server;
 }

@@ -61,3 +61,35 @@ export function deviceClaims(certificate: X509Certificate | CertificateClaims): 
   const model = claims.organizationalUnit && MODEL_PATTERN.test(claims.organizationalUnit) ? claims.organizationalUnit : undefined;
   return { deviceId, model };
 }
+
+/**
+ * Syntax of an id namespace (a manufacturer trust's device-id prefix, or the `--id-prefix` of a
+ * manufacturer's own factory batches): the start of a device id, 2 to 48 characters, ending with
+ * a separator (`.`, `_` or `-`) so that `acme.` never covers `acmecorp.x`, and leaving at least
+ * 16 of the 64 characters a device id has.
+ */
+export const NAMESPACE_PATTERN = /^[a-z0-9][a-z0-9._-]{0,46}[._-]$/;
+
+/**
+ * The form of the ids fleetgate's factory issues (`fleetgate bootstrap issue`, see
+ * factory/device-ids.ts): `<model>-<12 hex>`, where model follows MODEL_PATTERN.
+ */
+export const FACTORY_DEVICE_ID_PATTERN = /^[a-z][a-z0-9-]{0,31}-[0-9a-f]{12}$/;
+
+/**
+ * Whether `deviceId` has the form of a fleetgate factory id. Such ids are reserved for the
+ * fleetgate factory CA: no manufacturer trust may vouch for one, whatever its namespace or
+ * allow-list says.
+ *
+ * Why reserve the form rather than record the issued ids in the registry: factory batches are
+ * made offline (a factory line holds the factory CA, not the registry, and the LevelDB registry
+ * is locked by the running server), batches issued before this rule have no record at all, and a
+ * record would have to reach every registry engine before the first device of the batch is
+ * switched on. The form is known without any state, covers every batch ever issued and every
+ * batch to come, and cannot drift from the generator (newDeviceId checks its ids against it).
+ * The price: a manufacturer's ids must not look like ours, e.g. `acme.atm-0001` (an id with `.`
+ * or `_`, or one not ending in `-` and 12 hex digits, is never reserved).
+ */
+export function isFactoryDeviceId(deviceId: string): boolean {
+  return FACTORY_DEVICE_ID_PATTERN.test(deviceId);
+}

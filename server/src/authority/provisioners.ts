@@ -1,8 +1,9 @@
-import type { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { isIssuedBy } from '../pki/ca.ts';
-import { createHash } from 'node:crypto';
+import { fromPem } from '../pki/pem.ts';
+import type { TrustRecord } from '../registry/types.ts';
 import { EnrollmentError } from './errors.ts';
-import { deviceClaims } from './identity.ts';
+import { deviceClaims, isFactoryDeviceId } from './identity.ts';
 
 /** What a provisioner grants: who the device is and which policy applies. */
 export interface BootstrapGrant {
@@ -60,7 +61,7 @@ export class CaBootstrapProvisioner extends DenyAllProvisioner {
   constructor(
     name: string,
     private readonly issuer: X509Certificate,
-    private readonly options: { readonly model?: string; readonly allowList?: ReadonlySet<string> } = {},
+    private readonly options: { readonly model?: string } = {},
   ) {
     super();
     this.name = name;
@@ -76,11 +77,9 @@ export class CaBootstrapProvisioner extends DenyAllProvisioner {
     if (!claims) {
       throw new EnrollmentError('ENROLL_IDENTITY_MISMATCH', 'the bootstrap certificate does not carry a valid device identity (CN)');
     }
+    this.admit(claims.deviceId);
     const model = this.options.model ?? claims.model;
     if (!model) throw new EnrollmentError('ENROLL_MODEL_UNKNOWN', 'the bootstrap certificate does not name a device model (OU)');
-    if (this.options.allowList && !this.options.allowList.has(claims.deviceId)) {
-      throw new EnrollmentError('ENROLL_CLIENT_CERT_UNTRUSTED', `device ${claims.deviceId} is not on the allow-list of ${this.name}`);
-    }
     return {
       deviceId: claims.deviceId,
       model,
@@ -89,4 +88,64 @@ export class CaBootstrapProvisioner extends DenyAllProvisioner {
       bootstrapSerial: certificate.serialNumber.toLowerCase(),
     };
   }
+
+  /** Whether this provisioner may vouch for `deviceId` (throws if not); fleetgate's factory CA vouches for any id. */
+  protected admit(_deviceId: string): void {}
+}
+
+/** Which device ids a manufacturer trust may vouch for. At least one of the two must be present. */
+export interface TrustScope {
+  /** Device-id prefix (`acme.`): the trust vouches for ids that start with it. */
+  readonly namespace?: string;
+  /** Exactly these device ids. */
+  readonly allowList?: ReadonlySet<string>;
+}
+
+/**
+ * A manufacturer's CA, trusted by an operator. Unlike fleetgate's factory CA it may only vouch for
+ * the ids of its scope (namespace and/or allow-list), and never for an id of fleetgate's own
+ * factory format (see {@link isFactoryDeviceId}): otherwise a manufacturer could enroll first under
+ * the id of one of our devices, which would then be refused (409) for good.
+ */
+export class ManufacturerProvisioner extends CaBootstrapProvisioner {
+  constructor(
+    name: string,
+    issuer: X509Certificate,
+    model: string,
+    private readonly scope: TrustScope,
+  ) {
+    super(name, issuer, { model });
+  }
+
+  protected override admit(deviceId: string): void {
+    if (isFactoryDeviceId(deviceId)) {
+      throw new EnrollmentError(
+        'ENROLL_ID_RESERVED',
+        `device id ${deviceId} has the form of fleetgate factory ids (<model>-<12 hex>), which only the fleetgate factory CA may vouch for; trust ${this.name} may not`,
+      );
+    }
+    const { namespace, allowList } = this.scope;
+    if (namespace === undefined && allowList === undefined) {
+      // A trust stored before namespaces existed: refused until an operator scopes it (docs/operator.md).
+      throw new EnrollmentError(
+        'ENROLL_TRUST_UNSCOPED',
+        `trust ${this.name} has neither an id namespace nor an allow-list; an operator must register it again with one (fleetgate bootstrap trust --namespace or --allowlist)`,
+      );
+    }
+    if (namespace !== undefined && !deviceId.startsWith(namespace)) {
+      throw new EnrollmentError('ENROLL_ID_OUTSIDE_TRUST', `device id ${deviceId} is outside the namespace ${namespace} of trust ${this.name}`);
+    }
+    if (allowList !== undefined && !allowList.has(deviceId)) {
+      throw new EnrollmentError('ENROLL_ID_OUTSIDE_TRUST', `device ${deviceId} is not on the allow-list of ${this.name}`);
+    }
+  }
+}
+
+/** The provisioner of a stored trust: the first certificate of its chain signs the devices' certificates. */
+export function trustProvisioner(trust: TrustRecord): ManufacturerProvisioner {
+  const ca = new X509Certificate(fromPem(trust.caPem, 'CERTIFICATE'));
+  return new ManufacturerProvisioner(trust.name, ca, trust.model, {
+    ...(trust.namespace !== undefined ? { namespace: trust.namespace } : {}),
+    ...(trust.allowList !== undefined ? { allowList: new Set(trust.allowList) } : {}),
+  });
 }

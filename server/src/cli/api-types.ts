@@ -25,8 +25,8 @@ export interface DeviceAnswer {
   readonly device: DeviceRecord;
 }
 
-/** A trust as the API lists it: the allow-list is summarised by its size. */
-export type TrustSummary = Omit<TrustRecord, 'allowList'> & { readonly allowListSize: number | null };
+/** A trust as the API lists it: the allow-list is summarised by its size; no namespace is `null`. */
+export type TrustSummary = Omit<TrustRecord, 'allowList' | 'namespace'> & { readonly namespace: string | null; readonly allowListSize: number | null };
 
 /** GET /v1/trusts */
 export interface TrustList {
@@ -69,7 +69,8 @@ export function isDeviceAnswer(value: unknown): value is DeviceAnswer {
   return isRecord(value) && isDevice(value.device);
 }
 
-const isTrust = (value: unknown): value is TrustSummary => isRecord(value) && typeof value.name === 'string' && typeof value.model === 'string';
+const isTrust = (value: unknown): value is TrustSummary =>
+  isRecord(value) && typeof value.name === 'string' && typeof value.model === 'string' && (value.namespace === null || typeof value.namespace === 'string');
 
 /** Checks GET /v1/trusts. */
 export function isTrustList(value: unknown): value is TrustList {

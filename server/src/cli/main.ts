@@ -23,7 +23,7 @@ const COMMANDS: readonly CommandEntry[] = [
   },
   {
     path: ['bootstrap', 'trust'],
-    summary: 'trust a manufacturer CA for bootstrap enrollment, optionally with an allow-list (admin API)',
+    summary: 'trust a manufacturer CA for bootstrap enrollment, within an id namespace and/or an allow-list (admin API)',
     load: async () => (await import('./commands/bootstrap-trust.ts')).bootstrapTrustCommand,
   },
   { path: ['bootstrap', 'list'], summary: 'list the trusted manufacturer CAs (admin API)', load: async () => (await import('./commands/bootstrap-trust.ts')).bootstrapListCommand },

@@ -8,7 +8,7 @@ import { OID } from '../pki/oids.ts';
 import { toPem } from '../pki/pem.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
 import { writeCredentialFiles } from './credential-files.ts';
-import { newDeviceId } from './device-ids.ts';
+import { idPrefixProblem, newDeviceId, newPrefixedDeviceId } from './device-ids.ts';
 
 /** One line of the manifest a factory run writes (importable later as an allow-list). */
 export interface ManifestEntry {
@@ -33,6 +33,11 @@ export interface BootstrapBatchOptions {
   readonly count: number;
   readonly outDir: string;
   readonly validDays: number;
+  /**
+   * Ids `<idPrefix><model>-<12 hex>` instead of fleetgate's own `<model>-<12 hex>`: for a
+   * manufacturer whose devices another fleetgate trusts within a namespace (docs/operator.md).
+   */
+  readonly idPrefix?: string;
   readonly now?: Date;
   /** Called after each device, for progress output. */
   readonly onProgress?: (done: number, total: number) => void;
@@ -70,6 +75,9 @@ export async function issueBootstrapBatch(options: BootstrapBatchOptions): Promi
   if (!Number.isInteger(options.count) || options.count < 1 || options.count > MAX_BATCH) {
     throw new BatchError(`--count must be a whole number from 1 to ${MAX_BATCH}`);
   }
+  const prefixProblem = options.idPrefix === undefined ? undefined : idPrefixProblem(options.idPrefix, options.model);
+  if (prefixProblem) throw new BatchError(`invalid --id-prefix "${options.idPrefix}": ${prefixProblem}`);
+  const nextId = (): string => (options.idPrefix === undefined ? newDeviceId(options.model) : newPrefixedDeviceId(options.idPrefix, options.model));
   if (!Number.isInteger(options.validDays) || options.validDays < 1 || options.validDays > 36_500) {
     throw new BatchError('--valid-days must be a whole number from 1 to 36500');
   }
@@ -84,8 +92,8 @@ export async function issueBootstrapBatch(options: BootstrapBatchOptions): Promi
   const known = new Set(manifest.devices.map((entry) => entry.id));
   try {
     for (let index = 0; index < options.count; index++) {
-      let id = newDeviceId(options.model);
-      while (known.has(id)) id = newDeviceId(options.model);
+      let id = nextId();
+      while (known.has(id)) id = nextId();
       known.add(id);
       const pair = generateKeyPair('ec-p256');
       const issued = await issueCertificate(options.factory, {

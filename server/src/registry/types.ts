@@ -146,6 +146,12 @@ export interface TrustRecord {
   readonly caPem: string;
   /** SHA-256 fingerprint of the CA certificate that signs the bootstrap certificates. */
   readonly fingerprint: string;
+  /**
+   * Device-id prefix the trust may vouch for (`acme.`). A trust has a namespace, an allow-list or
+   * both (both: an id must satisfy each). Records stored before namespaces existed may have
+   * neither: such a trust admits nobody until an operator registers it again (ENROLL_TRUST_UNSCOPED).
+   */
+  readonly namespace?: string;
   /** When present, only these device ids may enroll through this trust. */
   readonly allowList?: readonly string[];
   readonly createdAt: string;

@@ -3,7 +3,7 @@ import { CRL_REASONS } from '../../pki/crl.ts';
 import { RegistryError } from '../../registry/errors.ts';
 import type { DeviceRecord, DeviceState, RevocationReason } from '../../registry/types.ts';
 import { AdminError } from '../errors.ts';
-import { optionalString, readJson, sendJson } from '../http.ts';
+import { limitParameter, onlyFields, optionalString, readJson, sendJson } from '../http.ts';
 import type { AdminContext, AdminRequest, AdminRoute } from './types.ts';
 
 const STATES: readonly DeviceState[] = ['enrolled', 'disabled', 'revoked'];
@@ -11,7 +11,7 @@ const MAX_LIST = 10_000;
 
 function deviceId(request: AdminRequest): string {
   const id = request.params.id ?? '';
-  if (!isDeviceId(id)) throw new AdminError('ADMIN_BAD_REQUEST', `"${id}" is not a device id`);
+  if (!isDeviceId(id)) throw new AdminError('ADMIN_BAD_REQUEST', `"${id.slice(0, 80)}" is not a device id`);
   return id;
 }
 
@@ -32,14 +32,15 @@ function mapRegistryError(error: unknown): never {
 export const listDevices: AdminRoute = {
   method: 'GET',
   path: '/v1/devices',
+  query: ['state', 'model', 'after', 'limit'],
   async handle({ query, response }, context) {
     const state = query.get('state') ?? undefined;
     const model = query.get('model') ?? undefined;
     const after = query.get('after') ?? undefined;
-    const limit = Number(query.get('limit') ?? MAX_LIST);
+    const limit = limitParameter(query, MAX_LIST);
     if (state !== undefined && !STATES.includes(state as DeviceState)) throw new AdminError('ADMIN_BAD_REQUEST', `state must be one of ${STATES.join(', ')}`);
-    if (model !== undefined && !MODEL_PATTERN.test(model)) throw new AdminError('ADMIN_BAD_REQUEST', `"${model}" is not a model name`);
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST) throw new AdminError('ADMIN_BAD_REQUEST', `limit must be 1 to ${MAX_LIST}`);
+    if (model !== undefined && !MODEL_PATTERN.test(model)) throw new AdminError('ADMIN_BAD_REQUEST', `"${model.slice(0, 64)}" is not a model name`);
+    if (after !== undefined && !isDeviceId(after)) throw new AdminError('ADMIN_BAD_REQUEST', `after must be a device id (the "next" of the previous page)`);
     const devices = await context.registry.listDevices({ state: state as DeviceState | undefined, model, after, limit });
     sendJson(response, 200, { devices, next: devices.length === limit ? devices.at(-1)?.id : undefined });
   },
@@ -72,7 +73,8 @@ function stateChange(path: string, to: DeviceState): AdminRoute {
     path,
     async handle(request, context) {
       const id = deviceId(request);
-      const body = await readJson(request.request);
+      const body = await readJson(request.request, request.response);
+      onlyFields(body, ['reason']);
       const reason = optionalString(body, 'reason');
       let revocationReason: RevocationReason | undefined;
       if (to === 'revoked') {
@@ -101,6 +103,7 @@ export const resetDevice: AdminRoute = {
   path: '/v1/devices/:id/reset',
   async handle(request, context) {
     const id = deviceId(request);
+    onlyFields(await readJson(request.request, request.response), []);
     await existingDevice(context, id);
     const device = await context.registry.resetDevice(id, `operator:${request.operator}`).catch(mapRegistryError);
     sendJson(request.response, 200, { device });

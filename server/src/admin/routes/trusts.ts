@@ -1,26 +1,76 @@
 import { X509Certificate } from 'node:crypto';
 import { isDeviceId, MODEL_PATTERN } from '@fleetgate/device-sdk/protocol';
+import { isFactoryDeviceId, NAMESPACE_PATTERN } from '../../authority/identity.ts';
 import { fromPemAll } from '../../pki/pem.ts';
 import type { TrustRecord } from '../../registry/types.ts';
 import { AdminError } from '../errors.ts';
-import { readJson, sendJson } from '../http.ts';
+import { onlyFields, readJson, sendJson } from '../http.ts';
 import type { AdminRoute } from './types.ts';
 
 const TRUST_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 /** The built-in trust of fleetgate's own factory CA; not a name operators can take. */
 export const FACTORY_TRUST = 'fleetgate-factory';
 const MAX_ALLOW_LIST = 1_000_000;
+/**
+ * Bounds on `caPem`: a manufacturer chain is a few certificates of a few KB. Checked before the
+ * PEM is parsed: fromPemAll's lazy pattern is quadratic on text with many BEGIN lines and no END
+ * (4 MB of them would block the event loop, and with it every listener, for minutes).
+ */
+const MAX_CA_PEM_CHARS = 64 * 1024;
+const MAX_CA_CERTIFICATES = 8;
+/** Fields of a trust registration (the name is in the path). */
+const TRUST_FIELDS = ['model', 'caPem', 'namespace', 'allowList'] as const;
 
-/** Validates a trust registration: a current CA certificate, a model, an optional allow-list. */
+/** Whether two namespaces share ids (one is a prefix of the other). */
+export function namespacesOverlap(a: string, b: string): boolean {
+  return a.startsWith(b) || b.startsWith(a);
+}
+
+/** Checks a trust's scope: a namespace, an allow-list or both, none of it in fleetgate's factory id form. */
+function validateScope(namespace: unknown, allowList: unknown): { namespace?: string; allowList?: string[] } {
+  if (namespace === undefined && allowList === undefined) {
+    throw new AdminError(
+      'ADMIN_TRUST_SCOPE_REQUIRED',
+      'a trust needs an id namespace ("namespace": "acme.") or an allow-list ("allowList": [...]), or both: without one, a manufacturer could enroll devices under any id',
+    );
+  }
+  if (namespace !== undefined && (typeof namespace !== 'string' || !NAMESPACE_PATTERN.test(namespace))) {
+    throw new AdminError('ADMIN_TRUST_INVALID', 'namespace must be a device-id prefix of 2 to 48 characters (lower-case letters, digits, ".", "_", "-") ending with ".", "_" or "-", e.g. "acme."');
+  }
+  let list: string[] | undefined;
+  if (allowList !== undefined) {
+    if (!Array.isArray(allowList) || allowList.length === 0 || allowList.length > MAX_ALLOW_LIST || allowList.some((id) => typeof id !== 'string' || !isDeviceId(id))) {
+      throw new AdminError('ADMIN_TRUST_INVALID', `allowList must be a list of 1 to ${MAX_ALLOW_LIST} device ids`);
+    }
+    list = [...new Set(allowList as string[])];
+    const reserved = list.filter(isFactoryDeviceId);
+    if (reserved.length > 0) {
+      throw new AdminError(
+        'ADMIN_TRUST_INVALID',
+        `allowList holds ${reserved.length} id${reserved.length > 1 ? 's' : ''} in the form of fleetgate factory ids (<model>-<12 hex>, e.g. ${reserved[0]}), which only the fleetgate factory CA may vouch for`,
+      );
+    }
+    const outside = typeof namespace === 'string' ? list.filter((id) => !id.startsWith(namespace)) : [];
+    if (outside.length > 0) throw new AdminError('ADMIN_TRUST_INVALID', `allowList holds ${outside.length} id${outside.length > 1 ? 's' : ''} outside the namespace ${String(namespace)} (e.g. ${outside[0]})`);
+  }
+  return { ...(typeof namespace === 'string' ? { namespace } : {}), ...(list ? { allowList: list } : {}) };
+}
+
+/**
+ * Validates a trust registration: a current CA certificate, a model, and a scope (an id namespace,
+ * an allow-list or both; issue #8). Unknown fields are refused by the route, not here.
+ */
 export function validateTrust(body: Record<string, unknown>, actor: string, now = new Date()): TrustRecord {
-  const { name, model, caPem, allowList } = body;
+  const { name, model, caPem } = body;
   if (typeof name !== 'string' || !TRUST_NAME.test(name) || name === FACTORY_TRUST) {
     throw new AdminError('ADMIN_TRUST_INVALID', 'name must be lower-case letters, digits and dashes (and not fleetgate-factory)');
   }
   if (typeof model !== 'string' || !MODEL_PATTERN.test(model)) throw new AdminError('ADMIN_TRUST_INVALID', 'model must be a model name');
   if (typeof caPem !== 'string') throw new AdminError('ADMIN_TRUST_INVALID', 'caPem must hold the manufacturer CA certificate (PEM)');
+  if (caPem.length > MAX_CA_PEM_CHARS) throw new AdminError('ADMIN_TRUST_INVALID', `caPem must be at most ${MAX_CA_PEM_CHARS} characters (a CA and its chain)`);
   const blocks = fromPemAll(caPem, 'CERTIFICATE');
   if (blocks.length === 0) throw new AdminError('ADMIN_TRUST_INVALID', 'caPem holds no PEM certificate');
+  if (blocks.length > MAX_CA_CERTIFICATES) throw new AdminError('ADMIN_TRUST_INVALID', `caPem holds ${blocks.length} certificates; a CA and its chain have at most ${MAX_CA_CERTIFICATES}`);
   let certificates: X509Certificate[];
   try {
     certificates = blocks.map((der) => new X509Certificate(der));
@@ -35,14 +85,13 @@ export function validateTrust(body: Record<string, unknown>, actor: string, now 
   if (!top.checkIssued(top)) {
     throw new AdminError('ADMIN_TRUST_INVALID', "caPem must include the manufacturer CA's chain up to its self-signed root");
   }
-  let list: string[] | undefined;
-  if (allowList !== undefined) {
-    if (!Array.isArray(allowList) || allowList.length > MAX_ALLOW_LIST || allowList.some((id) => typeof id !== 'string' || !isDeviceId(id))) {
-      throw new AdminError('ADMIN_TRUST_INVALID', `allowList must be a list of at most ${MAX_ALLOW_LIST} device ids`);
-    }
-    list = [...new Set(allowList as string[])];
-  }
-  return { name, model, caPem: certificates.map((certificate) => certificate.toString()).join(''), fingerprint: ca.fingerprint256, ...(list ? { allowList: list } : {}), createdAt: now.toISOString(), actor };
+  const scope = validateScope(body.namespace, body.allowList);
+  return { name, model, caPem: certificates.map((certificate) => certificate.toString()).join(''), fingerprint: ca.fingerprint256, ...scope, createdAt: now.toISOString(), actor };
+}
+
+/** A trust as the API shows it: the allow-list by its size, the namespace `null` when there is none. */
+function summary({ allowList, ...rest }: TrustRecord): Omit<TrustRecord, 'allowList' | 'namespace'> & { namespace: string | null; allowListSize: number | null } {
+  return { ...rest, namespace: rest.namespace ?? null, allowListSize: allowList?.length ?? null };
 }
 
 /** GET /v1/trusts */
@@ -51,21 +100,28 @@ export const listTrusts: AdminRoute = {
   path: '/v1/trusts',
   async handle({ response }, context) {
     const trusts = await context.registry.listTrusts();
-    sendJson(response, 200, { trusts: trusts.map(({ allowList, ...rest }) => ({ ...rest, allowListSize: allowList?.length ?? null })) });
+    sendJson(response, 200, { trusts: trusts.map(summary) });
   },
 };
 
-/** PUT /v1/trusts/:name { model, caPem, allowList? } — trust a manufacturer CA for bootstrap. */
+/** PUT /v1/trusts/:name { model, caPem, namespace?, allowList? } — trust a manufacturer CA for bootstrap. */
 export const putTrust: AdminRoute = {
   method: 'PUT',
   path: '/v1/trusts/:name',
   async handle(request, context) {
-    const body = await readJson(request.request);
+    const body = await readJson(request.request, request.response);
+    onlyFields(body, TRUST_FIELDS);
     const trust = validateTrust({ ...body, name: request.params.name }, `operator:${request.operator}`);
+    if (trust.namespace !== undefined) {
+      // Two trusts sharing ids would let one manufacturer enroll first under the other's ids.
+      // Checked before the write, outside the registry's writer queue: two operators registering
+      // overlapping namespaces in the same instant could both pass; registrations are rare.
+      const other = (await context.registry.listTrusts()).find((existing) => existing.name !== trust.name && existing.namespace !== undefined && namespacesOverlap(existing.namespace, trust.namespace as string));
+      if (other) throw new AdminError('ADMIN_TRUST_CONFLICT', `namespace ${trust.namespace} overlaps the namespace ${String(other.namespace)} of trust ${other.name}`);
+    }
     await context.registry.putTrust(trust);
-    context.logger.info({ trust: trust.name, model: trust.model, operator: request.operator }, 'manufacturer CA trusted');
-    const { allowList, ...rest } = trust;
-    sendJson(request.response, 200, { trust: { ...rest, allowListSize: allowList?.length ?? null } });
+    context.logger.info({ trust: trust.name, model: trust.model, namespace: trust.namespace, operator: request.operator }, 'manufacturer CA trusted');
+    sendJson(request.response, 200, { trust: summary(trust) });
   },
 };
 
@@ -75,6 +131,8 @@ export const deleteTrust: AdminRoute = {
   path: '/v1/trusts/:name',
   async handle(request, context) {
     const name = request.params.name ?? '';
+    if (!TRUST_NAME.test(name)) throw new AdminError('ADMIN_BAD_REQUEST', `"${name.slice(0, 64)}" is not a trust name`);
+    onlyFields(await readJson(request.request, request.response), []);
     if (!(await context.registry.deleteTrust(name, `operator:${request.operator}`))) throw new AdminError('ADMIN_TRUST_NOT_FOUND', `no trust named ${name}`);
     sendJson(request.response, 200, { removed: name });
   },

@@ -18,6 +18,7 @@ export interface AdminRequest {
   readonly operator: string;
   /** Path parameters (`:id`). */
   readonly params: Readonly<Record<string, string>>;
+  /** The query, already checked against the route's `query` names (each at most once). */
   readonly query: URLSearchParams;
 }
 
@@ -26,5 +27,7 @@ export interface AdminRoute {
   readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** Path with `:name` parameters, e.g. `/v1/devices/:id/revoke`. */
   readonly path: string;
+  /** Query parameters the route takes; any other is refused with 400 (none when absent). */
+  readonly query?: readonly string[];
   handle(request: AdminRequest, context: AdminContext): Promise<void>;
 }

@@ -6,7 +6,7 @@ import { integerOption, requireString, UsageError, type Command } from '../args.
 
 export const bootstrapIssueCommand: Command = {
   path: ['bootstrap', 'issue'],
-  help: `Usage: fleetgate bootstrap issue [--data DIR] --model M --count N --out DIR [--valid-days D] [--json]
+  help: `Usage: fleetgate bootstrap issue [--data DIR] --model M --count N --out DIR [--valid-days D] [--id-prefix P] [--json]
 
 Issues N factory (bootstrap) credentials for devices of model M, offline: it needs only
 ca/factory.key and the CA certificates, no running server and no registry. Writes into --out:
@@ -14,8 +14,10 @@ ca/factory.key and the CA certificates, no running server and no registry. Write
   <id>.key        the device's bootstrap key, PKCS#8 PEM, mode 0600 (flash it, then destroy it)
   root.crt        the trust anchor the device pins
   manifest.json   id, model, serial, expiry per device (also manifest.csv); importable as an allow-list
-Device ids look like <model>-<12 hex digits>. Existing files are never overwritten; a second
-batch into the same folder adds to the manifest.
+Device ids look like <model>-<12 hex digits>, a form reserved for this fleet's own factory CA.
+A manufacturer whose devices another fleetgate trusts gives --id-prefix (acme.): its ids are then
+<prefix><model>-<12 hex digits>, inside the namespace that fleet registers for it. Existing files
+are never overwritten; a second batch into the same folder adds to the manifest.
 
 Options:
   --data DIR          data directory holding ca/factory.key (default ./data or $FLEETGATE_DATA)
@@ -23,6 +25,7 @@ Options:
   --count N           how many devices (1 to ${MAX_BATCH})
   --out DIR           output folder
   --valid-days D      bootstrap certificate lifetime in days (default 3650)
+  --id-prefix P       ids <P><model>-<12 hex> (a manufacturer's namespace, e.g. acme.; with "." or "_")
   --json              print the manifest entries of this batch as JSON
   -h, --help          this help`,
   options: {
@@ -31,6 +34,7 @@ Options:
     count: { type: 'string' },
     out: { type: 'string' },
     'valid-days': { type: 'string' },
+    'id-prefix': { type: 'string' },
     json: { type: 'boolean' },
   },
   async run(values) {
@@ -51,6 +55,7 @@ Options:
       count,
       outDir,
       validDays,
+      ...(typeof values['id-prefix'] === 'string' ? { idPrefix: values['id-prefix'] } : {}),
       onProgress(done, total) {
         if (done % step !== 0 && done !== total) return;
         if (interactive) process.stderr.write(`\rissued ${done}/${total}`);

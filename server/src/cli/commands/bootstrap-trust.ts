@@ -1,8 +1,9 @@
 import { X509Certificate } from 'node:crypto';
 import { resolve } from 'node:path';
 import { MAX_ADMIN_BODY } from '../../admin/http.ts';
+import { isFactoryDeviceId, NAMESPACE_PATTERN } from '../../authority/identity.ts';
 import { fromPem } from '../../pki/pem.ts';
-import { requireString, type Command } from '../args.ts';
+import { requireString, UsageError, type Command } from '../args.ts';
 import { adminCommand, stringOption } from '../admin-command.ts';
 import { pemCertificates, readInputFile } from '../admin-client.ts';
 import { parseAllowList, type AllowList } from '../allowlist.ts';
@@ -21,6 +22,13 @@ function commonName(certificate: X509Certificate): string {
 /** Fingerprints as Node prints them, shortened for a table: the first 8 bytes. */
 const shortFingerprint = (fingerprint: string): string => (fingerprint.length > 23 ? `${fingerprint.slice(0, 23)}...` : fingerprint);
 
+/** What a trust admits, in words: its namespace and/or allow-list. */
+function describeScope(namespace: string | null, allowListSize: number | null): string {
+  if (namespace === null && allowListSize === null) return 'none: refused (ENROLL_TRUST_UNSCOPED) until registered again with --namespace or --allowlist';
+  const parts = [namespace === null ? undefined : `ids starting with ${namespace}`, allowListSize === null ? undefined : `the ${count(allowListSize, 'device')} of the allow-list`];
+  return parts.filter((part) => part !== undefined).join(', and only ');
+}
+
 function describeTrust(trust: TrustSummary): string {
   try {
     return commonName(new X509Certificate(fromPem(trust.caPem, 'CERTIFICATE')));
@@ -32,11 +40,18 @@ function describeTrust(trust: TrustSummary): string {
 /** `fleetgate bootstrap trust`: checks the PEM bundle and the allow-list locally, then PUT /v1/trusts/:name. */
 export const bootstrapTrustCommand: Command = adminCommand({
   path: ['bootstrap', 'trust'],
-  usage: '--name N --ca FILE --model M [--allowlist FILE] [--json]',
+  usage: '--name N --ca FILE --model M (--namespace PREFIX | --allowlist FILE | both) [--json]',
   description: `Registers a manufacturer's CA as a bootstrap trust: devices whose factory certificate it signed
-may enroll over EST (simpleenroll) as devices of model M. The EST listener picks it up at once,
-no restart. Registering a name again replaces that trust (allow-list included: without
---allowlist the new registration has none).
+may enroll over EST (simpleenroll) as devices of model M, but only under the ids the trust
+covers. The EST listener picks it up at once, no restart. Registering a name again replaces
+that trust (namespace and allow-list included).
+
+A trust needs --namespace, --allowlist or both (with both, an id must satisfy each):
+  --namespace PREFIX  the trust covers device ids that start with PREFIX, e.g. acme. for
+                      acme.atm-0001; 2 to 48 characters ending with ".", "_" or "-"; it may
+                      not overlap the namespace of another trust.
+Ids of the form of fleetgate's own factory ids (<model>-<12 hex>, what \`fleetgate bootstrap
+issue\` makes) are reserved for the fleetgate factory CA: no trust may vouch for one.
 
 FILE is a PEM bundle: the manufacturer CA that signs the devices' bootstrap certificates first,
 then the CAs above it, up to and including its self-signed root.
@@ -47,18 +62,26 @@ The allow-list narrows the trust to the listed device ids. It is recognised by i
   - a JSON list of ids;
   - plain text, one device id per line (blank lines and # comments ignored).
 Every id is checked before anything is sent; a bad file changes nothing.`,
-  options: { name: { type: 'string' }, ca: { type: 'string' }, model: { type: 'string' }, allowlist: { type: 'string' }, json: { type: 'boolean' } },
+  options: { name: { type: 'string' }, ca: { type: 'string' }, model: { type: 'string' }, namespace: { type: 'string' }, allowlist: { type: 'string' }, json: { type: 'boolean' } },
   optionsHelp: `  --name N            name of the trust: lower-case letters, digits, dashes (not fleetgate-factory)
   --ca FILE           the manufacturer CA and its chain up to its root, PEM
   --model M           the model every device admitted by this trust gets
+  --namespace PREFIX  only device ids starting with PREFIX may enroll (e.g. acme.)
   --allowlist FILE    only these device ids may enroll (manifest.json, manifest.csv or one id per line)
-  --json              print the admin API's JSON (the trust, with allowListSize)`,
+  --json              print the admin API's JSON (the trust, with namespace and allowListSize)`,
   positionals: [],
   async run({ values, connect }) {
     const name = requireString(values, 'name');
     const model = requireString(values, 'model');
     const caPath = resolve(requireString(values, 'ca'));
     const allowListPath = stringOption(values, 'allowlist');
+    const namespace = stringOption(values, 'namespace');
+    if (namespace === undefined && allowListPath === undefined) {
+      throw new UsageError('--namespace PREFIX or --allowlist FILE is required: a trust without either would let the manufacturer enroll devices under any id');
+    }
+    if (namespace !== undefined && !NAMESPACE_PATTERN.test(namespace)) {
+      throw new UsageError(`--namespace ${JSON.stringify(namespace)}: give a device-id prefix of 2 to 48 characters (lower-case letters, digits, ".", "_", "-") ending with ".", "_" or "-", e.g. acme.`);
+    }
     const certificates = pemCertificates(await readInputFile(caPath, '--ca'), `--ca ${caPath}`);
     const [ca] = certificates as [X509Certificate, ...X509Certificate[]];
     let allowList: AllowList | undefined;
@@ -71,10 +94,24 @@ Every id is checked before anything is sent; a bad file changes nothing.`,
           `--allowlist ${path} lists devices of the CA with fingerprint ${allowList.factoryCa}, but the first certificate of --ca ${caPath} (${commonName(ca)}) has ${ca.fingerprint256}: give the manifest of a batch this CA issued`,
         );
       }
+      const reserved = allowList.ids.filter(isFactoryDeviceId);
+      if (reserved.length > 0) {
+        throw new CliError(
+          'CLI_INPUT_INVALID',
+          `--allowlist ${path} holds ${count(reserved.length, 'id')} in the form of fleetgate factory ids (<model>-<12 hex>, e.g. ${reserved[0]}): those are reserved for the fleetgate factory CA; the manufacturer's ids must differ (e.g. a prefix such as acme.)`,
+        );
+      }
+      const outside = namespace === undefined ? [] : allowList.ids.filter((id) => !id.startsWith(namespace));
+      if (outside.length > 0) throw new CliError('CLI_INPUT_INVALID', `--allowlist ${path} holds ${count(outside.length, 'id')} outside --namespace ${namespace} (e.g. ${outside[0]})`);
       const others = allowList.models.filter((listed) => listed !== model);
       if (others.length > 0) process.stderr.write(`note: ${path} lists devices of model ${others.join(', ')}; through this trust they enroll as model ${model}\n`);
     }
-    const body = { model, caPem: certificates.map((certificate) => certificate.toString()).join(''), ...(allowList ? { allowList: allowList.ids } : {}) };
+    const body = {
+      model,
+      caPem: certificates.map((certificate) => certificate.toString()).join(''),
+      ...(namespace !== undefined ? { namespace } : {}),
+      ...(allowList ? { allowList: allowList.ids } : {}),
+    };
     const size = Buffer.byteLength(JSON.stringify(body));
     if (size > MAX_ADMIN_BODY) {
       throw new CliError('CLI_INPUT_INVALID', `the registration is ${size} bytes, more than the admin API accepts (${MAX_ADMIN_BODY}): split the allow-list over several trusts`);
@@ -90,7 +127,9 @@ Every id is checked before anything is sent; a bad file changes nothing.`,
     const replaced = existing.trusts.some((candidate) => candidate.name === trust.name);
     print(`${replaced ? 'replaced' : 'added'} bootstrap trust ${trust.name}: devices with a factory certificate from "${commonName(ca)}" enroll as model ${trust.model}`);
     print(`  CA fingerprint  ${trust.fingerprint}`);
-    print(`  allow-list      ${allowList ? `${count(allowList.ids.length, 'device')} (from ${allowList.format})` : 'none: every device of this CA may enroll'}`);
+    print(`  namespace       ${trust.namespace ?? 'none'}`);
+    print(`  allow-list      ${allowList ? `${count(allowList.ids.length, 'device')} (from ${allowList.format})` : 'none'}`);
+    print(`  admits          ${describeScope(trust.namespace, trust.allowListSize)}`);
     return 0;
   },
 });
@@ -100,8 +139,10 @@ export const bootstrapListCommand: Command = adminCommand({
   path: ['bootstrap', 'list'],
   usage: '[--json]',
   description: `Lists the manufacturer CAs trusted for bootstrap enrollment: name, the model their devices get,
-the CA's CommonName and SHA-256 fingerprint, the size of the allow-list, when and by whom it was
-registered. fleetgate's own factory CA (<data>/ca/factory.crt) is always trusted and not listed.`,
+the id namespace, the CA's CommonName and SHA-256 fingerprint, the size of the allow-list, when
+and by whom it was registered. fleetgate's own factory CA (<data>/ca/factory.crt) is always
+trusted and not listed. A trust with neither namespace nor allow-list (registered before
+namespaces existed) admits nobody until it is registered again: the list warns about it.`,
   options: { json: { type: 'boolean' } },
   optionsHelp: '  --json              print the admin API\'s JSON ({ "trusts": [...] }, caPem included)',
   positionals: [],
@@ -117,10 +158,11 @@ registered. fleetgate's own factory CA (<data>/ca/factory.crt) is always trusted
     }
     print(
       table(
-        ['NAME', 'MODEL', 'CA', 'FINGERPRINT', 'ALLOW-LIST', 'ADDED', 'BY'],
+        ['NAME', 'MODEL', 'NAMESPACE', 'CA', 'FINGERPRINT', 'ALLOW-LIST', 'ADDED', 'BY'],
         trusts.map((trust) => [
           trust.name,
           trust.model,
+          trust.namespace ?? 'none',
           describeTrust(trust),
           shortFingerprint(trust.fingerprint),
           trust.allowListSize === null ? 'none' : count(trust.allowListSize, 'device'),
@@ -130,6 +172,9 @@ registered. fleetgate's own factory CA (<data>/ca/factory.crt) is always trusted
       ),
     );
     print(`${count(trusts.length, 'trust')} (and the fleetgate factory CA)`);
+    for (const trust of trusts.filter((candidate) => candidate.namespace === null && candidate.allowListSize === null)) {
+      print(`warning: trust ${trust.name} has neither a namespace nor an allow-list: its devices are refused (ENROLL_TRUST_UNSCOPED) until you register it again with --namespace or --allowlist`);
+    }
     return 0;
   },
 });

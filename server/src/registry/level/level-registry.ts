@@ -321,7 +321,7 @@ export class LevelRegistry implements Registry {
     this.ensureOpen();
     await this.queue.run(async (tx) => {
       tx.put(trustKey(trust.name), JSON.stringify(trust));
-      tx.audit({ type: 'trust-added', detail: `${trust.name} model=${trust.model} fingerprint=${trust.fingerprint}${trust.allowList ? ` allowlist=${trust.allowList.length}` : ''}`, actor: trust.actor });
+      tx.audit({ type: 'trust-added', detail: `${trust.name} model=${trust.model} fingerprint=${trust.fingerprint}${trust.namespace !== undefined ? ` namespace=${trust.namespace}` : ''}${trust.allowList ? ` allowlist=${trust.allowList.length}` : ''}`, actor: trust.actor });
     }, { sync: true });
     for (const listener of this.trustListeners) listener();
   }
