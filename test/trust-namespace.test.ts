@@ -81,7 +81,7 @@ test('a manufacturer trust cannot claim the id of a fleetgate factory device: 40
   t.regex(refusal.text, /fleetgate factory ids/);
   t.is(await fleet.server.registry.getDevice(victim.id), undefined, 'nothing written for the claimed id');
   const [entry] = await audited(fleet, 'refused');
-  t.like(entry, { code: 'ENROLL_ID_RESERVED', deviceId: victim.id, actor: `device:${victim.id}` });
+  t.like(entry, { code: 'ENROLL_ID_RESERVED', deviceId: victim.id, actor: 'trust:acme' }, 'the trust is the actor: the victim did nothing');
   t.regex(entry?.detail ?? '', /^simpleenroll: .*trust acme/);
 
   // The same id through an allow-list is refused at registration, and would be at enrollment.

@@ -9,7 +9,7 @@ import type { AuditEvent, CertificateRecord, DeviceRecord, IssuanceCommit, Regis
 import { validateCsr } from './csr-policy.ts';
 import { EnrollmentError } from './errors.ts';
 import { deviceClaims } from './identity.ts';
-import type { BootstrapGrant, BootstrapProvisioner } from './provisioners.ts';
+import { TrustScopeError, type BootstrapGrant, type BootstrapProvisioner } from './provisioners.ts';
 
 /** The authenticated TLS client of a request, as the transport saw it. */
 export interface ClientCredential {
@@ -312,7 +312,8 @@ export class EnrollmentAuthority {
       deviceId: claimed,
       code: error.code,
       detail: `${operation}: ${error.message}`,
-      actor: claimed ? `device:${claimed}` : 'anonymous',
+      // A trust that tried to vouch for an id outside its scope is the actor, not that device.
+      actor: error instanceof TrustScopeError ? `trust:${error.trust}` : claimed ? `device:${claimed}` : 'anonymous',
       peer: client?.peer,
     };
     await this.options.registry.audit(event);

@@ -102,6 +102,21 @@ export interface TrustScope {
 }
 
 /**
+ * A refusal because a trust may not vouch for the id its certificate names. The certificate is
+ * genuine (its chain verified), but the id is not the trust's to give: the audit names the trust
+ * as the actor, not the device it claimed to be.
+ */
+export class TrustScopeError extends EnrollmentError {
+  constructor(
+    code: 'ENROLL_ID_RESERVED' | 'ENROLL_TRUST_UNSCOPED' | 'ENROLL_ID_OUTSIDE_TRUST',
+    message: string,
+    readonly trust: string,
+  ) {
+    super(code, message);
+  }
+}
+
+/**
  * A manufacturer's CA, trusted by an operator. Unlike fleetgate's factory CA it may only vouch for
  * the ids of its scope (namespace and/or allow-list), and never for an id of fleetgate's own
  * factory format (see {@link isFactoryDeviceId}): otherwise a manufacturer could enroll first under
@@ -119,24 +134,26 @@ export class ManufacturerProvisioner extends CaBootstrapProvisioner {
 
   protected override admit(deviceId: string): void {
     if (isFactoryDeviceId(deviceId)) {
-      throw new EnrollmentError(
+      throw new TrustScopeError(
         'ENROLL_ID_RESERVED',
         `device id ${deviceId} has the form of fleetgate factory ids (<model>-<12 hex>), which only the fleetgate factory CA may vouch for; trust ${this.name} may not`,
+        this.name,
       );
     }
     const { namespace, allowList } = this.scope;
     if (namespace === undefined && allowList === undefined) {
       // A trust stored before namespaces existed: refused until an operator scopes it (docs/operator.md).
-      throw new EnrollmentError(
+      throw new TrustScopeError(
         'ENROLL_TRUST_UNSCOPED',
         `trust ${this.name} has neither an id namespace nor an allow-list; an operator must register it again with one (fleetgate bootstrap trust --namespace or --allowlist)`,
+        this.name,
       );
     }
     if (namespace !== undefined && !deviceId.startsWith(namespace)) {
-      throw new EnrollmentError('ENROLL_ID_OUTSIDE_TRUST', `device id ${deviceId} is outside the namespace ${namespace} of trust ${this.name}`);
+      throw new TrustScopeError('ENROLL_ID_OUTSIDE_TRUST', `device id ${deviceId} is outside the namespace ${namespace} of trust ${this.name}`, this.name);
     }
     if (allowList !== undefined && !allowList.has(deviceId)) {
-      throw new EnrollmentError('ENROLL_ID_OUTSIDE_TRUST', `device ${deviceId} is not on the allow-list of ${this.name}`);
+      throw new TrustScopeError('ENROLL_ID_OUTSIDE_TRUST', `device ${deviceId} is not on the allow-list of ${this.name}`, this.name);
     }
   }
 }
