@@ -12,6 +12,7 @@ import { REPO_ROOT, docEnvironment, freeListenerPorts, isListening, runDocScript
 import { run, type RunResult } from './helpers/run.ts';
 import { SOURCE_NODE_ARGS } from './helpers/source-node.ts';
 import { tempDir } from './helpers/temp-dir.ts';
+import { packWorkspaces } from './helpers/packs.ts';
 
 const GUIDE = join(REPO_ROOT, 'docs', 'sdk.md');
 
@@ -56,7 +57,7 @@ test('the thermostat of docs/sdk.md, with the SDK installed from its tarball out
   const cwd = await realpath(await tempDir(t, 'fleetgate-firmware-'));
   t.false(cwd.startsWith(REPO_ROOT), 'the firmware project is outside the repository');
 
-  const packed = JSON.parse(ok(await run('npm', ['pack', '-w', 'device-sdk', '--json', '--pack-destination', packs], { cwd: REPO_ROOT, env: outsideEnv(), timeoutMs: 300_000 }), 'npm pack -w device-sdk')) as Array<{ filename: string }>;
+  const packed = await packWorkspaces(['device-sdk'], packs, outsideEnv());
   const tarball = join(packs, packed[0]?.filename ?? 'missing.tgz');
 
   const bin = join(packs, 'bin');
