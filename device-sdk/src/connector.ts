@@ -1,17 +1,22 @@
 import { EventEmitter } from 'node:events';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import type { SecureContext } from 'node:tls';
+import { connackRefusalCode, type ConnackRefusalCode } from './errors.ts';
+import { FleetgateError } from './fleetgate-error.ts';
 
 /** Why a connection attempt failed. */
 export type ConnectFailure =
   | { readonly kind: 'refused'; readonly returnCode: number; readonly message: string }
   | { readonly kind: 'network'; readonly message: string };
 
-/** A connection attempt failed. */
-export class ConnectError extends Error {
+/**
+ * A connection attempt failed: `CONNACK_<n>` for a broker refusal (`SDK_REFUSED` for a return
+ * code MQTT 3.1.1 reserves), `SDK_NETWORK` when the connection closed before any CONNACK.
+ */
+export class ConnectError extends FleetgateError<ConnackRefusalCode | 'SDK_REFUSED' | 'SDK_NETWORK'> {
   override readonly name = 'ConnectError';
   constructor(readonly failure: ConnectFailure) {
-    super(failure.message);
+    super(failure.kind === 'network' ? 'SDK_NETWORK' : (connackRefusalCode(failure.returnCode) ?? 'SDK_REFUSED'), failure.message);
   }
 }
 

@@ -2,6 +2,7 @@ import { KeyObject, sign as cryptoSign, webcrypto } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import { generateDeviceKeyPair as generatePair } from './webcrypto-keys.ts';
 import type { DeviceKey } from './keys.ts';
+import { SdkError } from './errors.ts';
 import { deviceIdentityUri, isDeviceId } from './protocol.ts';
 
 export { DEVICE_KEY_ALGORITHM } from './keys.ts';
@@ -14,12 +15,6 @@ const OID_ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
 
 /** Generates an extractable ECDSA P-256 WebCrypto key pair. */
 export const generateDeviceKeyPair = generatePair;
-
-/** Thrown when a CSR cannot be built. */
-export class CsrError extends Error {
-  override readonly name = 'CsrError';
-  readonly code = 'SDK_CSR_INVALID';
-}
 
 /** What signs a CSR: the public key it certifies and an ECDSA-SHA256 signer producing DER. */
 interface CsrSigner {
@@ -43,10 +38,10 @@ async function signerOf(key: DeviceKey | webcrypto.CryptoKeyPair): Promise<CsrSi
  * own `sign`, so a secure element can hold it.
  */
 export async function createCsr(deviceId: string, key: DeviceKey | webcrypto.CryptoKeyPair): Promise<Uint8Array> {
-  if (!isDeviceId(deviceId)) throw new CsrError(`invalid device id ${deviceId}`);
+  if (!isDeviceId(deviceId)) throw new SdkError('SDK_CSR_INVALID', `invalid device id ${deviceId}`);
   const signer = await signerOf(key);
   const spki = asn1js.fromBER(new Uint8Array(signer.spki));
-  if (spki.offset === -1) throw new CsrError('the public key is not DER');
+  if (spki.offset === -1) throw new SdkError('SDK_CSR_INVALID', 'the public key is not DER');
   const sanUri = new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 6 }, valueHex: new TextEncoder().encode(deviceIdentityUri(deviceId)) });
   const extensionRequest = new asn1js.Sequence({
     value: [

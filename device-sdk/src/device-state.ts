@@ -1,3 +1,5 @@
+import type { DeviceErrorCode } from './errors.ts';
+
 /** What the device knows about its current certificate. */
 export interface CertificateInfo {
   readonly serial: string;
@@ -21,7 +23,7 @@ export type DeviceState =
   | { readonly type: 'connected'; readonly certificate: CertificateInfo; readonly certExpires: Date }
   | { readonly type: 'renewing'; readonly certificate: CertificateInfo; readonly certExpires: Date }
   | { readonly type: 'backing-off'; readonly attempt: number; readonly delayMs: number; readonly reason: string }
-  | { readonly type: 'refused'; readonly code: string; readonly reason: string }
+  | { readonly type: 'refused'; readonly code: DeviceErrorCode; readonly reason: string }
   | { readonly type: 'stopped' };
 
 /** Events of a FleetDevice, with their arguments. */
@@ -37,7 +39,7 @@ export interface FleetDeviceEvents {
   /** A message on a subscribed topic. */
   message: [topic: string, payload: Buffer];
   /** The server refused the device for good; it stopped trying. */
-  refused: [info: { readonly code: string; readonly reason: string }];
+  refused: [info: { readonly code: DeviceErrorCode; readonly reason: string }];
   /** A problem the device recovers from by itself (it is retrying). */
   warning: [error: Error];
 }

@@ -7,10 +7,11 @@ import { systemClock, type Clock, type Random } from './clock.ts';
 import { ConnectError, MqttConnector } from './connector.ts';
 import { createCsr } from './csr.ts';
 import type { CertificateInfo, DeviceState, FleetDeviceEvents } from './device-state.ts';
-import { SdkError } from './errors.ts';
+import { SdkError, type DeviceErrorCode } from './errors.ts';
 import { EstClient, type TlsCredential } from './est-client.ts';
 import { SoftwareKeyProvider, type DeviceKey, type KeyProvider } from './keys.ts';
-import { deviceTopicRoot, isDeviceId, type EnrollErrorCode } from './protocol.ts';
+import { Refusal, Retry } from './lifecycle-errors.ts';
+import { deviceTopicRoot, isDeviceId } from './protocol.ts';
 import { DEFAULT_RENEWAL, renewalDelay, type RenewalOptions } from './renewal.ts';
 import type { CredentialStore, StoredCredential } from './store.ts';
 
@@ -57,27 +58,7 @@ interface ActiveCredential {
 }
 
 /** EST answers that mean "this certificate is spent: enroll again with the bootstrap credential". */
-const FALLBACK_CODES: ReadonlySet<EnrollErrorCode> = new Set(['ENROLL_CLIENT_CERT_EXPIRED', 'ENROLL_CERT_UNKNOWN', 'ENROLL_CERT_SUPERSEDED', 'ENROLL_CLIENT_CERT_UNTRUSTED']);
-
-/** The device was refused for good; the lifecycle stops. */
-class Refusal extends Error {
-  constructor(
-    readonly code: string,
-    reason: string,
-  ) {
-    super(reason);
-  }
-}
-
-/** A retryable failure, with the server's Retry-After when it gave one. */
-class Retry extends Error {
-  constructor(
-    reason: string,
-    readonly notBeforeMs = 0,
-  ) {
-    super(reason);
-  }
-}
+const FALLBACK_CODES: ReadonlySet<DeviceErrorCode> = new Set(['ENROLL_CLIENT_CERT_EXPIRED', 'ENROLL_CERT_UNKNOWN', 'ENROLL_CERT_SUPERSEDED', 'ENROLL_CLIENT_CERT_UNTRUSTED']);
 
 /** The first certificate of a PEM chain. */
 function leafOf(chainPem: string): string {
@@ -246,7 +227,7 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
     }
   }
 
-  private refuse(code: string, reason: string): void {
+  private refuse(code: DeviceErrorCode, reason: string): void {
     this.running = false;
     for (const timer of this.timers) this.clock.clearTimeout(timer);
     this.timers.clear();
@@ -294,7 +275,7 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
     } catch (error) {
       if (!(error instanceof SdkError)) throw error;
       if (error.code === 'SDK_ENROLL_UNAVAILABLE' || error.code === 'SDK_NETWORK' || (error.status ?? 0) >= 500) {
-        throw new Retry(error.message, (error.retryAfterSeconds ?? 0) * 1000);
+        throw new Retry(error.code, error.message, (error.retryAfterSeconds ?? 0) * 1000);
       }
       if (error.code === 'SDK_ENROLL_REJECTED') throw new Refusal(error.serverCode ?? 'SDK_REFUSED', error.message);
       throw error;
@@ -327,9 +308,9 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
       await (this.connector as MqttConnector).connect({ secureContext: this.contextOf(credential) });
     } catch (error) {
       if (!(error instanceof ConnectError)) throw error;
-      if (error.failure.kind === 'network') throw new Retry(error.failure.message);
-      if (error.failure.returnCode === 3) throw new Retry('the broker is unavailable (CONNACK 3)');
-      if (error.failure.returnCode !== 5) throw new Refusal(`CONNACK_${error.failure.returnCode}`, `the broker refused the connection: ${error.failure.message}`);
+      if (error.failure.kind === 'network') throw new Retry(error.code, error.failure.message);
+      if (error.failure.returnCode === 3) throw new Retry(error.code, 'the broker is unavailable (CONNACK 3)');
+      if (error.failure.returnCode !== 5) throw new Refusal(error.code, `the broker refused the connection: ${error.failure.message}`);
       const renewed = await this.investigateRefusal(credential);
       return this.connectWith(renewed);
     }
@@ -355,10 +336,10 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
     try {
       return await this.renewWith(credential);
     } catch (error) {
-      if (error instanceof Refusal && FALLBACK_CODES.has(error.code as EnrollErrorCode)) {
+      if (error instanceof Refusal && FALLBACK_CODES.has(error.code)) {
         await this.options.store.remove('pending');
         await this.options.store.remove('operational');
-        throw new Retry(`credential spent (${error.code}); enrolling again with the bootstrap credential`);
+        throw new Retry(error.code, `credential spent (${error.code}); enrolling again with the bootstrap credential`);
       }
       throw error;
     }
@@ -406,7 +387,7 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
     try {
       renewed = await this.renewWith(credential);
     } catch (error) {
-      if (error instanceof Refusal && !FALLBACK_CODES.has(error.code as EnrollErrorCode)) {
+      if (error instanceof Refusal && !FALLBACK_CODES.has(error.code)) {
         this.refuse(error.code, error.message);
         return;
       }

@@ -42,46 +42,53 @@ export const DEFAULT_PORTS = {
 } as const;
 
 /**
- * Error codes a device can receive from the enrollment endpoint. Stable: a code is never reused
- * for a different meaning. Documented in docs/errors.md.
+ * Error codes a device can receive from the enrollment endpoint, each with the HTTP status the
+ * server answers it with (RFC 7030 §4.2.3 leaves the choice to the server): 400 malformed, 401
+ * credential missing/untrusted/expired, 403 policy, 404 unknown path or CA label, 405 wrong
+ * method, 408 body too slow, 409 identity conflict, 413 too large, 415 wrong media type, 429 rate
+ * limited, 501 an EST operation fleetgate does not offer, 503 overloaded. Stable: a code is never reused for a
+ * different meaning. Documented in docs/errors.md.
  */
-export const ENROLL_ERROR_CODES = [
-  'ENROLL_BAD_CONTENT_TYPE',
-  'ENROLL_BAD_BASE64',
-  'ENROLL_CSR_MALFORMED',
-  'ENROLL_CSR_SIGNATURE',
-  'ENROLL_CSR_ALGORITHM',
-  'ENROLL_KEY_POLICY',
-  'ENROLL_IDENTITY_MISMATCH',
-  'ENROLL_EXTENSION_REFUSED',
-  'ENROLL_TOO_LARGE',
-  'ENROLL_BODY_TIMEOUT',
-  'ENROLL_CLIENT_CERT_REQUIRED',
-  'ENROLL_CLIENT_CERT_UNTRUSTED',
-  'ENROLL_CLIENT_CERT_EXPIRED',
-  'ENROLL_BOOTSTRAP_REQUIRED',
-  'ENROLL_OPERATIONAL_REQUIRED',
-  'ENROLL_CERT_UNKNOWN',
-  'ENROLL_CERT_SUPERSEDED',
-  'ENROLL_DEVICE_REVOKED',
-  'ENROLL_DEVICE_DISABLED',
-  'ENROLL_ALREADY_ENROLLED',
-  'ENROLL_CONFLICT',
-  'ENROLL_MODEL_UNKNOWN',
-  'ENROLL_ID_OUTSIDE_TRUST',
-  'ENROLL_ID_RESERVED',
-  'ENROLL_TRUST_UNSCOPED',
-  'ENROLL_RATE_LIMITED',
-  'ENROLL_NOT_FOUND',
-  'ENROLL_LABEL_UNKNOWN',
-  'ENROLL_METHOD_NOT_ALLOWED',
-  'ENROLL_NOT_IMPLEMENTED',
-  'ENROLL_UNAVAILABLE',
-  'ENROLL_INTERNAL',
-] as const;
+export const ENROLL_ERRORS = {
+  ENROLL_BAD_CONTENT_TYPE: 415,
+  ENROLL_BAD_BASE64: 400,
+  ENROLL_CSR_MALFORMED: 400,
+  ENROLL_CSR_SIGNATURE: 400,
+  ENROLL_CSR_ALGORITHM: 400,
+  ENROLL_KEY_POLICY: 403,
+  ENROLL_IDENTITY_MISMATCH: 403,
+  ENROLL_EXTENSION_REFUSED: 403,
+  ENROLL_TOO_LARGE: 413,
+  ENROLL_BODY_TIMEOUT: 408,
+  ENROLL_CLIENT_CERT_REQUIRED: 401,
+  ENROLL_CLIENT_CERT_UNTRUSTED: 401,
+  ENROLL_CLIENT_CERT_EXPIRED: 401,
+  ENROLL_BOOTSTRAP_REQUIRED: 403,
+  ENROLL_OPERATIONAL_REQUIRED: 403,
+  ENROLL_CERT_UNKNOWN: 403,
+  ENROLL_CERT_SUPERSEDED: 403,
+  ENROLL_DEVICE_REVOKED: 403,
+  ENROLL_DEVICE_DISABLED: 403,
+  ENROLL_ALREADY_ENROLLED: 409,
+  ENROLL_CONFLICT: 409,
+  ENROLL_MODEL_UNKNOWN: 403,
+  ENROLL_ID_OUTSIDE_TRUST: 403,
+  ENROLL_ID_RESERVED: 403,
+  ENROLL_TRUST_UNSCOPED: 403,
+  ENROLL_RATE_LIMITED: 429,
+  ENROLL_NOT_FOUND: 404,
+  ENROLL_LABEL_UNKNOWN: 404,
+  ENROLL_METHOD_NOT_ALLOWED: 405,
+  ENROLL_NOT_IMPLEMENTED: 501,
+  ENROLL_UNAVAILABLE: 503,
+  ENROLL_INTERNAL: 500,
+} as const;
 
 /** A stable enrollment error code. */
-export type EnrollErrorCode = (typeof ENROLL_ERROR_CODES)[number];
+export type EnrollErrorCode = keyof typeof ENROLL_ERRORS;
+
+/** The codes of {@link ENROLL_ERRORS}, in catalogue order. */
+export const ENROLL_ERROR_CODES: readonly EnrollErrorCode[] = Object.freeze(Object.keys(ENROLL_ERRORS) as EnrollErrorCode[]);
 
 /** Topic namespace of a device: everything it may publish and subscribe to by default. */
 export function deviceTopicRoot(deviceId: string): string {

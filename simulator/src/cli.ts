@@ -1,4 +1,5 @@
-import { HELP, parseSimArgs, SimUsageError } from './options.ts';
+import { SIM_ERRORS, SimUsageError } from './errors.ts';
+import { HELP, parseSimArgs } from './options.ts';
 import { Progress } from './progress.ts';
 import { simulate, summaryText } from './simulate.ts';
 
@@ -10,7 +11,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     if (error instanceof SimUsageError) {
       process.stderr.write(`fleetgate-sim: ${error.code}: ${error.message}\n\n${HELP}\n`);
-      return 2;
+      return SIM_ERRORS[error.code];
     }
     throw error;
   }

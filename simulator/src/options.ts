@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { SimUsageError } from './errors.ts';
 import { DEFAULT_TRAFFIC, type TrafficSettings } from './profiles.ts';
 
 export const SCENARIOS = ['steady', 'enroll-storm', 'reconnect-storm', 'renewal-storm', 'revocation-sweep'] as const;
@@ -34,12 +35,6 @@ export interface SimOptions {
   readonly json: boolean;
   /** Worker threads running the fleet (1: the main thread). */
   readonly workers: number;
-}
-
-/** The command line is wrong (exit 2). */
-export class SimUsageError extends Error {
-  override readonly name = 'SimUsageError';
-  readonly code = 'SIM_USAGE';
 }
 
 export const HELP = `Usage: fleetgate-sim --devices N --est URL --mqtt URL --root FILE (--data DIR | --factory DIR) [options]

@@ -1,3 +1,5 @@
+import { FleetgateError } from '@fleetgate/device-sdk/errors';
+
 /** Admin API error codes and their HTTP statuses. Stable; listed in docs/errors.md. */
 export const ADMIN_ERRORS = {
   ADMIN_CLIENT_CERT_REQUIRED: 401,
@@ -19,16 +21,12 @@ export const ADMIN_ERRORS = {
 
 export type AdminErrorCode = keyof typeof ADMIN_ERRORS;
 
-/** A refused admin request: JSON `{ "error": { "code", "message" } }` with the code's status. */
-export class AdminError extends Error {
+/**
+ * A refused admin request: JSON `{ "error": { "code", "message" } }` with the code's status. The
+ * server throws it; the CLI's admin client makes one from the refusal it receives.
+ */
+export class AdminError extends FleetgateError<AdminErrorCode> {
   override readonly name = 'AdminError';
-  constructor(
-    readonly code: AdminErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 
   get status(): number {
     return ADMIN_ERRORS[this.code];

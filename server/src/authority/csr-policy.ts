@@ -1,17 +1,10 @@
 import { deviceIdentityUri } from '@fleetgate/device-sdk/protocol';
 import type { EnrollmentPolicy } from '../config/config.ts';
 import { parseCsr, summarizeRequestedExtensions, verifyCsrSignature, type ParsedCsr } from '../pki/csr.ts';
-import { PkiError } from '../pki/errors.ts';
+import { PKI_ERRORS, PkiError } from '../pki/errors.ts';
 import { commonNameCount, commonNameOf } from '../pki/names.ts';
 import { OID, oidName } from '../pki/oids.ts';
 import { EnrollmentError } from './errors.ts';
-
-const PKI_TO_ENROLL = {
-  PKI_CSR_MALFORMED: 'ENROLL_CSR_MALFORMED',
-  PKI_CSR_SIGNATURE: 'ENROLL_CSR_SIGNATURE',
-  PKI_CSR_ALGORITHM: 'ENROLL_CSR_ALGORITHM',
-  PKI_KEY_POLICY: 'ENROLL_KEY_POLICY',
-} as const;
 
 /** Parses the CSR and checks proof of possession; PKI errors become enrollment errors. */
 export function parseAndVerifyCsr(der: Buffer): ParsedCsr {
@@ -20,8 +13,10 @@ export function parseAndVerifyCsr(der: Buffer): ParsedCsr {
     verifyCsrSignature(csr);
     return csr;
   } catch (error) {
-    if (error instanceof PkiError && error.code in PKI_TO_ENROLL) {
-      throw new EnrollmentError(PKI_TO_ENROLL[error.code as keyof typeof PKI_TO_ENROLL], error.message, { cause: error });
+    // Each CSR error of the PKI core names the enrollment code it becomes (PKI_ERRORS).
+    if (error instanceof PkiError) {
+      const enroll = PKI_ERRORS[error.code].enroll;
+      if (enroll) throw new EnrollmentError(enroll, error.message, { cause: error });
     }
     throw error;
   }

@@ -1,3 +1,5 @@
+import { FleetgateError } from '@fleetgate/device-sdk/errors';
+
 /**
  * Broker refusals. Each code maps to an MQTT 3.1.1 CONNACK return code (connection refusals) or
  * to the action taken (publish refused: connection closed, MQTT-3.3.5-2; subscribe refused:
@@ -28,15 +30,12 @@ export const BROKER_ERRORS = {
 export type BrokerErrorCode = keyof typeof BROKER_ERRORS;
 
 /** A broker refusal. `returnCode` is what aedes puts in the CONNACK for connection refusals. */
-export class BrokerError extends Error {
+export class BrokerError extends FleetgateError<BrokerErrorCode> {
   override readonly name = 'BrokerError';
   readonly returnCode: number;
 
-  constructor(
-    readonly code: BrokerErrorCode,
-    detail?: string,
-  ) {
-    super(detail ? `${BROKER_ERRORS[code].message}: ${detail}` : BROKER_ERRORS[code].message);
+  constructor(code: BrokerErrorCode, detail?: string) {
+    super(code, detail ? `${BROKER_ERRORS[code].message}: ${detail}` : BROKER_ERRORS[code].message);
     this.returnCode = BROKER_ERRORS[code].returnCode;
   }
 }

@@ -3,6 +3,7 @@ import { access, readFile } from 'node:fs/promises';
 import { Agent, request } from 'node:https';
 import { dirname, join, resolve } from 'node:path';
 import { DEFAULT_PORTS } from '@fleetgate/device-sdk/protocol';
+import { ADMIN_ERRORS, AdminError } from '../admin/errors.ts';
 import { DataDirError } from '../datadir/authorities.ts';
 import { dataLayout, resolveDataDir } from '../datadir/layout.ts';
 import { fromPemAll } from '../pki/pem.ts';
@@ -20,18 +21,6 @@ export const DEFAULT_ADMIN_URL = `https://127.0.0.1:${DEFAULT_PORTS.admin}`;
 
 /** How long one request may take before the CLI gives up. */
 export const ADMIN_TIMEOUT_MS = 30_000;
-
-/** A refusal by the admin API: its stable code (`ADMIN_DEVICE_NOT_FOUND`, ...), HTTP status and message. */
-export class AdminApiError extends Error {
-  override readonly name = 'AdminApiError';
-  constructor(
-    readonly code: string,
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 /** Everything needed to reach the admin API; paths are kept for messages. */
 export interface AdminConnection {
@@ -196,12 +185,16 @@ const UNTRUSTED = new Set([
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
-/** `{ "error": { "code", "message" } }`, the admin API's refusal. */
-function apiError(value: unknown, status: number): AdminApiError | undefined {
+/**
+ * `{ "error": { "code", "message" } }`, the admin API's refusal, as the {@link AdminError} the
+ * server threw. A code this CLI does not know (a newer server) is not one: the caller reports
+ * the answer as CLI_BAD_RESPONSE, which quotes the body, code included.
+ */
+function apiError(value: unknown): AdminError | undefined {
   if (!isRecord(value) || !isRecord(value.error)) return undefined;
   const { code, message } = value.error;
-  if (typeof code !== 'string' || typeof message !== 'string') return undefined;
-  return new AdminApiError(code, status, message);
+  if (typeof code !== 'string' || typeof message !== 'string' || !Object.hasOwn(ADMIN_ERRORS, code)) return undefined;
+  return new AdminError(code as keyof typeof ADMIN_ERRORS, message);
 }
 
 /** The admin API over mutual TLS. One keep-alive agent: a paged listing reuses one TLS session. */
@@ -255,7 +248,7 @@ export class AdminClient {
 
   /**
    * Sends a request and returns its JSON answer once `guard` accepts its shape. A refusal
-   * becomes an {@link AdminApiError} with the API's code; anything else unexpected, CLI_BAD_RESPONSE.
+   * becomes an {@link AdminError} with the API's code; anything else unexpected, CLI_BAD_RESPONSE.
    */
   async json<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, guard: (value: unknown) => value is T, options: RequestOptions = {}): Promise<T> {
     const answer = await this.send(method, path, options);
@@ -267,7 +260,7 @@ export class AdminClient {
         throw this.badResponse(answer, 'invalid JSON');
       }
     }
-    if (answer.status >= 400) throw apiError(parsed, answer.status) ?? this.badResponse(answer);
+    if (answer.status >= 400) throw apiError(parsed) ?? this.badResponse(answer);
     if (answer.status !== 200 || parsed === undefined) throw this.badResponse(answer);
     if (!guard(parsed)) throw this.badResponse(answer, 'JSON of an unexpected shape');
     return parsed;
@@ -283,7 +276,7 @@ export class AdminClient {
       } catch {
         // reported below
       }
-      throw apiError(parsed, answer.status) ?? this.badResponse(answer);
+      throw apiError(parsed) ?? this.badResponse(answer);
     }
     if (answer.status !== 200 || !answer.contentType.startsWith(mediaType)) throw this.badResponse(answer, `expected ${mediaType}`);
     return answer.body;

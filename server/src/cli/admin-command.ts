@@ -1,7 +1,8 @@
 import type { ParseArgsConfig } from 'node:util';
 import { UsageError, type Command } from './args.ts';
-import { AdminApiError, AdminClient, DEFAULT_ADMIN_URL, resolveConnection } from './admin-client.ts';
-import { CliError } from './errors.ts';
+import { AdminError } from '../admin/errors.ts';
+import { AdminClient, DEFAULT_ADMIN_URL, resolveConnection } from './admin-client.ts';
+import { CliError, exitStatus } from './errors.ts';
 
 /** Parsed option values, as the router hands them to a command. */
 export type OptionValues = Record<string, string | boolean | string[] | undefined>;
@@ -52,7 +53,7 @@ export interface AdminCommandSpec {
 }
 
 /** Prints a refusal the way every fleetgate command does: `fleetgate: CODE: message`. */
-export function printError(error: CliError | AdminApiError): void {
+export function printError(error: CliError | AdminError): void {
   const hints: Record<string, string> = {
     ADMIN_NOT_OPERATOR: 'only operator certificates may use the admin API: use the data directory\'s operator/operator.crt, or one made by `fleetgate operator issue`',
     ADMIN_CLIENT_CERT_UNTRUSTED: 'the certificate must come from this fleet\'s issuing CA (`fleetgate operator issue --data DIR`)',
@@ -103,9 +104,9 @@ export function adminCommand(spec: AdminCommandSpec): Command {
           },
         });
       } catch (error) {
-        if (error instanceof CliError || error instanceof AdminApiError) {
+        if (error instanceof CliError || error instanceof AdminError) {
           printError(error);
-          return 1;
+          return exitStatus(error.code);
         }
         throw error;
       } finally {

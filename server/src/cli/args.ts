@@ -1,9 +1,12 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { CliError } from './errors.ts';
 
-/** A usage error: the command line is wrong. Exit code 2. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-  readonly code = 'CLI_USAGE';
+/** A usage error: the command line is wrong (`CLI_USAGE`, exit status 2). */
+export class UsageError extends CliError<'CLI_USAGE'> {
+  override readonly name: string = 'UsageError';
+  constructor(message: string, options?: ErrorOptions) {
+    super('CLI_USAGE', message, options);
+  }
 }
 
 /** One CLI command. */

@@ -1,30 +1,56 @@
+import { FleetgateError } from '@fleetgate/device-sdk/errors';
+
 /**
- * Errors of the operator CLI itself (not of the server it talks to): stable codes, listed in
- * docs/errors.md under "Operator". An error the admin API sends is an {@link AdminApiError} in
- * admin-client.ts and keeps the API's own code.
+ * The operator's codes and the exit status of `fleetgate` for each: the CLI's own failures and
+ * those of the modules it drives (configuration, data directory, factory, `serve`). Listed in
+ * docs/errors.md under "Operator". Codes of other catalogues (PKI_, REGISTRY_, ADMIN_, ...) that
+ * reach the operator exit with status 1; an error the admin API sends keeps the API's own code
+ * (an AdminError, admin/errors.ts).
  */
-
-/** Stable codes of CLI failures (exit status 1). `CLI_USAGE` (exit 2) lives in args.ts. */
-export type CliErrorCode =
+export const OPERATOR_ERRORS = {
+  /** `<data>/config.json` is invalid (config/config.ts). */
+  CONFIG_INVALID: 1,
+  /** `fleetgate service issue`: invalid service name or lifetime (factory/service-credential.ts). */
+  SERVICE_INVALID: 1,
+  /** `fleetgate bootstrap issue`: invalid model, count or lifetime (factory/bootstrap-batch.ts). */
+  BOOTSTRAP_INVALID: 1,
+  /** A certificate file of the data directory is missing (datadir/authorities.ts). */
+  DATA_NOT_INITIALIZED: 1,
+  /** A file of the data directory is not a PEM certificate, or a CA key does not match. */
+  DATA_FILE_INVALID: 1,
+  /** The command line is wrong (args.ts). */
+  CLI_USAGE: 2,
+  /** `fleetgate init --hostname`: neither a DNS name nor an IP address (datadir/init.ts). */
+  INIT_INVALID_HOSTNAME: 1,
+  /** `fleetgate serve` cannot bind a listener (operator-error.ts). */
+  SERVE_LISTEN_FAILED: 1,
   /** No connection to the admin API: refused, unknown host, timed out, reset. */
-  | 'CLI_SERVER_UNREACHABLE'
+  CLI_SERVER_UNREACHABLE: 1,
   /** The TLS connection failed: the server certificate does not chain to the root, or does not name the host, or the other end does not speak TLS. */
-  | 'CLI_TLS_FAILED'
+  CLI_TLS_FAILED: 1,
   /** The server answered something that is not the admin API's JSON (or CRL). */
-  | 'CLI_BAD_RESPONSE'
+  CLI_BAD_RESPONSE: 1,
   /** A file named on the command line cannot be read or does not hold what it should. */
-  | 'CLI_INPUT_INVALID'
+  CLI_INPUT_INVALID: 1,
   /** `fleetgate audit verify` found the audit hash chain broken. */
-  | 'CLI_AUDIT_BROKEN';
+  CLI_AUDIT_BROKEN: 1,
+} as const;
 
-/** A CLI failure with a stable code and a message for the operator. */
-export class CliError extends Error {
-  override readonly name = 'CliError';
-  constructor(
-    readonly code: CliErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
+/** A stable operator code. */
+export type OperatorErrorCode = keyof typeof OPERATOR_ERRORS;
+
+/** Names operator codes, checked: `OperatorCode<'CONFIG_INVALID'>` does not compile unless the code is catalogued. */
+export type OperatorCode<Code extends OperatorErrorCode> = Code;
+
+/** The codes of the CLI's own failures. */
+export type CliErrorCode = Extract<OperatorErrorCode, `CLI_${string}`>;
+
+/** Exit status of `fleetgate` for an error code: the operator catalogue's, else 1. */
+export function exitStatus(code: string): number {
+  return Object.hasOwn(OPERATOR_ERRORS, code) ? OPERATOR_ERRORS[code as OperatorErrorCode] : 1;
+}
+
+/** A CLI failure (not of the server it talks to) with a stable code and a message for the operator. */
+export class CliError<Code extends CliErrorCode = CliErrorCode> extends FleetgateError<Code> {
+  override readonly name: string = 'CliError';
 }

@@ -1,4 +1,4 @@
-import { parseCommandArgs, UsageError, type Command } from './args.ts';
+import { parseCommandArgs, type Command } from './args.ts';
 
 /**
  * One command of the CLI: the words that select it, the line `fleetgate --help` shows, and its
@@ -95,16 +95,12 @@ export async function main(argv: string[]): Promise<number> {
     }
     return await loaded.run(values, positionals);
   } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`fleetgate: ${error.code}: ${error.message}\n`);
-      return 2;
-    }
-    // Loaded only on failure: the error classes come with the modules that throw them.
+    // Loaded only on failure (it is small: the error base class and the operator catalogue).
     const { operatorError } = await import('./operator-error.ts');
     const known = operatorError(error);
     if (known) {
       process.stderr.write(`fleetgate: ${known.code}: ${known.message}\n`);
-      return 1;
+      return known.exit;
     }
     process.stderr.write(`fleetgate: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     return 1;

@@ -1,5 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { KeyKind } from '../pki/algorithms.ts';
+import { FleetgateError } from '@fleetgate/device-sdk/errors';
+import type { OperatorCode } from '../cli/errors.ts';
 
 /** Policy for one device model. */
 export interface ModelPolicy {
@@ -164,9 +166,11 @@ export const DEFAULT_CONFIG: ServerConfig = {
 };
 
 /** The configuration file is invalid. */
-export class ConfigError extends Error {
+export class ConfigError extends FleetgateError<OperatorCode<'CONFIG_INVALID'>> {
   override readonly name = 'ConfigError';
-  readonly code = 'CONFIG_INVALID';
+  constructor(message: string, options?: ErrorOptions) {
+    super('CONFIG_INVALID', message, options);
+  }
 }
 
 const KEY_KINDS: readonly KeyKind[] = ['ec-p256', 'ec-p384', 'ec-p521', 'ed25519', 'rsa'];

@@ -6,17 +6,12 @@ import { fromPem } from '../pki/pem.ts';
 import { KeyObjectSigner } from '../pki/signer.ts';
 import { createPublicKey } from 'node:crypto';
 import { dataLayout, type AuthorityName } from './layout.ts';
+import { FleetgateError } from '@fleetgate/device-sdk/errors';
+import type { OperatorCode } from '../cli/errors.ts';
 
 /** The data directory has not been initialised, or is missing a file. */
-export class DataDirError extends Error {
+export class DataDirError extends FleetgateError<OperatorCode<'DATA_NOT_INITIALIZED' | 'DATA_FILE_INVALID'>> {
   override readonly name = 'DataDirError';
-  constructor(
-    readonly code: 'DATA_NOT_INITIALIZED' | 'DATA_FILE_INVALID',
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 /** Environment variable that holds the CA key passphrase. */

@@ -11,6 +11,8 @@ import { writeFileAtomic } from '../fs-atomic.ts';
 import { DEFAULT_CONFIG } from '../config/config.ts';
 import { dataLayout, type AuthorityName, type DataLayout } from './layout.ts';
 import { createHash } from 'node:crypto';
+import { FleetgateError } from '@fleetgate/device-sdk/errors';
+import type { OperatorCode } from '../cli/errors.ts';
 
 /** What `fleetgate init` did to each file. */
 export interface InitReport {
@@ -68,9 +70,11 @@ function ipOrDns(name: string): GeneralName {
 }
 
 /** `fleetgate init` was asked for something it cannot make. */
-export class InitError extends Error {
+export class InitError extends FleetgateError<OperatorCode<'INIT_INVALID_HOSTNAME'>> {
   override readonly name = 'InitError';
-  readonly code = 'INIT_INVALID_HOSTNAME';
+  constructor(message: string, options?: ErrorOptions) {
+    super('INIT_INVALID_HOSTNAME', message, options);
+  }
 }
 
 /**

@@ -1,42 +1,7 @@
-import type { EnrollErrorCode } from '@fleetgate/device-sdk/protocol';
+import { ENROLL_ERRORS, type EnrollErrorCode } from '@fleetgate/device-sdk/protocol';
 
 /**
- * HTTP status of each enrollment error code (RFC 7030 §4.2.3 leaves the choice to the server):
- * 400 malformed, 401 credential missing/untrusted/expired, 403 policy, 404 unknown path or CA
- * label, 405 wrong method, 408 body too slow, 409 identity conflict, 413 too large, 415 wrong
- * media type, 429 rate limited, 501 an EST operation fleetgate does not offer, 503 overloaded.
+ * HTTP status of each enrollment error code. The catalogue is {@link ENROLL_ERRORS} in the SDK's
+ * wire contract (a device sees the status too); this is the server's name for it.
  */
-export const ENROLL_HTTP_STATUS: Readonly<Record<EnrollErrorCode, number>> = {
-  ENROLL_BAD_CONTENT_TYPE: 415,
-  ENROLL_BAD_BASE64: 400,
-  ENROLL_CSR_MALFORMED: 400,
-  ENROLL_CSR_SIGNATURE: 400,
-  ENROLL_CSR_ALGORITHM: 400,
-  ENROLL_KEY_POLICY: 403,
-  ENROLL_IDENTITY_MISMATCH: 403,
-  ENROLL_EXTENSION_REFUSED: 403,
-  ENROLL_TOO_LARGE: 413,
-  ENROLL_BODY_TIMEOUT: 408,
-  ENROLL_CLIENT_CERT_REQUIRED: 401,
-  ENROLL_CLIENT_CERT_UNTRUSTED: 401,
-  ENROLL_CLIENT_CERT_EXPIRED: 401,
-  ENROLL_BOOTSTRAP_REQUIRED: 403,
-  ENROLL_OPERATIONAL_REQUIRED: 403,
-  ENROLL_CERT_UNKNOWN: 403,
-  ENROLL_CERT_SUPERSEDED: 403,
-  ENROLL_DEVICE_REVOKED: 403,
-  ENROLL_DEVICE_DISABLED: 403,
-  ENROLL_ALREADY_ENROLLED: 409,
-  ENROLL_CONFLICT: 409,
-  ENROLL_MODEL_UNKNOWN: 403,
-  ENROLL_ID_OUTSIDE_TRUST: 403,
-  ENROLL_ID_RESERVED: 403,
-  ENROLL_TRUST_UNSCOPED: 403,
-  ENROLL_RATE_LIMITED: 429,
-  ENROLL_NOT_FOUND: 404,
-  ENROLL_LABEL_UNKNOWN: 404,
-  ENROLL_METHOD_NOT_ALLOWED: 405,
-  ENROLL_NOT_IMPLEMENTED: 501,
-  ENROLL_UNAVAILABLE: 503,
-  ENROLL_INTERNAL: 500,
-};
+export const ENROLL_HTTP_STATUS: Readonly<Record<EnrollErrorCode, number>> = ENROLL_ERRORS;

@@ -9,6 +9,8 @@ import { toPem } from '../pki/pem.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
 import { writeCredentialFiles } from './credential-files.ts';
 import { idPrefixProblem, newDeviceId, newPrefixedDeviceId } from './device-ids.ts';
+import { FleetgateError } from '@fleetgate/device-sdk/errors';
+import type { OperatorCode } from '../cli/errors.ts';
 
 /** One line of the manifest a factory run writes (importable later as an allow-list). */
 export interface ManifestEntry {
@@ -47,9 +49,11 @@ export interface BootstrapBatchOptions {
 export const MAX_BATCH = 100_000;
 
 /** A bootstrap batch request is invalid. */
-export class BatchError extends Error {
+export class BatchError extends FleetgateError<OperatorCode<'BOOTSTRAP_INVALID'>> {
   override readonly name = 'BatchError';
-  readonly code = 'BOOTSTRAP_INVALID';
+  constructor(message: string, options?: ErrorOptions) {
+    super('BOOTSTRAP_INVALID', message, options);
+  }
 }
 
 async function exists(path: string): Promise<boolean> {

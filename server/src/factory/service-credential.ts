@@ -1,11 +1,15 @@
 import type { CertificateAuthority } from '../pki/ca.ts';
 import { SERVICE_NAME } from '../config/config.ts';
 import { issueClientCredential, type WrittenCredential } from './client-credential.ts';
+import { FleetgateError } from '@fleetgate/device-sdk/errors';
+import type { OperatorCode } from '../cli/errors.ts';
 
 /** A service credential request is invalid. */
-export class ServiceCredentialError extends Error {
+export class ServiceCredentialError extends FleetgateError<OperatorCode<'SERVICE_INVALID'>> {
   override readonly name = 'ServiceCredentialError';
-  readonly code = 'SERVICE_INVALID';
+  constructor(message: string, options?: ErrorOptions) {
+    super('SERVICE_INVALID', message, options);
+  }
 }
 
 /** What `fleetgate service issue` made. */

@@ -8,6 +8,9 @@
  * use to check what this module writes (test/pki-*.test.ts), and `openssl` checks it too.
  */
 
+import { FleetgateError } from '@fleetgate/device-sdk/errors';
+import type { PkiErrorCode } from './errors.ts';
+
 /** ASN.1 universal tags used by X.509, PKCS#10 and CMS. */
 export const Tag = {
   BOOLEAN: 0x01,
@@ -25,9 +28,15 @@ export const Tag = {
   SET: 0x31,
 } as const;
 
-/** Thrown when DER input is malformed. */
-export class DerError extends Error {
+/**
+ * Thrown when DER input is malformed (or a value cannot be encoded). CSR parsing turns it into
+ * `PKI_CSR_MALFORMED`; it is not a {@link PkiError} so that the CSR parser can tell the two apart.
+ */
+export class DerError extends FleetgateError<Extract<PkiErrorCode, 'PKI_DER_INVALID'>> {
   override readonly name = 'DerError';
+  constructor(message: string, options?: ErrorOptions) {
+    super('PKI_DER_INVALID', message, options);
+  }
 }
 
 function encodeLength(length: number): Buffer {

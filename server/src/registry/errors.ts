@@ -1,21 +1,20 @@
-/** Stable codes of registry errors. */
-export type RegistryErrorCode =
-  | 'REGISTRY_CONFLICT'
-  | 'REGISTRY_DEVICE_BLOCKED'
-  | 'REGISTRY_NOT_FOUND'
-  | 'REGISTRY_INVALID_STATE'
-  | 'REGISTRY_CLOSED'
-  | 'REGISTRY_LOCKED'
-  | 'REGISTRY_IO';
+import { FleetgateError } from '@fleetgate/device-sdk/errors';
+
+/** Stable codes of registry errors. Callers translate them (docs/errors.md, "Registry"); no metadata here. */
+export const REGISTRY_ERRORS = {
+  REGISTRY_CONFLICT: {},
+  REGISTRY_DEVICE_BLOCKED: {},
+  REGISTRY_NOT_FOUND: {},
+  REGISTRY_INVALID_STATE: {},
+  REGISTRY_CLOSED: {},
+  REGISTRY_LOCKED: {},
+  REGISTRY_IO: {},
+} as const;
+
+/** A stable registry error code. */
+export type RegistryErrorCode = keyof typeof REGISTRY_ERRORS;
 
 /** A registry failure with a stable code. */
-export class RegistryError extends Error {
+export class RegistryError extends FleetgateError<RegistryErrorCode> {
   override readonly name = 'RegistryError';
-  constructor(
-    readonly code: RegistryErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
