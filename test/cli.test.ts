@@ -114,7 +114,8 @@ test('unknown commands and unknown flags exit 2 with a message on stderr, and do
   const base = await tempDir(t);
   const data = join(base, 'data');
   const cases: ReadonlyArray<readonly [readonly string[], RegExp]> = [
-    [['frobnicate'], /unknown command: frobnicate/],
+    [['frobnicate'], /^fleetgate: CLI_USAGE: unknown command: frobnicate\n/],
+    [[], /^fleetgate: CLI_USAGE: a command is required\n/],
     [['bootstrap'], /bootstrap/],
     [['init', '--data', data, '--bogus'], /--bogus/],
     [['bootstrap', 'issue', '--data', data, '--model', 'thermostat', '--count', '1', '--out', join(base, 'out'), '--frobnicate'], /--frobnicate/],

@@ -1,4 +1,5 @@
 import { parseCommandArgs, type Command } from './args.ts';
+import { OPERATOR_ERRORS, type CliErrorCode } from './errors.ts';
 
 /**
  * One command of the CLI: the words that select it, the line `fleetgate --help` shows, and its
@@ -62,6 +63,13 @@ Run \`fleetgate <command> --help\` for the options of a command.
 Environment: FLEETGATE_DATA (data directory), FLEETGATE_CA_PASSPHRASE, FLEETGATE_LOG_LEVEL.`;
 }
 
+/** Prints a usage error the way every command does (`fleetgate: CLI_USAGE: ...`), then `help`; exit status 2. */
+function usageFailure(message: string, help: string): number {
+  const code: CliErrorCode = 'CLI_USAGE';
+  process.stderr.write(`fleetgate: ${code}: ${message}\n\n${help}`);
+  return OPERATOR_ERRORS[code];
+}
+
 /** Runs the CLI; returns the exit code (0 ok, 1 failed, 2 usage). */
 export async function main(argv: string[]): Promise<number> {
   const words = argv.filter((arg) => !arg.startsWith('-'));
@@ -79,12 +87,15 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(text);
         return 0;
       }
-      process.stderr.write(`fleetgate: CLI_USAGE: ${argv[0]} needs a command\n\n${text}`);
-      return 2;
+      return usageFailure(`${argv[0]} needs a command`, text);
     }
-    const wantsHelp = argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help';
-    process[wantsHelp ? 'stdout' : 'stderr'].write(`${wantsHelp ? '' : `unknown command: ${argv.join(' ')}\n\n`}${topHelp()}\n`);
-    return wantsHelp ? 0 : 2;
+    if (argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+      process.stdout.write(`${topHelp()}\n`);
+      return 0;
+    }
+    // Bare `fleetgate` did nothing: a usage error like any other, so a script that lost its
+    // arguments does not carry on as if something had run.
+    return usageFailure(argv.length === 0 ? 'a command is required' : `unknown command: ${argv.join(' ')}`, `${topHelp()}\n`);
   }
   try {
     const loaded = await command.load();
