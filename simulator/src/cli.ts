@@ -1,7 +1,6 @@
 import { SIM_ERRORS, SimUsageError } from './errors.ts';
 import { HELP, parseSimArgs } from './options.ts';
 import { Progress } from './progress.ts';
-import { simulate, summaryText } from './simulate.ts';
 
 /** `fleetgate-sim`: returns the exit code (0 ok, 1 errors above the limit or failure, 2 usage). */
 export async function main(argv: string[]): Promise<number> {
@@ -27,6 +26,8 @@ export async function main(argv: string[]): Promise<number> {
     progress.note('interrupted: finishing the report (Ctrl-C again to quit at once)');
   });
   try {
+    // The fleet machinery (the SDK, MQTT.js, the report) is loaded to run one, not for --help.
+    const { simulate, summaryText } = await import('./simulate.ts');
     const outcome = await simulate(options, progress);
     process.stdout.write(options.json ? `${JSON.stringify(outcome.report, null, 2)}\n` : `${summaryText(outcome, options.maxErrorRate)}\n`);
     return outcome.passed ? 0 : 1;
