@@ -16,6 +16,8 @@ export interface DeviceSession {
   /** Publish rate of this client (backpressure beyond it). */
   readonly messages: TokenBucket;
   readonly peer: string | undefined;
+  /** Filters this session has been granted (a re-subscription to one of them replaces it, MQTT-3.8.4-3). */
+  readonly subscriptions: Set<string>;
 }
 
 /** What preConnect saw in the CONNECT packet, for authenticate to check. */

@@ -52,6 +52,10 @@ export function createAuthenticate(context: HookContext) {
         model = 'service';
       }
       if (context.access.isRevoked(identity.serial)) throw new BrokerError('BROKER_CERT_REVOKED', identity.serial);
+      // Checked after revocation, so a revoked old certificate says so rather than "superseded".
+      if (identity.kind === 'device' && context.access.standing(identity.deviceId, identity.serial) === 'superseded') {
+        throw new BrokerError('BROKER_CERT_SUPERSEDED', `serial ${identity.serial}; device ${identity.deviceId} holds a newer certificate`);
+      }
       const keepalive = pending?.keepalive ?? 0;
       if (keepalive < limits.keepaliveMinSeconds || keepalive > limits.keepaliveMaxSeconds) {
         throw new BrokerError('BROKER_KEEPALIVE', `${keepalive}s requested; allowed ${limits.keepaliveMinSeconds}-${limits.keepaliveMaxSeconds}s`);
@@ -68,7 +72,9 @@ export function createAuthenticate(context: HookContext) {
         mayPublish: (topic) => publishMatchers.some((matches) => matches(topic)),
         messages: new TokenBucket(limits.messagesPerSecond, limits.messageBurst),
         peer: (client.conn as TLSSocket).remoteAddress,
+        subscriptions: new Set(),
       });
+      if (identity.kind === 'device') context.access.currentConnected(identity.deviceId, identity.serial);
       done(null, true);
     } catch (error) {
       if (!(error instanceof BrokerError)) {
