@@ -1,5 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import type { IClientSubscribeOptions, MqttClient } from 'mqtt';
+import { ConfigError, DEFAULT_CONFIG, mergeConfig } from '../server/src/config/config.ts';
 import { connectMqtt, enrolledDevices, type EnrolledDevice } from './helpers/device.ts';
 import { startFleet, testConfig, type Fleet } from './helpers/fleet.ts';
 import { metric } from './helpers/sockets.ts';
@@ -139,4 +140,11 @@ test('subscriptions per client: filters beyond the cap get SUBACK 0x80, re-subsc
   const received = new Promise<string>((resolve) => client.on('message', (topic) => resolve(topic)));
   await client.publishAsync(filter('d'), 'x', { qos: 1 });
   t.is(await received, filter('d'));
+});
+
+test('config: the memory caps are positive numbers', (t) => {
+  for (const key of ['maxRetainedPerDevice', 'maxRetainedBytesPerDevice', 'maxRetainedBytes', 'maxSubscriptionsPerClient']) {
+    t.throws(() => mergeConfig({ broker: { limits: { [key]: 0 } } }), { instanceOf: ConfigError }, key);
+    t.is(mergeConfig({ broker: { limits: { [key]: 7 } } }).broker.limits[key as keyof typeof DEFAULT_CONFIG.broker.limits], 7);
+  }
 });

@@ -1,5 +1,9 @@
 import test from 'ava';
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, DEFAULT_CONFIG, mergeConfig } from '../server/src/config/config.ts';
+import { LISTENER_CLOSE_CODES } from '../server/src/tls/listener-guard.ts';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { connectMqtt, enrolledDevices } from './helpers/device.ts';
 import { makeDataDir, startFleet, testConfig, type Fleet } from './helpers/fleet.ts';
@@ -115,4 +119,38 @@ test('fleetgate serve with a silent socket open exits promptly on SIGTERM', asyn
   t.is(code, 0, serve.output());
   t.true(Date.now() - started < 4000);
   t.not(await within(silent.closed, 1000, 'still open'), 'still open');
+});
+
+test('config: listeners.* are positive numbers, unknown keys are refused, defaults apply', (t) => {
+  t.deepEqual(mergeConfig({}).listeners, DEFAULT_CONFIG.listeners);
+  t.is(mergeConfig({ listeners: { handshakeTimeoutMs: 2500 } }).listeners.handshakeTimeoutMs, 2500);
+  t.is(mergeConfig({ listeners: { handshakeTimeoutMs: 2500 } }).listeners.maxPendingPerAddress, DEFAULT_CONFIG.listeners.maxPendingPerAddress);
+  for (const bad of [{ handshakeTimeoutMs: 0 }, { maxPendingConnections: -1 }, { maxPendingPerAddress: 'many' }, { handshakeTimeout: 1000 }]) {
+    t.throws(() => mergeConfig({ listeners: bad }), { instanceOf: ConfigError }, JSON.stringify(bad));
+  }
+  t.throws(() => mergeConfig({ listeners: 5 }), { instanceOf: ConfigError });
+});
+
+/** The rows (cells) of the markdown table whose header starts with `| header |`. */
+function tableRows(markdown: string, header: string): string[][] {
+  const lines = markdown.split('\n');
+  const start = lines.findIndex((line) => line.startsWith(`| ${header} |`));
+  const rows: string[][] = [];
+  if (start === -1) return rows;
+  for (const line of lines.slice(start + 2)) {
+    if (!line.startsWith('|')) break;
+    rows.push(line.split('|').slice(1, -1).map((cell) => cell.trim()));
+  }
+  return rows;
+}
+
+test('docs: errors.md lists exactly the TLS_* codes, broker.md the listeners settings with their defaults', async (t) => {
+  const docs = fileURLToPath(new URL('../docs/', import.meta.url));
+  const errors = await readFile(`${docs}errors.md`, 'utf8');
+  const section = errors.slice(errors.indexOf('## TLS listeners'));
+  const codes = tableRows(section, 'code').map(([code = '']) => code.replaceAll('`', ''));
+  t.deepEqual(codes.sort(), Object.keys(LISTENER_CLOSE_CODES).sort());
+  const broker = await readFile(`${docs}broker.md`, 'utf8');
+  const settings = Object.fromEntries(tableRows(broker, 'listeners setting').map(([name = '', value = '']) => [name.replaceAll('`', ''), Number(value.split(' ')[0])]));
+  t.deepEqual(settings, { ...DEFAULT_CONFIG.listeners });
 });
