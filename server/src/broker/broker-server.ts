@@ -18,6 +18,7 @@ import { createPreConnect } from './hooks/pre-connect.ts';
 import { guardPacketSize } from './packet-guard.ts';
 import { PresenceRecorder } from './presence.ts';
 import { issuingCaOf } from './peer-identity.ts';
+import { persistGrantedOnly } from './persisted-subscriptions.ts';
 import { RetainedQuota } from './retained-quota.ts';
 import { SessionTable } from './sessions.ts';
 
@@ -93,12 +94,21 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     authenticate: createAuthenticate(context),
     authorizePublish: createAuthorizePublish(context),
     authorizeSubscribe: createAuthorizeSubscribe(context),
-    authorizeForward: (_client, packet) => {
+    // Delivery is checked too (a message for an offline persistent session is queued by aedes'
+    // persistence, outside the subscribe hook): a client only ever receives topics its subscribe
+    // rules cover. Returning null drops the message for this client (and clears it from its queue).
+    authorizeForward: (client, packet) => {
+      if (!sessions.get(client)?.mayReceive(packet.topic)) {
+        metrics.mqttRefusals.inc({ code: 'BROKER_DELIVERY_DENIED' });
+        logger.warn({ code: 'BROKER_DELIVERY_DENIED', clientId: client.id, topic: packet.topic }, 'delivery refused');
+        return null;
+      }
       metrics.mqttMessagesOut.inc();
       return packet;
     },
   });
   const broker = aedes;
+  persistGrantedOnly(broker, (client, filter) => sessions.get(client)?.subscriptions.has(filter) ?? false);
 
   const setConnectedGauges = (): void => {
     const counts = sessions.counts();

@@ -25,6 +25,7 @@ export const BROKER_ERRORS = {
   BROKER_RATE_SHED: { returnCode: 0, message: 'connection rate exceeded; connection closed before the handshake' },
   BROKER_RETAINED_LIMIT: { returnCode: 0, message: 'the client holds as many retained messages or bytes as allowed' },
   BROKER_RETAINED_FULL: { returnCode: 0, message: 'the broker holds as many retained bytes as allowed' },
+  BROKER_DELIVERY_DENIED: { returnCode: 0, message: 'a message outside the client subscribe rules was not delivered' },
   BROKER_SUBSCRIPTION_LIMIT: { returnCode: 0, message: 'the client holds as many subscriptions as allowed' },
 } as const;
 

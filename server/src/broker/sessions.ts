@@ -13,6 +13,8 @@ export interface DeviceSession {
   readonly rules: DeviceTopicRules;
   /** The publish rules compiled once per session (checked for every message). */
   readonly mayPublish: (topic: string) => boolean;
+  /** The subscribe rules compiled once per session (checked for every delivery). */
+  readonly mayReceive: (topic: string) => boolean;
   /** Publish rate of this client (backpressure beyond it). */
   readonly messages: TokenBucket;
   readonly peer: string | undefined;

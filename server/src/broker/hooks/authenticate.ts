@@ -64,12 +64,14 @@ export function createAuthenticate(context: HookContext) {
         throw new BrokerError('BROKER_WILL_DENIED', pending.willTopic);
       }
       const publishMatchers = rules.publish.map(compileFilter);
+      const receiveMatchers = rules.subscribe.map(compileFilter);
       context.sessions.set(client, {
         identity,
         key: sessionKey(identity, client.id),
         model,
         rules,
         mayPublish: (topic) => publishMatchers.some((matches) => matches(topic)),
+        mayReceive: (topic) => receiveMatchers.some((matches) => matches(topic)),
         messages: new TokenBucket(limits.messagesPerSecond, limits.messageBurst),
         peer: (client.conn as TLSSocket).remoteAddress,
         subscriptions: new Set(),
