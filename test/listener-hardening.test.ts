@@ -50,19 +50,22 @@ for (const listener of LISTENERS) {
   });
 }
 
-test('mqtt: a TLS client that never sends CONNECT is closed within the same timeout', async (t) => {
-  // Long enough for the handshake itself on a busy machine; aedes' own CONNECT timeout is 10 s.
-  const fleet = await startFleet(t, { config: testConfig({ listeners: { handshakeTimeoutMs: 1500 } }) });
-  const started = Date.now();
-  const socket = tlsConnect({ host: '127.0.0.1', port: fleet.server.mqttPort, ca: fleet.rootPem, servername: 'localhost' });
-  t.teardown(() => socket.destroy());
-  socket.on('error', () => undefined);
-  const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now() - started)));
-  await once(socket, 'secureConnect');
-  const elapsed = await within(closed, 6000, 'still open');
-  t.true(typeof elapsed === 'number' && elapsed >= 1400 && elapsed < 5000, `closed after ${String(elapsed)}`);
-  t.is(await closedCount(fleet, 'mqtt', 'TLS_HANDSHAKE_TIMEOUT'), 1);
-});
+for (const listener of LISTENERS) {
+  test(`${listener}: a TLS client that then sends nothing (no CONNECT, no request) is closed within the same timeout`, async (t) => {
+    // Long enough for the handshake itself on a busy machine; aedes' own CONNECT timeout is 10 s,
+    // the admin API's HTTP headers timeout 60 s.
+    const fleet = await startFleet(t, { config: testConfig({ listeners: { handshakeTimeoutMs: 1500 } }) });
+    const started = Date.now();
+    const socket = tlsConnect({ host: '127.0.0.1', port: portOf(fleet, listener), ca: fleet.rootPem, servername: 'localhost' });
+    t.teardown(() => socket.destroy());
+    socket.on('error', () => undefined);
+    const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now() - started)));
+    await once(socket, 'secureConnect');
+    const elapsed = await within(closed, 6000, 'still open');
+    t.true(typeof elapsed === 'number' && elapsed >= 1400 && elapsed < 5000, `closed after ${String(elapsed)}`);
+    t.is(await closedCount(fleet, listener, 'TLS_HANDSHAKE_TIMEOUT'), 1);
+  });
+}
 
 test('a failed handshake (bytes that are not TLS) is closed at once and counted', async (t) => {
   const fleet = await startFleet(t);
@@ -153,4 +156,24 @@ test('docs: errors.md lists exactly the TLS_* codes, broker.md the listeners set
   const broker = await readFile(`${docs}broker.md`, 'utf8');
   const settings = Object.fromEntries(tableRows(broker, 'listeners setting').map(([name = '', value = '']) => [name.replaceAll('`', ''), Number(value.split(' ')[0])]));
   t.deepEqual(settings, { ...DEFAULT_CONFIG.listeners });
+});
+
+test('an established connection stops counting as unfinished: MQTT after CONNACK, HTTPS after its first request', async (t) => {
+  const fleet = await startFleet(t, { config: testConfig({ listeners: { handshakeTimeoutMs: 1500 } }) });
+  const [device] = await enrolledDevices(t, fleet);
+  const pending = (listener: Listener): Promise<number> => metric(fleet.server.metricsUrl, `fleetgate_listener_pending_connections{listener="${listener}"}`);
+  const client = await connectMqtt(t, fleet, device!.operational);
+  t.is(await pending('mqtt'), 0);
+  // A kept-alive HTTPS connection after one request.
+  const socket = tlsConnect({ host: '127.0.0.1', port: fleet.server.estPort, ca: fleet.rootPem, servername: 'localhost' });
+  t.teardown(() => socket.destroy());
+  await once(socket, 'secureConnect');
+  const answered = new Promise<string>((resolve) => socket.once('data', (chunk: Buffer) => resolve(chunk.toString('latin1'))));
+  socket.write('GET /.well-known/est/cacerts HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n');
+  t.regex(await answered, /^HTTP\/1\.1 200/);
+  t.is(await pending('est'), 0);
+  // Past the handshake timeout both are still up.
+  t.false(await until(() => socket.destroyed || !client.connected, 2000));
+  t.is(await closedCount(fleet, 'mqtt', 'TLS_HANDSHAKE_TIMEOUT'), 0);
+  t.is(await closedCount(fleet, 'est', 'TLS_HANDSHAKE_TIMEOUT'), 0);
 });

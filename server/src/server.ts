@@ -168,7 +168,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       loadTrusts().catch((error: unknown) => logger.error({ err: error }, 'reloading bootstrap trusts failed'));
     });
     closers.push(async () => stopTrusts());
-    const estGuard = guardNamedListener(est, 'est', config.listeners, 'handshake', reporting);
+    const estGuard = guardNamedListener(est, 'est', config.listeners, 'first-request', reporting);
     const estPort = await listen(est, listenOptions.estPort, listenOptions.host);
     closers.unshift(() => closeHttpServer(est, estGuard));
 
@@ -191,7 +191,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       issuing: issuing.x509,
       tls: { key: serverKey, cert: serverCert, clientCas: [toPem('CERTIFICATE', root), toPem('CERTIFICATE', issuing.certificate)] },
     });
-    const adminGuard = guardNamedListener(admin, 'admin', config.listeners, 'handshake', reporting);
+    const adminGuard = guardNamedListener(admin, 'admin', config.listeners, 'first-request', reporting);
     const adminPort = await listen(admin, listenOptions.adminPort, listenOptions.host);
     closers.unshift(() => closeHttpServer(admin, adminGuard));
 

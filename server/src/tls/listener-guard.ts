@@ -7,7 +7,7 @@ import type { Server as TlsServer, TLSSocket } from 'node:tls';
  * docs/errors.md ("TLS listeners").
  */
 export const LISTENER_CLOSE_CODES = {
-  TLS_HANDSHAKE_TIMEOUT: 'the TLS handshake (MQTT: and the CONNECT) did not finish within listeners.handshakeTimeoutMs',
+  TLS_HANDSHAKE_TIMEOUT: 'the TLS handshake (MQTT: and the CONNECT; HTTPS: and the first request) did not finish within listeners.handshakeTimeoutMs',
   TLS_HANDSHAKE_FAILED: 'the TLS handshake failed (garbage, a protocol error, an unsupported version or cipher)',
   TLS_PENDING_PER_ADDRESS: 'listeners.maxPendingPerAddress unfinished connections from this address already',
   TLS_PENDING_TOTAL: 'listeners.maxPendingConnections unfinished connections already',
@@ -20,7 +20,7 @@ export type ListenerCloseCode = keyof typeof LISTENER_CLOSE_CODES;
 
 /** Bounds on connections that have not finished their handshake (config `listeners`). */
 export interface ListenerLimits {
-  /** Time from TCP accept to the end of the TLS handshake (MQTT: to the answered CONNECT). */
+  /** Time from TCP accept to the end of the TLS handshake (MQTT: to the answered CONNECT; HTTPS: to the first request). */
   readonly handshakeTimeoutMs: number;
   /** Unfinished connections on one listener, in total. Beyond it new sockets are closed at once. */
   readonly maxPendingConnections: number;
@@ -31,12 +31,13 @@ export interface ListenerLimits {
 export interface ListenerGuardOptions {
   readonly limits: ListenerLimits;
   /**
-   * When a connection stops counting as unfinished: at the end of the TLS handshake (HTTPS
-   * listeners, whose request timeouts take over), or when the owner calls {@link ListenerGuard.settle}
-   * (MQTT: once the CONNECT has been answered, so a client that completes TLS and then stays
-   * silent still counts and is still timed out).
+   * When a connection stops counting as unfinished, and its timer stops: at the end of the TLS
+   * handshake; at its first HTTP request (HTTPS listeners: a client that completes TLS and then
+   * sends nothing is timed out like one that never starts it; once a request came, the HTTP
+   * server's own timeouts take over); or when the owner calls {@link ListenerGuard.settle} (MQTT:
+   * once the CONNECT has been answered).
    */
-  readonly settleOn: 'handshake' | 'manual';
+  readonly settleOn: 'handshake' | 'first-request' | 'manual';
   /** Called for every socket the guard closes (metrics, logs). */
   readonly onClose: (code: ListenerCloseCode, peer: string | undefined) => void;
   /** Called when the number of unfinished connections changes (a gauge). */
@@ -72,8 +73,8 @@ const connectionKey = (socket: Socket): string => `${socket.remoteAddress ?? ''}
  * Hardens a TLS listener (node:tls or node:https) against connections that never finish:
  *
  * - a socket that has not finished within `handshakeTimeoutMs` is destroyed. Node's own
- *   `handshakeTimeout` only emits `tlsClientError` and leaves the socket open, and an https
- *   server's request timeouts start only after the handshake;
+ *   `handshakeTimeout` (120 s) only emits `tlsClientError` and leaves the socket open, and an
+ *   https server's request timeouts start only after the handshake;
  * - a failed handshake is destroyed too (`tlsClientError` only reports it);
  * - unfinished sockets are bounded per source address and in total; a socket beyond either bound
  *   is closed as soon as it is accepted, so silent sockets cannot use up the listener's
@@ -153,6 +154,13 @@ export function guardListener(server: TlsServer, options: ListenerGuardOptions):
       socket.destroy();
     });
   });
+
+  if (options.settleOn === 'first-request') {
+    server.on('request', (request: { socket: TLSSocket }) => {
+      const entry = byTls.get(request.socket);
+      if (entry) unpend(entry);
+    });
+  }
 
   // A failed or timed-out handshake: Node reports it and keeps the socket (DESIGN pitfalls).
   server.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => {
