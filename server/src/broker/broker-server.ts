@@ -131,17 +131,32 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   broker.on('unsubscribe', (filters: string[], client: Client) => {
     const held = sessions.get(client)?.subscriptions;
     if (held) for (const filter of filters) held.delete(filter);
+    markUsed(client);
   });
+  // The first packet a device sends after its CONNACK proves it got the CONNACK: from then on a
+  // certificate its last renewal replaced is superseded (DeviceAccess.standing). Not what aedes
+  // does while closing a client (its will, the unsubscriptions of a clean session).
+  const used = new WeakSet<Client>();
+  const markUsed = (client: Client): void => {
+    if (client.closed || used.has(client)) return;
+    const identity = sessions.get(client)?.identity;
+    if (identity?.kind !== 'device') return;
+    used.add(client);
+    access.currentUsed(identity.deviceId, identity.serial);
+  };
   broker.on('publish', (_packet, client) => {
     if (!client) return;
     metrics.mqttMessagesIn.inc();
     const identity = sessions.get(client)?.identity;
     if (identity?.kind === 'device') presence.seen(identity.deviceId);
+    markUsed(client);
   });
   broker.on('ping', (_packet, client) => {
     const identity = sessions.get(client)?.identity;
     if (identity?.kind === 'device') presence.seen(identity.deviceId);
+    markUsed(client);
   });
+  broker.on('subscribe', (_subscriptions, client) => markUsed(client));
   broker.on('clientError', (client: Client, error: Error) => {
     logger.debug({ clientId: client.id, err: error }, 'client error');
   });

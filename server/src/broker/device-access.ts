@@ -54,12 +54,14 @@ export class DeviceAccess {
 
   /**
    * Whether a device certificate may still connect. The current one may. The one the last renewal
-   * replaced may too, until the current one has connected: the SDK renews over EST, then connects
-   * with the new certificate (taking the old session over) before it drops the old one, and a
-   * device whose renewal answer was lost still holds only the old one (it renews again with it
-   * and gets the same certificate, RFC 7030 §4.2.2). Any older certificate is superseded.
-   * "Has connected" is remembered in memory: after a restart the previous certificate is admitted
-   * again until the current one connects, a window that ends with the old certificate's expiry.
+   * replaced may too, until the current one has been used: the SDK renews over EST, then connects
+   * with the new certificate (taking the old session over) before it drops the old one; if that
+   * CONNACK does not reach it in time it goes back to the old certificate; and a device whose
+   * renewal answer was lost still holds only the old one (it renews again with it and gets the
+   * same certificate). "Used" means a session with the current certificate sent a packet after
+   * its CONNACK (so the device had the CONNACK), see {@link currentUsed}. Any older certificate is
+   * superseded. This is remembered in memory: after a restart the previous certificate is admitted
+   * again until the current one is used, a window that ends with the old certificate's expiry.
    */
   standing(deviceId: string, serial: string): CertificateStanding {
     const device = this.devices.get(deviceId);
@@ -68,8 +70,8 @@ export class DeviceAccess {
     return 'superseded';
   }
 
-  /** Remembers that a device connected with its current certificate. */
-  currentConnected(deviceId: string, serial: string): void {
+  /** Remembers that a device used a session of its current certificate (a packet after CONNACK). */
+  currentUsed(deviceId: string, serial: string): void {
     if (this.devices.get(deviceId)?.certSerial === serial) this.currentSeen.set(deviceId, serial);
   }
 

@@ -76,7 +76,6 @@ export function createAuthenticate(context: HookContext) {
         peer: (client.conn as TLSSocket).remoteAddress,
         subscriptions: new Set(),
       });
-      if (identity.kind === 'device') context.access.currentConnected(identity.deviceId, identity.serial);
       done(null, true);
     } catch (error) {
       if (!(error instanceof BrokerError)) {
