@@ -40,6 +40,7 @@ import * as registryModule from '../server/src/registry/errors.ts';
 import { REGISTRY_ERRORS, RegistryError } from '../server/src/registry/errors.ts';
 import * as simModule from '../simulator/src/errors.ts';
 import { SIM_ERRORS, SimUsageError } from '../simulator/src/errors.ts';
+import { LISTENER_CLOSE_CODES } from '../server/src/tls/listener-guard.ts';
 
 /*
  * docs/errors.md and the code stay in step (STYLE §4). Every catalogue is a runtime object
@@ -113,6 +114,8 @@ const CATALOGUES: readonly Catalogue[] = [
     // 0: not a connection refusal (the action is in the meaning).
     metadata: (code) => (entry(BROKER_ERRORS, code).returnCode === 0 ? '-' : String(entry(BROKER_ERRORS, code).returnCode)),
   },
+  // Reasons a listener closes a socket before any protocol answer: no error class, no metadata.
+  { section: 'TLS listeners', name: 'LISTENER_CLOSE_CODES', codes: Object.keys(LISTENER_CLOSE_CODES) },
   { section: 'Admin API', name: 'ADMIN_ERRORS', codes: Object.keys(ADMIN_ERRORS), metadata: (code) => String(entry(ADMIN_ERRORS, code)) },
   { section: 'Operator (CLI and data directory)', name: 'OPERATOR_ERRORS', codes: Object.keys(OPERATOR_ERRORS), metadata: (code) => String(entry(OPERATOR_ERRORS, code)) },
   { section: 'Device SDK', name: 'SDK_ERRORS', codes: Object.keys(SDK_ERRORS) },

@@ -20,6 +20,8 @@ import { FACTORY_TRUST } from './admin/routes/trusts.ts';
 import { CrlPublisher } from './crl/crl-publisher.ts';
 import { TLS_SERVER_DEFAULTS } from './tls/defaults.ts';
 import { createMetricsServer } from './metrics/metrics-server.ts';
+import { listenerReporting } from './metrics/listener-reporting.ts';
+import { guardNamedListener, type ListenerGuard } from './tls/listener-guard.ts';
 
 import { DEFAULT_LISTEN, type ListenOptions } from './listen.ts';
 
@@ -72,14 +74,23 @@ function listen(server: NetServer, port: number, host: string): Promise<number> 
   });
 }
 
-/** Stops an HTTP(S) server: in-flight requests finish, a connection held past the grace is cut. */
-function closeHttpServer(server: Server): Promise<void> {
+/**
+ * Stops an HTTP(S) server: in-flight requests finish, a connection held past the grace is cut.
+ * Connections still in their TLS handshake carry no request: they are closed at once (the HTTP
+ * layer does not know them, so `closeAllConnections` would not reach them and one silent socket
+ * would hold the process open).
+ */
+function closeHttpServer(server: Server, guard: ListenerGuard): Promise<void> {
   return new Promise<void>((resolve) => {
-    const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+    const force = setTimeout(() => {
+      server.closeAllConnections();
+      guard.closeAll();
+    }, SHUTDOWN_GRACE_MS);
     server.close(() => {
       clearTimeout(force);
       resolve();
     });
+    guard.closePending();
     server.closeIdleConnections();
   });
 }
@@ -96,6 +107,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const metrics = new Metrics();
   const registry = await LevelRegistry.open(layout.registry, { now: options.now, onBatchWritten: (seconds) => metrics.registryWrite.observe(seconds) });
   const closers: (() => Promise<void>)[] = [];
+  const reporting = listenerReporting(metrics, logger);
   try {
     const serverKey = await readFile(layout.serverKey, 'utf8');
     const serverCert = await readFile(layout.serverCert, 'utf8');
@@ -135,13 +147,17 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       loadTrusts().catch((error: unknown) => logger.error({ err: error }, 'reloading bootstrap trusts failed'));
     });
     closers.push(async () => stopTrusts());
+    const estGuard = guardNamedListener(est, 'est', config.listeners, 'first-request', reporting);
     const estPort = await listen(est, listenOptions.estPort, listenOptions.host);
-    closers.unshift(() => closeHttpServer(est));
+    closers.unshift(() => closeHttpServer(est, estGuard));
 
     const broker = await createBroker({
       registry,
       issuing: issuing.x509,
       config: config.broker,
+      listeners: config.listeners,
+      listenerReporting: reporting,
+      shutdownGraceMs: SHUTDOWN_GRACE_MS,
       logger: logger.child({ component: 'broker' }),
       metrics,
       tls: { key: serverKey, cert: serverCert, clientCas: [toPem('CERTIFICATE', root), toPem('CERTIFICATE', issuing.certificate)] },
@@ -154,8 +170,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       issuing: issuing.x509,
       tls: { key: serverKey, cert: serverCert, clientCas: [toPem('CERTIFICATE', root), toPem('CERTIFICATE', issuing.certificate)] },
     });
+    const adminGuard = guardNamedListener(admin, 'admin', config.listeners, 'first-request', reporting);
     const adminPort = await listen(admin, listenOptions.adminPort, listenOptions.host);
-    closers.unshift(() => closeHttpServer(admin));
+    closers.unshift(() => closeHttpServer(admin, adminGuard));
 
     const metricsServer = createMetricsServer(metrics, registry, logger.child({ component: 'metrics' }));
     const metricsHost = listenOptions.metricsHost ?? listenOptions.host;

@@ -38,7 +38,7 @@ export interface Fleet extends DataDir {
 
 /** Test configuration: defaults with limits high enough for bursts. */
 export function testConfig(
-  overrides: { enrollment?: Partial<ServerConfig['enrollment']>; est?: Partial<ServerConfig['est']>; brokerLimits?: Partial<ServerConfig['broker']['limits']>; topics?: ServerConfig['broker']['topics'] } = {},
+  overrides: { enrollment?: Partial<ServerConfig['enrollment']>; est?: Partial<ServerConfig['est']>; brokerLimits?: Partial<ServerConfig['broker']['limits']>; topics?: ServerConfig['broker']['topics']; listeners?: Partial<ServerConfig['listeners']> } = {},
 ): ServerConfig {
   return {
     enrollment: { ...DEFAULT_CONFIG.enrollment, ...overrides.enrollment },
@@ -48,6 +48,7 @@ export function testConfig(
       services: DEFAULT_CONFIG.broker.services,
       limits: { ...DEFAULT_CONFIG.broker.limits, presenceFlushMs: 100, ...overrides.brokerLimits },
     },
+    listeners: { ...DEFAULT_CONFIG.listeners, ...overrides.listeners },
   };
 }
 

@@ -7,6 +7,7 @@ import type { Metrics } from '../metrics/metrics.ts';
 import { TokenBucket } from '../rate-limiter.ts';
 import type { DeviceChange, Registry } from '../registry/types.ts';
 import { mutualTlsServerOptions } from '../tls/defaults.ts';
+import { guardNamedListener, type ListenerGuardReporting, type ListenerLimits } from '../tls/listener-guard.ts';
 import { DeviceAccess } from './device-access.ts';
 import type { BrokerErrorCode } from './errors.ts';
 import { createAuthenticate } from './hooks/authenticate.ts';
@@ -17,6 +18,8 @@ import { createPreConnect } from './hooks/pre-connect.ts';
 import { guardPacketSize } from './packet-guard.ts';
 import { PresenceRecorder } from './presence.ts';
 import { issuingCaOf } from './peer-identity.ts';
+import { persistGrantedOnly } from './persisted-subscriptions.ts';
+import { RetainedQuota } from './retained-quota.ts';
 import { SessionTable } from './sessions.ts';
 
 export interface BrokerOptions {
@@ -24,6 +27,11 @@ export interface BrokerOptions {
   /** The device-issuing CA: only its certificates may connect. */
   readonly issuing: X509Certificate;
   readonly config: BrokerConfig;
+  /** Bounds on connections that have not finished the TLS handshake and the CONNECT. */
+  readonly listeners: ListenerLimits;
+  readonly listenerReporting: ListenerGuardReporting;
+  /** How long close() lets sessions end before it cuts every socket. */
+  readonly shutdownGraceMs: number;
   readonly tls: { readonly key: string; readonly cert: string; readonly clientCas: readonly string[] };
   readonly logger: Logger;
   readonly metrics: Metrics;
@@ -61,6 +69,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     }
   };
   const access = await DeviceAccess.load(options.registry, enforce);
+  const retained = new RetainedQuota(config.limits);
 
   const context: HookContext = {
     issuing: issuingCaOf(options.issuing),
@@ -70,6 +79,11 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     logger,
     refused: (code) => metrics.mqttRefusals.inc({ code }),
     connectedClients: () => aedes?.connectedClients ?? 0,
+    retained,
+    retainedChanged: () => {
+      metrics.mqttRetainedMessages.set(retained.count);
+      metrics.mqttRetainedBytes.set(retained.totalBytes);
+    },
   };
   aedes = await Aedes.createBroker({
     connectTimeout: config.limits.connectTimeoutMs,
@@ -80,12 +94,21 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     authenticate: createAuthenticate(context),
     authorizePublish: createAuthorizePublish(context),
     authorizeSubscribe: createAuthorizeSubscribe(context),
-    authorizeForward: (_client, packet) => {
+    // Delivery is checked too (a message for an offline persistent session is queued by aedes'
+    // persistence, outside the subscribe hook): a client only ever receives topics its subscribe
+    // rules cover. Returning null drops the message for this client (and clears it from its queue).
+    authorizeForward: (client, packet) => {
+      if (!sessions.get(client)?.mayReceive(packet.topic)) {
+        metrics.mqttRefusals.inc({ code: 'BROKER_DELIVERY_DENIED' });
+        logger.warn({ code: 'BROKER_DELIVERY_DENIED', clientId: client.id, topic: packet.topic }, 'delivery refused');
+        return null;
+      }
       metrics.mqttMessagesOut.inc();
       return packet;
     },
   });
   const broker = aedes;
+  persistGrantedOnly(broker, (client, filter) => sessions.get(client)?.subscriptions.has(filter) ?? false);
 
   const setConnectedGauges = (): void => {
     const counts = sessions.counts();
@@ -93,6 +116,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     metrics.mqttConnectedServices.set(counts.services);
   };
   broker.on('clientReady', (client: Client) => {
+    // CONNECT answered: the connection no longer counts against the unfinished-connection bounds.
+    guard.settle(client.conn as TLSSocket);
     const session = sessions.get(client);
     metrics.mqttConnects.inc();
     setConnectedGauges();
@@ -103,16 +128,35 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     setConnectedGauges();
     if (session?.identity.kind === 'device' && !sessions.clientOf(session.key)) presence.disconnected(session.identity.deviceId);
   });
+  broker.on('unsubscribe', (filters: string[], client: Client) => {
+    const held = sessions.get(client)?.subscriptions;
+    if (held) for (const filter of filters) held.delete(filter);
+    markUsed(client);
+  });
+  // The first packet a device sends after its CONNACK proves it got the CONNACK: from then on a
+  // certificate its last renewal replaced is superseded (DeviceAccess.standing). Not what aedes
+  // does while closing a client (its will, the unsubscriptions of a clean session).
+  const used = new WeakSet<Client>();
+  const markUsed = (client: Client): void => {
+    if (client.closed || used.has(client)) return;
+    const identity = sessions.get(client)?.identity;
+    if (identity?.kind !== 'device') return;
+    used.add(client);
+    access.currentUsed(identity.deviceId, identity.serial);
+  };
   broker.on('publish', (_packet, client) => {
     if (!client) return;
     metrics.mqttMessagesIn.inc();
     const identity = sessions.get(client)?.identity;
     if (identity?.kind === 'device') presence.seen(identity.deviceId);
+    markUsed(client);
   });
   broker.on('ping', (_packet, client) => {
     const identity = sessions.get(client)?.identity;
     if (identity?.kind === 'device') presence.seen(identity.deviceId);
+    markUsed(client);
   });
+  broker.on('subscribe', (_subscriptions, client) => markUsed(client));
   broker.on('clientError', (client: Client, error: Error) => {
     logger.debug({ clientId: client.id, err: error }, 'client error');
   });
@@ -125,8 +169,9 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   // would retry for ever (see DESIGN pitfalls).
   const server = createServer(mutualTlsServerOptions(options.tls));
   // A hard ceiling above the MQTT limit, so a flood of half-open sockets cannot exhaust file
-  // descriptors; between the two, refusals are polite CONNACK 3.
-  server.maxConnections = config.limits.maxConnections + Math.max(100, Math.ceil(config.limits.maxConnections / 10));
+  // descriptors; between the two, refusals are polite CONNACK 3. It leaves room for every
+  // unfinished connection the guard admits, so those alone can never lock a device out.
+  server.maxConnections = config.limits.maxConnections + Math.max(100, Math.ceil(config.limits.maxConnections / 10), options.listeners.maxPendingConnections);
   server.on('connection', (socket) => {
     // Shed excess connection attempts before the TLS handshake, where they are cheapest.
     if (connectionRate.take() > 0) {
@@ -134,6 +179,9 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       socket.destroy();
     }
   });
+  // After the rate shed: a socket shed there is not counted. Unfinished = until CONNACK, so a
+  // client that completes TLS and then sends nothing still counts and is still timed out.
+  const guard = guardNamedListener(server, 'mqtt', options.listeners, 'manual', options.listenerReporting);
   server.on('secureConnection', (socket: TLSSocket) => {
     const client = broker.handle(socket);
     guardPacketSize(client, config.limits.maxPacketBytes, (size) => {
@@ -141,7 +189,6 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       logger.info({ code: 'BROKER_PACKET_TOO_LARGE', clientId: client.id, size }, 'connection closed');
     });
   });
-  server.on('tlsClientError', (error) => logger.debug({ err: error }, 'MQTT TLS handshake failed'));
 
   const sweep = setInterval(() => {
     const now = Date.now();
@@ -163,8 +210,12 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
         clearInterval(sweep);
         access.close();
         const listenerClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+        // Sockets without a session hold nothing worth waiting for; sessions get the grace.
+        guard.closePending();
+        const force = setTimeout(() => guard.closeAll(), options.shutdownGraceMs);
         await new Promise<void>((resolve) => broker.close(() => resolve()));
         await listenerClosed;
+        clearTimeout(force);
         await presence.close();
       })();
       return closing;

@@ -4,7 +4,14 @@ import type { DeviceChange, DeviceRecord, DeviceState, Registry } from '../regis
 export interface DeviceAccessEntry {
   readonly state: DeviceState;
   readonly model: string;
+  /** Serial of the device's current operational certificate. */
+  readonly certSerial: string;
+  /** Serial of the certificate the last renewal replaced. */
+  readonly previousSerial: string | undefined;
 }
+
+/** Where a certificate stands in its device's line: see {@link DeviceAccess.standing}. */
+export type CertificateStanding = 'current' | 'previous' | 'superseded';
 
 /**
  * Device states and revoked serials held in memory, so every CONNECT is checked against the
@@ -14,6 +21,8 @@ export interface DeviceAccessEntry {
 export class DeviceAccess {
   private readonly devices = new Map<string, DeviceAccessEntry>();
   private readonly revoked = new Set<string>();
+  /** Per device, the serial of the current certificate once it has connected. */
+  private readonly currentSeen = new Map<string, string>();
   private unsubscribe: (() => void) | undefined;
 
   /** Loads every device and revoked serial, then follows changes. */
@@ -30,7 +39,7 @@ export class DeviceAccess {
   }
 
   private remember(device: DeviceRecord): void {
-    this.devices.set(device.id, { state: device.state, model: device.model });
+    this.devices.set(device.id, { state: device.state, model: device.model, certSerial: device.certSerial, previousSerial: device.previousSerial });
   }
 
   /** Applies a registry change. */
@@ -41,6 +50,29 @@ export class DeviceAccess {
 
   device(deviceId: string): DeviceAccessEntry | undefined {
     return this.devices.get(deviceId);
+  }
+
+  /**
+   * Whether a device certificate may still connect. The current one may. The one the last renewal
+   * replaced may too, until the current one has been used: the SDK renews over EST, then connects
+   * with the new certificate (taking the old session over) before it drops the old one; if that
+   * CONNACK does not reach it in time it goes back to the old certificate; and a device whose
+   * renewal answer was lost still holds only the old one (it renews again with it and gets the
+   * same certificate). "Used" means a session with the current certificate sent a packet after
+   * its CONNACK (so the device had the CONNACK), see {@link currentUsed}. Any older certificate is
+   * superseded. This is remembered in memory: after a restart the previous certificate is admitted
+   * again until the current one is used, a window that ends with the old certificate's expiry.
+   */
+  standing(deviceId: string, serial: string): CertificateStanding {
+    const device = this.devices.get(deviceId);
+    if (!device || serial === device.certSerial) return 'current';
+    if (serial === device.previousSerial && this.currentSeen.get(deviceId) !== device.certSerial) return 'previous';
+    return 'superseded';
+  }
+
+  /** Remembers that a device used a session of its current certificate (a packet after CONNACK). */
+  currentUsed(deviceId: string, serial: string): void {
+    if (this.devices.get(deviceId)?.certSerial === serial) this.currentSeen.set(deviceId, serial);
   }
 
   isRevoked(serial: string): boolean {

@@ -15,6 +15,7 @@ export const BROKER_ERRORS = {
   BROKER_DEVICE_REVOKED: { returnCode: 5, message: 'the device is revoked' },
   BROKER_DEVICE_DISABLED: { returnCode: 5, message: 'the device is disabled' },
   BROKER_CERT_REVOKED: { returnCode: 5, message: 'the certificate is revoked' },
+  BROKER_CERT_SUPERSEDED: { returnCode: 5, message: 'a newer certificate of this device is in use; connect with it' },
   BROKER_WILL_DENIED: { returnCode: 5, message: 'the will topic is outside the device namespace' },
   BROKER_SERVICE_UNKNOWN: { returnCode: 5, message: 'the service is not allow-listed in broker.services' },
   BROKER_KEEPALIVE: { returnCode: 2, message: 'the keepalive is outside the allowed range' },
@@ -24,6 +25,10 @@ export const BROKER_ERRORS = {
   BROKER_TOPIC_INVALID: { returnCode: 0, message: 'the topic is not valid' },
   BROKER_PACKET_TOO_LARGE: { returnCode: 0, message: 'the packet exceeds the size limit' },
   BROKER_RATE_SHED: { returnCode: 0, message: 'connection rate exceeded; connection closed before the handshake' },
+  BROKER_RETAINED_LIMIT: { returnCode: 0, message: 'the client holds as many retained messages or bytes as allowed' },
+  BROKER_RETAINED_FULL: { returnCode: 0, message: 'the broker holds as many retained bytes as allowed' },
+  BROKER_DELIVERY_DENIED: { returnCode: 0, message: 'a message outside the client subscribe rules was not delivered' },
+  BROKER_SUBSCRIPTION_LIMIT: { returnCode: 0, message: 'the client holds as many subscriptions as allowed' },
 } as const;
 
 /** A stable broker error code. */

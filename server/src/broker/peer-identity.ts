@@ -77,3 +77,11 @@ function sameName(peer: Record<string, unknown>, expected: Readonly<Record<strin
 export function sessionKey(identity: PeerIdentity, clientId: string): string {
   return identity.kind === 'device' ? identity.deviceId : `service:${clientId}`;
 }
+
+/**
+ * Who is charged for what a client keeps in the broker (retained messages): the device, or the
+ * service with all its instances together.
+ */
+export function quotaOwner(identity: PeerIdentity): string {
+  return identity.kind === 'device' ? identity.deviceId : `service:${identity.service}`;
+}

@@ -13,9 +13,13 @@ export interface DeviceSession {
   readonly rules: DeviceTopicRules;
   /** The publish rules compiled once per session (checked for every message). */
   readonly mayPublish: (topic: string) => boolean;
+  /** The subscribe rules compiled once per session (checked for every delivery). */
+  readonly mayReceive: (topic: string) => boolean;
   /** Publish rate of this client (backpressure beyond it). */
   readonly messages: TokenBucket;
   readonly peer: string | undefined;
+  /** Filters this session has been granted (a re-subscription to one of them replaces it, MQTT-3.8.4-3). */
+  readonly subscriptions: Set<string>;
 }
 
 /** What preConnect saw in the CONNECT packet, for authenticate to check. */

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { KeyKind } from '../pki/algorithms.ts';
 import { FleetgateError } from '@fleetgate/device-sdk/errors';
 import type { OperatorCode } from '../cli/errors.ts';
+import type { ListenerLimits } from '../tls/listener-guard.ts';
 
 /** Policy for one device model. */
 export interface ModelPolicy {
@@ -88,6 +89,14 @@ export interface BrokerLimits {
   readonly connectTimeoutMs: number;
   /** How often presence is written to the registry. */
   readonly presenceFlushMs: number;
+  /** Retained messages one device (or one service, all instances together) may hold in the broker. */
+  readonly maxRetainedPerDevice: number;
+  /** Bytes (topic + payload) of the retained messages one device may hold. */
+  readonly maxRetainedBytesPerDevice: number;
+  /** Bytes of all retained messages together. */
+  readonly maxRetainedBytes: number;
+  /** Subscriptions one client session may hold; more get SUBACK 0x80. */
+  readonly maxSubscriptionsPerClient: number;
 }
 
 /**
@@ -106,6 +115,8 @@ export interface ServerConfig {
   readonly enrollment: EnrollmentPolicy;
   readonly est: EstLimits;
   readonly broker: BrokerConfig;
+  /** Bounds on unfinished connections, applied to each TLS listener (MQTT, EST, admin) on its own. */
+  readonly listeners: ListenerLimits;
 }
 
 const DAY = 86_400;
@@ -161,7 +172,16 @@ export const DEFAULT_CONFIG: ServerConfig = {
       messageBurst: 1000,
       connectTimeoutMs: 10_000,
       presenceFlushMs: 1000,
+      maxRetainedPerDevice: 100,
+      maxRetainedBytesPerDevice: 1024 * 1024,
+      maxRetainedBytes: 256 * 1024 * 1024,
+      maxSubscriptionsPerClient: 100,
     },
+  },
+  listeners: {
+    handshakeTimeoutMs: 10_000,
+    maxPendingConnections: 1024,
+    maxPendingPerAddress: 128,
   },
 };
 
@@ -195,7 +215,7 @@ function modelPolicy(value: unknown, path: string, base: ModelPolicy): ModelPoli
 export function mergeConfig(partial: unknown, base: ServerConfig = DEFAULT_CONFIG): ServerConfig {
   if (partial === undefined) return base;
   if (typeof partial !== 'object' || partial === null) throw new ConfigError('the configuration must be a JSON object');
-  const raw = partial as { enrollment?: Record<string, unknown>; est?: Record<string, unknown>; broker?: unknown };
+  const raw = partial as { enrollment?: Record<string, unknown>; est?: Record<string, unknown>; broker?: unknown; listeners?: unknown };
   const enrollment = { ...base.enrollment } as { -readonly [K in keyof EnrollmentPolicy]: EnrollmentPolicy[K] };
   const e = raw.enrollment ?? {};
   if (e.keyKinds !== undefined) {
@@ -239,9 +259,20 @@ export function mergeConfig(partial: unknown, base: ServerConfig = DEFAULT_CONFI
     est[key as keyof EstLimits] = positiveNumber(value, `est.${key}`);
   }
   for (const key of Object.keys(raw)) {
-    if (!['enrollment', 'est', 'broker'].includes(key)) throw new ConfigError(`${key} is not a known section`);
+    if (!['enrollment', 'est', 'broker', 'listeners'].includes(key)) throw new ConfigError(`${key} is not a known section`);
   }
-  return { enrollment, est, broker: mergeBroker(raw.broker, base.broker) };
+  return { enrollment, est, broker: mergeBroker(raw.broker, base.broker), listeners: mergeListeners(raw.listeners, base.listeners) };
+}
+
+function mergeListeners(partial: unknown, base: ListenerLimits): ListenerLimits {
+  if (partial === undefined) return base;
+  if (typeof partial !== 'object' || partial === null) throw new ConfigError('listeners must be an object');
+  const limits = { ...base } as { -readonly [K in keyof ListenerLimits]: ListenerLimits[K] };
+  for (const [key, value] of Object.entries(partial)) {
+    if (!(key in base)) throw new ConfigError(`listeners.${key} is not a known setting`);
+    limits[key as keyof ListenerLimits] = positiveNumber(value, `listeners.${key}`);
+  }
+  return limits;
 }
 
 /** Syntax of a backend service name (also the prefix of its MQTT client ids). */

@@ -66,6 +66,32 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly mqttRetainedMessages = new Gauge({
+    name: 'fleetgate_mqtt_retained_messages',
+    help: 'Retained messages the broker holds now',
+    registers: [this.registry],
+  });
+
+  readonly mqttRetainedBytes = new Gauge({
+    name: 'fleetgate_mqtt_retained_bytes',
+    help: 'Bytes (topic + payload) of the retained messages the broker holds now',
+    registers: [this.registry],
+  });
+
+  readonly listenerSocketsClosed = new Counter({
+    name: 'fleetgate_listener_sockets_closed_total',
+    help: 'Sockets a TLS listener closed before they finished the handshake (MQTT: the CONNECT), by listener and TLS_* code',
+    labelNames: ['listener', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly listenerPendingConnections = new Gauge({
+    name: 'fleetgate_listener_pending_connections',
+    help: 'Connections accepted by a TLS listener that have not finished the handshake (MQTT: the CONNECT) yet',
+    labelNames: ['listener'] as const,
+    registers: [this.registry],
+  });
+
   readonly certificatesExpiringSoon = new Gauge({
     name: 'fleetgate_certificates_expiring_7d',
     help: 'Enrolled devices whose current certificate expires within 7 days',

@@ -52,6 +52,10 @@ export function createAuthenticate(context: HookContext) {
         model = 'service';
       }
       if (context.access.isRevoked(identity.serial)) throw new BrokerError('BROKER_CERT_REVOKED', identity.serial);
+      // Checked after revocation, so a revoked old certificate says so rather than "superseded".
+      if (identity.kind === 'device' && context.access.standing(identity.deviceId, identity.serial) === 'superseded') {
+        throw new BrokerError('BROKER_CERT_SUPERSEDED', `serial ${identity.serial}; device ${identity.deviceId} holds a newer certificate`);
+      }
       const keepalive = pending?.keepalive ?? 0;
       if (keepalive < limits.keepaliveMinSeconds || keepalive > limits.keepaliveMaxSeconds) {
         throw new BrokerError('BROKER_KEEPALIVE', `${keepalive}s requested; allowed ${limits.keepaliveMinSeconds}-${limits.keepaliveMaxSeconds}s`);
@@ -60,14 +64,17 @@ export function createAuthenticate(context: HookContext) {
         throw new BrokerError('BROKER_WILL_DENIED', pending.willTopic);
       }
       const publishMatchers = rules.publish.map(compileFilter);
+      const receiveMatchers = rules.subscribe.map(compileFilter);
       context.sessions.set(client, {
         identity,
         key: sessionKey(identity, client.id),
         model,
         rules,
         mayPublish: (topic) => publishMatchers.some((matches) => matches(topic)),
+        mayReceive: (topic) => receiveMatchers.some((matches) => matches(topic)),
         messages: new TokenBucket(limits.messagesPerSecond, limits.messageBurst),
         peer: (client.conn as TLSSocket).remoteAddress,
+        subscriptions: new Set(),
       });
       done(null, true);
     } catch (error) {

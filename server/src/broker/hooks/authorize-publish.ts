@@ -1,5 +1,6 @@
 import type { Client, PublishPacket } from 'aedes';
 import { BrokerError } from '../errors.ts';
+import { quotaOwner } from '../peer-identity.ts';
 import { topicProblem } from '../topic-acl.ts';
 import type { HookContext } from './context.ts';
 
@@ -8,6 +9,13 @@ import type { HookContext } from './context.ts';
  * rules (its own namespace, plus what its model adds). Retained messages and wills pass through
  * here too. A refused publish closes the connection (MQTT-3.3.5-2 gives 3.1.1 no other way to
  * refuse) and is logged and counted.
+ *
+ * Retained messages are capped per device and in total (`broker.limits.maxRetained*`). A retained
+ * PUBLISH over a cap is refused like any other refused PUBLISH: the connection is closed and the
+ * message is neither stored nor delivered. MQTT 3.1.1 leaves no other choice that keeps the spec:
+ * a QoS 1/2 retained message must be stored (MQTT-3.3.1-5), so delivering it as non-retained
+ * would break the promise, and closing the connection is the refusal MQTT-3.3.5-2 allows. An empty
+ * retained payload (a deletion, MQTT-3.3.1-10/11) is always admitted and frees the quota.
  *
  * Rate: each client has a token bucket; when it is empty the callback is delayed, which stops
  * aedes reading from that socket, so a flooding client is slowed by TCP backpressure instead of
@@ -27,6 +35,11 @@ export function createAuthorizePublish(context: HookContext) {
     else if (problem) error = new BrokerError('BROKER_TOPIC_INVALID', problem);
     else if (packet.payload.length > context.config.limits.maxPacketBytes) error = new BrokerError('BROKER_PACKET_TOO_LARGE', `${packet.payload.length} bytes`);
     else if (!session.mayPublish(packet.topic)) error = new BrokerError('BROKER_PUBLISH_DENIED', packet.topic);
+    else if (packet.retain) {
+      const verdict = context.retained.admit(quotaOwner(session.identity), packet.topic, packet.payload.length);
+      if (verdict.admitted) context.retainedChanged();
+      else error = new BrokerError(verdict.code, verdict.detail);
+    }
     if (error) {
       context.refused(error.code);
       context.logger.info({ code: error.code, reason: error.message, clientId: client.id, topic: packet.topic }, 'publish refused');

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { BrokerConfig } from '../../config/config.ts';
 import type { DeviceAccess } from '../device-access.ts';
 import type { BrokerErrorCode } from '../errors.ts';
+import type { RetainedQuota } from '../retained-quota.ts';
 import type { SessionTable } from '../sessions.ts';
 
 /** What every broker hook needs. */
@@ -16,4 +17,8 @@ export interface HookContext {
   readonly refused: (code: BrokerErrorCode) => void;
   /** Number of connected clients right now. */
   readonly connectedClients: () => number;
+  /** Who holds which retained message (the caps on them). */
+  readonly retained: RetainedQuota;
+  /** Called after the retained messages changed (gauges). */
+  readonly retainedChanged: () => void;
 }
