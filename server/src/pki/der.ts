@@ -8,27 +8,11 @@
  * use to check what this module writes (test/pki-*.test.ts), and `openssl` checks it too.
  */
 
-/** ASN.1 universal tags used by X.509, PKCS#10 and CMS. */
-export const Tag = {
-  BOOLEAN: 0x01,
-  INTEGER: 0x02,
-  BIT_STRING: 0x03,
-  OCTET_STRING: 0x04,
-  NULL: 0x05,
-  OID: 0x06,
-  UTF8_STRING: 0x0c,
-  PRINTABLE_STRING: 0x13,
-  IA5_STRING: 0x16,
-  UTC_TIME: 0x17,
-  GENERALIZED_TIME: 0x18,
-  SEQUENCE: 0x30,
-  SET: 0x31,
-} as const;
-
-/** Thrown when DER input is malformed. */
-export class DerError extends Error {
-  override readonly name = 'DerError';
-}
+// The one strict DER reader lives in the device SDK (the SDK never imports the server, so the
+// server imports it). When the SDK package exports it as `@fleetgate/device-sdk/der`, this line
+// becomes `from '@fleetgate/device-sdk/der'` and nothing else changes.
+import { DerError, Tag } from '../../../device-sdk/src/der-reader.ts';
+export * from '../../../device-sdk/src/der-reader.ts';
 
 function encodeLength(length: number): Buffer {
   if (length < 0x80) return Buffer.from([length]);
@@ -160,135 +144,4 @@ export function time(date: Date): Buffer {
   const year = date.getUTCFullYear();
   if (year >= 1950 && year <= 2049) return tlv(Tag.UTC_TIME, Buffer.from(compact.slice(2), 'latin1'));
   return tlv(Tag.GENERALIZED_TIME, Buffer.from(compact, 'latin1'));
-}
-
-/** One decoded TLV: tag, where its content sits, and the whole element's bytes. */
-export interface DerNode {
-  readonly tag: number;
-  /** Whole encoding, header included. */
-  readonly raw: Buffer;
-  /** Content bytes only. */
-  readonly content: Buffer;
-}
-
-/** Limits that keep a hostile input from costing more than it should. */
-const MAX_LENGTH_OCTETS = 4;
-
-/**
- * Reads one TLV at `offset` of `input` (strict DER: definite, minimal lengths; single-byte tags).
- * Returns the node and the offset just after it.
- */
-export function readNode(input: Buffer, offset = 0): { node: DerNode; next: number } {
-  if (offset + 2 > input.length) throw new DerError('truncated DER header');
-  const tag = input[offset] as number;
-  if ((tag & 0x1f) === 0x1f) throw new DerError('multi-byte tags are not supported');
-  let length = input[offset + 1] as number;
-  let headerLength = 2;
-  if (length & 0x80) {
-    const octets = length & 0x7f;
-    if (octets === 0) throw new DerError('indefinite length is not DER');
-    if (octets > MAX_LENGTH_OCTETS) throw new DerError('DER length too large');
-    if (offset + 2 + octets > input.length) throw new DerError('truncated DER length');
-    length = 0;
-    for (let i = 0; i < octets; i++) length = length * 256 + (input[offset + 2 + i] as number);
-    if (length < 0x80 || (octets > 1 && input[offset + 2] === 0)) {
-      throw new DerError('non-minimal DER length');
-    }
-    headerLength += octets;
-  }
-  const end = offset + headerLength + length;
-  if (end > input.length) throw new DerError('truncated DER content');
-  return {
-    node: {
-      tag,
-      raw: input.subarray(offset, end),
-      content: input.subarray(offset + headerLength, end),
-    },
-    next: end,
-  };
-}
-
-/** Decodes a buffer that must hold exactly one TLV (no trailing bytes). */
-export function decodeSingle(input: Buffer): DerNode {
-  const { node, next } = readNode(input, 0);
-  if (next !== input.length) throw new DerError('trailing bytes after DER element');
-  return node;
-}
-
-/** Children of a constructed node. */
-export function children(node: DerNode): DerNode[] {
-  if (!(node.tag & 0x20)) throw new DerError(`tag 0x${node.tag.toString(16)} is not constructed`);
-  const out: DerNode[] = [];
-  let offset = 0;
-  while (offset < node.content.length) {
-    const { node: child, next } = readNode(node.content, offset);
-    out.push(child);
-    offset = next;
-  }
-  return out;
-}
-
-/** Children of a node that must carry `tag`. */
-export function expectChildren(node: DerNode, tag: number, what: string): DerNode[] {
-  expectTag(node, tag, what);
-  return children(node);
-}
-
-export function expectTag(node: DerNode | undefined, tag: number, what: string): asserts node is DerNode {
-  if (!node) throw new DerError(`${what}: missing`);
-  if (node.tag !== tag) {
-    throw new DerError(`${what}: expected tag 0x${tag.toString(16)}, found 0x${node.tag.toString(16)}`);
-  }
-}
-
-/** Decodes OBJECT IDENTIFIER content into dotted notation. */
-export function decodeOid(node: DerNode): string {
-  expectTag(node, Tag.OID, 'OBJECT IDENTIFIER');
-  const bytes = node.content;
-  if (bytes.length === 0) throw new DerError('empty OBJECT IDENTIFIER');
-  const arcs: number[] = [];
-  let value = 0;
-  for (let i = 0; i < bytes.length; i++) {
-    const byte = bytes[i] as number;
-    if (value === 0 && byte === 0x80) throw new DerError('non-minimal OID arc');
-    value = value * 128 + (byte & 0x7f);
-    if (value > Number.MAX_SAFE_INTEGER) throw new DerError('OID arc too large');
-    if (!(byte & 0x80)) {
-      if (arcs.length === 0) {
-        const first = value < 80 ? Math.floor(value / 40) : 2;
-        arcs.push(first, value - first * 40);
-      } else {
-        arcs.push(value);
-      }
-      value = 0;
-    } else if (i === bytes.length - 1) {
-      throw new DerError('truncated OID');
-    }
-  }
-  return arcs.join('.');
-}
-
-/** Decodes a string type (UTF8String, PrintableString, IA5String, ...) to text. */
-export function decodeString(node: DerNode): string {
-  switch (node.tag) {
-    case Tag.UTF8_STRING:
-      return node.content.toString('utf8');
-    case Tag.PRINTABLE_STRING:
-    case Tag.IA5_STRING:
-    case 0x14: // TeletexString, read as Latin-1
-      return node.content.toString('latin1');
-    case 0x1e: // BMPString: UTF-16 big-endian
-      if (node.content.length % 2) throw new DerError('odd-length BMPString');
-      return Buffer.from(node.content).swap16().toString('utf16le');
-    default:
-      throw new DerError(`tag 0x${node.tag.toString(16)} is not a string`);
-  }
-}
-
-/** BIT STRING content without the unused-bits octet; only whole-byte strings are accepted. */
-export function decodeBitStringBytes(node: DerNode): Buffer {
-  expectTag(node, Tag.BIT_STRING, 'BIT STRING');
-  if (node.content.length < 1) throw new DerError('empty BIT STRING');
-  if (node.content[0] !== 0) throw new DerError('BIT STRING with unused bits where bytes are expected');
-  return node.content.subarray(1);
 }
