@@ -10,7 +10,8 @@ export type PkiErrorCode =
   | 'PKI_KEY_POLICY'
   | 'PKI_KEY_FILE'
   | 'PKI_KEY_EXISTS'
-  | 'PKI_PASSPHRASE';
+  | 'PKI_PASSPHRASE'
+  | 'PKI_PEM_MALFORMED';
 
 /** A PKI failure with a stable code and a message safe to show to the requester. */
 export class PkiError extends Error {

@@ -10,6 +10,8 @@ const TRUST_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 /** The built-in trust of fleetgate's own factory CA; not a name operators can take. */
 export const FACTORY_TRUST = 'fleetgate-factory';
 const MAX_ALLOW_LIST = 1_000_000;
+/** A manufacturer CA chain is a few KiB; the PEM parser refuses anything over this. */
+const MAX_TRUST_PEM_BYTES = 256 * 1024;
 
 /** Validates a trust registration: a current CA certificate, a model, an optional allow-list. */
 export function validateTrust(body: Record<string, unknown>, actor: string, now = new Date()): TrustRecord {
@@ -19,7 +21,12 @@ export function validateTrust(body: Record<string, unknown>, actor: string, now 
   }
   if (typeof model !== 'string' || !MODEL_PATTERN.test(model)) throw new AdminError('ADMIN_TRUST_INVALID', 'model must be a model name');
   if (typeof caPem !== 'string') throw new AdminError('ADMIN_TRUST_INVALID', 'caPem must hold the manufacturer CA certificate (PEM)');
-  const blocks = fromPemAll(caPem, 'CERTIFICATE');
+  let blocks: Buffer[];
+  try {
+    blocks = fromPemAll(caPem, 'CERTIFICATE', { maxBytes: MAX_TRUST_PEM_BYTES });
+  } catch (error) {
+    throw new AdminError('ADMIN_TRUST_INVALID', `caPem is not a PEM text of at most ${MAX_TRUST_PEM_BYTES} bytes`, { cause: error });
+  }
   if (blocks.length === 0) throw new AdminError('ADMIN_TRUST_INVALID', 'caPem holds no PEM certificate');
   let certificates: X509Certificate[];
   try {
