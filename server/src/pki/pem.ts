@@ -21,6 +21,8 @@ export function toPem(label: string, der: Uint8Array): string {
   return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
 }
 
+const NOT_BASE64 = /[^A-Za-z0-9+/=\s]/;
+
 function malformed(message: string): PkiError {
   return new PkiError('PKI_PEM_MALFORMED', message);
 }
@@ -44,7 +46,10 @@ export function fromPemAll(pem: string, label: string, options: PemOptions = {})
     const bodyStart = from + begin.length;
     const bodyEnd = pem.indexOf(end, bodyStart);
     if (bodyEnd === -1) throw malformed(`a BEGIN ${label} marker has no END marker`);
-    const base64 = pem.slice(bodyStart, bodyEnd).replace(/\s+/g, '');
+    const body = pem.slice(bodyStart, bodyEnd);
+    // Stops at the first stray character (a nested marker's dash, say) before any decoding work.
+    if (NOT_BASE64.test(body)) throw malformed(`a ${label} block holds something other than base64`);
+    const base64 = body.replace(/\s+/g, '');
     const der = Buffer.from(base64, 'base64');
     // RFC 7468 §3 strict base64: Node's decoder skips what it does not understand, so only a text
     // that re-encodes to itself (alphabet, padding, zero trailing bits) is taken.
