@@ -117,6 +117,16 @@ export function children(node: DerNode): DerNode[] {
   return out;
 }
 
+/**
+ * Checks that every constructed element under `node` reads strictly, down to `maxDepth` levels
+ * (X.509 certificates nest about 8 deep). Primitive contents are left to their decoders.
+ */
+export function checkTree(node: DerNode, maxDepth = 32): void {
+  if (!(node.tag & 0x20)) return;
+  if (maxDepth <= 0) throw new DerError('DER nested too deeply');
+  for (const child of children(node)) checkTree(child, maxDepth - 1);
+}
+
 /** Children of a node that must carry `tag`. */
 export function expectChildren(node: DerNode | undefined, tag: number, what: string): DerNode[] {
   expectTag(node, tag, what);
