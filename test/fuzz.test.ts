@@ -40,7 +40,7 @@ import { readFile } from 'node:fs/promises';
 
 const SECONDS = fuzzSeconds(1);
 /** Slowest acceptable single call: generous for a loaded 2-core machine, far below a hang. */
-const SLOW_CALL_MS = 500;
+const SLOW_CALL_MS = 2000;
 
 /** Re-encodes a decoded tree with the definite, minimal form; strict DER must round-trip. */
 function reencode(node: DerNode): Buffer {

@@ -241,7 +241,14 @@ function forgeCertificateLike(): Buffer {
 // ---------------------------------------------------------------------------------------------
 // 10. PEM: linear time, a size cap, strict base64.
 
-test('4 MiB of BEGIN markers is refused in well under 200 ms (linear PEM parsing), with and without the cap', (t) => {
+/**
+ * The bound is generous for a shared 2-core machine (load averages of 60 were seen while helpers
+ * ran in parallel) and still far from quadratic: the old lazy regex took 3.6 s for 512 KiB, so
+ * about 230 s for 4 MiB; the linear parser takes a few milliseconds when the machine is idle.
+ */
+const PEM_BOUND_MS = 1000;
+
+test('4 MiB of BEGIN markers is refused in well under a second (linear PEM parsing), with and without the cap', (t) => {
   const marker = '-----BEGIN CERTIFICATE-----';
   const text = marker.repeat(Math.ceil((4 * 1024 * 1024) / marker.length));
   const withEnd = `${text}\nAAAA\n-----END CERTIFICATE-----\n`;
@@ -254,12 +261,12 @@ test('4 MiB of BEGIN markers is refused in well under 200 ms (linear PEM parsing
     const error = t.throws(() => fromPemAll(input, 'CERTIFICATE', options), { instanceOf: PkiError }, label);
     const elapsed = performance.now() - started;
     t.is(error?.code, 'PKI_PEM_MALFORMED', label);
-    t.true(elapsed < 200, `${label}: ${elapsed.toFixed(1)} ms`);
+    t.true(elapsed < PEM_BOUND_MS, `${label}: ${elapsed.toFixed(1)} ms`);
   }
   const started = performance.now();
   const error = t.throws(() => validateTrust({ name: 'acme', model: 'thermostat', caPem: text }, 'operator:test'), { instanceOf: AdminError });
   t.is(error?.code, 'ADMIN_TRUST_INVALID');
-  t.true(performance.now() - started < 200);
+  t.true(performance.now() - started < PEM_BOUND_MS);
   t.true(MAX_PEM_BYTES >= 64 * 1024);
 });
 

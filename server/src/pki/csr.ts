@@ -16,6 +16,7 @@ import {
   Tag,
   type DerNode,
 } from './der.ts';
+import { bitString, oid, sequence } from './der.ts';
 import { PkiError } from './errors.ts';
 import { decodeName, type DistinguishedName } from './names.ts';
 import { OID, oidName } from './oids.ts';
@@ -130,6 +131,7 @@ function decodePublicKey(spkiNode: DerNode): DecodedKey {
   const parameters = algorithmParts[1];
   let publicKey: KeyObject;
   let key: KeyDescription | undefined;
+  let spki: Buffer | undefined;
   if (algorithmOid === OID.ecPublicKey) {
     if (parameters?.tag !== Tag.OID) throw malformed('EC keys must name their curve (RFC 5480 §2.1.1: no explicit parameters)');
     const curveOid = decodeOid(parameters);
@@ -141,6 +143,9 @@ function decodePublicKey(spkiNode: DerNode): DecodedKey {
     // checks that the point is on the curve.
     publicKey = decodeWith(() => createPublicKey({ key: jwk, format: 'jwk' }));
     key = curve.description;
+    // What Node would export for this key (RFC 5480 §2), built here without a round trip
+    // through OpenSSL: enrollment is the hot path.
+    spki = sequence(sequence(oid(OID.ecPublicKey), oid(curveOid)), bitString(keyBits));
   } else if (algorithmOid === OID.ed25519 || algorithmOid === OID.rsaEncryption) {
     if (algorithmOid === OID.ed25519 && parameters) throw malformed('Ed25519 keys must have absent parameters (RFC 8410 §3)');
     if (algorithmOid === OID.rsaEncryption) expectNull(parameters, 'rsaEncryption parameters (RFC 3279 §2.3.1)');
@@ -151,7 +156,7 @@ function decodePublicKey(spkiNode: DerNode): DecodedKey {
   }
   if (!key) throw new PkiError('PKI_KEY_POLICY', `public key type ${publicKey.asymmetricKeyType ?? 'unknown'} is not supported`);
   // Re-encode and compare: the certificate gets exactly what Node (and so OpenSSL) would write.
-  const spki = publicKey.export({ type: 'spki', format: 'der' });
+  spki ??= publicKey.export({ type: 'spki', format: 'der' });
   if (!spki.equals(spkiNode.raw)) throw malformed('the public key is not in its canonical DER encoding');
   return { publicKey, key, spki };
 }
