@@ -199,7 +199,10 @@ test('fuzz: the certs-only PKCS#7 reader throws only SdkError; what it accepts r
       return Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
     }),
   );
-  const corpus = [certsOnly(certificates.slice(0, 2)), certsOnly(certificates), certsOnly(certificates.slice(1, 2))];
+  const [first] = certificates as [Buffer, ...Buffer[]];
+  // The review's case: a [0] that declares only the certificate's 4-byte header.
+  const overrun = sequence(oid(OID.pkcs7SignedData), tlv(0xa0, sequence(integer(1n), tlv(0x31, Buffer.alloc(0)), sequence(oid(OID.pkcs7Data)), Buffer.from([0xa0, 0x04]), first, tlv(0x31, Buffer.alloc(0)))));
+  const corpus = [certsOnly(certificates.slice(0, 2)), certsOnly(certificates), certsOnly(certificates.slice(1, 2)), overrun];
   let accepted = 0;
   let compared = 0;
   const iterations = forBudget(SECONDS, 150, (iteration) => {
