@@ -34,6 +34,7 @@ import * as serviceModule from '../server/src/factory/service-credential.ts';
 import { ServiceCredentialError } from '../server/src/factory/service-credential.ts';
 import * as derModule from '../server/src/pki/der.ts';
 import { DerError } from '../server/src/pki/der.ts';
+import { DER_ERRORS } from '../device-sdk/src/der-reader.ts';
 import * as pkiModule from '../server/src/pki/errors.ts';
 import { PKI_ERRORS, PkiError } from '../server/src/pki/errors.ts';
 import * as registryModule from '../server/src/registry/errors.ts';
@@ -106,6 +107,7 @@ const CATALOGUES: readonly Catalogue[] = [
       return enroll ? `\`${enroll}\`` : 'CLI, exit 1';
     },
   },
+  { section: 'DER reader', name: 'DER_ERRORS', codes: Object.keys(DER_ERRORS) },
   { section: 'Registry', name: 'REGISTRY_ERRORS', codes: Object.keys(REGISTRY_ERRORS) },
   {
     section: 'MQTT broker',

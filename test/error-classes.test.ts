@@ -30,7 +30,7 @@ test('the CLI maps every fleetgate error to its code and the exit status of the 
   t.like(operatorError(new CliError('CLI_USAGE', 'the same, by its code')), { code: 'CLI_USAGE', exit: 2 });
   t.like(operatorError(new ConfigError('bad config')), { code: 'CONFIG_INVALID', exit: 1 });
   t.like(operatorError(new PkiError('PKI_PASSPHRASE', 'wrong passphrase')), { code: 'PKI_PASSPHRASE', exit: 1 }, 'a code of another catalogue: exit 1');
-  t.like(operatorError(new DerError('truncated')), { code: 'PKI_DER_INVALID', exit: 1 });
+  t.like(operatorError(new DerError('truncated')), { code: 'DER_INVALID', exit: 1 });
   t.like(operatorError(new AdminError('ADMIN_DEVICE_NOT_FOUND', 'no device x')), { code: 'ADMIN_DEVICE_NOT_FOUND', exit: 1 });
   const inUse = Object.assign(new Error('listen EADDRINUSE'), { code: 'EADDRINUSE', address: '127.0.0.1', port: 8443 });
   t.like(operatorError(inUse), { code: 'SERVE_LISTEN_FAILED', exit: 1 });

@@ -48,11 +48,20 @@ function serverCode(value: string | string[] | undefined): EnrollErrorCode | und
 /** Parsed intermediates by DER (base64): every device of a fleet receives the same issuing CA. */
 const parsedIntermediates = new Map<string, X509Certificate>();
 
+/** A certificate from a server answer; one OpenSSL cannot read is a bad answer, not a crash. */
+function x509(der: Buffer): X509Certificate {
+  try {
+    return new X509Certificate(der);
+  } catch (error) {
+    throw new SdkError('SDK_BAD_RESPONSE', 'the server answer holds a certificate that cannot be parsed', { cause: error });
+  }
+}
+
 function parseIntermediate(der: Buffer): X509Certificate {
   const key = der.toString('base64');
   let certificate = parsedIntermediates.get(key);
   if (!certificate) {
-    certificate = new X509Certificate(der);
+    certificate = x509(der);
     if (parsedIntermediates.size > 64) parsedIntermediates.clear();
     parsedIntermediates.set(key, certificate);
   }
@@ -95,13 +104,13 @@ export class EstClient {
   /** The CA certificates the server publishes (no client authentication). */
   async caCertificates(): Promise<X509Certificate[]> {
     const body = await this.send('GET', EST_PATHS.cacerts, undefined, undefined);
-    return parseCertsOnly(body).map((der) => new X509Certificate(der));
+    return parseCertsOnly(body).map(x509);
   }
 
   private async issue(path: string, credential: TlsCredential, csrDer: Uint8Array, publicKey: KeyObject | Buffer): Promise<EnrollmentResult> {
     const body = await this.send('POST', path, credential, `${Buffer.from(csrDer).toString('base64')}\n`);
     const [leafDer, ...chainDer] = parseCertsOnly(body);
-    const certificate = new X509Certificate(leafDer as Buffer);
+    const certificate = x509(leafDer as Buffer);
     const expected = Buffer.isBuffer(publicKey)
       ? publicKey
       : (publicKey.type === 'public' ? publicKey : createPublicKey(publicKey)).export({ type: 'spki', format: 'der' });

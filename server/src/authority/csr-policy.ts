@@ -1,6 +1,6 @@
 import { deviceIdentityUri } from '@fleetgate/device-sdk/protocol';
 import type { EnrollmentPolicy } from '../config/config.ts';
-import { parseCsr, summarizeRequestedExtensions, verifyCsrSignature, type ParsedCsr } from '../pki/csr.ts';
+import { CA_KEY_USAGE_BITS, parseCsr, summarizeRequestedExtensions, verifyCsrSignature, type ParsedCsr } from '../pki/csr.ts';
 import { PKI_ERRORS, PkiError } from '../pki/errors.ts';
 import { commonNameCount, commonNameOf } from '../pki/names.ts';
 import { OID, oidName } from '../pki/oids.ts';
@@ -50,6 +50,9 @@ export function checkRequestedExtensions(csr: ParsedCsr): void {
   const requested = summarizeRequestedExtensions(csr.requestedExtensions);
   if (requested.ca === true) {
     throw new EnrollmentError('ENROLL_EXTENSION_REFUSED', 'the CSR asks for basicConstraints cA:true; device certificates are never CAs');
+  }
+  if (requested.keyUsage?.some((bit) => CA_KEY_USAGE_BITS.includes(bit))) {
+    throw new EnrollmentError('ENROLL_EXTENSION_REFUSED', 'the CSR asks for keyUsage keyCertSign or cRLSign; device certificates are never CAs');
   }
   const extra = requested.extendedKeyUsages.filter((purpose) => purpose !== OID.clientAuth);
   if (extra.length > 0) {

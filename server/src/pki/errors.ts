@@ -15,7 +15,7 @@ export const PKI_ERRORS = {
   PKI_KEY_FILE: { enroll: null },
   PKI_KEY_EXISTS: { enroll: null },
   PKI_PASSPHRASE: { enroll: null },
-  PKI_DER_INVALID: { enroll: null },
+  PKI_PEM_MALFORMED: { enroll: null },
 } as const satisfies Record<string, { readonly enroll: EnrollErrorCode | null }>;
 
 /** Stable codes of PKI errors. */

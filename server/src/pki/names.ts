@@ -1,5 +1,5 @@
 import { OID } from './oids.ts';
-import { DerError, children, decodeOid, decodeString, expectTag, oid, printableString, sequence, setOf, Tag, utf8String, type DerNode } from './der.ts';
+import { DerError, children, decodeOid, decodeString, expectCount, expectTag, setOfChildren, oid, printableString, sequence, setOf, Tag, utf8String, type DerNode } from './der.ts';
 
 /** One relative distinguished name attribute, in the order it appears. */
 export interface NameAttribute {
@@ -34,11 +34,12 @@ export function decodeName(node: DerNode): DistinguishedName {
   expectTag(node, Tag.SEQUENCE, 'Name');
   const attributes: NameAttribute[] = [];
   for (const rdn of children(node)) {
-    expectTag(rdn, Tag.SET, 'RelativeDistinguishedName');
-    for (const atv of children(rdn)) {
-      const [type, value] = children(atv);
-      if (!type || !value) throw new DerError('AttributeTypeAndValue: incomplete');
-      attributes.push({ type: decodeOid(type), value: decodeString(value) });
+    // RelativeDistinguishedName ::= SET SIZE (1..MAX) OF AttributeTypeAndValue (RFC 5280 §4.1.2.4)
+    const atvs = setOfChildren(rdn, 'RelativeDistinguishedName');
+    if (atvs.length === 0) throw new DerError('RelativeDistinguishedName: empty');
+    for (const atv of atvs) {
+      const [type, value] = expectCount(atv, Tag.SEQUENCE, 'AttributeTypeAndValue', 2);
+      attributes.push({ type: decodeOid(type as DerNode), value: decodeString(value as DerNode) });
     }
   }
   return { attributes, der: node.raw };

@@ -42,6 +42,11 @@ export const OID = {
   challengePassword: '1.2.840.113549.1.9.7',
   pkcs7Data: '1.2.840.113549.1.7.1',
   pkcs7SignedData: '1.2.840.113549.1.7.2',
+
+  // Password-based encryption of PKCS#8 keys (RFC 8018, RFC 7914)
+  pbes2: '1.2.840.113549.1.5.13',
+  scrypt: '1.3.6.1.4.1.11591.4.11',
+  aes256Cbc: '2.16.840.1.101.3.4.1.42',
 } as const;
 
 /** Readable names for OIDs that appear in error messages. */
