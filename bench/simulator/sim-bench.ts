@@ -6,6 +6,7 @@ import { startDaemon } from '../daemon.ts';
 import { fleetgateInit } from '../fleetgate-cli.ts';
 import { EST_PATHS } from '@fleetgate/device-sdk';
 import { FLEETGATE_BIN } from '../fleetgate-cli.ts';
+import { BENCH_LISTENER_LIMITS } from '../broker/fleetgate-broker.ts';
 import { httpsCall } from '../https-call.ts';
 import { waitUntilReady } from '../wait-ready.ts';
 import type { Daemon } from '../daemon.ts';
@@ -46,6 +47,7 @@ export interface SimBenchOptions {
 const SETTINGS = {
   est: { ratePerSecond: 100_000, rateBurst: 100_000, perIdentityPerMinute: 100, maxConcurrent: 4096, maxInProgressPerSource: 4096 },
   broker: { limits: { connectionsPerSecond: 100_000, connectionBurst: 100_000, maxConnections: 200_000 } },
+  listeners: BENCH_LISTENER_LIMITS,
 };
 
 /** Mean messages per second over the series points after the whole fleet was connected. */
@@ -107,9 +109,10 @@ export async function runSimulatorBench(options: SimBenchOptions): Promise<{ fle
   try {
     const dataDir = join(work, 'data');
     await fleetgateInit(dataDir);
-    const config = JSON.parse(await readFile(join(dataDir, 'config.json'), 'utf8')) as { est: Record<string, number>; broker: { limits: Record<string, number> } };
+    const config = JSON.parse(await readFile(join(dataDir, 'config.json'), 'utf8')) as { est: Record<string, number>; broker: { limits: Record<string, number> }; listeners?: Record<string, number> };
     Object.assign(config.est, SETTINGS.est);
     Object.assign(config.broker.limits, SETTINGS.broker.limits);
+    config.listeners = { ...config.listeners, ...SETTINGS.listeners };
     await writeFile(join(dataDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
     const rootPem = await readFile(join(dataDir, 'ca', 'root.crt'), 'utf8');
     const quiet = new Progress(process.stderr, false, 10);
