@@ -15,6 +15,9 @@ export interface PollOptions extends WaitOptions {
   readonly intervalMs?: number;
 }
 
+/** What a condition returns once it holds. */
+export type Truthy<T> = Exclude<T, false | 0 | '' | null | undefined>;
+
 const DEFAULT_TIMEOUT_MS = 10_000;
 const DEFAULT_INTERVAL_MS = 20;
 
@@ -33,13 +36,13 @@ function describe(what: WaitOptions['what']): string {
  * once more at the deadline, so a slow machine fails only when the condition really never held.
  * Use it where no event says "it happened" (a registry written by a periodic flush, a counter).
  */
-export async function waitFor<T>(condition: () => T | Promise<T>, options: PollOptions): Promise<NonNullable<T>> {
+export async function waitFor<T>(condition: () => T | Promise<T>, options: PollOptions): Promise<Truthy<T>> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     const value = await condition();
-    if (value) return value as NonNullable<T>;
+    if (value) return value as Truthy<T>;
     const left = deadline - performance.now();
     if (left <= 0) throw new WaitTimeout(`timed out after ${timeoutMs} ms waiting for ${describe(options.what)}`);
     await delay(Math.min(intervalMs, left));
