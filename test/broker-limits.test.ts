@@ -113,8 +113,20 @@ test('maximum inflight: a client that leaves more QoS 2 messages unreleased than
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
   const publish = (id: number): boolean =>
     socket.write(mqttPacket.generate({ cmd: 'publish', topic: `devices/${device!.id}/q2`, payload: Buffer.from('x'), qos: 2, messageId: id, retain: false, dup: false }));
+  const until = (count: number, cmd: string): Promise<true> =>
+    waitFor(
+      () => {
+        if (socket.destroyed) throw new Error(`the broker closed the connection; packets: ${packets.join(', ')}`);
+        return packets.filter((seen) => seen === cmd).length >= count;
+      },
+      { what: () => `${count} ${cmd} (packets so far: ${packets.join(', ')})` },
+    );
+  // PUBLISHes only after the CONNACK: a PUBLISH that reaches aedes before the CONNACK is sent is
+  // sometimes judged before authentication and refused (BROKER_PUBLISH_DENIED, no CONNACK), which
+  // MQTT 3.1.1 §3.1.4 allows clients to do; that is the broker's bug to fix, not this test's subject.
+  await until(1, 'connack');
   for (let id = 1; id <= 5; id++) publish(id);
-  await waitFor(() => packets.filter((cmd) => cmd === 'pubrec').length >= 5, { what: () => `five PUBRECs (packets so far: ${packets.join(', ')})` });
+  await until(5, 'pubrec');
   t.is(packets[0], 'connack');
   t.is(packets.filter((cmd) => cmd === 'pubrec').length, 5, 'five in flight are accepted');
   t.false(socket.destroyed);
