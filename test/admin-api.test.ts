@@ -10,11 +10,13 @@ import { OID } from '../server/src/pki/oids.ts';
 import { toPem } from '../server/src/pki/pem.ts';
 import { KeyObjectSigner } from '../server/src/pki/signer.ts';
 import { admin } from './helpers/admin-client.ts';
+import { untilCrlLists } from './helpers/crl.ts';
 import { connectMqtt, enrolledDevices } from './helpers/device.ts';
 import { csrBody, estRequest } from './helpers/est-client.ts';
 import { startFleet, type Credential, type Fleet } from './helpers/fleet.ts';
 import { run } from './helpers/run.ts';
 import { tempDir } from './helpers/temp-dir.ts';
+import { waitFor } from './helpers/wait.ts';
 
 test('only operator certificates reach the admin API: none 401, a device 403, the operator 200', async (t) => {
   const fleet = await startFleet(t);
@@ -58,7 +60,7 @@ test('device show, revoke (live session closed, CRL updated and verified by open
   t.is((await admin(fleet, 'POST', '/v1/devices/camera-000000000000/disable')).status, 404);
 
   // The CRL is regenerated on revocation; openssl verifies it and rejects the certificate.
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  await untilCrlLists(fleet, detail.device.certSerial);
   const dir = await tempDir(t);
   const crl = await estRequest({ url: fleet.estUrl, path: '/crl', ca: fleet.rootPem });
   t.is(crl.headers['content-type'], 'application/pkix-crl');
@@ -180,8 +182,16 @@ test('metrics: enrollments, connections, refusals and messages move', async (t) 
   const client = await connectMqtt(t, fleet, device!.operational);
   await client.publishAsync(`devices/${device!.id}/position`, '1,2', { qos: 1 });
   await client.subscribeAsync('devices/other/#').catch(() => undefined);
-  await new Promise((resolve) => setTimeout(resolve, 100));
-  const after = await scrape();
+  // Counters move as the broker handles each packet; wait until each has reached the value it
+  // should, then check that none went further.
+  const after = await waitFor(
+    async () => {
+      const text = await scrape();
+      const settled = value(text, 'fleetgate_mqtt_connected_devices') >= 1 && value(text, 'fleetgate_mqtt_messages_in_total') >= 1 && value(text, 'fleetgate_mqtt_refusals_total{code="BROKER_SUBSCRIBE_DENIED"}') >= 1;
+      return settled && text;
+    },
+    { what: 'the connection, the message and the refused subscription in the metrics' },
+  );
   t.is(value(after, 'fleetgate_enrollments_total{operation="simpleenroll",result="issued"'), 1);
   t.true(value(after, 'fleetgate_enrollment_duration_seconds_count') >= 1);
   t.is(value(after, 'fleetgate_mqtt_connected_devices'), 1);

@@ -5,11 +5,11 @@ import { connectAsync, type MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { connackCode, connectMqtt, enrolledDevices, mqttOptions } from './helpers/device.ts';
 import { startFleet, testConfig } from './helpers/fleet.ts';
+import { nextEvent, waitFor } from './helpers/wait.ts';
 
 const once = (client: MqttClient, event: string): Promise<unknown[]> => onceEmitter(client as unknown as EventEmitter, event);
 /** Resolves when the broker has closed the connection (errors on the way are expected). */
 const closedBy = (client: MqttClient): Promise<void> => new Promise((resolve) => client.once('close', () => resolve()));
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function refusals(metricsUrl: string, code: string): Promise<number> {
   const text = await (await fetch(metricsUrl)).text();
@@ -54,8 +54,9 @@ test('maximum packet size: a larger packet closes the connection and is not deli
   await client.subscribeAsync(`devices/${device!.id}/#`);
   let received = 0;
   client.on('message', () => received++);
+  const small = nextEvent(client as unknown as EventEmitter, 'message', { what: 'the small message' });
   await client.publishAsync(`devices/${device!.id}/small`, Buffer.alloc(512));
-  await sleep(100);
+  await small;
   t.is(received, 1);
   const closed = closedBy(client);
   client.publish(`devices/${device!.id}/big`, Buffer.alloc(64 * 1024));
@@ -112,8 +113,20 @@ test('maximum inflight: a client that leaves more QoS 2 messages unreleased than
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
   const publish = (id: number): boolean =>
     socket.write(mqttPacket.generate({ cmd: 'publish', topic: `devices/${device!.id}/q2`, payload: Buffer.from('x'), qos: 2, messageId: id, retain: false, dup: false }));
+  const until = (count: number, cmd: string): Promise<true> =>
+    waitFor(
+      () => {
+        if (socket.destroyed) throw new Error(`the broker closed the connection; packets: ${packets.join(', ')}`);
+        return packets.filter((seen) => seen === cmd).length >= count;
+      },
+      { what: () => `${count} ${cmd} (packets so far: ${packets.join(', ')})` },
+    );
+  // PUBLISHes only after the CONNACK: a PUBLISH that reaches aedes before the CONNACK is sent is
+  // sometimes judged before authentication and refused (BROKER_PUBLISH_DENIED, no CONNACK), which
+  // MQTT 3.1.1 §3.1.4 allows clients to do; that is the broker's bug to fix, not this test's subject.
+  await until(1, 'connack');
   for (let id = 1; id <= 5; id++) publish(id);
-  for (let attempt = 0; attempt < 50 && packets.filter((cmd) => cmd === 'pubrec').length < 5; attempt++) await sleep(20);
+  await until(5, 'pubrec');
   t.is(packets[0], 'connack');
   t.is(packets.filter((cmd) => cmd === 'pubrec').length, 5, 'five in flight are accepted');
   t.false(socket.destroyed);
@@ -152,9 +165,13 @@ test('wills and retained messages obey the same rules', async (t) => {
   await closed;
   // The foreign retained message was not stored: a fresh subscriber of that topic gets nothing.
   const fresh = await connectMqtt(t, fleet, device!.operational);
-  let spoofed = false;
-  fresh.on('message', (topic) => (spoofed ||= topic === `devices/${device!.id}/state`));
-  await fresh.subscribeAsync(`devices/${device!.id}/state`);
-  await sleep(200);
-  t.false(spoofed);
+  const seen: string[] = [];
+  fresh.on('message', (_topic, payload, packet) => seen.push(`${payload.toString()}${packet.retain ? ' (retained)' : ''}`));
+  await fresh.subscribeAsync(`devices/${device!.id}/state`, { qos: 1 });
+  // A stored retained message is sent right after the SUBACK; a marker published after the
+  // SUBACK came back arrives after it. So the marker first means nothing was stored.
+  const marker = nextEvent(fresh as unknown as EventEmitter, 'message', { what: 'the marker message', accept: (_topic, payload) => String(payload) === 'marker' });
+  await fresh.publishAsync(`devices/${device!.id}/state`, 'marker', { qos: 1 });
+  await marker;
+  t.deepEqual(seen, ['marker'], 'no retained spoof before the marker');
 });

@@ -5,8 +5,7 @@ import { connectAsync } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { connectMqtt, enrolledDevices } from './helpers/device.ts';
 import { startFleet, type Credential, type Fleet } from './helpers/fleet.ts';
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+import { untilClockPasses, waitFor, withDeadline } from './helpers/wait.ts';
 
 /** One raw MQTT CONNECT over TLS, optionally resuming a TLS session; returns the CONNACK code and the session. */
 async function rawConnect(fleet: Fleet, credential: Credential, session?: Buffer): Promise<{ returnCode: number; resumed: boolean; session: Buffer | undefined }> {
@@ -21,7 +20,9 @@ async function rawConnect(fleet: Fleet, credential: Credential, session?: Buffer
   socket.write(mqttPacket.generate({ cmd: 'connect', clientId: credential.id, keepalive: 30, protocolVersion: 4, protocolId: 'MQTT', clean: true }));
   const returnCode = await connack;
   const resumed = socket.isSessionReused();
-  await sleep(50); // TLS 1.3 tickets arrive after the handshake
+  // TLS 1.3 tickets arrive after the handshake: wait for one after a full handshake that was
+  // accepted (a refused connection is closed by the server; a resumed one gets no new ticket).
+  if (returnCode === 0 && !resumed && !ticket) await withDeadline(once(socket, 'session'), { what: 'a TLS session ticket' });
   socket.destroy();
   return { returnCode, resumed, session: ticket };
 }
@@ -45,19 +46,21 @@ test('presence: connected, last seen and disconnected are recorded in the regist
   const fleet = await startFleet(t);
   const [device] = await enrolledDevices(t, fleet);
   const client = await connectMqtt(t, fleet, device!.operational);
-  const flushMs = fleet.server.config.broker.limits.presenceFlushMs;
-  await sleep(flushMs * 3);
-  const connected = await fleet.server.registry.getPresence(device!.id);
+  // Presence is written by a periodic flush: poll the registry for each change.
+  const presence = () => fleet.server.registry.getPresence(device!.id);
+  const connected = await waitFor(async () => (await presence())?.connected === true && presence(), { what: 'presence "connected" in the registry' });
   t.like(connected, { connected: true, peer: '127.0.0.1' });
-  await sleep(20);
+  // lastSeen has millisecond resolution: let the clock pass it, so the message's time is later.
+  await untilClockPasses(Date.parse(connected?.lastSeen ?? ''), { what: 'the clock to pass the connection time' });
   await client.publishAsync(`devices/${device!.id}/telemetry`, '21.5', { qos: 1 });
-  await sleep(flushMs * 3);
-  const seen = await fleet.server.registry.getPresence(device!.id);
+  const seen = await waitFor(async () => {
+    const record = await presence();
+    return (record?.lastSeen ?? '') > (connected?.lastSeen ?? '') && record;
+  }, { what: 'last seen to move with the message' });
   t.true((seen?.lastSeen ?? '') > (connected?.lastSeen ?? ''), 'last seen moved with the message');
   t.is(seen?.connectedAt, connected?.connectedAt);
   await client.endAsync();
-  await sleep(flushMs * 3);
-  t.like(await fleet.server.registry.getPresence(device!.id), { connected: false });
+  t.like(await waitFor(async () => (await presence())?.connected === false && presence(), { what: 'presence "disconnected" in the registry' }), { connected: false });
 });
 
 test('a second connection with the same identity takes over the first (MQTT-3.1.4-2), presence stays connected', async (t) => {
@@ -68,8 +71,16 @@ test('a second connection with the same identity takes over the first (MQTT-3.1.
   const second = await connectAsync(fleet.server.mqttUrl, { clientId: device!.id, ca: fleet.rootPem, cert: device!.operational.certPem, key: device!.operational.keyPem, reconnectPeriod: 0 });
   t.teardown(() => second.endAsync(true));
   await firstClosed;
-  await sleep(fleet.server.config.broker.limits.presenceFlushMs * 3);
-  t.like(await fleet.server.registry.getPresence(device!.id), { connected: true });
+  // The broker handled the first session's end before the client saw its socket close. A message
+  // from the second session is noted after that; once a flush has written it, the state written
+  // with it is the final one (a wrong "disconnected" from the takeover would be in it).
+  const markerAt = new Date().toISOString();
+  await second.publishAsync(`devices/${device!.id}/telemetry`, 'marker', { qos: 1 });
+  const settled = await waitFor(async () => {
+    const record = await fleet.server.registry.getPresence(device!.id);
+    return (record?.lastSeen ?? '') >= markerAt && record;
+  }, { what: 'presence with the marker message written' });
+  t.like(settled, { connected: true });
   // Revocation still reaches the session that took over.
   const secondClosed = once(second as unknown as EventEmitter, 'close');
   await fleet.server.registry.changeState({ deviceId: device!.id, to: 'disabled', actor: 'operator:test' });

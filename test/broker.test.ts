@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import type { MqttClient } from 'mqtt';
 import { startFleet } from './helpers/fleet.ts';
 import { connackCode, connectMqtt, enrolledDevices } from './helpers/device.ts';
+import { nextEvent } from './helpers/wait.ts';
 
 /** MQTT.js' emitter types do not satisfy node's `once`; it is an EventEmitter underneath. */
 const once = (client: MqttClient, event: string): Promise<unknown[]> => onceEmitter(client as unknown as EventEmitter, event);
@@ -49,14 +50,17 @@ test('publishing to another device topic closes the connection', async (t) => {
   if (!device || !other) throw new Error('no devices');
   const watcher = await connectMqtt(t, fleet, other.operational);
   await watcher.subscribeAsync(`devices/${other.id}/#`);
-  let leaked = false;
-  watcher.on('message', () => (leaked = true));
+  const seen: string[] = [];
+  watcher.on('message', (topic, payload) => seen.push(`${topic} ${payload.toString()}`));
   const client = await connectMqtt(t, fleet, device.operational);
   const closed = once(client, 'close');
   client.publish(`devices/${other.id}/commands`, 'spoofed', { qos: 0 });
   await closed;
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  t.false(leaked, 'the spoofed message reached nobody');
+  // A marker published after the spoof was handled: had the spoof been delivered, it would be first.
+  const marker = nextEvent<[string, Buffer]>(watcher as unknown as EventEmitter, 'message', { what: 'the marker message', accept: (topic) => topic.endsWith('/marker') });
+  await watcher.publishAsync(`devices/${other.id}/marker`, 'marker', { qos: 1 });
+  await marker;
+  t.deepEqual(seen, [`devices/${other.id}/marker marker`], 'the spoofed message reached nobody');
 });
 
 test('client id must equal the certificate identity (CONNACK 5); bootstrap and operator certificates are refused (CONNACK 5)', async (t) => {

@@ -25,12 +25,14 @@ import { canonicalRevocationReason } from '../server/src/cli/commands/device.ts'
 import { CliError } from '../server/src/cli/errors.ts';
 import { fleetgate } from './helpers/cli.ts';
 import { connackCode, connectMqtt, enrolledDevices, enrollWithBootstrap } from './helpers/device.ts';
+import { untilCrlLists } from './helpers/crl.ts';
 import { csrBody, estRequest } from './helpers/est-client.ts';
 import { changedFiles, listFiles, snapshotFiles } from './helpers/files.ts';
 import { factoryCredentials, makeDataDir, startFleet, type Credential, type Fleet } from './helpers/fleet.ts';
 import { freePort } from './helpers/ports.ts';
 import { run, type RunResult } from './helpers/run.ts';
 import { tempDir } from './helpers/temp-dir.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const STACK_TRACE = /unexpected error|\n\s+at /;
 
@@ -86,7 +88,8 @@ test('device list (all pages), show and revoke; the broker drops the revoked dev
   const [device] = devices;
   if (!device) throw new Error('no device');
   const client = await connectMqtt(t, fleet, device.operational);
-  await new Promise((resolve) => setTimeout(resolve, 400)); // presence is flushed every 100 ms in tests
+  // Presence is written by a periodic flush (every 100 ms in tests): wait until it is there.
+  await waitFor(async () => (await fleet.server.registry.getPresence(device.id))?.connected, { what: `presence "connected" of ${device.id}` });
   const ids = devices.map((entry) => entry.id).sort();
 
   const [paged, listed, shown, shownJson, unknown, missing, badState] = await Promise.all([
@@ -130,7 +133,7 @@ test('device list (all pages), show and revoke; the broker drops the revoked dev
   t.regex(revoked.stdout, new RegExp(`^device ${device.id} revoked \\(keyCompromise\\): `));
   await closed;
   t.is(await connackCode(fleet, device.operational), 5, 'a reconnect gets CONNACK 5');
-  await new Promise((resolve) => setTimeout(resolve, 200)); // the CRL is re-signed right after the change
+  await untilCrlLists(fleet, detail.device.certSerial); // the CRL is re-signed right after the change
 
   const dir = await tempDir(t);
   const [again, afterJson, revokedList, crlDer, crlPem] = await Promise.all([

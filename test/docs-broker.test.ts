@@ -9,6 +9,7 @@ import { connackCode, connectMqtt, enrolledDevices } from './helpers/device.ts';
 import { DOC_FENCE_LANGUAGES, REPO_ROOT, bashBlocks, docEnvironment, fencedBlocks, freeListenerPorts, isListening, runDocScript, tail } from './helpers/doc-script.ts';
 import { serviceCredential, startFleet } from './helpers/fleet.ts';
 import { tempDir } from './helpers/temp-dir.ts';
+import { withDeadline } from './helpers/wait.ts';
 
 /*
  * docs/broker.md is executable: its ```bash blocks, in order, are the mosquitto walk-through.
@@ -174,7 +175,10 @@ test('a backend service cannot take over a device session by using its device id
   const client = await connectMqtt(t, fleet, device.operational);
   const closed = new Promise<'closed'>((resolve) => client.once('close', () => resolve('closed')));
   const code = await connackCode(fleet, await serviceCredential(t, fleet), { clientId: device.id });
-  const outcome = await Promise.race([closed, new Promise<'connected'>((resolve) => setTimeout(() => resolve('connected'), 500))]);
+  // A takeover closes the old session before the new one's CONNACK; a QoS 1 round trip on the
+  // device's connection after that CONNACK shows whether it is still there.
+  const roundTrip = client.publishAsync(`devices/${device.id}/telemetry`, 'still here', { qos: 1 }).then(() => 'connected' as const);
+  const outcome = await withDeadline(Promise.race([closed, roundTrip]), { what: 'the device session to answer or close' });
   t.is(outcome, 'connected', 'the device session survived');
   t.is(code, 5, 'CONNACK 5 for a service using a device id as client id');
   t.is(await connackCode(fleet, await serviceCredential(t, fleet), { clientId: 'backend:ingest-1' }), 0, 'an instance id is fine');

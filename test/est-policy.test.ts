@@ -1,4 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
+import { X509Certificate } from 'node:crypto';
 import { createCsr, generateDeviceKeyPair } from '../device-sdk/src/csr.ts';
 import { ERROR_CODE_HEADER, EST_PATHS } from '../device-sdk/src/protocol.ts';
 import type { ServerConfig } from '../server/src/config/config.ts';
@@ -8,8 +9,7 @@ import { factoryCredentials, startFleet, testConfig, type Credential, type Fleet
 import { opensslCsr } from './helpers/openssl.ts';
 import { certificatesFromCertsOnly } from './helpers/pkcs7.ts';
 import { tempDir } from './helpers/temp-dir.ts';
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+import { untilClockPasses } from './helpers/wait.ts';
 
 /** Configuration where operational certificates live two seconds (no back-dating). */
 function shortLived(enrollment: Partial<ServerConfig['enrollment']>): ServerConfig {
@@ -29,6 +29,15 @@ async function enroll(fleet: Fleet, credential: Credential, path: string = EST_P
   };
 }
 
+/**
+ * Waits until `credential`'s certificate has expired by the wall clock. The TLS layer judges
+ * expiry by the real clock (CERT_HAS_EXPIRED), so an injected server clock cannot stand in here.
+ */
+async function untilExpired(credential: Credential): Promise<void> {
+  const leaf = new X509Certificate(credential.certPem);
+  await untilClockPasses(new Date(leaf.validTo), { what: `the certificate of ${credential.id} to expire (${leaf.validTo})` });
+}
+
 async function firstEnrollment(t: ExecutionContext, fleet: Fleet): Promise<{ bootstrap: Credential; operational: Credential }> {
   const [bootstrap] = await factoryCredentials(t, fleet);
   if (!bootstrap) throw new Error('no credential');
@@ -40,7 +49,7 @@ async function firstEnrollment(t: ExecutionContext, fleet: Fleet): Promise<{ boo
 test('an expired operational certificate renews within the grace period', async (t) => {
   const fleet = await startFleet(t, { config: shortLived({ renewalGraceSeconds: 3600 }) });
   const { operational } = await firstEnrollment(t, fleet);
-  await sleep(2600);
+  await untilExpired(operational);
   const { response } = await enroll(fleet, operational, EST_PATHS.simplereenroll);
   t.is(response.status, 200, response.text);
   t.is((await fleet.server.registry.getDevice(operational.id))?.renewals, 1);
@@ -50,7 +59,7 @@ test('past the grace, renewal is refused (401 ENROLL_CLIENT_CERT_EXPIRED) and th
   const fleet = await startFleet(t, { config: shortLived({ renewalGraceSeconds: 0, bootstrapReenroll: 'after-expiry' }) });
   const { bootstrap, operational } = await firstEnrollment(t, fleet);
   const before = await fleet.server.registry.getDevice(bootstrap.id);
-  await sleep(2600);
+  await untilExpired(operational);
   const { response: renewal } = await enroll(fleet, operational, EST_PATHS.simplereenroll);
   t.is(renewal.status, 401, renewal.text);
   t.is(renewal.headers[ERROR_CODE_HEADER], 'ENROLL_CLIENT_CERT_EXPIRED');
@@ -62,9 +71,13 @@ test('past the grace, renewal is refused (401 ENROLL_CLIENT_CERT_EXPIRED) and th
 });
 
 test('with bootstrapReenroll "never", an expired device still cannot use its bootstrap credential again (409)', async (t) => {
-  const fleet = await startFleet(t, { config: shortLived({ renewalGraceSeconds: 0, bootstrapReenroll: 'never' }) });
+  // Only the enrollment authority judges this expiry (the bootstrap certificate is valid), so
+  // its injected clock is moved past the operational certificate's end instead of waiting.
+  let clockOffsetMs = 0;
+  const fleet = await startFleet(t, { config: shortLived({ renewalGraceSeconds: 0, bootstrapReenroll: 'never' }), now: () => new Date(Date.now() + clockOffsetMs) });
   const { bootstrap } = await firstEnrollment(t, fleet);
-  await sleep(2600);
+  const enrolled = await fleet.server.registry.getDevice(bootstrap.id);
+  clockOffsetMs = Date.parse(enrolled?.certNotAfter ?? '') - Date.now() + 1000;
   const { response } = await enroll(fleet, bootstrap);
   t.is(response.status, 409, response.text);
   t.is(response.headers[ERROR_CODE_HEADER], 'ENROLL_ALREADY_ENROLLED');

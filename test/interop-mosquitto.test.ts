@@ -6,6 +6,7 @@ import { enrolledDevices, type EnrolledDevice } from './helpers/device.ts';
 import { serviceCredential, startFleet, type Credential, type Fleet } from './helpers/fleet.ts';
 import { run, type RunResult } from './helpers/run.ts';
 import { tempDir } from './helpers/temp-dir.ts';
+import { withDeadline } from './helpers/wait.ts';
 
 /** Files mosquitto clients read: root, certificate chain and key of a credential. */
 async function credentialFiles(dir: string, fleet: Fleet, credential: Credential, name: string): Promise<string[]> {
@@ -18,6 +19,39 @@ async function credentialFiles(dir: string, fleet: Fleet, credential: Credential
 
 function mosquitto(tool: 'mosquitto_pub' | 'mosquitto_sub', args: string[]): Promise<RunResult> {
   return run(tool, args, { timeoutMs: 15_000 });
+}
+
+/** A running mosquitto_sub: resolves `subscribed` on its SUBACK, `done` when it exits. */
+interface Subscriber {
+  readonly subscribed: Promise<void>;
+  /** Exit code, stderr, and the lines it printed for messages (its -d debug lines left out). */
+  readonly done: Promise<{ code: number | null; messages: string[]; stderr: string }>;
+}
+
+/**
+ * Starts mosquitto_sub with -d, whose debug output on stdout says when the broker granted the
+ * subscription ("Subscribed (mid: 1): 0"): a publish sent after that is delivered, so the test
+ * waits for that line instead of a fixed pause.
+ */
+function subscriber(t: ExecutionContext, args: string[]): Subscriber {
+  // stdbuf -oL: into a pipe, mosquitto_sub would hold its debug lines in a block buffer.
+  const child = spawn('stdbuf', ['-oL', 'mosquitto_sub', '-d', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const subscribed = new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (/^Subscribed \(mid: \d+\)/m.test(stdout)) resolve();
+    });
+    void exited.then(() => reject(new Error(`mosquitto_sub exited before subscribing: ${stdout}${stderr}`)));
+  });
+  const done = exited.then((code) => ({ code, stderr, messages: stdout.split('\n').filter((line) => line !== '' && !/^(Client \S+ (sending|received) |Subscribed \(mid: )/.test(line)) }));
+  return { subscribed: withDeadline(subscribed, { what: `mosquitto_sub ${args.join(' ')} to subscribe` }), done: withDeadline(done, { what: 'mosquitto_sub to exit', timeoutMs: 15_000 }) };
 }
 
 async function setup(t: ExecutionContext): Promise<{ fleet: Fleet; dir: string; a: EnrolledDevice; b: EnrolledDevice }> {
@@ -34,22 +68,22 @@ test('mosquitto_pub and mosquitto_sub: telemetry from a device reaches the backe
   const backend = await credentialFiles(dir, fleet, await serviceCredential(t, fleet), 'backend');
 
   // Telemetry: the device publishes in its namespace, a backend service subscribed to devices/#.
-  const consumer = mosquitto('mosquitto_sub', [...backend, '-i', 'backend:1', '-t', 'devices/#', '-C', '1', '-W', '10', '-v']);
-  await new Promise((resolve) => setTimeout(resolve, 700));
+  const consumer = subscriber(t, [...backend, '-i', 'backend:1', '-t', 'devices/#', '-C', '1', '-W', '10', '-v']);
+  await consumer.subscribed;
   const published = await mosquitto('mosquitto_pub', [...device, '-i', a.id, '-t', `devices/${a.id}/telemetry`, '-m', '{"temp":21.5}', '-q', '1']);
   t.is(published.code, 0, published.stderr);
-  const telemetry = await consumer;
+  const telemetry = await consumer.done;
   t.is(telemetry.code, 0, telemetry.stderr);
-  t.is(telemetry.stdout.trim(), `devices/${a.id}/telemetry {"temp":21.5}`);
+  t.deepEqual(telemetry.messages, [`devices/${a.id}/telemetry {"temp":21.5}`]);
 
   // Commands: the device subscribes to its own namespace, the backend publishes a command.
-  const listener = mosquitto('mosquitto_sub', [...device, '-i', a.id, '-t', `devices/${a.id}/commands/#`, '-C', '1', '-W', '10', '-v']);
-  await new Promise((resolve) => setTimeout(resolve, 700));
+  const listener = subscriber(t, [...device, '-i', a.id, '-t', `devices/${a.id}/commands/#`, '-C', '1', '-W', '10', '-v']);
+  await listener.subscribed;
   const command = await mosquitto('mosquitto_pub', [...backend, '-i', 'backend:2', '-t', `devices/${a.id}/commands/setpoint`, '-m', '19', '-q', '1']);
   t.is(command.code, 0, command.stderr);
-  const received = await listener;
+  const received = await listener.done;
   t.is(received.code, 0, received.stderr);
-  t.is(received.stdout.trim(), `devices/${a.id}/commands/setpoint 19`);
+  t.deepEqual(received.messages, [`devices/${a.id}/commands/setpoint 19`]);
 });
 
 test('mosquitto_pub: a service not listed in broker.services is refused', async (t) => {
@@ -74,12 +108,17 @@ test('mosquitto_pub: publishing to another device topic is cut off and never del
   const { fleet, dir, a, b } = await setup(t);
   const argsA = await credentialFiles(dir, fleet, a.operational, 'a');
   const argsB = await credentialFiles(dir, fleet, b.operational, 'b');
-  const watcher = mosquitto('mosquitto_sub', [...argsB, '-i', b.id, '-t', `devices/${b.id}/#`, '-C', '1', '-W', '3']);
-  await new Promise((resolve) => setTimeout(resolve, 700));
+  const backend = await credentialFiles(dir, fleet, await serviceCredential(t, fleet), 'backend');
+  // -C 1: the watcher exits on the first message it gets.
+  const watcher = subscriber(t, [...argsB, '-i', b.id, '-t', `devices/${b.id}/#`, '-C', '1', '-W', '10', '-v']);
+  await watcher.subscribed;
   const spoof = await mosquitto('mosquitto_pub', [...argsA, '-i', a.id, '-t', `devices/${b.id}/commands`, '-m', 'unlock', '-q', '1']);
   t.not(spoof.code, 0, 'the QoS 1 publish was never acknowledged');
-  const watched = await watcher;
-  t.is(watched.stdout, '', 'nothing reached the other device');
+  // A marker sent after the spoof: had the spoof been delivered, it would have come first.
+  const marker = await mosquitto('mosquitto_pub', [...backend, '-i', 'backend:marker', '-t', `devices/${b.id}/commands/marker`, '-m', 'marker', '-q', '1']);
+  t.is(marker.code, 0, marker.stderr);
+  const watched = await watcher.done;
+  t.deepEqual(watched.messages, [`devices/${b.id}/commands/marker marker`], 'nothing but the marker reached the other device');
 });
 
 test('mosquitto_pub with a bootstrap certificate is refused: not authorised', async (t) => {
@@ -94,19 +133,10 @@ test('a revoked device is dropped from a live mosquitto_sub and cannot come back
   const { fleet, dir, a } = await setup(t);
   const args = await credentialFiles(dir, fleet, a.operational, 'a');
   // No -C and no -W: mosquitto_sub would run for ever; only the broker dropping it ends it.
-  const child = spawn('mosquitto_sub', [...args, '-i', a.id, '-t', `devices/${a.id}/#`], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  t.teardown(() => {
-    child.kill('SIGKILL');
-  });
-  await new Promise((resolve) => setTimeout(resolve, 700));
-  t.is(child.exitCode, null, 'connected and running');
+  const live = subscriber(t, [...args, '-i', a.id, '-t', `devices/${a.id}/#`]);
+  await live.subscribed; // connected, subscribed and running
   await fleet.server.registry.changeState({ deviceId: a.id, to: 'revoked', actor: 'operator:test' });
-  const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 8000));
-  const code = await Promise.race([exited, timeout]);
-  t.not(code, 'timeout', 'the broker dropped the live session');
+  const { stderr } = await withDeadline(live.done, { what: 'the broker to drop the live mosquitto_sub session', timeoutMs: 8000 });
   t.regex(stderr, /connection was lost|not authori[sz]ed/i, stderr);
   const again = await mosquitto('mosquitto_pub', [...args, '-i', a.id, '-t', `devices/${a.id}/telemetry`, '-m', 'x']);
   t.not(again.code, 0);

@@ -7,8 +7,7 @@ import type { DeviceState } from '../device-sdk/src/device-state.ts';
 import { mqttOptions } from './helpers/device.ts';
 import { factoryCredentials, serviceCredential, startFleet, testConfig, type Credential, type Fleet } from './helpers/fleet.ts';
 import { tempDir } from './helpers/temp-dir.ts';
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+import { untilClockPasses, waitFor, withDeadline } from './helpers/wait.ts';
 
 /** A device provisioned as a factory would: root and bootstrap credential in a file store. */
 async function provisionedDevice(t: ExecutionContext, fleet: Fleet, bootstrap: Credential, options: Partial<FleetDeviceOptions> = {}): Promise<FleetDevice> {
@@ -97,16 +96,21 @@ test('renewal with certificates that live seconds, while publishing QoS 1 contin
   device.on('renewed', (info) => renewals.push(info.serial));
   await device.start();
 
+  // Publish a frame every 20 ms (a pace, not a wait) until the second renewal is done and a
+  // second more has been sent on the renewed connection; bounded by a deadline.
   let sent = 0;
   const publishing: Promise<void>[] = [];
-  const until = Date.now() + 9000;
-  while (Date.now() < until) {
-    const sequence = sent++;
-    publishing.push(device.publish('events/frame', String(sequence), { qos: 1 }));
-    await sleep(20);
+  const pace = setInterval(() => publishing.push(device.publish('events/frame', String(sent++), { qos: 1 })), 20);
+  try {
+    await waitFor(() => renewals.length >= 2, { what: () => `two renewals (${renewals.length} so far)`, timeoutMs: 20_000 });
+    const target = sent + 50;
+    await waitFor(() => sent >= target, { what: 'frames after the second renewal' });
+  } finally {
+    clearInterval(pace);
   }
   await Promise.all(publishing);
-  await sleep(500);
+  // Every PUBACK is in; the backend's copies may still be on their way.
+  await waitFor(() => received.size >= sent, { what: () => `${sent} frames at the backend (${received.size} so far)` });
   t.true(renewals.length >= 2, `renewed ${renewals.length} times`);
   t.is(new Set(renewals).size, renewals.length, 'a new certificate each time');
   const missing = Array.from({ length: sent }, (_, index) => index).filter((index) => !received.has(index));
@@ -125,7 +129,11 @@ test('a revoked device ends in state refused and stops connecting', async (t) =>
   t.like(state, { type: 'refused', code: 'ENROLL_DEVICE_REVOKED' });
   const connects = async (): Promise<string> => (await (await fetch(fleet.server.metricsUrl)).text()).split('\n').find((line) => line.startsWith('fleetgate_mqtt_refusals_total{code="BROKER_DEVICE_REVOKED"}')) ?? '';
   const before = await connects();
-  await sleep(1500);
+  // No retry can follow once the lifecycle loop has returned and no timer is left (MQTT.js does
+  // not reconnect by itself: reconnectPeriod 0): wait for that instead of watching for a while.
+  const internals = device as unknown as { lifecycle: Promise<void>; timers: Set<unknown> };
+  await withDeadline(internals.lifecycle, { what: 'the refused device to end its connection loop' });
+  t.is(internals.timers.size, 0, 'no retry scheduled');
   t.is(await connects(), before, 'no more connection attempts');
   t.is(device.state.type, 'refused');
 });
@@ -139,9 +147,11 @@ test('an expired certificate: the broker refuses, the EST server says it is spen
   const first = await provisionedDevice(t, fleet, bootstrap!, { renewal: { at: 10, jitter: 0 } });
   await first.start();
   const firstSerial = (first.state as { certificate: { serial: string } }).certificate.serial;
+  const firstExpires = (first.state as { certificate: { notAfter: Date } }).certificate.notAfter;
   const storeDir = (first as unknown as { options: { store: FileCredentialStore } }).options.store.dir;
   await first.stop();
-  await sleep(2500);
+  // The broker and EST server judge expiry by the real clock (TLS): wait until it has passed.
+  await untilClockPasses(firstExpires, { what: `the first certificate to expire (${firstExpires.toISOString()})` });
   // Second life: the device believes its certificate is still in grace (renewalGraceMs large).
   const second = new FleetDevice({ deviceId: bootstrap!.id, estUrl: fleet.estUrl, mqttUrl: fleet.server.mqttUrl, store: new FileCredentialStore(storeDir), renewalGraceMs: 86_400_000, renewal: { at: 10, jitter: 0 }, backoff: { initialMs: 50, maxMs: 200, multiplier: 2 } });
   t.teardown(() => second.stop(true));

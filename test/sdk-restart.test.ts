@@ -4,6 +4,7 @@ import { FleetDevice } from '../device-sdk/src/fleet-device.ts';
 import { MemoryCredentialStore } from '../device-sdk/src/store.ts';
 import { startServer } from '../server/src/server.ts';
 import { factoryCredentials, startFleet, testConfig } from './helpers/fleet.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const DEVICES = 200;
 
@@ -34,7 +35,10 @@ test(`server restart with ${DEVICES} devices connected: all come back, spread ou
     });
   }
   await fleet.server.close();
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  // Restart once every device has seen the drop (and is backing off), not after a fixed pause.
+  await waitFor(() => devices.every((device) => device.state.type !== 'connected'), {
+    what: () => `every device to see the server go (${devices.filter((device) => device.state.type === 'connected').length} still connected)`,
+  });
   restartedAt = Date.now();
   const restarted = await startServer({
     dataDir: fleet.dir,
@@ -43,7 +47,7 @@ test(`server restart with ${DEVICES} devices connected: all come back, spread ou
     config,
   });
   t.teardown(() => restarted.close());
-  for (let waited = 0; back.size < DEVICES && waited < 30_000; waited += 100) await new Promise((resolve) => setTimeout(resolve, 100));
+  await waitFor(() => back.size >= DEVICES, { what: () => `every device to reconnect (${back.size} of ${DEVICES})`, timeoutMs: 30_000, intervalMs: 50 });
   t.is(back.size, DEVICES, 'every device reconnected');
   const times = [...back.values()].sort((a, b) => a - b);
   const spread = (times.at(-1) ?? 0) - (times[0] ?? 0);

@@ -9,6 +9,7 @@ import { MemoryCredentialStore } from '../device-sdk/src/store.ts';
 import { SdkError } from '../device-sdk/src/errors.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 import { SOURCE_NODE_ARGS } from './helpers/source-node.ts';
+import { withDeadline } from './helpers/wait.ts';
 
 /** A deterministic random source cycling through the given values. */
 const sequence = (...values: number[]) => {
@@ -66,12 +67,23 @@ test('file store survives a crash mid-write: every slot read back is whole, old 
 const store = new FileCredentialStore(${JSON.stringify(dir)});
 for (let generation = 0; ; generation++) {
   await store.save('operational', { certPem: 'generation-' + generation + '-' + 'x'.repeat(${big.length}), key: 'key-' + generation });
-  if (generation === 3) process.stdout.write('writing\\n');
+  process.stdout.write('saved ' + generation + '\\n');
 }`;
   for (let round = 0; round < 5; round++) {
     const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
-    await new Promise((resolve) => setTimeout(resolve, 20 + round * 37));
+    // Killed while it writes the next generation, a little later in each round: after it
+    // reported generation 3, 5, 7 ... as saved (its log lines, not a clock, set the moment).
+    const killAfter = 3 + round * 2;
+    let output = '';
+    await withDeadline(
+      new Promise<void>((resolve) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          output += chunk.toString();
+          if (output.includes(`saved ${killAfter}\n`)) resolve();
+        });
+      }),
+      { what: `the writer to report generation ${killAfter}`, timeoutMs: 30_000 },
+    );
     child.kill('SIGKILL');
     await new Promise((resolve) => child.once('exit', resolve));
     const store = new FileCredentialStore(dir);

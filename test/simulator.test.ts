@@ -9,9 +9,40 @@ import { freePort } from './helpers/ports.ts';
 import { run } from './helpers/run.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 import { SOURCE_NODE_ARGS } from './helpers/source-node.ts';
+import { waitFor, withDeadline } from './helpers/wait.ts';
 
 const SIM_BIN = new URL('../simulator/bin/fleetgate-sim.js', import.meta.url).pathname;
 const quiet = new Progress(process.stderr, true);
+
+/** Quiet progress that lets a test wait for one of the simulator's notes (its log lines). */
+class NoteWatcher extends Progress {
+  private readonly notes: string[] = [];
+  private readonly listeners = new Set<() => void>();
+
+  constructor() {
+    super(process.stderr, true);
+  }
+
+  override note(line: string): void {
+    this.notes.push(line);
+    for (const listener of this.listeners) listener();
+  }
+
+  /** Resolves when a note matching `pattern` has been written (also one written before the call). */
+  line(pattern: RegExp, what: string): Promise<string> {
+    const found = new Promise<string>((resolve) => {
+      const check = (): void => {
+        const hit = this.notes.find((note) => pattern.test(note));
+        if (hit === undefined) return;
+        this.listeners.delete(check);
+        resolve(hit);
+      };
+      this.listeners.add(check);
+      check();
+    });
+    return withDeadline(found, { what, timeoutMs: 120_000 });
+  }
+}
 
 async function options(t: ExecutionContext, fleet: Fleet, extra: string[]): Promise<SimOptions> {
   const parsed = parseSimArgs(['--est', fleet.estUrl, '--mqtt', fleet.server.mqttUrl, '--admin', fleet.server.adminUrl, '--data', fleet.dir, '--report', await tempDir(t, 'fleetgate-sim-'), ...extra]);
@@ -75,10 +106,15 @@ test('renewal-storm: every device renews at once and keeps its connection', asyn
 test('reconnect-storm: the server restarts mid-run; every device comes back, spread out', async (t) => {
   const config = testConfig();
   const fleet = await startFleet(t, { config });
-  const simulation = simulate(await options(t, fleet, ['--devices', '40', '--rate', 'all', '--duration', '2s', '--scenario', 'reconnect-storm', '--traffic-scale', '0.05']), quiet);
-  // Restart the server once the fleet is up (the simulator waits for the drop).
-  for (let waited = 0; (await fleet.server.registry.listDevices()).length < 40 && waited < 20_000; waited += 200) await new Promise((resolve) => setTimeout(resolve, 200));
-  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const watching = new NoteWatcher();
+  const waiting = watching.line(/reconnect-storm: waiting for the server to be restarted/, 'the simulator to wait for the restart');
+  const simulation = simulate(await options(t, fleet, ['--devices', '40', '--rate', 'all', '--duration', '2s', '--scenario', 'reconnect-storm', '--traffic-scale', '0.05']), watching);
+  // Should a wait below fail, the run goes on after teardown removed its directory: its error
+  // then belongs to nobody (the test has already failed with the wait's message).
+  simulation.catch(() => undefined);
+  // Restart the server once the simulator watches for the drop and the whole fleet is connected.
+  await waiting;
+  await waitFor(async () => (await fleet.server.metrics.mqttConnected.get()).values[0]?.value === 40, { what: 'all 40 devices connected', timeoutMs: 30_000 });
   const { estPort, mqttPort } = fleet.server;
   await fleet.server.close();
   const restarted = await startServer({ dataDir: fleet.dir, listen: { host: '127.0.0.1', estPort, mqttPort, adminPort: 0, metricsPort: 0 }, logger: pino({ level: 'silent' }), config });

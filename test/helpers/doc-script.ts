@@ -5,6 +5,7 @@ import { connect, createServer, type Server } from 'node:net';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SOURCE_NODE_OPTIONS } from './source-node.ts';
+import { waitFor } from './wait.ts';
 
 /*
  * Executable documentation: a guide under docs/ whose ```bash blocks, in order, are the whole
@@ -224,7 +225,9 @@ export async function runDocScript(
   let pgid: number | undefined;
   t.teardown(async () => {
     if (pgid === undefined || !killGroup(pgid, 'SIGKILL')) return;
-    for (let attempt = 0; attempt < 50 && killGroup(pgid, 0); attempt++) await new Promise((resolve) => setTimeout(resolve, 50));
+    const group = pgid;
+    // Best effort: a group that outlives this is reported by the port checks of the test itself.
+    await waitFor(() => !killGroup(group, 0), { what: `process group ${group} to exit`, timeoutMs: 2500, intervalMs: 50 }).catch(() => undefined);
   });
   const result = await runScript(script, { ...options, onStart: (id) => (pgid = id) });
   const report = `exit ${String(result.code)} signal ${String(result.signal)}${result.timedOut ? ' (timed out)' : ''}\n--- stdout\n${tail(result.stdout)}\n--- stderr\n${tail(result.stderr)}`;

@@ -6,6 +6,7 @@ import type { ExecutionContext } from 'ava';
 import type { DataDir } from './fleet.ts';
 import { freePort } from './ports.ts';
 import { tempDir } from './temp-dir.ts';
+import { waitFor } from './wait.ts';
 
 /** A mosquitto broker configured like fleetgate's: client certificates from our root, identity as username, a namespace per device. */
 export interface Mosquitto {
@@ -51,16 +52,20 @@ export async function startMosquitto(t: ExecutionContext, data: DataDir): Promis
   t.teardown(() => {
     child.kill('SIGKILL');
   });
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1', () => {
-        socket.destroy();
-        resolve(true);
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  await waitFor(
+    () => {
+      if (child.exitCode !== null) throw new Error(`mosquitto exited with ${child.exitCode}: ${stderr}`);
+      return new Promise<boolean>((resolve) => {
+        const socket = connect(port, '127.0.0.1', () => {
+          socket.destroy();
+          resolve(true);
+        });
+        socket.on('error', () => resolve(false));
       });
-      socket.on('error', () => resolve(false));
-    });
-    if (up) return { url: `mqtts://127.0.0.1:${port}`, port, process: child };
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error('mosquitto did not start');
+    },
+    { what: () => `mosquitto to listen on port ${port} ${stderr}`, timeoutMs: 15_000, intervalMs: 50 },
+  );
+  return { url: `mqtts://127.0.0.1:${port}`, port, process: child };
 }

@@ -5,6 +5,7 @@ import { EST_PATHS } from '../../device-sdk/src/protocol.ts';
 import { estRequest } from './est-client.ts';
 import { freePort } from './ports.ts';
 import { SOURCE_NODE_ARGS } from './source-node.ts';
+import { waitFor } from './wait.ts';
 
 /** Path of the `fleetgate` bin script. */
 export const FLEETGATE_BIN = fileURLToPath(new URL('../../server/bin/fleetgate.js', import.meta.url));
@@ -32,15 +33,20 @@ export async function startServeProcess(t: ExecutionContext, dataDir: string, ro
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   const estUrl = `https://127.0.0.1:${port}`;
-  for (let attempt = 0; attempt < 100; attempt++) {
-    if (child.exitCode !== null) throw new Error(`fleetgate serve exited: ${output}`);
-    const ready = await estRequest({ url: estUrl, path: EST_PATHS.cacerts, ca: rootPem }).then(
-      (response) => response.status === 200,
-      () => false,
+  try {
+    await waitFor(
+      () => {
+        if (child.exitCode !== null) throw new Error(`fleetgate serve exited: ${output}`);
+        return estRequest({ url: estUrl, path: EST_PATHS.cacerts, ca: rootPem }).then(
+          (response) => response.status === 200,
+          () => false,
+        );
+      },
+      { what: () => `fleetgate serve to answer EST on port ${port}: ${output}`, timeoutMs: 30_000, intervalMs: 50 },
     );
-    if (ready) return { child, estUrl, port, output: () => output };
-    await new Promise((resolve) => setTimeout(resolve, 100));
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
   }
-  child.kill('SIGKILL');
-  throw new Error(`fleetgate serve did not become ready: ${output}`);
+  return { child, estUrl, port, output: () => output };
 }
