@@ -121,9 +121,8 @@ test('maximum inflight: a client that leaves more QoS 2 messages unreleased than
       },
       { what: () => `${count} ${cmd} (packets so far: ${packets.join(', ')})` },
     );
-  // PUBLISHes only after the CONNACK: a PUBLISH that reaches aedes before the CONNACK is sent is
-  // sometimes judged before authentication and refused (BROKER_PUBLISH_DENIED, no CONNACK), which
-  // MQTT 3.1.1 §3.1.4 allows clients to do; that is the broker's bug to fix, not this test's subject.
+  // PUBLISHes after the CONNACK, so that the count of PUBRECs is this test's only subject
+  // (packets sent before the CONNACK are tested in broker-pipelining.test.ts).
   await until(1, 'connack');
   for (let id = 1; id <= 5; id++) publish(id);
   await until(5, 'pubrec');

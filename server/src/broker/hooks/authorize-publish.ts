@@ -2,6 +2,7 @@ import type { Client, PublishPacket } from 'aedes';
 import { BrokerError } from '../errors.ts';
 import { quotaOwner } from '../peer-identity.ts';
 import { topicProblem } from '../topic-acl.ts';
+import { afterConnect } from './after-connect.ts';
 import type { HookContext } from './context.ts';
 
 /**
@@ -22,12 +23,13 @@ import type { HookContext } from './context.ts';
  * growing the broker's queues.
  */
 export function createAuthorizePublish(context: HookContext) {
-  return (client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void): void => {
+  const authorizePublish = (client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void): void => {
     if (!client) {
       // A will published after its client is gone: it was checked when the client connected.
       callback(null);
       return;
     }
+    if (!context.sessions.get(client) && afterConnect(client, () => authorizePublish(client, packet, callback))) return;
     const session = context.sessions.get(client);
     const problem = topicProblem(packet.topic, 'name', context.config.limits.maxTopicLevels);
     let error: BrokerError | undefined;
@@ -50,4 +52,5 @@ export function createAuthorizePublish(context: HookContext) {
     if (wait === 0) callback(null);
     else setTimeout(() => callback(null), Math.ceil(wait * 1000));
   };
+  return authorizePublish;
 }

@@ -1,6 +1,7 @@
 import type { Client, Subscription } from 'aedes';
 import { BrokerError } from '../errors.ts';
 import { filterWithin, topicProblem } from '../topic-acl.ts';
+import { afterConnect } from './after-connect.ts';
 import type { HookContext } from './context.ts';
 
 /**
@@ -14,7 +15,8 @@ import type { HookContext } from './context.ts';
  * is granted. UNSUBSCRIBE frees the place (see the broker's 'unsubscribe' listener).
  */
 export function createAuthorizeSubscribe(context: HookContext) {
-  return (client: Client, subscription: Subscription, callback: (error: Error | null, subscription?: Subscription | null) => void): void => {
+  const authorizeSubscribe = (client: Client, subscription: Subscription, callback: (error: Error | null, subscription?: Subscription | null) => void): void => {
+    if (!context.sessions.get(client) && afterConnect(client, () => authorizeSubscribe(client, subscription, callback))) return;
     const session = context.sessions.get(client);
     const problem = topicProblem(subscription.topic, 'filter', context.config.limits.maxTopicLevels);
     const allowed = session !== undefined && problem === undefined && session.rules.subscribe.some((rule) => filterWithin(subscription.topic, rule));
@@ -35,4 +37,5 @@ export function createAuthorizeSubscribe(context: HookContext) {
     context.logger.info({ code: error.code, reason: error.message, clientId: client.id }, 'subscription refused');
     callback(null, null);
   };
+  return authorizeSubscribe;
 }
