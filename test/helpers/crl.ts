@@ -1,22 +1,11 @@
-import type { Fleet } from './fleet.ts';
-import { waitFor } from './wait.ts';
-
 /**
  * Whether a DER CRL holds the serial number `serialHex` (as the registry writes it: hex, no
- * leading zeros), found as its DER INTEGER encoding. A quick check for waiting; tests still
- * read the CRL with openssl for their assertions.
+ * leading zeros), found as its DER INTEGER encoding. A quick check; tests still read the CRL
+ * with openssl for their assertions.
  */
 export function crlListsSerial(der: Buffer, serialHex: string): boolean {
   const bytes = Buffer.from(serialHex.length % 2 === 1 ? `0${serialHex}` : serialHex, 'hex');
   // A positive INTEGER whose top bit is set gets a leading 0x00 (X.690 §8.3.2).
   const content = (bytes[0] ?? 0) & 0x80 ? Buffer.concat([Buffer.from([0]), bytes]) : bytes;
   return der.includes(Buffer.concat([Buffer.from([0x02, content.length]), content]));
-}
-
-/**
- * Waits until the server's published CRL lists `serialHex`: the CRL is signed again after a
- * revocation reaches the registry, a moment after the revocation call returned.
- */
-export async function untilCrlLists(fleet: Fleet, serialHex: string): Promise<void> {
-  await waitFor(async () => crlListsSerial(await fleet.server.crl.crl(), serialHex), { what: `the CRL to list serial ${serialHex}` });
 }

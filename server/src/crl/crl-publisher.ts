@@ -19,8 +19,10 @@ export const DEFAULT_CRL_TIMING: CrlTiming = { validityMs: 24 * 3_600_000, refre
  */
 export class CrlPublisher {
   private current: Buffer | undefined;
-  private pending: Promise<Buffer> | undefined;
-  private dirty = false;
+  /** The signing under way. */
+  private running: Promise<Buffer> | undefined;
+  /** The signing promised to callers that came during `running`. */
+  private queued: Promise<Buffer> | undefined;
   private readonly timer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
 
@@ -43,20 +45,33 @@ export class CrlPublisher {
     return this.current ?? this.refresh();
   }
 
-  /** Signs a new CRL; concurrent calls share one signing, and a call during it causes one more. */
+  /**
+   * Signs a new CRL that reflects the registry as it is now, at the latest. A call while a signing
+   * is under way gets the next signing, which starts when that one ends: the running one may have
+   * read the revoked certificates before the change its caller knows of. Every call made during
+   * one signing shares that next one, so a burst of revocations costs two signings, not one each.
+   */
   refresh(): Promise<Buffer> {
-    if (this.pending) {
-      this.dirty = true;
-      return this.pending;
-    }
-    this.pending = this.build().finally(() => {
-      this.pending = undefined;
-      if (this.dirty) {
-        this.dirty = false;
-        void this.refresh();
-      }
+    if (this.queued) return this.queued;
+    if (!this.running) return this.start();
+    this.queued = this.running
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .then(() => {
+        this.queued = undefined;
+        return this.start();
+      });
+    return this.queued;
+  }
+
+  private start(): Promise<Buffer> {
+    const run = this.build().finally(() => {
+      if (this.running === run) this.running = undefined;
     });
-    return this.pending;
+    this.running = run;
+    return run;
   }
 
   private async build(): Promise<Buffer> {

@@ -85,6 +85,9 @@ function stateChange(path: string, to: DeviceState): AdminRoute {
         .changeState({ deviceId: id, to, reason, actor: `operator:${request.operator}`, revocationReason })
         .catch(mapRegistryError);
       context.logger.info({ deviceId: id, to, operator: request.operator, reason }, 'device state changed');
+      // The answer comes once the published CRL lists the device's certificates: an operator (or
+      // a script) that fetches the CRL right after a revocation gets one with it.
+      if (to === 'revoked') await context.crl.refresh();
       sendJson(request.response, 200, { device });
     },
   };
