@@ -34,9 +34,9 @@ export class CrlPublisher {
     private readonly now: () => Date = () => new Date(),
   ) {
     this.unsubscribe = registry.onDeviceChange((change) => {
-      if (change.revokedSerials.length > 0) void this.refresh();
+      if (change.revokedSerials.length > 0) this.refreshInBackground();
     });
-    this.timer = setInterval(() => void this.refresh(), timing.refreshMs);
+    this.timer = setInterval(() => this.refreshInBackground(), timing.refreshMs);
     this.timer.unref();
   }
 
@@ -64,6 +64,11 @@ export class CrlPublisher {
         return this.start();
       });
     return this.queued;
+  }
+
+  /** A refresh nobody waits for: a failure is logged by build() (e.g. the registry closed at shutdown). */
+  private refreshInBackground(): void {
+    this.refresh().catch(() => undefined);
   }
 
   private start(): Promise<Buffer> {
