@@ -21,6 +21,8 @@ import { waitFor } from './helpers/wait.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WORKSPACES = ['device-sdk', 'server', 'simulator'] as const;
+/** Each command in the scratch project: a cold tsc or npx on a loaded machine takes a while. */
+const SCRATCH_TIMEOUT_MS = 300_000;
 const versionOf = (name: string): string => (JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
 
 /** The environment of every command in the scratch project: nothing that points back here. */
@@ -102,14 +104,14 @@ test('the packed SDK, server and simulator install outside the repository and wo
   );
 
   // The installed commands.
-  const help = ok(await run('npx', ['--no-install', 'fleetgate', '--help'], { cwd: scratch, env: scratchEnv() }), 'npx fleetgate --help');
+  const help = ok(await run('npx', ['--no-install', 'fleetgate', '--help'], { cwd: scratch, env: scratchEnv(), timeoutMs: SCRATCH_TIMEOUT_MS }), 'npx fleetgate --help');
   t.true(help.startsWith('Usage: fleetgate <command>'), help);
-  const simHelp = ok(await run('npx', ['--no-install', 'fleetgate-sim', '--help'], { cwd: scratch, env: scratchEnv() }), 'npx fleetgate-sim --help');
+  const simHelp = ok(await run('npx', ['--no-install', 'fleetgate-sim', '--help'], { cwd: scratch, env: scratchEnv(), timeoutMs: SCRATCH_TIMEOUT_MS }), 'npx fleetgate-sim --help');
   t.regex(simHelp, /fleetgate-sim/);
-  ok(await run('npx', ['--no-install', 'fleetgate', 'init', '--data', 'data'], { cwd: scratch, env: scratchEnv() }), 'npx fleetgate init');
+  ok(await run('npx', ['--no-install', 'fleetgate', 'init', '--data', 'data'], { cwd: scratch, env: scratchEnv(), timeoutMs: SCRATCH_TIMEOUT_MS }), 'npx fleetgate init');
   t.truthy(await readFile(join(scratch, 'data', 'ca', 'root.crt'), 'utf8'));
   const batch = JSON.parse(
-    ok(await run('npx', ['--no-install', 'fleetgate', 'bootstrap', 'issue', '--data', 'data', '--model', 'thermostat', '--count', '2', '--out', 'factory', '--json'], { cwd: scratch, env: scratchEnv() }), 'bootstrap issue'),
+    ok(await run('npx', ['--no-install', 'fleetgate', 'bootstrap', 'issue', '--data', 'data', '--model', 'thermostat', '--count', '2', '--out', 'factory', '--json'], { cwd: scratch, env: scratchEnv(), timeoutMs: SCRATCH_TIMEOUT_MS }), 'bootstrap issue'),
   ) as { devices: Array<{ id: string }> };
   const [esmId, cjsId] = batch.devices.map((device) => device.id);
   if (!esmId || !cjsId) throw new Error('bootstrap issue made fewer than two devices');
@@ -151,7 +153,7 @@ test('the packed SDK, server and simulator install outside the repository and wo
     t.deepEqual(outcome, { state: 'done', topic: `devices/${id}/telemetry`, payload: '{"temperature":21.5}' }, `${kind} device`);
   }
   const listed = JSON.parse(
-    ok(await run('npx', ['--no-install', 'fleetgate', 'device', 'list', '--data', 'data', '--server', `https://127.0.0.1:${ports.admin}`, '--json'], { cwd: scratch, env: scratchEnv() }), 'device list'),
+    ok(await run('npx', ['--no-install', 'fleetgate', 'device', 'list', '--data', 'data', '--server', `https://127.0.0.1:${ports.admin}`, '--json'], { cwd: scratch, env: scratchEnv(), timeoutMs: SCRATCH_TIMEOUT_MS }), 'device list'),
   ) as { devices: Array<{ id: string; state: string }> };
   t.deepEqual(listed.devices.map((device) => device.id).sort(), [esmId, cjsId].sort(), 'both devices are in the registry of the installed server');
 
@@ -159,10 +161,10 @@ test('the packed SDK, server and simulator install outside the repository and wo
   await writeFile(join(scratch, 'consumer.mts'), TS_CONSUMER);
   await writeFile(join(scratch, 'consumer.cts'), TS_CONSUMER);
   await writeFile(join(scratch, 'tsconfig.json'), `${JSON.stringify({ compilerOptions: { strict: true, noEmit: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', types: ['node'] }, files: ['consumer.mts', 'consumer.cts'] }, null, 2)}\n`);
-  ok(await run('npx', ['--no-install', 'tsc', '-p', '.'], { cwd: scratch, env: scratchEnv() }), 'tsc --strict on the consumer');
+  ok(await run('npx', ['--no-install', 'tsc', '-p', '.'], { cwd: scratch, env: scratchEnv(), timeoutMs: SCRATCH_TIMEOUT_MS }), 'tsc --strict on the consumer');
   // ... and the compiler does check against those types: a wrong use is an error.
   await writeFile(join(scratch, 'wrong.mts'), `import { FleetDevice } from '@fleetgate/device-sdk';\nnew FleetDevice({ deviceId: 42 });\n`);
-  const wrong = await run('npx', ['--no-install', 'tsc', '--strict', '--noEmit', '--module', 'nodenext', '--types', 'node', 'wrong.mts'], { cwd: scratch, env: scratchEnv() });
+  const wrong = await run('npx', ['--no-install', 'tsc', '--strict', '--noEmit', '--module', 'nodenext', '--types', 'node', 'wrong.mts'], { cwd: scratch, env: scratchEnv(), timeoutMs: SCRATCH_TIMEOUT_MS });
   t.not(wrong.code, 0);
   t.regex(wrong.stdout, /TS2\d{3}/);
 
