@@ -167,7 +167,9 @@ test('an expired certificate: the broker refuses, the EST server says it is spen
 });
 
 test('EST 429: the device honours Retry-After before enrolling', async (t) => {
-  const fleet = await startFleet(t, { config: testConfig({ est: { ratePerSecond: 0.25, rateBurst: 1 } }) });
+  // One token, the next one 8 s later: long enough that it is still missing when the device asks,
+  // even when the spender's start takes seconds on a loaded machine.
+  const fleet = await startFleet(t, { config: testConfig({ est: { ratePerSecond: 0.125, rateBurst: 1 } }) });
   const [bootstrap, other] = await factoryCredentials(t, fleet, 'thermostat', 2);
   // Someone else takes the only token.
   const spender = await provisionedDevice(t, fleet, other!);
