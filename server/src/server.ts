@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:https';
 import { EnrollmentAuthority } from './authority/enrollment-authority.ts';
 import { CaBootstrapProvisioner, trustProvisioner } from './authority/provisioners.ts';
-import { loadConfig, type ServerConfig } from './config/config.ts';
+import { DEFAULT_HEALTH, loadConfig, type ServerConfig } from './config/config.ts';
 import { loadAuthorityFromDataDir, readCertificateFile } from './datadir/authorities.ts';
 import { dataLayout } from './datadir/layout.ts';
 import { createEstServer } from './enrollment/est-server.ts';
@@ -20,6 +20,9 @@ import { FACTORY_TRUST } from './admin/routes/trusts.ts';
 import { CrlPublisher } from './crl/crl-publisher.ts';
 import { TLS_SERVER_DEFAULTS } from './tls/defaults.ts';
 import { createMetricsServer } from './metrics/metrics-server.ts';
+import { DeviceCensus } from './metrics/device-census.ts';
+import { HealthState, listenerCheck } from './metrics/health.ts';
+import { setTimeout as delay } from 'node:timers/promises';
 import { listenerReporting } from './metrics/listener-reporting.ts';
 import { guardNamedListener, type ListenerGuard } from './tls/listener-guard.ts';
 
@@ -51,10 +54,16 @@ export interface RunningServer {
   /** Base URL of the admin API, e.g. https://127.0.0.1:9443 */
   readonly adminUrl: string;
   readonly adminPort: number;
-  /** URL of the Prometheus endpoint, e.g. http://127.0.0.1:9464/metrics */
+  /** URL of the Prometheus endpoint, e.g. http://127.0.0.1:9464/metrics (`/healthz` and `/readyz` beside it). */
   readonly metricsUrl: string;
+  /** Liveness and readiness as `/readyz` reports them. */
+  readonly health: HealthState;
   readonly crl: CrlPublisher;
-  /** Stops accepting, lets in-flight requests finish, closes the registry. */
+  /**
+   * Stops: `/readyz` answers 503 at once (for `health.shutdownDrainMs` before anything else
+   * happens), then the listeners stop accepting and let in-flight requests finish, the registry
+   * closes, and the metrics listener closes last.
+   */
   close(): Promise<void>;
 }
 
@@ -108,7 +117,11 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const registry = await LevelRegistry.open(layout.registry, { now: options.now, onBatchWritten: (seconds) => metrics.registryWrite.observe(seconds) });
   const closers: (() => Promise<void>)[] = [];
   const reporting = listenerReporting(metrics, logger);
+  const health = new HealthState();
+  health.add({ name: 'registry', check: async () => (await registry.ping(), 'ok') });
   try {
+    const census = await DeviceCensus.start(registry, metrics.devices);
+    closers.push(async () => census.close());
     const serverKey = await readFile(layout.serverKey, 'utf8');
     const serverCert = await readFile(layout.serverCert, 'utf8');
     const factoryProvisioner = new CaBootstrapProvisioner(FACTORY_TRUST, factory);
@@ -150,6 +163,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     const estGuard = guardNamedListener(est, 'est', config.listeners, 'first-request', reporting);
     const estPort = await listen(est, listenOptions.estPort, listenOptions.host);
     closers.unshift(() => closeHttpServer(est, estGuard));
+    health.add(listenerCheck('est', est));
 
     const broker = await createBroker({
       registry,
@@ -164,6 +178,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     });
     closers.unshift(() => broker.close());
     const mqttPort = await listen(broker.server, listenOptions.mqttPort, listenOptions.host);
+    health.add(listenerCheck('mqtt', broker.server));
 
     const admin = createAdminServer({
       context: { registry, crl, logger: logger.child({ component: 'admin' }) },
@@ -173,11 +188,14 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     const adminGuard = guardNamedListener(admin, 'admin', config.listeners, 'first-request', reporting);
     const adminPort = await listen(admin, listenOptions.adminPort, listenOptions.host);
     closers.unshift(() => closeHttpServer(admin, adminGuard));
+    health.add(listenerCheck('admin', admin));
 
-    const metricsServer = createMetricsServer(metrics, registry, logger.child({ component: 'metrics' }));
+    const metricsServer = createMetricsServer(metrics, registry, logger.child({ component: 'metrics' }), health);
     const metricsHost = listenOptions.metricsHost ?? listenOptions.host;
     const metricsPort = await listen(metricsServer.server, listenOptions.metricsPort, metricsHost);
-    closers.unshift(() => metricsServer.close());
+    // Last: /readyz keeps answering (503) while everything else stops.
+    closers.push(() => metricsServer.close());
+    const drainMs = (config.health ?? DEFAULT_HEALTH).shutdownDrainMs;
 
     const urlHost = (host: string): string => (host.includes(':') ? `[${host}]` : host);
     const estUrl = `https://${urlHost(listenOptions.host)}:${estPort}`;
@@ -198,9 +216,15 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       adminUrl,
       adminPort,
       metricsUrl,
+      health,
       crl,
       close() {
         closing ??= (async () => {
+          health.beginShutdown();
+          if (drainMs > 0) {
+            logger.info({ drainMs }, 'not ready: draining before the listeners close');
+            await delay(drainMs);
+          }
           for (const close of closers) await close();
           await registry.close();
           logger.info('fleetgate stopped');

@@ -9,6 +9,7 @@ import type { DeviceChange, Registry } from '../registry/types.ts';
 import { mutualTlsServerOptions } from '../tls/defaults.ts';
 import { guardNamedListener, type ListenerGuardReporting, type ListenerLimits } from '../tls/listener-guard.ts';
 import { DeviceAccess } from './device-access.ts';
+import { DeviceHistoryRecorder, type DropReason } from './device-history.ts';
 import type { BrokerErrorCode } from './errors.ts';
 import { createAuthenticate } from './hooks/authenticate.ts';
 import { createAuthorizePublish } from './hooks/authorize-publish.ts';
@@ -53,7 +54,19 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const { config, logger, metrics } = options;
   const sessions = new SessionTable();
   const presence = new PresenceRecorder(options.registry, config.limits.presenceFlushMs, logger);
+  const history = new DeviceHistoryRecorder(
+    options.registry,
+    { keepPerDevice: config.limits.historyPerDevice, summaryWindowMs: config.limits.historySummaryWindowMs, maxOpen: config.limits.historyMaxOpen, flushMs: config.limits.presenceFlushMs },
+    logger,
+    (outcome) => metrics.deviceHistoryEvents.inc({ outcome }),
+  );
   let aedes: Aedes | undefined;
+  let shuttingDown = false;
+  /** Closes a client for a reason its device history will show. */
+  const drop = (client: Client, reason: DropReason): void => {
+    sessions.closing(client, reason);
+    client.close();
+  };
 
   // Revocation and disabling take effect on live sessions as soon as the registry has them.
   const enforce = (change: DeviceChange): void => {
@@ -65,7 +78,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       const code: BrokerErrorCode = change.device.state === 'disabled' ? 'BROKER_DEVICE_DISABLED' : change.device.state === 'revoked' ? 'BROKER_DEVICE_REVOKED' : 'BROKER_CERT_REVOKED';
       metrics.mqttRefusals.inc({ code });
       logger.info({ code, deviceId: change.device.id }, 'live session closed');
-      client.close();
+      drop(client, code);
     }
   };
   const access = await DeviceAccess.load(options.registry, enforce);
@@ -78,6 +91,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     config,
     logger,
     refused: (code) => metrics.mqttRefusals.inc({ code }),
+    history,
     connectedClients: () => aedes?.connectedClients ?? 0,
     retained,
     retainedChanged: () => {
@@ -126,8 +140,14 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   broker.on('clientDisconnect', (client: Client) => {
     const session = sessions.delete(client);
     setConnectedGauges();
-    if (session?.identity.kind === 'device' && !sessions.clientOf(session.key)) presence.disconnected(session.identity.deviceId);
+    if (session?.identity.kind !== 'device') return;
+    if (!sessions.clientOf(session.key)) presence.disconnected(session.identity.deviceId);
+    history.dropped(session.identity.deviceId, dropReason(client), session.peer);
   });
+  // aedes sets _disconnected when the client sent DISCONNECT (MQTT-3.14.4-3); it has no event for it.
+  const dropReason = (client: Client): DropReason =>
+    sessions.closedFor(client) ?? ((client as Client & { _disconnected?: boolean })._disconnected ? 'client-disconnect' : shuttingDown ? 'server-shutdown' : 'connection-lost');
+  broker.on('keepaliveTimeout', (client: Client) => sessions.closing(client, 'keepalive-timeout'));
   broker.on('unsubscribe', (filters: string[], client: Client) => {
     const held = sessions.get(client)?.subscriptions;
     if (held) for (const filter of filters) held.delete(filter);
@@ -185,6 +205,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   server.on('secureConnection', (socket: TLSSocket) => {
     const client = broker.handle(socket);
     guardPacketSize(client, config.limits.maxPacketBytes, (size) => {
+      sessions.closing(client, 'BROKER_PACKET_TOO_LARGE');
       metrics.mqttRefusals.inc({ code: 'BROKER_PACKET_TOO_LARGE' });
       logger.info({ code: 'BROKER_PACKET_TOO_LARGE', clientId: client.id, size }, 'connection closed');
     });
@@ -195,7 +216,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     for (const [client, session] of sessions.live()) {
       if (session.identity.notAfter <= now) {
         metrics.mqttRefusals.inc({ code: 'BROKER_CERT_EXPIRED' });
-        client.close();
+        drop(client, 'BROKER_CERT_EXPIRED');
       }
     }
   }, EXPIRY_SWEEP_MS);
@@ -207,6 +228,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     aedes: broker,
     close() {
       closing ??= (async () => {
+        shuttingDown = true;
         clearInterval(sweep);
         access.close();
         const listenerClosed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -217,6 +239,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
         await listenerClosed;
         clearTimeout(force);
         await presence.close();
+        await history.close();
       })();
       return closing;
     },

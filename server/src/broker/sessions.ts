@@ -2,6 +2,7 @@ import type { Client } from 'aedes';
 import type { DeviceTopicRules } from './topic-acl.ts';
 import type { PeerIdentity } from './peer-identity.ts';
 import type { TokenBucket } from '../rate-limiter.ts';
+import type { DropReason } from './device-history.ts';
 
 /** What the broker knows about an authenticated connection (a device or a backend service). */
 export interface DeviceSession {
@@ -36,6 +37,7 @@ export class SessionTable {
   private readonly byClient = new WeakMap<Client, DeviceSession>();
   private readonly byDevice = new Map<string, Client>();
   readonly pending = new WeakMap<Client, PendingConnect>();
+  private readonly drops = new WeakMap<Client, DropReason>();
 
   set(client: Client, session: DeviceSession): void {
     this.byClient.set(client, session);
@@ -57,6 +59,19 @@ export class SessionTable {
     if (session && this.byDevice.get(session.key) === client) this.byDevice.delete(session.key);
     this.byClient.delete(client);
     return session;
+  }
+
+  /**
+   * Notes why the broker is about to close a client (the device history reads it when the
+   * session ends). The first reason stands: a revocation drop is not turned into a takeover.
+   */
+  closing(client: Client, reason: DropReason): void {
+    if (!this.drops.has(client)) this.drops.set(client, reason);
+  }
+
+  /** Why the broker closed a client, if it did. */
+  closedFor(client: Client): DropReason | undefined {
+    return this.drops.get(client);
   }
 
   /** Live sessions, one per device. */

@@ -1,4 +1,4 @@
-import type { AuditEntry, AuditVerification, CertificateRecord, DeviceRecord, PresenceRecord, TrustRecord } from '../registry/types.ts';
+import type { AuditEntry, AuditVerification, CertificateRecord, DeviceEventRecord, DeviceRecord, PresenceRecord, TrustRecord } from '../registry/types.ts';
 
 /*
  * The shapes of the admin API's answers (server/src/admin/routes/*.ts), with the small checks
@@ -18,6 +18,8 @@ export interface DeviceDetail {
   readonly connected: boolean;
   readonly certificates: Omit<CertificateRecord, 'der'>[];
   readonly history: AuditEntry[];
+  /** Broker refusals and session drops, newest first (absent from servers before it existed). */
+  readonly brokerEvents?: DeviceEventRecord[];
 }
 
 /** POST /v1/devices/:id/{revoke,disable,enable,reset} */
@@ -61,8 +63,11 @@ export function isDevicePage(value: unknown): value is DevicePage {
 
 /** Checks GET /v1/devices/:id. */
 export function isDeviceDetail(value: unknown): value is DeviceDetail {
-  return isRecord(value) && isDevice(value.device) && typeof value.connected === 'boolean' && arrayOf(value.certificates, isRecord) && arrayOf(value.history, isRecord);
+  return isRecord(value) && isDevice(value.device) && typeof value.connected === 'boolean' && arrayOf(value.certificates, isRecord) && arrayOf(value.history, isRecord) && (value.brokerEvents === undefined || arrayOf(value.brokerEvents, isDeviceEvent));
 }
+
+const isDeviceEvent = (value: unknown): boolean =>
+  isRecord(value) && typeof value.kind === 'string' && typeof value.code === 'string' && typeof value.first === 'string' && typeof value.last === 'string' && typeof value.count === 'number';
 
 /** Checks the answer of a device state change. */
 export function isDeviceAnswer(value: unknown): value is DeviceAnswer {

@@ -97,6 +97,12 @@ export interface BrokerLimits {
   readonly maxRetainedBytes: number;
   /** Subscriptions one client session may hold; more get SUBACK 0x80. */
   readonly maxSubscriptionsPerClient: number;
+  /** Device history (refusals, session drops) entries kept per device in the registry. */
+  readonly historyPerDevice: number;
+  /** Identical history events of a device within this window are one entry with a count. */
+  readonly historySummaryWindowMs: number;
+  /** History entries open in memory, all devices together; beyond it events are counted, not recorded. */
+  readonly historyMaxOpen: number;
 }
 
 /**
@@ -117,7 +123,20 @@ export interface ServerConfig {
   readonly broker: BrokerConfig;
   /** Bounds on unfinished connections, applied to each TLS listener (MQTT, EST, admin) on its own. */
   readonly listeners: ListenerLimits;
+  /** Health checks (`/healthz`, `/readyz`); absent: {@link DEFAULT_HEALTH}. */
+  readonly health?: HealthConfig;
 }
+
+/** Health check settings. */
+export interface HealthConfig {
+  /**
+   * At shutdown, how long `/readyz` answers 503 before the listeners stop accepting, so a load
+   * balancer that polls it stops sending new connections first (0: close at once).
+   */
+  readonly shutdownDrainMs: number;
+}
+
+export const DEFAULT_HEALTH: HealthConfig = { shutdownDrainMs: 0 };
 
 const DAY = 86_400;
 
@@ -176,6 +195,9 @@ export const DEFAULT_CONFIG: ServerConfig = {
       maxRetainedBytesPerDevice: 1024 * 1024,
       maxRetainedBytes: 256 * 1024 * 1024,
       maxSubscriptionsPerClient: 100,
+      historyPerDevice: 50,
+      historySummaryWindowMs: 60_000,
+      historyMaxOpen: 10_000,
     },
   },
   listeners: {
@@ -183,6 +205,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
     maxPendingConnections: 1024,
     maxPendingPerAddress: 128,
   },
+  health: DEFAULT_HEALTH,
 };
 
 /** The configuration file is invalid. */
@@ -215,7 +238,7 @@ function modelPolicy(value: unknown, path: string, base: ModelPolicy): ModelPoli
 export function mergeConfig(partial: unknown, base: ServerConfig = DEFAULT_CONFIG): ServerConfig {
   if (partial === undefined) return base;
   if (typeof partial !== 'object' || partial === null) throw new ConfigError('the configuration must be a JSON object');
-  const raw = partial as { enrollment?: Record<string, unknown>; est?: Record<string, unknown>; broker?: unknown; listeners?: unknown };
+  const raw = partial as { enrollment?: Record<string, unknown>; est?: Record<string, unknown>; broker?: unknown; listeners?: unknown; health?: unknown };
   const enrollment = { ...base.enrollment } as { -readonly [K in keyof EnrollmentPolicy]: EnrollmentPolicy[K] };
   const e = raw.enrollment ?? {};
   if (e.keyKinds !== undefined) {
@@ -259,9 +282,26 @@ export function mergeConfig(partial: unknown, base: ServerConfig = DEFAULT_CONFI
     est[key as keyof EstLimits] = positiveNumber(value, `est.${key}`);
   }
   for (const key of Object.keys(raw)) {
-    if (!['enrollment', 'est', 'broker', 'listeners'].includes(key)) throw new ConfigError(`${key} is not a known section`);
+    if (!['enrollment', 'est', 'broker', 'listeners', 'health'].includes(key)) throw new ConfigError(`${key} is not a known section`);
   }
-  return { enrollment, est, broker: mergeBroker(raw.broker, base.broker), listeners: mergeListeners(raw.listeners, base.listeners) };
+  return { enrollment, est, broker: mergeBroker(raw.broker, base.broker), listeners: mergeListeners(raw.listeners, base.listeners), health: mergeHealth(raw.health, base.health ?? DEFAULT_HEALTH) };
+}
+
+/** Longest shutdown drain accepted: a typo must not hold a stopping server for hours. */
+const MAX_DRAIN_MS = 300_000;
+
+function mergeHealth(partial: unknown, base: HealthConfig): HealthConfig {
+  if (partial === undefined) return base;
+  if (typeof partial !== 'object' || partial === null) throw new ConfigError('health must be an object');
+  const health: { -readonly [K in keyof HealthConfig]: HealthConfig[K] } = { ...base };
+  for (const [key, value] of Object.entries(partial)) {
+    if (key !== 'shutdownDrainMs') throw new ConfigError(`health.${key} is not a known setting`);
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_DRAIN_MS) {
+      throw new ConfigError(`health.shutdownDrainMs must be an integer between 0 and ${MAX_DRAIN_MS}`);
+    }
+    health.shutdownDrainMs = value;
+  }
+  return health;
 }
 
 function mergeListeners(partial: unknown, base: ListenerLimits): ListenerLimits {

@@ -98,6 +98,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly devices = new Gauge({
+    name: 'fleetgate_devices',
+    help: 'Devices in the registry by state and model (kept current on device changes, not counted per scrape)',
+    labelNames: ['state', 'model'] as const,
+    registers: [this.registry],
+  });
+
+  readonly deviceHistoryEvents = new Counter({
+    name: 'fleetgate_device_history_events_total',
+    help: 'Broker refusals and session drops for the device history: entry (a new history entry), summarised (counted into an open entry), dropped (over broker.limits.historyMaxOpen, not recorded)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   readonly registryWrite = new Histogram({
     name: 'fleetgate_registry_write_seconds',
     help: 'Registry batch write latency (one batch may hold many operations)',

@@ -137,6 +137,31 @@ export interface PresenceRecord {
   readonly peer?: string;
 }
 
+/** What the broker saw happen to a device's connection: a refused CONNECT or a dropped session. */
+export type DeviceEventKind = 'refused' | 'dropped';
+
+/**
+ * One entry of a device's broker history (`fleetgate device show`), kept apart from the audit
+ * chain: identical events within a window are one entry with a count, and only the newest
+ * entries of each device are kept. Written by the broker in batches, like presence.
+ */
+export interface DeviceEventRecord {
+  readonly deviceId: string;
+  readonly kind: DeviceEventKind;
+  /** The BROKER_* code of a refusal or a drop, or the drop reason (docs/broker.md, "Device history"). */
+  readonly code: string;
+  /** First occurrence, ISO 8601 (with kind and code, what identifies the entry). */
+  readonly first: string;
+  /** Last occurrence, ISO 8601. */
+  readonly last: string;
+  /** How many times it happened between `first` and `last`. */
+  readonly count: number;
+  /** Remote address of the last occurrence. */
+  readonly peer?: string;
+  /** Detail of the first occurrence. */
+  readonly detail?: string;
+}
+
 /** A manufacturer CA trusted to vouch for devices at enrollment (step-ca calls this a provisioner). */
 export interface TrustRecord {
   readonly name: string;
@@ -221,6 +246,17 @@ export interface Registry {
   /** Writes presence updates in one batch (not synced: presence is advisory). */
   recordPresence(updates: readonly PresenceRecord[]): Promise<void>;
   getPresence(deviceId: string): Promise<PresenceRecord | undefined>;
+
+  /**
+   * Writes device history entries in one batch (not synced: history is advisory, like presence).
+   * An entry with the same device, kind, code and `first` as a stored one replaces it (its count
+   * grew); each device keeps its newest `keepPerDevice` entries, older ones are deleted.
+   */
+  recordDeviceEvents(events: readonly DeviceEventRecord[], keepPerDevice: number): Promise<void>;
+  /** A device's history entries, newest first. */
+  listDeviceEvents(deviceId: string, limit?: number): Promise<DeviceEventRecord[]>;
+  /** A cheap read that proves the registry answers (readiness); throws when it does not. */
+  ping(): Promise<void>;
 
   /** Subscribes to device changes (the broker drops revoked sessions). Returns unsubscribe. */
   onDeviceChange(listener: (change: DeviceChange) => void): () => void;

@@ -46,16 +46,17 @@ export const listDevices: AdminRoute = {
   },
 };
 
-/** GET /v1/devices/:id — state, certificate, presence, certificates and history. */
+/** GET /v1/devices/:id — state, certificate, presence, certificates, history and broker events. */
 export const showDevice: AdminRoute = {
   method: 'GET',
   path: '/v1/devices/:id',
   async handle(request, context) {
     const device = await existingDevice(context, deviceId(request));
-    const [presence, certificates, history] = await Promise.all([
+    const [presence, certificates, history, brokerEvents] = await Promise.all([
       context.registry.getPresence(device.id),
       context.registry.listCertificates(device.id),
       context.registry.readAudit({ deviceId: device.id }),
+      context.registry.listDeviceEvents(device.id),
     ]);
     sendJson(request.response, 200, {
       device,
@@ -63,6 +64,7 @@ export const showDevice: AdminRoute = {
       connected: presence?.connected ?? false,
       certificates: certificates.map(({ der: _der, ...rest }) => rest),
       history,
+      brokerEvents,
     });
   },
 };

@@ -2,7 +2,7 @@ import type { AuthenticateError, Client } from 'aedes';
 import type { TLSSocket } from 'node:tls';
 import { TokenBucket } from '../../rate-limiter.ts';
 import { BrokerError } from '../errors.ts';
-import { peerIdentity, sessionKey } from '../peer-identity.ts';
+import { peerIdentity, sessionKey, type PeerIdentity } from '../peer-identity.ts';
 import { compileFilter, rulesForDevice, topicMatches, type DeviceTopicRules } from '../topic-acl.ts';
 import type { HookContext } from './context.ts';
 
@@ -20,11 +20,15 @@ export function createAuthenticate(context: HookContext) {
   return (client: Client, _username: Readonly<string | undefined>, _password: Readonly<Buffer | undefined>, done: (error: AuthenticateError | null, success: boolean | null) => void): void => {
     const pending = context.sessions.pending.get(client);
     context.sessions.pending.delete(client);
+    // Set once the certificate chain verified to the issuing CA: only then may a refusal be
+    // written under the device's name (its history); an unverified certificate names nobody.
+    let verified: PeerIdentity | undefined;
     try {
       if (context.connectedClients() >= limits.maxConnections) {
         throw new BrokerError('BROKER_TOO_MANY_CONNECTIONS', `${limits.maxConnections} connections`);
       }
       const identity = peerIdentity(client.conn as TLSSocket, context.issuing);
+      verified = identity;
       let rules: DeviceTopicRules;
       let model: string;
       if (identity.kind === 'device') {
@@ -63,11 +67,15 @@ export function createAuthenticate(context: HookContext) {
       if (pending?.willTopic !== undefined && !rules.publish.some((filter) => topicMatches(filter, pending.willTopic as string))) {
         throw new BrokerError('BROKER_WILL_DENIED', pending.willTopic);
       }
+      const key = sessionKey(identity, client.id);
+      // MQTT-3.1.4-2: aedes closes the session this CONNECT takes over once it is accepted.
+      const previous = context.sessions.clientOf(key);
+      if (previous && previous !== client) context.sessions.closing(previous, 'takeover');
       const publishMatchers = rules.publish.map(compileFilter);
       const receiveMatchers = rules.subscribe.map(compileFilter);
       context.sessions.set(client, {
         identity,
-        key: sessionKey(identity, client.id),
+        key,
         model,
         rules,
         mayPublish: (topic) => publishMatchers.some((matches) => matches(topic)),
@@ -84,6 +92,9 @@ export function createAuthenticate(context: HookContext) {
         return;
       }
       context.refused(error.code);
+      const peer = (client.conn as TLSSocket).remoteAddress;
+      // Devices the registry knows only: an unknown id would grow history nobody can look up.
+      if (verified?.kind === 'device' && context.access.device(verified.deviceId)) context.history.refused(verified.deviceId, error.code, peer, error.message);
       context.logger.info({ code: error.code, reason: error.message, clientId: client.id, peer: (client.conn as TLSSocket).remoteAddress }, 'connection refused');
       done(Object.assign(new Error(error.message), { returnCode: error.returnCode }) as AuthenticateError, false);
     }

@@ -44,6 +44,8 @@ export function createAuthorizePublish(context: HookContext) {
     }
     if (error) {
       context.refused(error.code);
+      // aedes closes the connection on this error (MQTT-3.3.5-2): the device history says why.
+      context.sessions.closing(client, error.code);
       context.logger.info({ code: error.code, reason: error.message, clientId: client.id, topic: packet.topic }, 'publish refused');
       callback(error);
       return;

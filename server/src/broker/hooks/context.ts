@@ -2,6 +2,7 @@ import type { IssuingCa } from '../peer-identity.ts';
 import type { Logger } from 'pino';
 import type { BrokerConfig } from '../../config/config.ts';
 import type { DeviceAccess } from '../device-access.ts';
+import type { DeviceHistoryRecorder } from '../device-history.ts';
 import type { BrokerErrorCode } from '../errors.ts';
 import type { RetainedQuota } from '../retained-quota.ts';
 import type { SessionTable } from '../sessions.ts';
@@ -19,6 +20,8 @@ export interface HookContext {
   readonly connectedClients: () => number;
   /** Who holds which retained message (the caps on them). */
   readonly retained: RetainedQuota;
+  /** Refusals and drops of verified devices, for their history (not the audit log). */
+  readonly history: DeviceHistoryRecorder;
   /** Called after the retained messages changed (gauges). */
   readonly retainedChanged: () => void;
 }

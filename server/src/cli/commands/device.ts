@@ -111,6 +111,24 @@ function printDetail(detail: DeviceDetail): void {
   );
   print('\nHistory:');
   print(indent(auditTable(detail.history)));
+  if (detail.brokerEvents !== undefined) {
+    print('\nBroker events (newest first; refused connections and dropped sessions, not audited):');
+    print(indent(detail.brokerEvents.length === 0 ? 'none' : brokerEventTable(detail.brokerEvents)));
+  }
+}
+
+/** Broker history entries as a table: one line per entry, a count and a span when summarised. */
+function brokerEventTable(events: NonNullable<DeviceDetail['brokerEvents']>): string {
+  return table(
+    ['TIME', 'EVENT', 'CODE', 'COUNT', 'DETAIL'],
+    events.map((event) => [
+      shortTime(event.first),
+      event.kind,
+      event.code,
+      event.count > 1 ? `x${event.count} until ${shortTime(event.last)}` : '1',
+      [event.detail, event.peer && `from ${event.peer}`].filter(Boolean).join('; ') || '-',
+    ]),
+  );
 }
 
 function indent(text: string): string {
@@ -142,9 +160,10 @@ export const deviceShowCommand: Command = adminCommand({
   description: `Shows device ID: its state (and why it is disabled or revoked), the serial and expiry of its
 current operational certificate, whether it is connected to the MQTT broker now and when it was
 last seen, the bootstrap trust it enrolled through, every certificate it was issued (newest
-first) and its audit history.`,
+first), its audit history, and its broker events: refused connections and dropped sessions,
+identical ones within a minute summarised as one line with a count.`,
   options: { json: { type: 'boolean' } },
-  optionsHelp: '  --json              print the admin API\'s JSON (device, presence, connected, certificates, history)',
+  optionsHelp: '  --json              print the admin API\'s JSON (device, presence, connected, certificates, history, brokerEvents)',
   positionals: ['ID'],
   async run({ values, args, connect }) {
     const [id = ''] = args;

@@ -8,6 +8,7 @@ import type {
   AuditVerification,
   CertificateRecord,
   DeviceChange,
+  DeviceEventRecord,
   DeviceQuery,
   DeviceRecord,
   IssuanceCommit,
@@ -30,6 +31,7 @@ import { AUDIT_HEAD_KEY, auditKey, WriteQueue, type AuditHead, type QueueTransac
  *   p!<deviceId>                 PresenceRecord
  *   t!<name>                     TrustRecord (trusted manufacturer CA)
  *   m!crl-number                 last cRLNumber issued
+ *   e!<deviceId>!<first>!<kind>!<code>   DeviceEventRecord (broker history, bounded per device)
  */
 const deviceKey = (id: string): string => `d!${id}`;
 const certKey = (serial: string): string => `c!${serial}`;
@@ -37,6 +39,7 @@ const deviceCertKey = (record: CertificateRecord): string => `dc!${record.device
 const revokedKey = (serial: string): string => `r!${serial}`;
 const presenceKey = (id: string): string => `p!${id}`;
 const trustKey = (name: string): string => `t!${name}`;
+const deviceEventKey = (event: DeviceEventRecord): string => `e!${event.deviceId}!${event.first}!${event.kind}!${event.code}`;
 const CRL_NUMBER_KEY = 'm!crl-number';
 
 /** What a registry write job hands back: the device it changed and the serials it revoked. */
@@ -360,6 +363,44 @@ export class LevelRegistry implements Registry {
 
   getPresence(deviceId: string): Promise<PresenceRecord | undefined> {
     return this.readJson<PresenceRecord>(presenceKey(deviceId));
+  }
+
+  async recordDeviceEvents(events: readonly DeviceEventRecord[], keepPerDevice: number): Promise<void> {
+    this.ensureOpen();
+    if (events.length === 0) return;
+    const byDevice = new Map<string, Set<string>>();
+    for (const event of events) {
+      const keys = byDevice.get(event.deviceId) ?? new Set<string>();
+      keys.add(deviceEventKey(event));
+      byDevice.set(event.deviceId, keys);
+    }
+    await this.queue.run(async (tx) => {
+      for (const event of events) tx.put(deviceEventKey(event), JSON.stringify(event));
+      // Trim each device to its newest entries. Keys sort by time, so the newest come first in
+      // reverse order. The stored keys are read from disk: every history write goes through this
+      // one job kind, and its caller waits for one batch before it sends the next.
+      for (const [deviceId, fresh] of byDevice) {
+        const keys = new Set(fresh);
+        for await (const key of this.db.keys({ gt: `e!${deviceId}!`, lt: `e!${deviceId}"` })) keys.add(key);
+        const sorted = [...keys].sort().reverse();
+        for (const key of sorted.slice(keepPerDevice)) tx.del(key);
+      }
+    }, { sync: false });
+  }
+
+  async listDeviceEvents(deviceId: string, limit = Number.POSITIVE_INFINITY): Promise<DeviceEventRecord[]> {
+    this.ensureOpen();
+    const out: DeviceEventRecord[] = [];
+    for await (const value of this.db.values({ gt: `e!${deviceId}!`, lt: `e!${deviceId}"`, reverse: true })) {
+      out.push(JSON.parse(value) as DeviceEventRecord);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async ping(): Promise<void> {
+    this.ensureOpen();
+    await this.db.get(AUDIT_HEAD_KEY);
   }
 
   onDeviceChange(listener: (change: DeviceChange) => void): () => void {
