@@ -11,6 +11,7 @@ import { spawn } from 'node:child_process';
 import { readFile, writeFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Level } from 'level';
+import { auditCommand, auditExportCommand, auditVerifyCommand } from '../server/src/cli/commands/audit.ts';
 import { AUDIT_GENESIS, sealAuditEntry } from '../server/src/registry/audit-chain.ts';
 import { LevelRegistry } from '../server/src/registry/level/level-registry.ts';
 import { AUDIT_HEAD_KEY, auditKey } from '../server/src/registry/level/write-queue.ts';
@@ -242,6 +243,16 @@ test('fleetgate audit: newest first, --oldest-first, filters, --limit paging thr
   refused(t, badUntil, '--until tomorrow', 2, 'CLI_USAGE', /--until takes an ISO 8601 time/);
   refused(t, followUntil, '--follow --until', 2, 'CLI_USAGE', /--follow .* does not take --until/);
   refused(t, backwards, '--since after --until', 2, 'CLI_USAGE', /--since .* must be before --until/);
+});
+
+test('the audit commands document every flag they take; the top-level help lists audit export', async (t) => {
+  for (const command of [auditCommand, auditVerifyCommand, auditExportCommand]) {
+    const label = `fleetgate ${command.path.join(' ')} --help`;
+    t.true(command.help.startsWith(`Usage: fleetgate ${command.path.join(' ')}`), label);
+    for (const flag of [...Object.keys(command.options).map((name) => `--${name}`), '--help']) t.regex(command.help, new RegExp(`${flag}(?![\\w-])`), `${label} mentions ${flag}`);
+  }
+  const top = await fleetgate(['--help']);
+  t.regex(top.stdout, /^ {2}audit export {2,}save the audit log as JSON Lines/m);
 });
 
 test('every command gives one usage line for a wrong flag, not the parser message and the whole help', async (t) => {
