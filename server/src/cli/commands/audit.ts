@@ -90,7 +90,8 @@ async function follow(client: AdminClient, filters: AuditFilters, backlog: numbe
   const emit = (entry: AuditEntry): void => {
     process.stdout.write(`${json ? JSON.stringify(entry) : followLine(entry, filters.device === undefined)}\n`);
   };
-  const first = await page(client, { ...filters, order: 'newest', limit: backlog });
+  // Asks for one entry at least (the API's smallest page), for the head; prints `backlog` of them.
+  const first = await page(client, { ...filters, order: 'newest', limit: Math.max(1, backlog) });
   let cursor = Math.max(first.head, ...first.entries.map((entry) => entry.seq));
   let stop: (() => void) | undefined;
   let stopped = false;
@@ -101,7 +102,7 @@ async function follow(client: AdminClient, filters: AuditFilters, backlog: numbe
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    for (const entry of first.entries.reverse()) emit(entry);
+    for (const entry of first.entries.slice(0, backlog).reverse()) emit(entry);
     process.stderr.write(`following the audit log after entry ${cursor} (Ctrl-C to stop)\n`);
     while (!stopped) {
       const next = await page(client, { ...filters, order: 'oldest', after: cursor, limit: PAGE });
