@@ -14,8 +14,8 @@ export const MAX_AUDIT_PAGE = 100_000;
  * Entries one GET /v1/audit examines at most, matching or not. A filter that matches little
  * (`type=trust-removed` in a log of renewals) or a large `limit` ends the page there with
  * `more: true` and a cursor, so one request holds the server for a bounded time (20,000 entries:
- * about 0.2 s measured on a loaded 2-core machine, where 100,000 took 1.2 s) and the client goes
- * on with the next page.
+ * 0.27 s measured on a loaded 2-core machine, against 28 ms for the newest 10) and the client
+ * goes on with the next page.
  */
 export const AUDIT_SCAN_PER_PAGE = 20_000;
 
