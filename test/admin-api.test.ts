@@ -87,7 +87,7 @@ test('device show, revoke (live session closed, CRL updated and verified by open
 
   const adminCrl = await admin(fleet, 'GET', '/v1/crl');
   t.is(adminCrl.status, 200);
-  const audit = await admin(fleet, 'GET', `/v1/audit?device=${device!.id}`);
+  const audit = await admin(fleet, 'GET', `/v1/audit?device=${device!.id}&order=oldest`);
   t.deepEqual(audit.json<{ entries: { type: string; actor: string }[] }>().entries.map((entry) => entry.type), ['enrolled', 'cert-revoked', 'revoked']);
   t.true(audit.json<{ entries: { type: string; actor: string }[] }>().entries.some((entry) => entry.actor === 'operator:operator'));
   const verify = await admin(fleet, 'GET', '/v1/audit/verify');

@@ -108,7 +108,10 @@ test('bad query values: limit -1, 0, abc, 1e3, 0x10, 1.5, empty, too large; unkn
     '/v1/audit?since=1',
     '/v1/audit?since=',
     '/v1/audit?device=Not%20An%20Id',
-    '/v1/audit?type=refused',
+    '/v1/audit?type=refusd',
+    '/v1/audit?order=up',
+    '/v1/audit?after=-1',
+    '/v1/audit?until=tomorrow',
     '/v1/audit/verify?x=1',
     '/v1/trusts?limit=5',
     '/v1/crl?format=pem',
@@ -119,7 +122,7 @@ test('bad query values: limit -1, 0, abc, 1e3, 0x10, 1.5, empty, too large; unkn
     t.is(answer.code, 'ADMIN_BAD_REQUEST', path);
   }
   // Good values still work.
-  for (const path of ['/v1/devices?limit=1', '/v1/devices?limit=10000&state=enrolled', '/v1/audit?limit=5&since=2026-01-01T00:00:00Z', '/v1/audit?since=2026-01-01', '/v1/devices?model=thermostat&after=thermostat-0']) {
+  for (const path of ['/v1/devices?limit=1', '/v1/devices?limit=10000&state=enrolled', '/v1/audit?limit=5&since=2026-01-01T00:00:00Z', '/v1/audit?since=2026-01-01', '/v1/audit?type=refused,revoked&actor=operator:&order=oldest&after=0&before=10&until=2027-01-01', '/v1/devices?model=thermostat&after=thermostat-0']) {
     t.is((await send(fleet, 'GET', path)).status, 200, path);
   }
 });

@@ -298,7 +298,7 @@ test('audit lists what happened and who did it; audit verify exits 1 and names t
   const entries = jsonOf<{ entries: { seq: number; type: string; deviceId?: string; actor: string; detail?: string }[] }>(t, all, 'audit --json').entries;
   t.deepEqual(entries.map((entry) => entry.type).sort(), ['disabled', 'enrolled', 'enrolled']);
   t.like(entries.find((entry) => entry.type === 'disabled'), { deviceId: first.id, actor: 'operator:operator', detail: 'stolen car' });
-  t.deepEqual(jsonOf<{ entries: { type: string }[] }>(t, one, 'audit --device').entries.map((entry) => entry.type), ['enrolled', 'disabled']);
+  t.deepEqual(jsonOf<{ entries: { type: string }[] }>(t, one, 'audit --device').entries.map((entry) => entry.type), ['disabled', 'enrolled'], 'newest first');
   t.regex(table.stdout, /^SEQ\s+TIME\s+EVENT\s+DEVICE\s+ACTOR\s+DETAIL$/m);
   t.regex(table.stdout, new RegExp(`^3\\s+\\S+ \\S+\\s+disabled\\s+${first.id}\\s+operator:operator\\s+stolen car; serial [0-9a-f]+$`, 'm'));
   t.regex(table.stdout, /^3 entries$/m);
@@ -349,7 +349,7 @@ test('operator issue makes a second operator credential; admin commands use it w
   const disabled = await asAlice(['device', 'disable', device.id]);
   t.is(disabled.code, 0, disabled.stderr);
   const audit = jsonOf<{ entries: { type: string; actor: string }[] }>(t, await asAlice(['audit', '--device', device.id, '--json']), 'audit as alice');
-  t.like(audit.entries.at(-1), { type: 'disabled', actor: 'operator:alice' });
+  t.like(audit.entries[0], { type: 'disabled', actor: 'operator:alice' }, 'the newest entry first');
 
   // Refusals: the same name again (the key is never overwritten), bad names, a device
   // certificate as operator, half a credential, a key of another certificate.

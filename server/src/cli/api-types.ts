@@ -1,4 +1,4 @@
-import type { AuditEntry, AuditVerification, CertificateRecord, DeviceEventRecord, DeviceRecord, PresenceRecord, TrustRecord } from '../registry/types.ts';
+import type { AuditEntry, AuditPage as RegistryAuditPage, AuditVerification, CertificateRecord, DeviceEventRecord, DeviceRecord, PresenceRecord, TrustRecord } from '../registry/types.ts';
 
 /*
  * The shapes of the admin API's answers (server/src/admin/routes/*.ts), with the small checks
@@ -45,10 +45,8 @@ export interface TrustRemoved {
   readonly removed: string;
 }
 
-/** GET /v1/audit */
-export interface AuditPage {
-  readonly entries: AuditEntry[];
-}
+/** GET /v1/audit: one page, and where to go on from (see the registry's AuditPage). */
+export type AuditPage = RegistryAuditPage;
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
@@ -94,7 +92,13 @@ export function isTrustRemoved(value: unknown): value is TrustRemoved {
 
 /** Checks GET /v1/audit. */
 export function isAuditPage(value: unknown): value is AuditPage {
-  return isRecord(value) && arrayOf(value.entries, (entry) => isRecord(entry) && typeof entry.seq === 'number' && typeof entry.type === 'string');
+  return (
+    isRecord(value) &&
+    arrayOf(value.entries, (entry) => isRecord(entry) && typeof entry.seq === 'number' && typeof entry.type === 'string') &&
+    typeof value.cursor === 'number' &&
+    typeof value.more === 'boolean' &&
+    typeof value.head === 'number'
+  );
 }
 
 /** Checks GET /v1/audit/verify. */

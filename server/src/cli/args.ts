@@ -24,12 +24,47 @@ export const COMMON_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-/** Parses `argv` for a command; unknown flags are usage errors. */
+/** Edit distance of two short strings (Levenshtein), to suggest the option a typo meant. */
+function distance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+/**
+ * One line for what node:util's parseArgs refused (its own message is several sentences about
+ * `--`), naming the option, a close known option when there is one, and where the options are.
+ */
+export function usageLine(command: Pick<Command, 'path' | 'options'>, error: unknown): string {
+  const where = `see \`fleetgate ${command.path.join(' ')} --help\``;
+  const code = (error as { code?: unknown }).code;
+  const message = error instanceof Error ? error.message : String(error);
+  const option = /'(-{1,2}[^' ,]+)/.exec(message)?.[1] ?? '';
+  const known = Object.keys({ ...COMMON_OPTIONS, ...command.options });
+  const spec = { ...COMMON_OPTIONS, ...command.options }[option.replace(/^-+/, '')];
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const name = option.replace(/^-+/, '');
+    const close = known.filter((candidate) => distance(candidate, name) <= (candidate.length <= 3 ? 1 : 2)).sort((a, b) => distance(a, name) - distance(b, name))[0];
+    return `unknown option ${option}${close ? ` (did you mean --${close}?)` : ''}; ${where}`;
+  }
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    const long = /--[\w-]+/.exec(message)?.[0] ?? option;
+    if (/does not take an argument/.test(message) || spec?.type === 'boolean') return `${long} takes no value; ${where}`;
+    return `${long} needs a value; ${where}`;
+  }
+  return `${message.split('\n')[0]?.replace(/\.\s.*$/, '') ?? 'invalid arguments'}; ${where}`;
+}
+
+/** Parses `argv` for a command; unknown flags are usage errors of one line (`CLI_USAGE`, exit 2). */
 export function parseCommandArgs(command: Command, argv: string[]) {
   try {
     return parseArgs({ args: argv, options: { ...COMMON_OPTIONS, ...command.options }, allowPositionals: true, strict: true });
   } catch (error) {
-    throw new UsageError(`${(error as Error).message}\n\n${command.help}`);
+    throw new UsageError(usageLine(command, error), { cause: error });
   }
 }
 

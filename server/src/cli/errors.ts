@@ -32,8 +32,10 @@ export const OPERATOR_ERRORS = {
   CLI_BAD_RESPONSE: 1,
   /** A file named on the command line cannot be read or does not hold what it should. */
   CLI_INPUT_INVALID: 1,
-  /** `fleetgate audit verify` found the audit hash chain broken. */
+  /** `fleetgate audit verify` found the audit hash chain broken (on the server, or in an exported file). */
   CLI_AUDIT_BROKEN: 1,
+  /** A file named by `--out` cannot be written (`fleetgate audit export`). */
+  CLI_OUTPUT_FAILED: 1,
 } as const;
 
 /** A stable operator code. */

@@ -44,7 +44,8 @@ const COMMANDS: readonly CommandEntry[] = [
   { path: ['device', 'enable'], summary: 'enable a disabled device again (admin API)', load: async () => (await import('./commands/device.ts')).deviceEnableCommand },
   { path: ['device', 'reset'], summary: 'allow one more bootstrap enrollment for a device (also after revocation) (admin API)', load: async () => (await import('./commands/device.ts')).deviceResetCommand },
   { path: ['audit'], summary: 'read the audit log: enrollments, renewals, refusals, operator actions (admin API)', load: async () => (await import('./commands/audit.ts')).auditCommand },
-  { path: ['audit', 'verify'], summary: "check the audit log's hash chain; exit 1 if it is broken (admin API)", load: async () => (await import('./commands/audit.ts')).auditVerifyCommand },
+  { path: ['audit', 'verify'], summary: "check the audit log's hash chain, or an exported file offline; exit 1 if it is broken", load: async () => (await import('./commands/audit.ts')).auditVerifyCommand },
+  { path: ['audit', 'export'], summary: 'save the audit log as JSON Lines with its hash chain, for `audit verify --file` (admin API)', load: async () => (await import('./commands/audit.ts')).auditExportCommand },
   { path: ['crl'], summary: 'save the current CRL of the device-issuing CA (admin API)', load: async () => (await import('./commands/crl.ts')).crlCommand },
   { path: ['operator', 'issue'], summary: 'issue an operator certificate for the admin API (offline, from the issuing CA)', load: async () => (await import('./commands/operator-issue.ts')).operatorIssueCommand },
 ];

@@ -66,8 +66,11 @@ export interface CertificateRecord {
   readonly revocationReason?: RevocationReason;
 }
 
+/** Kinds of audit entries, as a list (the admin API and the CLI check `type` filters against it). */
+export const AUDIT_TYPES = ['enrolled', 'renewed', 'resent', 'refused', 'revoked', 'disabled', 'enabled', 'reset', 'cert-revoked', 'trust-added', 'trust-removed'] as const;
+
 /** Kinds of audit entries. */
-export type AuditType = 'enrolled' | 'renewed' | 'resent' | 'refused' | 'revoked' | 'disabled' | 'enabled' | 'reset' | 'cert-revoked' | 'trust-added' | 'trust-removed';
+export type AuditType = (typeof AUDIT_TYPES)[number];
 
 /** What a caller asks to have audited. */
 export interface AuditEvent {
@@ -192,12 +195,49 @@ export interface DeviceQuery {
   readonly limit?: number;
 }
 
-/** Filters for reading the audit log. */
+/** Filters, order and cursor for reading the audit log. */
 export interface AuditQuery {
   readonly deviceId?: string;
-  /** ISO 8601 lower bound on time. */
+  /** ISO 8601 lower bound on time (inclusive). */
   readonly since?: string;
+  /** ISO 8601 upper bound on time (exclusive): `since`..`until` ranges tile. */
+  readonly until?: string;
+  /** Only these kinds (absent or empty: every kind). */
+  readonly types?: readonly AuditType[];
+  /** Only this actor (`operator:alice`); a value ending in `:` is a prefix (`operator:`, `trust:`). */
+  readonly actor?: string;
+  /** `oldest` first (the default, by sequence number) or `newest` first. */
+  readonly order?: 'oldest' | 'newest';
+  /** Cursor: only entries with a sequence number above this one. */
+  readonly after?: number;
+  /** Cursor: only entries with a sequence number below this one. */
+  readonly before?: number;
+  /** At most this many entries. */
   readonly limit?: number;
+  /**
+   * At most this many entries examined (a filter that matches little must not make one read walk
+   * the whole log): the page then ends early with `more` set and a cursor to go on from.
+   */
+  readonly maxScan?: number;
+}
+
+/** One page of the audit log. */
+export interface AuditPage {
+  /** Matching entries in the order asked for. */
+  readonly entries: AuditEntry[];
+  /**
+   * Sequence number where the read stopped: the last entry it examined, matching or not (or the
+   * cursor it started from when it examined none). The next page of the same order passes it as
+   * `before` (newest first) or `after` (oldest first): no entry is skipped or repeated.
+   */
+  readonly cursor: number;
+  /** The read stopped at `limit` or `maxScan`, not at the end of the range: there may be more. */
+  readonly more: boolean;
+  /**
+   * Sequence number of the newest entry when the read began (0: empty log). Every entry up to it
+   * was readable then, so following the log from `after = head` misses nothing.
+   */
+  readonly head: number;
 }
 
 /** Result of checking the audit hash chain. */
@@ -227,7 +267,10 @@ export interface Registry {
   resetDevice(deviceId: string, actor: string): Promise<DeviceRecord>;
   /** Appends an audit entry on its own (refusals). */
   audit(event: AuditEvent): Promise<AuditEntry>;
+  /** The entries of one page of {@link readAuditPage}. */
   readAudit(query?: AuditQuery): Promise<AuditEntry[]>;
+  /** Reads the audit log by sequence number (either direction), filtered while it reads. */
+  readAuditPage(query?: AuditQuery): Promise<AuditPage>;
   verifyAudit(): Promise<AuditVerification>;
 
   /** Revoked certificates with their revocation time and reason (for the CRL). */

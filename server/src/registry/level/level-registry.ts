@@ -1,9 +1,11 @@
 import { Level } from 'level';
 import { auditEntryIntact, AUDIT_GENESIS } from '../audit-chain.ts';
 import { RegistryError } from '../errors.ts';
+import { readLevelAuditPage } from './audit-reader.ts';
 import type {
   AuditEntry,
   AuditEvent,
+  AuditPage,
   AuditQuery,
   AuditVerification,
   CertificateRecord,
@@ -254,24 +256,13 @@ export class LevelRegistry implements Registry {
   }
 
   async readAudit(query: AuditQuery = {}): Promise<AuditEntry[]> {
+    return (await this.readAuditPage(query)).entries;
+  }
+
+  async readAuditPage(query: AuditQuery = {}): Promise<AuditPage> {
     this.ensureOpen();
-    const limit = query.limit ?? Number.POSITIVE_INFINITY;
-    const out: AuditEntry[] = [];
-    const accept = (entry: AuditEntry): boolean => !query.since || entry.time >= query.since;
-    if (query.deviceId) {
-      for await (const key of this.db.keys({ gt: `ad!${query.deviceId}!`, lt: `ad!${query.deviceId}"` })) {
-        const entry = await this.readJson<AuditEntry>(`a!${key.slice(key.lastIndexOf('!') + 1)}`);
-        if (entry && accept(entry)) out.push(entry);
-        if (out.length >= limit) break;
-      }
-      return out;
-    }
-    for await (const value of this.db.values({ gt: 'a!', lt: 'a"' })) {
-      const entry = JSON.parse(value) as AuditEntry;
-      if (accept(entry)) out.push(entry);
-      if (out.length >= limit) break;
-    }
-    return out;
+    // The head first: every entry up to it is on disk before the iterator takes its snapshot.
+    return readLevelAuditPage(this.db, this.queue.auditHead.seq, query);
   }
 
   async verifyAudit(): Promise<AuditVerification> {
