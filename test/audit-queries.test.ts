@@ -286,7 +286,7 @@ test('fleetgate audit --follow prints the last entries, then each new one once a
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  await waitFor(() => /following the audit log after entry 1 \(Ctrl-C to stop\)/.test(stderr), { what: () => `follow to start (stderr: ${stderr})`, timeoutMs: 20_000 });
+  await waitFor(() => /following the audit log after entry 1 \(Ctrl-C to stop\)/.test(stderr), { what: () => `follow to start (stderr: ${stderr})`, timeoutMs: 60_000 });
   const lines = (): AuditEntry[] => stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as AuditEntry);
   t.deepEqual(lines().map((entry) => [entry.seq, entry.type]), [[1, 'enrolled']], 'the backlog: the last entry');
 
@@ -294,9 +294,9 @@ test('fleetgate audit --follow prints the last entries, then each new one once a
     const answer = await admin(fleet, 'POST', `/v1/devices/${device.id}/${action}`, { body: {} });
     t.is(answer.status, 200, answer.body.toString());
   }
-  await waitFor(() => lines().length >= 4, { what: () => `3 new entries (stdout: ${stdout})`, timeoutMs: 15_000 });
+  await waitFor(() => lines().length >= 4, { what: () => `3 new entries (stdout: ${stdout})`, timeoutMs: 60_000 });
   child.kill('SIGINT');
-  t.is(await withDeadline(exited, { what: 'follow to exit after SIGINT' }), 0, stderr);
+  t.is(await withDeadline(exited, { what: 'follow to exit after SIGINT', timeoutMs: 30_000 }), 0, stderr);
   t.deepEqual(
     lines().map((entry) => [entry.seq, entry.type, entry.actor]),
     [
