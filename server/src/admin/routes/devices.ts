@@ -17,7 +17,7 @@ import type { AdminContext, AdminRequest, AdminRoute } from './types.ts';
 const STATES: readonly DeviceState[] = ['enrolled', 'disabled', 'revoked'];
 const MAX_LIST = 10_000;
 /** Most devices one bulk action names: all of them are checked, then written in one registry batch. */
-export const MAX_BULK = 10_000;
+const MAX_BULK = 10_000;
 
 function deviceId(request: AdminRequest): string {
   const id = request.params.id ?? '';

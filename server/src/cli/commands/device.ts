@@ -13,7 +13,7 @@ const MAX_PAGE = 10_000;
 export { canonicalRevocationReason } from './device-bulk.ts';
 
 /** `7d`, `12h`, `30m`, `90s` in milliseconds (for `--expiring`). */
-export function parseDuration(text: string, flag: string): number {
+function parseDuration(text: string, flag: string): number {
   const match = /^([1-9]\d{0,5})([smhd])$/.exec(text);
   if (!match) throw new UsageError(`${flag} takes a duration such as 7d, 12h or 30m (got ${JSON.stringify(text)})`);
   const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 's' | 'm' | 'h' | 'd'];
@@ -21,7 +21,7 @@ export function parseDuration(text: string, flag: string): number {
 }
 
 /** The PRESENCE column: online now, when last seen, or never. */
-export function presenceText(presence: PresenceSummary | null | undefined): string {
+function presenceText(presence: PresenceSummary | null | undefined): string {
   if (!presence) return 'never seen';
   return presence.connected ? 'online' : `seen ${shortTime(presence.lastSeen)}`;
 }
