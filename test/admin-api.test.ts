@@ -155,7 +155,8 @@ test('trusted manufacturer CAs: Bank A and B from CA1 enroll, Bank C from CA2 is
   const unscoped = await admin(fleet, 'PUT', '/v1/trusts/ca1', { body: { model: 'atm', caPem: ca1.pem } });
   t.is(unscoped.status, 400, 'neither namespace nor allow-list (issue #8)');
   t.is(unscoped.json<{ error: { code: string } }>().error.code, 'ADMIN_TRUST_SCOPE_REQUIRED');
-  t.is((await admin(fleet, 'PUT', '/v1/trusts/ca1', { body: { model: 'atm', caPem: ca1.pem, namespace: 'bank-' } })).status, 200, 'replaced by a namespace');
+  // Issue 13: changing an existing trust is explicit (replace=true).
+  t.is((await admin(fleet, 'PUT', '/v1/trusts/ca1?replace=true', { body: { model: 'atm', caPem: ca1.pem, namespace: 'bank-' } })).status, 200, 'replaced by a namespace');
   t.is((await enroll(fleet, bankB)).status, 200);
   const list = await admin(fleet, 'GET', '/v1/trusts');
   t.deepEqual(list.json<{ trusts: { name: string }[] }>().trusts.map((trust) => trust.name), ['ca1']);

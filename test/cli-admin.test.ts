@@ -104,7 +104,8 @@ test('device list (all pages), show and revoke; the broker drops the revoked dev
   t.deepEqual(jsonOf<{ devices: DeviceJson[] }>(t, paged, 'list --json --page-size 2').devices.map((entry) => entry.id), ids, 'three pages of 2, 2 and 1 joined');
   t.is(listed.code, 0, listed.stderr);
   const rows = listed.stdout.trim().split('\n');
-  t.regex(rows[0] ?? '', /^ID\s+MODEL\s+STATE\s+CERT EXPIRES\s+UPDATED$/);
+  t.regex(rows[0] ?? '', /^ID\s+MODEL\s+STATE\s+CERT EXPIRES\s+UPDATED\s+PRESENCE$/);
+  t.regex(listed.stdout, new RegExp(`^${device.id}\\s.*\\sonline$`, 'm'), 'the presence column (issue 13)');
   t.deepEqual(rows.slice(1, -1).map((row) => row.split(/\s+/)[0]), ids);
   t.is(rows.at(-1), '5 devices');
 
@@ -143,7 +144,9 @@ test('device list (all pages), show and revoke; the broker drops the revoked dev
     cli(fleet, ['crl', '--out', join(dir, 'crl.der')]),
     cli(fleet, ['crl', '--out', join(dir, 'crl.pem'), '--pem']),
   ]);
-  refused(t, again, 'revoking twice', 1, 'ADMIN_INVALID_STATE', /revocation is final/);
+  // Issue 13: revoking a revoked device is a no-op that says so (it was ADMIN_INVALID_STATE).
+  t.is(again.code, 0, again.stderr);
+  t.regex(again.stdout, new RegExp(`^device ${device.id} already revoked \\(keyCompromise\\): nothing changed$`, 'm'));
   const after = jsonOf<DetailJson>(t, afterJson, 'show after revoke');
   t.is(after.device.state, 'revoked');
   t.is(after.device.stateReason, 'keyCompromise');
@@ -253,11 +256,12 @@ test('bootstrap trust from a PEM bundle with an allow-list from a manifest; list
   t.is(await enrollStatus(fleet, unlisted), 403, 'a device of the same CA that is not on the allow-list (ENROLL_ID_OUTSIDE_TRUST since issue #8)');
 
   // The CSV manifest and a plain list are recognised too; each registration replaces the last.
-  const csv = await trust(['--ca', files.bundle, '--allowlist', join(batchDir, 'manifest.csv')]);
+  // Issue 13: changing an existing trust takes --replace.
+  const csv = await trust(['--ca', files.bundle, '--allowlist', join(batchDir, 'manifest.csv'), '--replace']);
   t.is(csv.code, 0, csv.stderr);
-  t.regex(csv.stdout, /^replaced bootstrap trust acme/m);
+  t.regex(csv.stdout, /^unchanged: bootstrap trust acme: .*\(already registered exactly so; nothing changed\)$/m, 'the CSV lists the same two devices: nothing to replace');
   t.regex(csv.stdout, /2 devices \(from manifest\.csv\)/);
-  const text = await trust(['--ca', files.bundle, '--allowlist', files.textList, '--json']);
+  const text = await trust(['--ca', files.bundle, '--allowlist', files.textList, '--json', '--replace']);
   t.is(jsonOf<{ trust: { allowListSize: number } }>(t, text, 'trust --json').trust.allowListSize, 1);
   t.is(await enrollStatus(fleet, unlisted), 200, 'now listed');
 
@@ -477,5 +481,6 @@ test('--since takes ISO 8601 or a duration ago; revocation reasons are matched t
   t.is(canonicalRevocationReason('keyCompromise'), 'keyCompromise');
   t.is(canonicalRevocationReason('key-compromise'), 'keyCompromise');
   t.is(canonicalRevocationReason('Cessation Of Operation'), 'cessationOfOperation');
-  t.is(canonicalRevocationReason('stolen from the van'), 'stolen from the van', 'free text stays as it is');
+  // Issue 13: a reason outside RFC 5280 (free text, a typo) is a usage error listing the names.
+  for (const bad of ['stolen from the van', 'keyCompromize']) t.throws(() => canonicalRevocationReason(bad), { instanceOf: CliError, message: /not an RFC 5280 revocation reason; use one of unspecified, keyCompromise, / }, bad);
 });

@@ -8,7 +8,7 @@ import { decodeComponent, parseQuery, sendAdminError } from './http.ts';
 import { operatorOf } from './operator-identity.ts';
 import { readAudit, verifyAudit } from './routes/audit.ts';
 import { currentCrl } from './routes/crl.ts';
-import { disableDevice, enableDevice, listDevices, resetDevice, revokeDevice, showDevice } from './routes/devices.ts';
+import { disableDevice, disableDevices, enableDevice, enableDevices, listDevices, resetDevice, revokeDevice, revokeDevices, showDevice } from './routes/devices.ts';
 import { deleteTrust, listTrusts, putTrust } from './routes/trusts.ts';
 import type { AdminContext, AdminRoute } from './routes/types.ts';
 
@@ -19,6 +19,9 @@ const ROUTES: readonly AdminRoute[] = [
   disableDevice,
   enableDevice,
   resetDevice,
+  revokeDevices,
+  disableDevices,
+  enableDevices,
   listTrusts,
   putTrust,
   deleteTrust,

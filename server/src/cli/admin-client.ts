@@ -9,6 +9,7 @@ import { dataLayout, resolveDataDir } from '../datadir/layout.ts';
 import { fromPemAll } from '../pki/pem.ts';
 import { UsageError } from './args.ts';
 import { CliError } from './errors.ts';
+import { readRecordedAdminUrl, recordedAdminUrlPath, type ServerSource } from './server-url.ts';
 
 /*
  * The one HTTPS client of the operator CLI: every `fleetgate device|bootstrap trust|audit|crl`
@@ -31,6 +32,8 @@ export interface AdminConnection {
   readonly ca: string;
   readonly certPath: string;
   readonly rootPath: string;
+  /** Where the server URL came from (for messages). */
+  readonly serverSource?: string;
 }
 
 /** The connection options as the command line gives them. */
@@ -42,18 +45,40 @@ export interface ConnectionFlags {
   readonly root?: string;
 }
 
-/** Parses `--server`: an https URL (a path prefix is kept, for a reverse proxy). */
-export function parseServerUrl(value: string | undefined): URL {
+/**
+ * Parses `--server` (or the value named by `what`): an https URL (a path prefix is kept, for a
+ * reverse proxy). A bad flag or environment variable is a usage error; a bad recorded file is not.
+ */
+export function parseServerUrl(value: string | undefined, what = '--server'): URL {
   const text = value ?? DEFAULT_ADMIN_URL;
-  let url: URL;
+  const fail = (message: string): never => {
+    if (what === '--server' || what === 'FLEETGATE_SERVER') throw new UsageError(message);
+    throw new CliError('CLI_INPUT_INVALID', `${message}: remove it or start \`fleetgate serve\` again`);
+  };
+  let url: URL | undefined;
   try {
     url = new URL(text);
   } catch {
-    throw new UsageError(`--server ${JSON.stringify(text)} is not a URL (example: ${DEFAULT_ADMIN_URL})`);
+    fail(`${what} ${JSON.stringify(text)} is not a URL (example: ${DEFAULT_ADMIN_URL})`);
   }
-  if (url.protocol !== 'https:') throw new UsageError(`--server must be an https:// URL (the admin API is HTTPS only), got ${text}`);
-  if (url.search || url.hash || url.username || url.password) throw new UsageError(`--server takes a plain https://HOST:PORT URL, got ${text}`);
+  if (!url) return fail(`${what} is not a URL`);
+  if (url.protocol !== 'https:') fail(`${what} must be an https:// URL (the admin API is HTTPS only), got ${text}`);
+  if (url.search || url.hash || url.username || url.password) fail(`${what} takes a plain https://HOST:PORT URL, got ${text}`);
   return url;
+}
+
+/**
+ * The admin API's URL: `--server` > $FLEETGATE_SERVER > the URL `fleetgate serve` recorded in
+ * the data directory (`<data>/run/admin-url`) > the default (https://127.0.0.1:9443).
+ */
+export async function resolveServer(flag: string | undefined, dataDir: string, env: NodeJS.ProcessEnv = process.env): Promise<{ url: URL; source: ServerSource; what: string }> {
+  if (flag !== undefined) return { url: parseServerUrl(flag, '--server'), source: '--server', what: '--server' };
+  const fromEnv = env.FLEETGATE_SERVER;
+  if (fromEnv !== undefined && fromEnv !== '') return { url: parseServerUrl(fromEnv, 'FLEETGATE_SERVER'), source: 'FLEETGATE_SERVER', what: 'FLEETGATE_SERVER' };
+  const recorded = await readRecordedAdminUrl(dataDir);
+  const path = recordedAdminUrlPath(dataDir);
+  if (recorded !== undefined) return { url: parseServerUrl(recorded, path), source: 'recorded', what: path };
+  return { url: parseServerUrl(undefined), source: 'default', what: 'the default' };
 }
 
 const exists = (path: string): Promise<boolean> =>
@@ -116,11 +141,11 @@ async function readDataFile(path: string, hint: string): Promise<Buffer> {
  * Checks that the key belongs to the certificate before anything goes on the wire.
  */
 export async function resolveConnection(flags: ConnectionFlags): Promise<AdminConnection> {
-  const server = parseServerUrl(flags.server);
   if ((flags.cert === undefined) !== (flags.key === undefined)) {
     throw new UsageError("--cert and --key go together: give both, or neither (then the data directory's operator credential is used)");
   }
   const layout = dataLayout(resolveDataDir(flags.data));
+  const { url: server, what: serverSource } = await resolveServer(flags.server, layout.root);
   const own = flags.cert !== undefined && flags.key !== undefined ? { cert: resolve(flags.cert), key: resolve(flags.key) } : undefined;
   const certPath = own?.cert ?? layout.operatorCert;
   const keyPath = own?.key ?? layout.operatorKey;
@@ -141,7 +166,7 @@ export async function resolveConnection(flags: ConnectionFlags): Promise<AdminCo
     root = await readDataFile(rootPath, "point --data at the server's data directory, or pass --root FILE (the fleet's ca/root.crt)");
   }
   pemCertificates(root, rootPath);
-  return { server, cert: certificate.toString('utf8'), key: key.toString('utf8'), ca: root.toString('utf8'), certPath, rootPath };
+  return { server, cert: certificate.toString('utf8'), key: key.toString('utf8'), ca: root.toString('utf8'), certPath, rootPath, serverSource };
 }
 
 /** An answer of the admin API, before interpretation. */
@@ -251,7 +276,11 @@ export class AdminClient {
    * becomes an {@link AdminError} with the API's code; anything else unexpected, CLI_BAD_RESPONSE.
    */
   async json<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, guard: (value: unknown) => value is T, options: RequestOptions = {}): Promise<T> {
-    const answer = await this.send(method, path, options);
+    return this.interpret(await this.send(method, path, options), guard);
+  }
+
+  /** An answer's JSON once `guard` accepts it; a refusal is thrown as an {@link AdminError} (see {@link json}). */
+  interpret<T>(answer: RawAnswer, guard: (value: unknown) => value is T): T {
     let parsed: unknown;
     if (answer.contentType.startsWith('application/json')) {
       try {
@@ -302,7 +331,7 @@ export class AdminClient {
     if (reason) {
       return new CliError(
         'CLI_SERVER_UNREACHABLE',
-        `cannot reach the admin API at ${this.where} (${reason}): is \`fleetgate serve\` running there? Start it with \`fleetgate serve --data DIR\`, or point --server at it`,
+        `cannot reach the admin API at ${this.where} (${reason}${this.connection.serverSource && this.connection.serverSource !== '--server' ? `; URL from ${this.connection.serverSource}` : ''}): is \`fleetgate serve\` running there? Start it with \`fleetgate serve --data DIR\`, or point --server (or FLEETGATE_SERVER) at it`,
         { cause: error },
       );
     }

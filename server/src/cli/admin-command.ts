@@ -2,7 +2,7 @@ import type { ParseArgsConfig } from 'node:util';
 import { UsageError, type Command } from './args.ts';
 import { AdminError } from '../admin/errors.ts';
 import { AdminClient, DEFAULT_ADMIN_URL, resolveConnection } from './admin-client.ts';
-import { CliError, exitStatus } from './errors.ts';
+import { CliError, exitStatus, writeFailure } from './errors.ts';
 
 /** Parsed option values, as the router hands them to a command. */
 export type OptionValues = Record<string, string | boolean | string[] | undefined>;
@@ -19,7 +19,7 @@ export const CONNECTION_OPTIONS = {
 /** Help for {@link CONNECTION_OPTIONS}, appended to every admin command's help. */
 export const CONNECTION_HELP = `
 Connection (every admin command talks to the running server over mutual TLS):
-  --server URL        admin API (default ${DEFAULT_ADMIN_URL})
+  --server URL        admin API (else $FLEETGATE_SERVER, <data>/run/admin-url, ${DEFAULT_ADMIN_URL})
   --data DIR          data directory with operator/operator.crt|key and ca/root.crt
                       (default ./data or $FLEETGATE_DATA)
   --cert FILE         an operator certificate (PEM, with its chain) instead of the data
@@ -49,17 +49,20 @@ export interface AdminCommandSpec {
   readonly optionsHelp: string;
   /** Names of the required positional arguments, e.g. ['ID']. */
   readonly positionals: readonly string[];
+  /** Name of a positional argument that may repeat after the required ones (`ID...`). */
+  readonly rest?: string;
+  /** Completion hints (option values). */
+  readonly complete?: Command['complete'];
   run(context: AdminCommandContext): Promise<number>;
 }
 
-/** Prints a refusal the way every fleetgate command does: `fleetgate: CODE: message`. */
-export function printError(error: CliError | AdminError): void {
+/** Prints a refusal the way every fleetgate command does: `fleetgate: CODE: message` (JSON under `--json`). */
+export function printError(error: CliError | AdminError, json = false): void {
   const hints: Record<string, string> = {
     ADMIN_NOT_OPERATOR: 'only operator certificates may use the admin API: use the data directory\'s operator/operator.crt, or one made by `fleetgate operator issue`',
     ADMIN_CLIENT_CERT_UNTRUSTED: 'the certificate must come from this fleet\'s issuing CA (`fleetgate operator issue --data DIR`)',
   };
-  const hint = hints[error.code];
-  process.stderr.write(`fleetgate: ${error.code}: ${error.message}\n${hint ? `hint: ${hint}\n` : ''}`);
+  writeFailure(error.code, error.message, { json, hint: hints[error.code] });
 }
 
 /** A string option, or undefined. */
@@ -78,11 +81,12 @@ export function adminCommand(spec: AdminCommandSpec): Command {
     path: spec.path,
     help: `Usage: ${usage} [--server URL] [--data DIR | --cert FILE --key FILE]\n\n${spec.description}\n${spec.optionsHelp ? `\nOptions:\n${spec.optionsHelp}\n` : ''}${CONNECTION_HELP}`,
     options: { ...spec.options, ...CONNECTION_OPTIONS },
+    ...(spec.complete ? { complete: spec.complete } : {}),
     async run(values, positionals) {
       if (positionals.length < spec.positionals.length) {
         throw new UsageError(`${spec.path.join(' ')} needs ${spec.positionals.slice(positionals.length).join(' ')} (usage: ${usage})`);
       }
-      if (positionals.length > spec.positionals.length) {
+      if (spec.rest === undefined && positionals.length > spec.positionals.length) {
         throw new UsageError(`unexpected argument ${JSON.stringify(positionals[spec.positionals.length])} (usage: ${usage})`);
       }
       let client: AdminClient | undefined;
@@ -105,7 +109,7 @@ export function adminCommand(spec: AdminCommandSpec): Command {
         });
       } catch (error) {
         if (error instanceof CliError || error instanceof AdminError) {
-          printError(error);
+          printError(error, values.json === true);
           return exitStatus(error.code);
         }
         throw error;

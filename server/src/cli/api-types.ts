@@ -5,9 +5,17 @@ import type { AuditEntry, AuditPage as RegistryAuditPage, AuditVerification, Cer
  * the CLI makes before it trusts a field. The records themselves are the registry's types.
  */
 
+/** Presence of a device in a listing: connected now, and when last heard from. */
+export interface PresenceSummary {
+  readonly connected: boolean;
+  readonly lastSeen: string;
+}
+
 /** GET /v1/devices: one page; `next` is the id to continue after when the page is full. */
 export interface DevicePage {
   readonly devices: DeviceRecord[];
+  /** Presence by device id (null: never connected); absent from servers before issue 13. */
+  readonly presence?: Readonly<Record<string, PresenceSummary | null>>;
   readonly next?: string;
 }
 
@@ -22,9 +30,29 @@ export interface DeviceDetail {
   readonly brokerEvents?: DeviceEventRecord[];
 }
 
-/** POST /v1/devices/:id/{revoke,disable,enable,reset} */
+/** POST /v1/devices/:id/{revoke,disable,enable,reset}: `changed` false when the device already was in that state. */
 export interface DeviceAnswer {
   readonly device: DeviceRecord;
+  readonly changed?: boolean;
+}
+
+/** One device of a bulk action's answer. */
+export type BulkResult =
+  | { readonly id: string; readonly status: 'changed' | 'unchanged' | 'skipped'; readonly device: DeviceRecord }
+  | { readonly id: string; readonly status: 'refused'; readonly code: string; readonly message: string };
+
+/** How many devices ended in each status. */
+export interface BulkSummary {
+  readonly changed: number;
+  readonly unchanged: number;
+  readonly refused: number;
+  readonly skipped: number;
+}
+
+/** POST /v1/devices/{revoke,disable,enable}: the answer, or the body of its ADMIN_BULK_REFUSED refusal's error. */
+export interface BulkAnswer {
+  readonly results: BulkResult[];
+  readonly summary: BulkSummary;
 }
 
 /** A trust as the API lists it: the allow-list is summarised by its size; no namespace is `null`. */
@@ -38,6 +66,9 @@ export interface TrustList {
 /** PUT /v1/trusts/:name */
 export interface TrustAnswer {
   readonly trust: TrustSummary;
+  /** false: the registration was identical to the stored trust (nothing written). */
+  readonly changed?: boolean;
+  readonly replaced?: boolean;
 }
 
 /** DELETE /v1/trusts/:name */
@@ -66,6 +97,15 @@ export function isDeviceDetail(value: unknown): value is DeviceDetail {
 
 const isDeviceEvent = (value: unknown): boolean =>
   isRecord(value) && typeof value.kind === 'string' && typeof value.code === 'string' && typeof value.first === 'string' && typeof value.last === 'string' && typeof value.count === 'number';
+
+/** Checks a bulk answer (or the error object of a bulk refusal). */
+export function isBulkAnswer(value: unknown): value is BulkAnswer {
+  return (
+    isRecord(value) &&
+    isRecord(value.summary) &&
+    arrayOf(value.results, (entry) => isRecord(entry) && typeof entry.id === 'string' && (entry.status === 'refused' ? typeof entry.code === 'string' : isDevice(entry.device)))
+  );
+}
 
 /** Checks the answer of a device state change. */
 export function isDeviceAnswer(value: unknown): value is DeviceAnswer {

@@ -17,6 +17,14 @@ export interface Command {
   readonly help: string;
   readonly options: NonNullable<ParseArgsConfig['options']>;
   run(values: Record<string, string | boolean | string[] | undefined>, positionals: string[]): Promise<number>;
+  /** What shell completion offers beyond the option names (`fleetgate completion`). */
+  readonly complete?: CompletionHints;
+}
+
+/** Values shell completion offers: for positional arguments, and for options that take one (else file names). */
+export interface CompletionHints {
+  readonly positionals?: readonly string[];
+  readonly values?: Readonly<Record<string, readonly string[]>>;
 }
 
 /** Options every command accepts. */

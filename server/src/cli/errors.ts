@@ -36,6 +36,10 @@ export const OPERATOR_ERRORS = {
   CLI_AUDIT_BROKEN: 1,
   /** A file named by `--out` cannot be written (`fleetgate audit export`). */
   CLI_OUTPUT_FAILED: 1,
+  /** The operator answered no (or nothing) to a confirmation on the terminal; nothing was done. */
+  CLI_ABORTED: 1,
+  /** A bulk device action (`--continue-on-error`) changed some devices and was refused for others. */
+  CLI_PARTIAL: 1,
 } as const;
 
 /** A stable operator code. */
@@ -55,4 +59,23 @@ export function exitStatus(code: string): number {
 /** A CLI failure (not of the server it talks to) with a stable code and a message for the operator. */
 export class CliError<Code extends CliErrorCode = CliErrorCode> extends FleetgateError<Code> {
   override readonly name: string = 'CliError';
+}
+
+/**
+ * Writes a failure to stderr the way every command does: `fleetgate: CODE: message` (and an
+ * optional hint line), or, under `--json`, one JSON object `{ "error": { "code", "message", ... } }`
+ * so a script reads errors the way it reads results.
+ */
+export function writeFailure(code: string, message: string, options: { json?: boolean; hint?: string; extra?: Record<string, unknown> } = {}): void {
+  if (options.json) {
+    process.stderr.write(`${JSON.stringify({ error: { code, message, ...(options.hint ? { hint: options.hint } : {}), ...options.extra } })}\n`);
+    return;
+  }
+  process.stderr.write(`fleetgate: ${code}: ${message}\n${options.hint ? `hint: ${options.hint}\n` : ''}`);
+}
+
+/** Whether a command line asks for JSON output (`--json`, before the `--` that ends options). */
+export function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end < 0 ? argv : argv.slice(0, end)).includes('--json');
 }

@@ -1,5 +1,6 @@
 import { parseCommandArgs, type Command } from './args.ts';
-import { OPERATOR_ERRORS, type CliErrorCode } from './errors.ts';
+import { readFile } from 'node:fs/promises';
+import { OPERATOR_ERRORS, wantsJson, writeFailure, type CliErrorCode } from './errors.ts';
 
 /**
  * One command of the CLI: the words that select it, the line `fleetgate --help` shows, and its
@@ -48,7 +49,14 @@ const COMMANDS: readonly CommandEntry[] = [
   { path: ['audit', 'export'], summary: 'save the audit log as JSON Lines with its hash chain, for `audit verify --file` (admin API)', load: async () => (await import('./commands/audit.ts')).auditExportCommand },
   { path: ['crl'], summary: 'save the current CRL of the device-issuing CA (admin API)', load: async () => (await import('./commands/crl.ts')).crlCommand },
   { path: ['operator', 'issue'], summary: 'issue an operator certificate for the admin API (offline, from the issuing CA)', load: async () => (await import('./commands/operator-issue.ts')).operatorIssueCommand },
+  { path: ['completion'], summary: 'print a shell completion script: bash or zsh (source <(fleetgate completion bash))', load: async () => (await import('./commands/completion.ts')).completionCommand(COMMANDS) },
 ];
+
+/** The version of the installed @fleetgate/server (its package.json, two levels above src/cli or dist/cli). */
+async function version(): Promise<string> {
+  const manifest = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  return typeof manifest.version === 'string' ? manifest.version : 'unknown';
+}
 
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((command) => command.path.join(' ').length));
@@ -60,19 +68,26 @@ fleetgate: private CA, EST enrollment and mTLS front door for IoT device fleets.
 Commands:
 ${lines.join('\n')}
 
-Run \`fleetgate <command> --help\` for the options of a command.
-Environment: FLEETGATE_DATA (data directory), FLEETGATE_CA_PASSPHRASE, FLEETGATE_LOG_LEVEL.`;
+Run \`fleetgate <command> --help\` for the options of a command; \`fleetgate --version\` prints the version.
+Environment: FLEETGATE_DATA (data directory), FLEETGATE_SERVER (admin API URL), FLEETGATE_CA_PASSPHRASE,
+FLEETGATE_LOG_LEVEL.`;
 }
 
 /** Prints a usage error the way every command does (`fleetgate: CLI_USAGE: ...`), then `help`; exit status 2. */
-function usageFailure(message: string, help: string): number {
+function usageFailure(message: string, help: string, json: boolean): number {
   const code: CliErrorCode = 'CLI_USAGE';
-  process.stderr.write(`fleetgate: ${code}: ${message}\n\n${help}`);
+  if (json) writeFailure(code, message, { json });
+  else process.stderr.write(`fleetgate: ${code}: ${message}\n\n${help}`);
   return OPERATOR_ERRORS[code];
 }
 
 /** Runs the CLI; returns the exit code (0 ok, 1 failed, 2 usage). */
 export async function main(argv: string[]): Promise<number> {
+  const json = wantsJson(argv);
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+    process.stdout.write(`fleetgate ${await version()}\n`);
+    return 0;
+  }
   const words = argv.filter((arg) => !arg.startsWith('-'));
   const command = [...COMMANDS]
     .sort((a, b) => b.path.length - a.path.length)
@@ -88,7 +103,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(text);
         return 0;
       }
-      return usageFailure(`${argv[0]} needs a command`, text);
+      return usageFailure(`${argv[0]} needs a command`, text, json);
     }
     if (argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
       process.stdout.write(`${topHelp()}\n`);
@@ -96,7 +111,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     // Bare `fleetgate` did nothing: a usage error like any other, so a script that lost its
     // arguments does not carry on as if something had run.
-    return usageFailure(argv.length === 0 ? 'a command is required' : `unknown command: ${argv.join(' ')}`, `${topHelp()}\n`);
+    return usageFailure(argv.length === 0 ? 'a command is required' : `unknown command: ${argv.join(' ')}`, `${topHelp()}\n`, json);
   }
   try {
     const loaded = await command.load();
@@ -111,7 +126,7 @@ export async function main(argv: string[]): Promise<number> {
     const { operatorError } = await import('./operator-error.ts');
     const known = operatorError(error);
     if (known) {
-      process.stderr.write(`fleetgate: ${known.code}: ${known.message}\n`);
+      writeFailure(known.code, known.message, { json });
       return known.exit;
     }
     process.stderr.write(`fleetgate: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);

@@ -51,6 +51,14 @@ export type CertificateStatus = 'valid' | 'superseded' | 'revoked';
 /** RFC 5280 §5.3.1 reason codes fleetgate uses. */
 export type RevocationReason = 'unspecified' | 'keyCompromise' | 'superseded' | 'cessationOfOperation' | 'affiliationChanged';
 
+/**
+ * The RFC 5280 §5.3.1 reasons an operator may give for revoking a device. Left out on purpose:
+ * cACompromise and aACompromise (a device is not a CA or an attribute authority),
+ * certificateHold and removeFromCRL (revocation is final here), privilegeWithdrawn (not in the
+ * CRL encoder yet).
+ */
+export const REVOCATION_REASONS: readonly RevocationReason[] = ['unspecified', 'keyCompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation'];
+
 /** One certificate the CA issued to a device. */
 export interface CertificateRecord {
   readonly serial: string;
@@ -121,6 +129,30 @@ export interface StateChange {
   readonly revocationReason?: RevocationReason;
 }
 
+/** An operator action on a device's state: {@link StateChange}'s targets, and a reset. */
+export type DeviceAction = 'revoke' | 'disable' | 'enable' | 'reset';
+
+/** One device action to apply (see {@link Registry.applyDeviceActions}). */
+export interface DeviceActionRequest {
+  readonly deviceId: string;
+  readonly action: DeviceAction;
+  /** Why (disable: free text; revoke: kept as the state reason). */
+  readonly reason?: string;
+  readonly actor: string;
+  /** For revocation: the RFC 5280 reason recorded on the certificates. */
+  readonly revocationReason?: RevocationReason;
+}
+
+/**
+ * What happened to one device of {@link Registry.applyDeviceActions}: `changed` (written and
+ * audited once), `unchanged` (it already was in that state: nothing written, nothing audited),
+ * `refused` (the action does not apply: unknown device, or enable/disable of a revoked one), or
+ * `skipped` (it would have changed, but another action of an all-or-nothing call was refused).
+ */
+export type DeviceActionResult =
+  | { readonly deviceId: string; readonly status: 'changed' | 'unchanged' | 'skipped'; readonly device: DeviceRecord }
+  | { readonly deviceId: string; readonly status: 'refused'; readonly code: 'REGISTRY_NOT_FOUND' | 'REGISTRY_INVALID_STATE'; readonly message: string };
+
 /** A change to a device, as listeners (the broker) see it once it is on disk. */
 export interface DeviceChange {
   readonly device: DeviceRecord;
@@ -190,6 +222,8 @@ export interface TrustRecord {
 export interface DeviceQuery {
   readonly state?: DeviceState;
   readonly model?: string;
+  /** Only devices whose current certificate expires before this time (ISO 8601), expired ones included. */
+  readonly expiresBefore?: string;
   /** Start after this id (pagination). */
   readonly after?: string;
   readonly limit?: number;
@@ -265,6 +299,13 @@ export interface Registry {
   changeState(change: StateChange): Promise<DeviceRecord>;
   /** Allows one more bootstrap enrollment for a device. */
   resetDevice(deviceId: string, actor: string): Promise<DeviceRecord>;
+  /**
+   * Applies operator actions to devices in one job of the registry's single writer: every device
+   * is checked first, then the changes are written in one batch. With `allOrNothing`, one refused
+   * action means nothing is written (the others are `skipped`). An action that changes nothing is
+   * `unchanged` and is not audited.
+   */
+  applyDeviceActions(actions: readonly DeviceActionRequest[], options: { readonly allOrNothing: boolean }): Promise<DeviceActionResult[]>;
   /** Appends an audit entry on its own (refusals). */
   audit(event: AuditEvent): Promise<AuditEntry>;
   /** The entries of one page of {@link readAuditPage}. */

@@ -1,13 +1,23 @@
 import { isDeviceId, MODEL_PATTERN } from '@fleetgate/device-sdk/protocol';
-import { CRL_REASONS } from '../../pki/crl.ts';
 import { RegistryError } from '../../registry/errors.ts';
-import type { DeviceRecord, DeviceState, RevocationReason } from '../../registry/types.ts';
-import { AdminError } from '../errors.ts';
+import {
+  REVOCATION_REASONS,
+  type DeviceAction,
+  type DeviceActionRequest,
+  type DeviceActionResult,
+  type DeviceRecord,
+  type DeviceState,
+  type PresenceRecord,
+  type RevocationReason,
+} from '../../registry/types.ts';
+import { AdminError, type AdminErrorCode } from '../errors.ts';
 import { limitParameter, onlyFields, optionalString, readJson, sendJson } from '../http.ts';
 import type { AdminContext, AdminRequest, AdminRoute } from './types.ts';
 
 const STATES: readonly DeviceState[] = ['enrolled', 'disabled', 'revoked'];
 const MAX_LIST = 10_000;
+/** Most devices one bulk action names: all of them are checked, then written in one registry batch. */
+const MAX_BULK = 10_000;
 
 function deviceId(request: AdminRequest): string {
   const id = request.params.id ?? '';
@@ -21,18 +31,40 @@ async function existingDevice(context: AdminContext, id: string): Promise<Device
   return device;
 }
 
+/** The admin code of a registry refusal. */
+const REFUSAL_CODE: Record<'REGISTRY_NOT_FOUND' | 'REGISTRY_INVALID_STATE', AdminErrorCode> = {
+  REGISTRY_NOT_FOUND: 'ADMIN_DEVICE_NOT_FOUND',
+  REGISTRY_INVALID_STATE: 'ADMIN_INVALID_STATE',
+};
+
 /** Registry refusals as admin errors. */
 function mapRegistryError(error: unknown): never {
-  if (error instanceof RegistryError && error.code === 'REGISTRY_NOT_FOUND') throw new AdminError('ADMIN_DEVICE_NOT_FOUND', error.message, { cause: error });
-  if (error instanceof RegistryError && error.code === 'REGISTRY_INVALID_STATE') throw new AdminError('ADMIN_INVALID_STATE', error.message, { cause: error });
+  if (error instanceof RegistryError && (error.code === 'REGISTRY_NOT_FOUND' || error.code === 'REGISTRY_INVALID_STATE')) {
+    throw new AdminError(REFUSAL_CODE[error.code], error.message, { cause: error });
+  }
   throw error;
 }
 
-/** GET /v1/devices?state=&model=&after=&limit= */
+/** An ISO 8601 time with a zone (`2026-12-01T00:00:00Z`), as a query parameter. */
+function isoParameter(query: URLSearchParams, name: string): string | undefined {
+  const raw = query.get(name) ?? undefined;
+  if (raw === undefined) return undefined;
+  if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$/.test(raw) || Number.isNaN(Date.parse(raw))) {
+    throw new AdminError('ADMIN_BAD_REQUEST', `${name} must be an ISO 8601 time with a zone, e.g. 2026-12-01T00:00:00Z`);
+  }
+  return new Date(raw).toISOString();
+}
+
+/** Presence as the device list shows it: online now, or when last seen. */
+function presenceSummary(presence: PresenceRecord | undefined): { connected: boolean; lastSeen: string } | null {
+  return presence ? { connected: presence.connected, lastSeen: presence.lastSeen } : null;
+}
+
+/** GET /v1/devices?state=&model=&expiresBefore=&after=&limit= */
 export const listDevices: AdminRoute = {
   method: 'GET',
   path: '/v1/devices',
-  query: ['state', 'model', 'after', 'limit'],
+  query: ['state', 'model', 'expiresBefore', 'after', 'limit'],
   async handle({ query, response }, context) {
     const state = query.get('state') ?? undefined;
     const model = query.get('model') ?? undefined;
@@ -41,8 +73,15 @@ export const listDevices: AdminRoute = {
     if (state !== undefined && !STATES.includes(state as DeviceState)) throw new AdminError('ADMIN_BAD_REQUEST', `state must be one of ${STATES.join(', ')}`);
     if (model !== undefined && !MODEL_PATTERN.test(model)) throw new AdminError('ADMIN_BAD_REQUEST', `"${model.slice(0, 64)}" is not a model name`);
     if (after !== undefined && !isDeviceId(after)) throw new AdminError('ADMIN_BAD_REQUEST', `after must be a device id (the "next" of the previous page)`);
-    const devices = await context.registry.listDevices({ state: state as DeviceState | undefined, model, after, limit });
-    sendJson(response, 200, { devices, next: devices.length === limit ? devices.at(-1)?.id : undefined });
+    const expiresBefore = isoParameter(query, 'expiresBefore');
+    const devices = await context.registry.listDevices({ state: state as DeviceState | undefined, model, expiresBefore, after, limit });
+    // Presence is advisory (the broker writes it in batches): one point read per device of the page.
+    const presence = await Promise.all(devices.map((device) => context.registry.getPresence(device.id)));
+    sendJson(response, 200, {
+      devices,
+      presence: Object.fromEntries(devices.map((device, index) => [device.id, presenceSummary(presence[index])])),
+      next: devices.length === limit ? devices.at(-1)?.id : undefined,
+    });
   },
 };
 
@@ -69,48 +108,121 @@ export const showDevice: AdminRoute = {
   },
 };
 
-function stateChange(path: string, to: DeviceState): AdminRoute {
+/** The fields of a state action's body, checked: revocation reasons are RFC 5280 names only. */
+interface ActionFields {
+  readonly reason?: string;
+  readonly revocationReason?: RevocationReason;
+}
+
+function actionFields(body: Record<string, unknown>, action: DeviceAction): ActionFields {
+  if (action === 'revoke') {
+    const reason = optionalString(body, 'reason', 64);
+    const note = optionalString(body, 'note');
+    // RFC 5280 §5.3.1: the CRL carries a reason code, so the reason is one of the names, never
+    // free text (a typo would otherwise reach the CRL as "unspecified"). Free text goes in note.
+    if (reason !== undefined && !REVOCATION_REASONS.includes(reason as RevocationReason)) {
+      throw new AdminError('ADMIN_BAD_REQUEST', `reason must be an RFC 5280 reason: ${REVOCATION_REASONS.join(', ')} (free text goes in "note")`);
+    }
+    const stateReason = [reason, note].filter((part) => part !== undefined && part !== '').join(': ');
+    return { reason: stateReason || undefined, revocationReason: (reason as RevocationReason | undefined) ?? 'unspecified' };
+  }
+  if (action === 'disable') return { reason: optionalString(body, 'reason') };
+  return {};
+}
+
+const BODY_FIELDS: Record<DeviceAction, readonly string[]> = { revoke: ['reason', 'note'], disable: ['reason'], enable: [], reset: [] };
+
+function singleAction(action: DeviceAction): AdminRoute {
   return {
     method: 'POST',
-    path,
+    path: `/v1/devices/:id/${action}`,
     async handle(request, context) {
       const id = deviceId(request);
       const body = await readJson(request.request, request.response);
-      onlyFields(body, ['reason']);
-      const reason = optionalString(body, 'reason');
-      let revocationReason: RevocationReason | undefined;
-      if (to === 'revoked') {
-        const named = reason && Object.hasOwn(CRL_REASONS, reason) && reason !== 'cACompromise' ? (reason as RevocationReason) : undefined;
-        revocationReason = named ?? 'unspecified';
-      }
-      const device = await context.registry
-        .changeState({ deviceId: id, to, reason, actor: `operator:${request.operator}`, revocationReason })
+      onlyFields(body, BODY_FIELDS[action]);
+      const fields = actionFields(body, action);
+      const [result] = await context.registry
+        .applyDeviceActions([{ deviceId: id, action, actor: `operator:${request.operator}`, ...fields }], { allOrNothing: true })
         .catch(mapRegistryError);
-      context.logger.info({ deviceId: id, to, operator: request.operator, reason }, 'device state changed');
+      if (!result) throw new AdminError('ADMIN_INTERNAL', 'no result');
+      if (result.status === 'refused') throw new AdminError(REFUSAL_CODE[result.code], result.message);
+      const changed = result.status === 'changed';
+      if (changed) context.logger.info({ deviceId: id, action, operator: request.operator, reason: fields.reason }, 'device state changed');
       // The answer comes once the published CRL lists the device's certificates: an operator (or
       // a script) that fetches the CRL right after a revocation gets one with it.
-      if (to === 'revoked') await context.crl.refresh();
-      sendJson(request.response, 200, { device });
+      if (changed && action === 'revoke') await context.crl.refresh();
+      sendJson(request.response, 200, { device: result.device, changed });
     },
   };
 }
 
-/** POST /v1/devices/:id/revoke { reason? } — final; every certificate of the device is revoked. */
-export const revokeDevice = stateChange('/v1/devices/:id/revoke', 'revoked');
+/** POST /v1/devices/:id/revoke { reason?, note? } — final; every certificate of the device is revoked. */
+export const revokeDevice = singleAction('revoke');
 /** POST /v1/devices/:id/disable { reason? } */
-export const disableDevice = stateChange('/v1/devices/:id/disable', 'disabled');
+export const disableDevice = singleAction('disable');
 /** POST /v1/devices/:id/enable */
-export const enableDevice = stateChange('/v1/devices/:id/enable', 'enrolled');
-
+export const enableDevice = singleAction('enable');
 /** POST /v1/devices/:id/reset — allows one more bootstrap enrollment (and lifts a revocation). */
-export const resetDevice: AdminRoute = {
-  method: 'POST',
-  path: '/v1/devices/:id/reset',
-  async handle(request, context) {
-    const id = deviceId(request);
-    onlyFields(await readJson(request.request, request.response), []);
-    await existingDevice(context, id);
-    const device = await context.registry.resetDevice(id, `operator:${request.operator}`).catch(mapRegistryError);
-    sendJson(request.response, 200, { device });
-  },
-};
+export const resetDevice = singleAction('reset');
+
+/** One device of a bulk answer. */
+type BulkResult =
+  | { id: string; status: 'changed' | 'unchanged' | 'skipped'; device: DeviceRecord }
+  | { id: string; status: 'refused'; code: AdminErrorCode; message: string };
+
+function bulkResult(result: DeviceActionResult): BulkResult {
+  return result.status === 'refused'
+    ? { id: result.deviceId, status: 'refused', code: REFUSAL_CODE[result.code], message: result.message }
+    : { id: result.deviceId, status: result.status, device: result.device };
+}
+
+function summarize(results: readonly BulkResult[]): Record<BulkResult['status'], number> {
+  const summary = { changed: 0, unchanged: 0, refused: 0, skipped: 0 };
+  for (const result of results) summary[result.status]++;
+  return summary;
+}
+
+function bulkAction(action: 'revoke' | 'disable' | 'enable'): AdminRoute {
+  return {
+    method: 'POST',
+    path: `/v1/devices/${action}`,
+    async handle(request, context) {
+      const body = await readJson(request.request, request.response);
+      onlyFields(body, ['ids', 'continueOnError', ...BODY_FIELDS[action]]);
+      const { ids, continueOnError = false } = body;
+      if (!Array.isArray(ids) || ids.length === 0 || ids.length > MAX_BULK) throw new AdminError('ADMIN_BAD_REQUEST', `ids must be a list of 1 to ${MAX_BULK} device ids`);
+      const bad = ids.findIndex((id) => typeof id !== 'string' || !isDeviceId(id));
+      if (bad >= 0) throw new AdminError('ADMIN_BAD_REQUEST', `ids[${bad}] ${JSON.stringify(String(ids[bad]).slice(0, 80))} is not a device id`);
+      const seen = new Set<string>();
+      const duplicate = (ids as string[]).find((id) => seen.size === seen.add(id).size);
+      if (duplicate !== undefined) throw new AdminError('ADMIN_BAD_REQUEST', `ids names ${duplicate} more than once`);
+      if (typeof continueOnError !== 'boolean') throw new AdminError('ADMIN_BAD_REQUEST', 'continueOnError must be true or false');
+      const fields = actionFields(body, action);
+      const actor = `operator:${request.operator}`;
+      const requests: DeviceActionRequest[] = (ids as string[]).map((deviceId) => ({ deviceId, action, actor, ...fields }));
+      // One job of the registry's single writer checks every device, then writes every change in
+      // one batch, or (all or nothing) none when one is refused.
+      const results = (await context.registry.applyDeviceActions(requests, { allOrNothing: !continueOnError })).map(bulkResult);
+      const summary = summarize(results);
+      if (summary.changed > 0) {
+        context.logger.info({ action, operator: request.operator, reason: fields.reason, changed: summary.changed }, 'device states changed');
+        if (action === 'revoke') await context.crl.refresh();
+      }
+      if (summary.refused > 0 && !continueOnError) {
+        const refused = results.filter((result) => result.status === 'refused');
+        const listed = refused.slice(0, 5).map((result) => `${result.id} (${result.status === 'refused' ? result.code : ''})`);
+        const message = `${refused.length} of ${results.length} devices refused, nothing changed: ${listed.join(', ')}${refused.length > listed.length ? ', ...' : ''}`;
+        sendJson(request.response, 409, { error: { code: 'ADMIN_BULK_REFUSED', message, results, summary } });
+        return;
+      }
+      sendJson(request.response, 200, { results, summary });
+    },
+  };
+}
+
+/** POST /v1/devices/revoke { ids, reason?, note?, continueOnError? } */
+export const revokeDevices = bulkAction('revoke');
+/** POST /v1/devices/disable { ids, reason?, continueOnError? } */
+export const disableDevices = bulkAction('disable');
+/** POST /v1/devices/enable { ids, continueOnError? } */
+export const enableDevices = bulkAction('enable');

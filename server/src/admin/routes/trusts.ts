@@ -108,24 +108,56 @@ export const listTrusts: AdminRoute = {
   },
 };
 
-/** PUT /v1/trusts/:name { model, caPem, namespace?, allowList? } — trust a manufacturer CA for bootstrap. */
+/** Whether a registration would change nothing of the stored trust (who and when aside). */
+function sameTrust(a: TrustRecord, b: TrustRecord): boolean {
+  const list = (trust: TrustRecord): string => JSON.stringify(trust.allowList === undefined ? null : [...trust.allowList].sort());
+  return a.model === b.model && a.caPem === b.caPem && a.namespace === b.namespace && list(a) === list(b);
+}
+
+/**
+ * PUT /v1/trusts/:name?replace=true { model, caPem, namespace?, allowList? } — trust a
+ * manufacturer CA for bootstrap. Exact: a CA trusted under another name is refused with that
+ * name (a second trust of the same CA would never decide anything: the first one's model and
+ * scope do); an existing name is changed only with `replace=true`; a registration identical to
+ * the stored one is a no-op (`changed: false`, nothing audited).
+ */
 export const putTrust: AdminRoute = {
   method: 'PUT',
   path: '/v1/trusts/:name',
+  query: ['replace'],
   async handle(request, context) {
+    const replaceParameter = request.query.get('replace');
+    if (replaceParameter !== null && replaceParameter !== 'true' && replaceParameter !== 'false') throw new AdminError('ADMIN_BAD_REQUEST', 'replace must be true or false');
+    const replace = replaceParameter === 'true';
     const body = await readJson(request.request, request.response);
     onlyFields(body, TRUST_FIELDS);
     const trust = validateTrust({ ...body, name: request.params.name }, `operator:${request.operator}`);
+    // Checked before the write, outside the registry's writer queue: two operators registering
+    // the same CA or overlapping namespaces in the same instant could both pass; registrations are rare.
+    const trusts = await context.registry.listTrusts();
+    const sameCa = trusts.find((existing) => existing.name !== trust.name && existing.fingerprint === trust.fingerprint);
+    if (sameCa) {
+      throw new AdminError(
+        'ADMIN_TRUST_EXISTS',
+        `this CA (${trust.fingerprint.slice(0, 23)}...) is already trusted as ${sameCa.name} (model ${sameCa.model}): change that trust with name ${sameCa.name} and replace, or remove it first`,
+      );
+    }
+    const current = trusts.find((existing) => existing.name === trust.name);
+    if (current && sameTrust(current, trust)) {
+      sendJson(request.response, 200, { trust: summary(current), changed: false });
+      return;
+    }
+    if (current && !replace) {
+      throw new AdminError('ADMIN_TRUST_EXISTS', `trust ${trust.name} exists (model ${current.model}, CA ${current.fingerprint.slice(0, 23)}...): replace it explicitly (replace=true, \`--replace\`) or choose another name`);
+    }
     if (trust.namespace !== undefined) {
       // Two trusts sharing ids would let one manufacturer enroll first under the other's ids.
-      // Checked before the write, outside the registry's writer queue: two operators registering
-      // overlapping namespaces in the same instant could both pass; registrations are rare.
-      const other = (await context.registry.listTrusts()).find((existing) => existing.name !== trust.name && existing.namespace !== undefined && namespacesOverlap(existing.namespace, trust.namespace as string));
+      const other = trusts.find((existing) => existing.name !== trust.name && existing.namespace !== undefined && namespacesOverlap(existing.namespace, trust.namespace as string));
       if (other) throw new AdminError('ADMIN_TRUST_CONFLICT', `namespace ${trust.namespace} overlaps the namespace ${String(other.namespace)} of trust ${other.name}`);
     }
     await context.registry.putTrust(trust);
-    context.logger.info({ trust: trust.name, model: trust.model, namespace: trust.namespace, operator: request.operator }, 'manufacturer CA trusted');
-    sendJson(request.response, 200, { trust: summary(trust) });
+    context.logger.info({ trust: trust.name, model: trust.model, namespace: trust.namespace, operator: request.operator, replaced: current !== undefined }, 'manufacturer CA trusted');
+    sendJson(request.response, 200, { trust: summary(trust), changed: true, replaced: current !== undefined });
   },
 };
 

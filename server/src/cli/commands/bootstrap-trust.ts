@@ -24,7 +24,7 @@ const shortFingerprint = (fingerprint: string): string => (fingerprint.length > 
 
 /** What a trust admits, in words: its namespace and/or allow-list. */
 function describeScope(namespace: string | null, allowListSize: number | null): string {
-  if (namespace === null && allowListSize === null) return 'none: refused (ENROLL_TRUST_UNSCOPED) until registered again with --namespace or --allowlist';
+  if (namespace === null && allowListSize === null) return 'none: refused (ENROLL_TRUST_UNSCOPED) until registered again with --replace and --namespace or --allowlist';
   const parts = [namespace === null ? undefined : `ids starting with ${namespace}`, allowListSize === null ? undefined : `the ${count(allowListSize, 'device')} of the allow-list`];
   return parts.filter((part) => part !== undefined).join(', and only ');
 }
@@ -40,11 +40,13 @@ function describeTrust(trust: TrustSummary): string {
 /** `fleetgate bootstrap trust`: checks the PEM bundle and the allow-list locally, then PUT /v1/trusts/:name. */
 export const bootstrapTrustCommand: Command = adminCommand({
   path: ['bootstrap', 'trust'],
-  usage: '--name N --ca FILE --model M (--namespace PREFIX | --allowlist FILE | both) [--json]',
+  usage: '--name N --ca FILE --model M (--namespace PREFIX | --allowlist FILE | both) [--replace] [--json]',
   description: `Registers a manufacturer's CA as a bootstrap trust: devices whose factory certificate it signed
 may enroll over EST (simpleenroll) as devices of model M, but only under the ids the trust
-covers. The EST listener picks it up at once, no restart. Registering a name again replaces
-that trust (namespace and allow-list included).
+covers. The EST listener picks it up at once, no restart. A CA can be trusted once: registering
+a CA that is already trusted (under any name) is refused with the existing trust's name
+(ADMIN_TRUST_EXISTS). Changing an existing trust (model, namespace, allow-list) takes --replace;
+registering it again unchanged is a no-op that says so.
 
 A trust needs --namespace, --allowlist or both (with both, an id must satisfy each):
   --namespace PREFIX  the trust covers device ids that start with PREFIX, e.g. acme. for
@@ -62,12 +64,13 @@ The allow-list narrows the trust to the listed device ids. It is recognised by i
   - a JSON list of ids;
   - plain text, one device id per line (blank lines and # comments ignored).
 Every id is checked before anything is sent; a bad file changes nothing.`,
-  options: { name: { type: 'string' }, ca: { type: 'string' }, model: { type: 'string' }, namespace: { type: 'string' }, allowlist: { type: 'string' }, json: { type: 'boolean' } },
+  options: { name: { type: 'string' }, ca: { type: 'string' }, model: { type: 'string' }, namespace: { type: 'string' }, allowlist: { type: 'string' }, replace: { type: 'boolean' }, json: { type: 'boolean' } },
   optionsHelp: `  --name N            name of the trust: lower-case letters, digits, dashes (not fleetgate-factory)
   --ca FILE           the manufacturer CA and its chain up to its root, PEM
   --model M           the model every device admitted by this trust gets
   --namespace PREFIX  only device ids starting with PREFIX may enroll (e.g. acme.)
   --allowlist FILE    only these device ids may enroll (manifest.json, manifest.csv or one id per line)
+  --replace           change the existing trust named N (its model, namespace and allow-list)
   --json              print the admin API's JSON (the trust, with namespace and allowListSize)`,
   positionals: [],
   async run({ values, connect }) {
@@ -117,15 +120,14 @@ Every id is checked before anything is sent; a bad file changes nothing.`,
       throw new CliError('CLI_INPUT_INVALID', `the registration is ${size} bytes, more than the admin API accepts (${MAX_ADMIN_BODY}): split the allow-list over several trusts`);
     }
     const client = await connect();
-    const existing = await client.json('GET', '/v1/trusts', isTrustList);
-    const answer = await client.json('PUT', trustPath(name), isTrustAnswer, { body });
+    const answer = await client.json('PUT', trustPath(name), isTrustAnswer, { body, query: { replace: values.replace === true ? 'true' : undefined } });
     if (values.json) {
       printJson(answer);
       return 0;
     }
     const { trust } = answer;
-    const replaced = existing.trusts.some((candidate) => candidate.name === trust.name);
-    print(`${replaced ? 'replaced' : 'added'} bootstrap trust ${trust.name}: devices with a factory certificate from "${commonName(ca)}" enroll as model ${trust.model}`);
+    const verb = answer.changed === false ? 'unchanged:' : answer.replaced === true ? 'replaced' : 'added';
+    print(`${verb} bootstrap trust ${trust.name}: devices with a factory certificate from "${commonName(ca)}" enroll as model ${trust.model}${answer.changed === false ? ' (already registered exactly so; nothing changed)' : ''}`);
     print(`  CA fingerprint  ${trust.fingerprint}`);
     print(`  namespace       ${trust.namespace ?? 'none'}`);
     print(`  allow-list      ${allowList ? `${count(allowList.ids.length, 'device')} (from ${allowList.format})` : 'none'}`);
@@ -173,7 +175,7 @@ namespaces existed) admits nobody until it is registered again: the list warns a
     );
     print(`${count(trusts.length, 'trust')} (and the fleetgate factory CA)`);
     for (const trust of trusts.filter((candidate) => candidate.namespace === null && candidate.allowListSize === null)) {
-      print(`warning: trust ${trust.name} has neither a namespace nor an allow-list: its devices are refused (ENROLL_TRUST_UNSCOPED) until you register it again with --namespace or --allowlist`);
+      print(`warning: trust ${trust.name} has neither a namespace nor an allow-list: its devices are refused (ENROLL_TRUST_UNSCOPED) until you register it again with --replace and --namespace or --allowlist`);
     }
     return 0;
   },

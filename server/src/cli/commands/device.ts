@@ -1,7 +1,8 @@
-import type { DeviceRecord, DeviceState, RevocationReason } from '../../registry/types.ts';
+import { REVOCATION_REASONS, type DeviceRecord, type DeviceState } from '../../registry/types.ts';
 import { integerOption, UsageError, type Command } from '../args.ts';
 import { adminCommand, stringOption, type AdminCommandContext } from '../admin-command.ts';
-import { isDeviceAnswer, isDeviceDetail, isDevicePage, type DeviceDetail } from '../api-types.ts';
+import { isDeviceAnswer, isDeviceDetail, isDevicePage, type DeviceDetail, type PresenceSummary } from '../api-types.ts';
+import { bulkCommand } from './device-bulk.ts';
 import { CliError } from '../errors.ts';
 import { count, print, printJson, shortTime, table } from '../format.ts';
 
@@ -9,13 +10,20 @@ const STATES: readonly DeviceState[] = ['enrolled', 'disabled', 'revoked'];
 /** The admin API's largest page (MAX_LIST in server/src/admin/routes/devices.ts). */
 const MAX_PAGE = 10_000;
 
-/** RFC 5280 §5.3.1 reason names that make sense for a device certificate. */
-const REVOCATION_REASONS: readonly RevocationReason[] = ['keyCompromise', 'cessationOfOperation', 'affiliationChanged', 'superseded', 'unspecified'];
+export { canonicalRevocationReason } from './device-bulk.ts';
 
-/** `key-compromise`, `KeyCompromise`, `key compromise` → `keyCompromise`; anything else is free text. */
-export function canonicalRevocationReason(reason: string): string {
-  const squash = (text: string): string => text.toLowerCase().replace(/[\s_-]+/g, '');
-  return REVOCATION_REASONS.find((name) => squash(name) === squash(reason)) ?? reason;
+/** `7d`, `12h`, `30m`, `90s` in milliseconds (for `--expiring`). */
+function parseDuration(text: string, flag: string): number {
+  const match = /^([1-9]\d{0,5})([smhd])$/.exec(text);
+  if (!match) throw new UsageError(`${flag} takes a duration such as 7d, 12h or 30m (got ${JSON.stringify(text)})`);
+  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 's' | 'm' | 'h' | 'd'];
+  return Number(match[1]) * unit;
+}
+
+/** The PRESENCE column: online now, when last seen, or never. */
+function presenceText(presence: PresenceSummary | null | undefined): string {
+  if (!presence) return 'never seen';
+  return presence.connected ? 'online' : `seen ${shortTime(presence.lastSeen)}`;
 }
 
 const devicePath = (id: string, action = ''): string => `/v1/devices/${encodeURIComponent(id)}${action ? `/${action}` : ''}`;
@@ -27,14 +35,19 @@ function stateText(device: DeviceRecord): string {
 /** `fleetgate device list`: every device, page after page (GET /v1/devices). */
 export const deviceListCommand: Command = adminCommand({
   path: ['device', 'list'],
-  usage: '[--state S] [--model M] [--json]',
+  usage: '[--state S] [--model M] [--expiring DURATION] [--json]',
   description: `Lists every device the registry knows, one page of the admin API after the other until
-the last, sorted by id: model, state, expiry of the current operational certificate, and when
-the record last changed. \`fleetgate device show ID\` gives one device in full.`,
-  options: { state: { type: 'string' }, model: { type: 'string' }, json: { type: 'boolean' }, 'page-size': { type: 'string' } },
+the last, sorted by id: model, state, expiry of the current operational certificate, when the
+record last changed, and its presence on the MQTT broker (online, or when it was last seen; the
+broker writes presence every few seconds). \`fleetgate device show ID\` gives one device in full.`,
+  options: { state: { type: 'string' }, model: { type: 'string' }, expiring: { type: 'string' }, json: { type: 'boolean' }, 'page-size': { type: 'string' } },
+  complete: { values: { state: STATES } },
   optionsHelp: `  --state S           only devices in state S: ${STATES.join(', ')}
   --model M           only devices of model M
-  --json              print the devices as JSON: { "devices": [...] } (every page joined)
+  --expiring D        only devices whose certificate expires within D (7d, 12h, 30m), expired
+                      ones included
+  --json              print the devices as JSON: { "devices": [...] } (every page joined; each
+                      device with "presence": { connected, lastSeen } or null)
   --page-size N       devices per API request (default 1000, at most ${MAX_PAGE})`,
   positionals: [],
   async run({ values, connect }) {
@@ -42,12 +55,14 @@ the record last changed. \`fleetgate device show ID\` gives one device in full.`
     if (state !== undefined && !STATES.includes(state as DeviceState)) throw new UsageError(`--state must be one of ${STATES.join(', ')} (got ${state})`);
     const model = stringOption(values, 'model');
     const pageSize = integerOption(values, 'page-size', 1000, 1, MAX_PAGE);
+    const expiring = stringOption(values, 'expiring');
+    const expiresBefore = expiring === undefined ? undefined : new Date(Date.now() + parseDuration(expiring, '--expiring')).toISOString();
     const client = await connect();
-    const devices: DeviceRecord[] = [];
+    const devices: (DeviceRecord & { presence: PresenceSummary | null })[] = [];
     let after: string | undefined;
     for (;;) {
-      const page = await client.json('GET', '/v1/devices', isDevicePage, { query: { state, model, after, limit: pageSize } });
-      devices.push(...page.devices);
+      const page = await client.json('GET', '/v1/devices', isDevicePage, { query: { state, model, expiresBefore, after, limit: pageSize } });
+      devices.push(...page.devices.map((device) => ({ ...device, presence: page.presence?.[device.id] ?? null })));
       if (page.next === undefined || page.devices.length === 0) break;
       if (page.next === after) throw new CliError('CLI_BAD_RESPONSE', `the admin API at ${client.where} repeated the page after ${after}`);
       after = page.next;
@@ -56,15 +71,15 @@ the record last changed. \`fleetgate device show ID\` gives one device in full.`
       printJson({ devices });
       return 0;
     }
-    const filter = [state && `state ${state}`, model && `model ${model}`].filter(Boolean).join(', ');
+    const filter = [state && `state ${state}`, model && `model ${model}`, expiring && `certificate expiring within ${expiring}`].filter(Boolean).join(', ');
     if (devices.length === 0) {
       print(`no devices${filter ? ` (${filter})` : ''}`);
       return 0;
     }
     print(
       table(
-        ['ID', 'MODEL', 'STATE', 'CERT EXPIRES', 'UPDATED'],
-        devices.map((device) => [device.id, device.model, stateText(device), shortTime(device.certNotAfter), shortTime(device.updatedAt)]),
+        ['ID', 'MODEL', 'STATE', 'CERT EXPIRES', 'UPDATED', 'PRESENCE'],
+        devices.map((device) => [device.id, device.model, stateText(device), shortTime(device.certNotAfter), shortTime(device.updatedAt), presenceText(device.presence)]),
       ),
     );
     print(`${count(devices.length, 'device')}${filter ? ` (${filter})` : ''}`);
@@ -174,71 +189,63 @@ identical ones within a minute summarised as one line with a count.`,
   },
 });
 
-/** What a state change says it did, for the human output. */
-type Outcome = (device: DeviceRecord, reason: string | undefined) => string;
-
-function stateCommand(options: {
-  action: 'revoke' | 'disable' | 'enable' | 'reset';
-  description: string;
-  reason?: string;
-  outcome: Outcome;
-}): Command {
-  return adminCommand({
-    path: ['device', options.action],
-    usage: `ID${options.reason ? ' [--reason R]' : ''} [--json]`,
-    description: options.description,
-    options: { ...(options.reason ? { reason: { type: 'string' } } : {}), json: { type: 'boolean' } },
-    optionsHelp: `${options.reason ? `${options.reason}\n` : ''}  --json              print the admin API's JSON (the device record after the change)`,
-    positionals: ['ID'],
-    async run({ values, args, connect }: AdminCommandContext) {
-      const [id = ''] = args;
-      const given = stringOption(values, 'reason');
-      if (given !== undefined && given.trim() === '') throw new UsageError('--reason must not be empty');
-      const reason = given === undefined ? undefined : options.action === 'revoke' ? canonicalRevocationReason(given.trim()) : given.trim();
-      const answer = await (await connect()).json('POST', devicePath(id, options.action), isDeviceAnswer, { body: reason === undefined ? {} : { reason } });
-      if (values.json) printJson(answer);
-      else print(options.outcome(answer.device, reason));
-      return 0;
-    },
-  });
-}
-
-/** `fleetgate device revoke ID` (POST /v1/devices/:id/revoke). */
-export const deviceRevokeCommand: Command = stateCommand({
+/** `fleetgate device revoke ID... [--from FILE|-]` (POST /v1/devices/:id/revoke, or /v1/devices/revoke for several). */
+export const deviceRevokeCommand: Command = bulkCommand({
   action: 'revoke',
-  description: `Revokes device ID and every certificate it holds. The broker closes its MQTT session at once
-and refuses every reconnect (CONNACK 5); renewals are refused; the CRL is signed again with its
-certificates on it. Revocation is final: only \`fleetgate device reset ID\` lets the device
-enroll again with its bootstrap credential.`,
-  reason: `  --reason R          why: an RFC 5280 reason name, recorded in the CRL (keyCompromise,
-                      cessationOfOperation, affiliationChanged, superseded, unspecified; any case),
-                      or free text (kept in the registry and audit log; CRL reason unspecified)`,
-  outcome: (device, reason) =>
+  description: `Revokes the devices named (ID... and/or --from) and every certificate they hold. The broker
+closes their MQTT sessions at once and refuses every reconnect (CONNACK 5); renewals are refused;
+the CRL is signed again with their certificates on it, before the command returns. Revocation is
+final: only \`fleetgate device reset ID\` lets a device enroll again with its bootstrap
+credential. A device already revoked is left as it is ("already revoked", exit 0).
+On a terminal the command asks before it revokes; --yes skips the question.`,
+  reasonHelp: `  --reason R          why, an RFC 5280 reason, recorded in the CRL: ${REVOCATION_REASONS.join(', ')}
+                      (any case, dashes allowed: key-compromise); anything else is refused
+  --note TEXT         free text kept with the state and in the audit log
+  -y, --yes           do not ask for confirmation on a terminal`,
+  done: (device, reason) =>
     `device ${device.id} revoked${reason ? ` (${reason})` : ''}: its certificates are on the CRL, any MQTT session it had is closed, reconnects and renewals are refused`,
+  already: (device) => `device ${device.id} already revoked${device.stateReason ? ` (${device.stateReason})` : ''}: nothing changed`,
 });
 
-/** `fleetgate device disable ID` (POST /v1/devices/:id/disable). */
-export const deviceDisableCommand: Command = stateCommand({
+/** `fleetgate device disable ID... [--from FILE|-]` (POST /v1/devices/:id/disable, or /v1/devices/disable). */
+export const deviceDisableCommand: Command = bulkCommand({
   action: 'disable',
-  description: `Disables device ID: the broker closes its MQTT session at once and refuses reconnects
-(CONNACK 5), EST refuses its renewals, until \`fleetgate device enable ID\`. Its certificates
-stay valid (not on the CRL).`,
-  reason: '  --reason R          why (kept in the registry and the audit log)',
-  outcome: (device, reason) => `device ${device.id} disabled${reason ? ` (${reason})` : ''}: any MQTT session it had is closed; reconnects and renewals are refused until \`fleetgate device enable ${device.id}\``,
+  description: `Disables the devices named (ID... and/or --from): the broker closes their MQTT sessions at once
+and refuses reconnects (CONNACK 5), EST refuses their renewals, until \`fleetgate device enable
+ID\`. Their certificates stay valid (not on the CRL). A device already disabled is left as it is,
+its reason included ("already disabled", exit 0); a revoked device cannot be disabled.`,
+  reasonHelp: '  --reason R          why (kept in the registry and the audit log)',
+  done: (device, reason) => `device ${device.id} disabled${reason ? ` (${reason})` : ''}: any MQTT session it had is closed; reconnects and renewals are refused until \`fleetgate device enable ${device.id}\``,
+  already: (device) => `device ${device.id} already disabled${device.stateReason ? ` (${device.stateReason})` : ''}: nothing changed`,
 });
 
-/** `fleetgate device enable ID` (POST /v1/devices/:id/enable). */
-export const deviceEnableCommand: Command = stateCommand({
+/** `fleetgate device enable ID... [--from FILE|-]` (POST /v1/devices/:id/enable, or /v1/devices/enable). */
+export const deviceEnableCommand: Command = bulkCommand({
   action: 'enable',
-  description: 'Enables a disabled device ID: it may connect and renew again. A revoked device cannot be\nenabled (ADMIN_INVALID_STATE); reset it instead.',
-  outcome: (device) => `device ${device.id} enabled: it may connect and renew again`,
+  description: `Enables the disabled devices named (ID... and/or --from): they may connect and renew again. A
+device already enabled is left as it is ("already enabled", exit 0). A revoked device cannot be
+enabled (ADMIN_INVALID_STATE); reset it instead.`,
+  done: (device) => `device ${device.id} enabled: it may connect and renew again`,
+  already: (device) => `device ${device.id} already enabled: nothing changed`,
 });
 
 /** `fleetgate device reset ID` (POST /v1/devices/:id/reset). */
-export const deviceResetCommand: Command = stateCommand({
-  action: 'reset',
+export const deviceResetCommand: Command = adminCommand({
+  path: ['device', 'reset'],
+  usage: 'ID [--json]',
   description: `Resets device ID: it may enroll once more with its bootstrap credential (simpleenroll), for
 example after a factory reset wiped its operational key, or to bring a revoked device back. The
-new enrollment revokes the certificate it had before.`,
-  outcome: (device) => `device ${device.id} reset: it may enroll once more with its bootstrap credential`,
+new enrollment revokes the certificate it had before. A device whose reset is still pending is
+left as it is ("already reset", exit 0).`,
+  options: { json: { type: 'boolean' } },
+  optionsHelp: '  --json              print the admin API\'s JSON ({ "device": ..., "changed": true|false })',
+  positionals: ['ID'],
+  async run({ values, args, connect }: AdminCommandContext) {
+    const [id = ''] = args;
+    const answer = await (await connect()).json('POST', devicePath(id, 'reset'), isDeviceAnswer, { body: {} });
+    if (values.json) printJson(answer);
+    else if (answer.changed === false) print(`device ${answer.device.id} already reset: one more bootstrap enrollment is allowed; nothing changed`);
+    else print(`device ${answer.device.id} reset: it may enroll once more with its bootstrap credential`);
+    return 0;
+  },
 });

@@ -1,6 +1,7 @@
 import { resolveDataDir } from '../../datadir/layout.ts';
 import { DEFAULT_LISTEN } from '../../listen.ts';
 import { integerOption, type Command } from '../args.ts';
+import { recordAdminUrl } from '../server-url.ts';
 
 export const serveCommand: Command = {
   path: ['serve'],
@@ -13,6 +14,8 @@ Starts every listener:
   admin API (HTTPS, operator certificates)               https://H:9443/v1/...
   Prometheus metrics (plain HTTP)                        http://H:9464/metrics
 Logs are JSON lines (pino) on stdout; FLEETGATE_LOG_LEVEL sets the level.
+The admin URL is recorded in <data>/run/admin-url while the server runs: admin commands given
+the same --data find it without --server.
 SIGINT or SIGTERM stops accepting, lets in-flight requests finish, and exits.
 
 Options:
@@ -35,8 +38,9 @@ Options:
     // The server (aedes, LevelDB, the CA) is loaded only to run it, not for --help.
     const [{ createLogger }, { startServer }] = await Promise.all([import('../../logger.ts'), import('../../server.ts')]);
     const logger = createLogger();
+    const dataDir = resolveDataDir(values.data as string | undefined);
     const server = await startServer({
-      dataDir: resolveDataDir(values.data as string | undefined),
+      dataDir,
       logger,
       listen: {
         host: (values.host as string | undefined) ?? DEFAULT_LISTEN.host,
@@ -46,12 +50,17 @@ Options:
         metricsPort: integerOption(values, 'metrics-port', DEFAULT_LISTEN.metricsPort, 0, 65535),
       },
     });
+    // Admin commands on this machine find the server through the data directory (server-url.ts).
+    const forget = await recordAdminUrl(dataDir, server.adminUrl);
     await new Promise<void>((resolve) => {
       const stop = (signal: NodeJS.Signals): void => {
         logger.info({ signal }, 'shutting down');
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
-        void server.close().then(resolve);
+        void server
+          .close()
+          .then(forget)
+          .then(resolve);
       };
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);

@@ -9,6 +9,9 @@ import type {
   AuditQuery,
   AuditVerification,
   CertificateRecord,
+  DeviceAction,
+  DeviceActionRequest,
+  DeviceActionResult,
   DeviceChange,
   DeviceEventRecord,
   DeviceQuery,
@@ -43,6 +46,9 @@ const presenceKey = (id: string): string => `p!${id}`;
 const trustKey = (name: string): string => `t!${name}`;
 const deviceEventKey = (event: DeviceEventRecord): string => `e!${event.deviceId}!${event.first}!${event.kind}!${event.code}`;
 const CRL_NUMBER_KEY = 'm!crl-number';
+
+/** The audit entry type of each state action (a reset is audited as `reset`). */
+const AUDIT_TYPE = { revoke: 'revoked', disable: 'disabled', enable: 'enabled' } as const;
 
 /** What a registry write job hands back: the device it changed and the serials it revoked. */
 type WriteOutcome = DeviceChange;
@@ -128,6 +134,7 @@ export class LevelRegistry implements Registry {
       const device = JSON.parse(value) as DeviceRecord;
       if (query.state && device.state !== query.state) continue;
       if (query.model && device.model !== query.model) continue;
+      if (query.expiresBefore && !(Date.parse(device.certNotAfter) < Date.parse(query.expiresBefore))) continue;
       out.push(device);
       if (out.length >= limit) break;
     }
@@ -201,52 +208,97 @@ export class LevelRegistry implements Registry {
   }
 
   async changeState(change: StateChange): Promise<DeviceRecord> {
-    this.ensureOpen();
-    return this.writeDevice(async (tx) => {
-      const json = await tx.get(deviceKey(change.deviceId));
-      if (!json) throw new RegistryError('REGISTRY_NOT_FOUND', `no device ${change.deviceId}`);
-      const device = JSON.parse(json) as DeviceRecord;
-      if (device.state === 'revoked') {
-        throw new RegistryError('REGISTRY_INVALID_STATE', `device ${device.id} is revoked; revocation is final (reset it to re-enroll)`);
-      }
-      if (device.state === change.to) return { device, revokedSerials: [] };
-      const updated: DeviceRecord = {
-        ...device,
-        state: change.to,
-        updatedAt: this.now().toISOString(),
-        ...(change.to === 'enrolled' ? { stateReason: undefined } : { stateReason: change.reason ?? change.to }),
-      };
-      tx.put(deviceKey(device.id), JSON.stringify(updated));
-      const revokedSerials: string[] = [];
-      if (change.to === 'revoked') {
-        // Every certificate of the device still valid is revoked, superseded ones included. The
-        // current one is read through the transaction: it may have been issued in this round.
-        const serials = new Set([device.certSerial]);
-        for await (const key of this.db.keys({ gt: `dc!${device.id}!`, lt: `dc!${device.id}"` })) serials.add(key.slice(key.lastIndexOf('!') + 1));
-        for (const serial of serials) {
-          if (await this.markCertificate(tx, serial, 'revoked', change.revocationReason ?? 'unspecified')) revokedSerials.push(serial);
-        }
-      }
-      const type = change.to === 'enrolled' ? 'enabled' : change.to;
-      tx.audit({ type, deviceId: device.id, serial: device.certSerial, detail: change.reason, actor: change.actor });
-      return { device: updated, revokedSerials };
-    }, true);
+    const action: DeviceAction = change.to === 'revoked' ? 'revoke' : change.to === 'disabled' ? 'disable' : 'enable';
+    return this.applyOne({ deviceId: change.deviceId, action, reason: change.reason, actor: change.actor, revocationReason: change.revocationReason });
   }
 
   async resetDevice(deviceId: string, actor: string): Promise<DeviceRecord> {
+    return this.applyOne({ deviceId, action: 'reset', actor });
+  }
+
+  /** One action; a refusal is thrown as a RegistryError. */
+  private async applyOne(request: DeviceActionRequest): Promise<DeviceRecord> {
+    const [result] = await this.applyDeviceActions([request], { allOrNothing: true });
+    if (!result) throw new RegistryError('REGISTRY_NOT_FOUND', `no device ${request.deviceId}`);
+    if (result.status === 'refused') throw new RegistryError(result.code, result.message);
+    return result.device;
+  }
+
+  async applyDeviceActions(actions: readonly DeviceActionRequest[], options: { readonly allOrNothing: boolean }): Promise<DeviceActionResult[]> {
     this.ensureOpen();
-    return this.writeDevice(async (tx) => {
-      const json = await tx.get(deviceKey(deviceId));
-      if (!json) throw new RegistryError('REGISTRY_NOT_FOUND', `no device ${deviceId}`);
-      const device = JSON.parse(json) as DeviceRecord;
-      // A reset lifts a revocation (the next bootstrap enrollment starts a new certificate line; the
-      // old certificates stay revoked), but not a disablement: enabling is a decision of its own.
-      const state = device.state === 'disabled' ? 'disabled' : 'enrolled';
-      const updated: DeviceRecord = { ...device, state, stateReason: state === 'disabled' ? device.stateReason : undefined, resetPending: true, updatedAt: this.now().toISOString() };
-      tx.put(deviceKey(deviceId), JSON.stringify(updated));
-      tx.audit({ type: 'reset', deviceId, actor });
-      return { device: updated, revokedSerials: [] };
-    }, true);
+    const { result } = await this.queue.run(
+      async (tx) => {
+        // Pass 1: decide every action against the device as it is (or as an earlier action of this
+        // call leaves it), writing nothing. The writer queue runs one job at a time, so nothing
+        // changes between this check and the writes below (LevelDB has no compare-and-swap).
+        const planned = new Map<string, DeviceRecord>();
+        const decisions: { request: DeviceActionRequest; before?: DeviceRecord; result: DeviceActionResult }[] = [];
+        for (const request of actions) {
+          const json = planned.has(request.deviceId) ? undefined : await tx.get(deviceKey(request.deviceId));
+          const before = planned.get(request.deviceId) ?? (json ? (JSON.parse(json) as DeviceRecord) : undefined);
+          const result = this.decide(request, before);
+          if (result.status === 'changed') planned.set(request.deviceId, result.device);
+          decisions.push({ request, before, result });
+        }
+        const refused = decisions.some((decision) => decision.result.status === 'refused');
+        if (refused && options.allOrNothing) {
+          return {
+            results: decisions.map(({ result }) => (result.status === 'changed' ? { ...result, status: 'skipped' as const } : result)),
+            changes: [] as DeviceChange[],
+          };
+        }
+        // Pass 2: write the changes, each audited once.
+        const changes: DeviceChange[] = [];
+        for (const { request, before, result } of decisions) {
+          if (result.status !== 'changed' || !before) continue;
+          tx.put(deviceKey(result.device.id), JSON.stringify(result.device));
+          const revokedSerials: string[] = [];
+          if (request.action === 'revoke') {
+            // Every certificate of the device still valid is revoked, superseded ones included. The
+            // current one is read through the transaction: it may have been issued in this round.
+            const serials = new Set([before.certSerial]);
+            for await (const key of this.db.keys({ gt: `dc!${before.id}!`, lt: `dc!${before.id}"` })) serials.add(key.slice(key.lastIndexOf('!') + 1));
+            for (const serial of serials) {
+              if (await this.markCertificate(tx, serial, 'revoked', request.revocationReason ?? 'unspecified')) revokedSerials.push(serial);
+            }
+          }
+          if (request.action === 'reset') tx.audit({ type: 'reset', deviceId: before.id, actor: request.actor });
+          else tx.audit({ type: AUDIT_TYPE[request.action], deviceId: before.id, serial: before.certSerial, detail: request.reason, actor: request.actor });
+          changes.push({ device: result.device, revokedSerials });
+        }
+        return { results: decisions.map(({ result }) => result), changes };
+      },
+      { sync: true },
+    );
+    for (const change of result.changes) for (const listener of this.listeners) listener(change);
+    return result.results;
+  }
+
+  /** What one action does to a device, without writing anything. */
+  private decide(request: DeviceActionRequest, device: DeviceRecord | undefined): DeviceActionResult {
+    const { deviceId, action } = request;
+    if (!device) return { deviceId, status: 'refused', code: 'REGISTRY_NOT_FOUND', message: `no device ${deviceId}` };
+    const unchanged: DeviceActionResult = { deviceId, status: 'unchanged', device };
+    const changed = (fields: Partial<DeviceRecord>): DeviceActionResult => ({ deviceId, status: 'changed', device: { ...device, ...fields, updatedAt: this.now().toISOString() } });
+    switch (action) {
+      case 'revoke':
+        return device.state === 'revoked' ? unchanged : changed({ state: 'revoked', stateReason: request.reason ?? 'revoked' });
+      case 'disable':
+      case 'enable': {
+        if (device.state === 'revoked') {
+          return { deviceId, status: 'refused', code: 'REGISTRY_INVALID_STATE', message: `device ${deviceId} is revoked; revocation is final (reset it to re-enroll)` };
+        }
+        if (action === 'disable') return device.state === 'disabled' ? unchanged : changed({ state: 'disabled', stateReason: request.reason ?? 'disabled' });
+        return device.state === 'enrolled' ? unchanged : changed({ state: 'enrolled', stateReason: undefined });
+      }
+      case 'reset': {
+        // A reset lifts a revocation (the next bootstrap enrollment starts a new certificate line;
+        // the old certificates stay revoked), but not a disablement: enabling is a decision of its own.
+        if (device.state !== 'revoked' && device.resetPending) return unchanged;
+        const state = device.state === 'disabled' ? 'disabled' : 'enrolled';
+        return changed({ state, stateReason: state === 'disabled' ? device.stateReason : undefined, resetPending: true });
+      }
+    }
   }
 
   async audit(event: AuditEvent): Promise<AuditEntry> {
