@@ -5,8 +5,10 @@ import type { TLSSocket } from 'node:tls';
 import { mutualTlsServerOptions } from '../tls/defaults.ts';
 import { AdminError } from './errors.ts';
 import { decodeComponent, parseQuery, sendAdminError } from './http.ts';
-import { operatorOf } from './operator-identity.ts';
+import { OperatorAccess } from './operator-identity.ts';
 import { readAudit, verifyAudit } from './routes/audit.ts';
+import { importBatches } from './routes/batches.ts';
+import { listOperators, listServices, revokeOperators, revokeServices } from './routes/credentials.ts';
 import { currentCrl } from './routes/crl.ts';
 import { disableDevice, enableDevice, listDevices, resetDevice, revokeDevice, showDevice } from './routes/devices.ts';
 import { deleteTrust, listTrusts, putTrust } from './routes/trusts.ts';
@@ -25,6 +27,11 @@ const ROUTES: readonly AdminRoute[] = [
   readAudit,
   verifyAudit,
   currentCrl,
+  listOperators,
+  revokeOperators,
+  listServices,
+  revokeServices,
+  importBatches,
 ];
 
 interface CompiledRoute {
@@ -70,10 +77,13 @@ export function createAdminServer(options: AdminServerOptions): Server {
     mutualTlsServerOptions(options.tls),
     (request, response) => void dispatch(request, response),
   );
+  // Operator certificates on record, revoked ones refused on every request (operator-identity.ts).
+  const operators = new OperatorAccess(options.context.registry);
+  server.on('close', () => operators.close());
 
   async function dispatch(request: IncomingMessage, response: ServerResponse): Promise<void> {
     try {
-      const operator = operatorOf(request.socket as TLSSocket, options.issuing);
+      const operator = await operators.authenticate(request.socket as TLSSocket, options.issuing);
       const target = splitTarget(request.url ?? '/');
       const path = target.path.replace(/\/+$/, '') || '/';
       const matching = COMPILED.filter((candidate) => candidate.pattern.test(path));

@@ -6,7 +6,7 @@ import { AdminError } from '../errors.ts';
 import { limitParameter, onlyFields, optionalString, readJson, sendJson } from '../http.ts';
 import type { AdminContext, AdminRequest, AdminRoute } from './types.ts';
 
-const STATES: readonly DeviceState[] = ['enrolled', 'disabled', 'revoked'];
+const STATES: readonly DeviceState[] = ['provisioned', 'enrolled', 'disabled', 'revoked'];
 const MAX_LIST = 10_000;
 
 function deviceId(request: AdminRequest): string {

@@ -6,12 +6,17 @@ import type {
   AuditEvent,
   AuditQuery,
   AuditVerification,
+  BatchImport,
   CertificateRecord,
+  CredentialKind,
+  CredentialRecord,
+  CredentialRevocation,
   DeviceChange,
   DeviceQuery,
   DeviceRecord,
   IssuanceCommit,
   PresenceRecord,
+  ProvisionBatch,
   Registry,
   TrustRecord,
   StateChange,
@@ -30,6 +35,8 @@ import { AUDIT_HEAD_KEY, auditKey, WriteQueue, type AuditHead, type QueueTransac
  *   p!<deviceId>                 PresenceRecord
  *   t!<name>                     TrustRecord (trusted manufacturer CA)
  *   m!crl-number                 last cRLNumber issued
+ *   b!<batchId>                  BatchSummary (a provisioning batch, its ids are d! records)
+ *   k!<serial>                   CredentialRecord (operator and service certificates)
  */
 const deviceKey = (id: string): string => `d!${id}`;
 const certKey = (serial: string): string => `c!${serial}`;
@@ -38,6 +45,18 @@ const revokedKey = (serial: string): string => `r!${serial}`;
 const presenceKey = (id: string): string => `p!${id}`;
 const trustKey = (name: string): string => `t!${name}`;
 const CRL_NUMBER_KEY = 'm!crl-number';
+const batchKey = (id: string): string => `b!${id}`;
+const credentialKey = (serial: string): string => `k!${serial}`;
+
+/** What the registry keeps of a provisioning batch itself (its ids are device records). */
+interface BatchSummary {
+  readonly id: string;
+  readonly model: string;
+  readonly trust: string;
+  readonly issuedAt: string;
+  readonly count: number;
+  readonly importedAt: string;
+}
 
 /** What a registry write job hands back: the device it changed and the serials it revoked. */
 type WriteOutcome = DeviceChange;
@@ -53,6 +72,7 @@ export interface LevelRegistryOptions {
 export class LevelRegistry implements Registry {
   private readonly listeners = new Set<(change: DeviceChange) => void>();
   private readonly trustListeners = new Set<() => void>();
+  private readonly credentialListeners = new Set<(record: CredentialRecord) => void>();
   private closed = false;
 
   private constructor(
@@ -152,7 +172,9 @@ export class LevelRegistry implements Registry {
       async (tx) => {
         const storedJson = await tx.get(deviceKey(commit.device.id));
         const stored = storedJson ? (JSON.parse(storedJson) as DeviceRecord) : undefined;
-        if (stored && stored.state !== 'enrolled') {
+        // A provisioned id enrolls for the first time; a disabled or revoked one (even before its
+        // first enrollment: a unit lost in transit) may not.
+        if (stored && stored.state !== 'enrolled' && stored.state !== 'provisioned') {
           throw new RegistryError('REGISTRY_DEVICE_BLOCKED', `device ${stored.id} is ${stored.state}`);
         }
         if (stored?.certSerial !== commit.expect.currentSerial) {
@@ -204,26 +226,28 @@ export class LevelRegistry implements Registry {
       if (device.state === 'revoked') {
         throw new RegistryError('REGISTRY_INVALID_STATE', `device ${device.id} is revoked; revocation is final (reset it to re-enroll)`);
       }
-      if (device.state === change.to) return { device, revokedSerials: [] };
+      // Enabling a device that never enrolled puts it back where it was: provisioned.
+      const to = change.to === 'enrolled' && device.enrollments === 0 ? 'provisioned' : change.to;
+      if (device.state === to) return { device, revokedSerials: [] };
       const updated: DeviceRecord = {
         ...device,
-        state: change.to,
+        state: to,
         updatedAt: this.now().toISOString(),
-        ...(change.to === 'enrolled' ? { stateReason: undefined } : { stateReason: change.reason ?? change.to }),
+        ...(to === 'enrolled' || to === 'provisioned' ? { stateReason: undefined } : { stateReason: change.reason ?? to }),
       };
       tx.put(deviceKey(device.id), JSON.stringify(updated));
       const revokedSerials: string[] = [];
       if (change.to === 'revoked') {
         // Every certificate of the device still valid is revoked, superseded ones included. The
         // current one is read through the transaction: it may have been issued in this round.
-        const serials = new Set([device.certSerial]);
+        const serials = new Set(device.certSerial === '' ? [] : [device.certSerial]);
         for await (const key of this.db.keys({ gt: `dc!${device.id}!`, lt: `dc!${device.id}"` })) serials.add(key.slice(key.lastIndexOf('!') + 1));
         for (const serial of serials) {
           if (await this.markCertificate(tx, serial, 'revoked', change.revocationReason ?? 'unspecified')) revokedSerials.push(serial);
         }
       }
-      const type = change.to === 'enrolled' ? 'enabled' : change.to;
-      tx.audit({ type, deviceId: device.id, serial: device.certSerial, detail: change.reason, actor: change.actor });
+      const type = to === 'revoked' || to === 'disabled' ? to : 'enabled';
+      tx.audit({ type, deviceId: device.id, ...(device.certSerial === '' ? {} : { serial: device.certSerial }), detail: change.reason, actor: change.actor });
       return { device: updated, revokedSerials };
     }, true);
   }
@@ -236,7 +260,7 @@ export class LevelRegistry implements Registry {
       const device = JSON.parse(json) as DeviceRecord;
       // A reset lifts a revocation (the next bootstrap enrollment starts a new certificate line; the
       // old certificates stay revoked), but not a disablement: enabling is a decision of its own.
-      const state = device.state === 'disabled' ? 'disabled' : 'enrolled';
+      const state = device.state === 'disabled' ? 'disabled' : device.enrollments === 0 ? 'provisioned' : 'enrolled';
       const updated: DeviceRecord = { ...device, state, stateReason: state === 'disabled' ? device.stateReason : undefined, resetPending: true, updatedAt: this.now().toISOString() };
       tx.put(deviceKey(deviceId), JSON.stringify(updated));
       tx.audit({ type: 'reset', deviceId, actor });
@@ -321,6 +345,11 @@ export class LevelRegistry implements Registry {
     this.ensureOpen();
     await this.queue.run(async (tx) => {
       tx.put(trustKey(trust.name), JSON.stringify(trust));
+      // The ids of an allow-list are provisioned under this trust: listed, and revocable before
+      // their first enrollment like the ids of a `bootstrap issue` batch.
+      if (trust.allowList) {
+        await this.provision(tx, { id: `trust:${trust.name}`, model: trust.model, trust: trust.name, issuedAt: trust.createdAt, devices: trust.allowList.map((id) => ({ id })) }, trust.actor);
+      }
       tx.audit({ type: 'trust-added', detail: `${trust.name} model=${trust.model} fingerprint=${trust.fingerprint}${trust.namespace !== undefined ? ` namespace=${trust.namespace}` : ''}${trust.allowList ? ` allowlist=${trust.allowList.length}` : ''}`, actor: trust.actor });
     }, { sync: true });
     for (const listener of this.trustListeners) listener();
@@ -348,6 +377,125 @@ export class LevelRegistry implements Registry {
   onTrustChange(listener: () => void): () => void {
     this.trustListeners.add(listener);
     return () => this.trustListeners.delete(listener);
+  }
+
+  async importBatch(batch: ProvisionBatch, actor: string): Promise<BatchImport> {
+    this.ensureOpen();
+    const { result } = await this.queue.run((tx) => this.provision(tx, batch, actor), { sync: true });
+    return result;
+  }
+
+  /** Records a batch's unknown ids as provisioned, inside a writer job. */
+  private async provision(tx: QueueTransaction, batch: ProvisionBatch, actor: string): Promise<BatchImport> {
+    const knownJson = await tx.get(batchKey(batch.id));
+    // A `bootstrap issue` batch never changes once written: imported whole before, nothing to do
+    // (the server imports every batch file at each start). An allow-list can grow: re-read it.
+    if (knownJson !== undefined && !batch.id.startsWith('trust:') && (JSON.parse(knownJson) as BatchSummary).count === batch.devices.length) {
+      return { batch: batch.id, added: 0, existing: batch.devices.length };
+    }
+    const timestamp = this.now().toISOString();
+    let added = 0;
+    let existing = 0;
+    for (const entry of batch.devices) {
+      // Known ids stay as they are: imported before, enrolled, revoked or reset meanwhile.
+      if ((await tx.get(deviceKey(entry.id))) !== undefined) {
+        existing++;
+        continue;
+      }
+      const record: DeviceRecord = {
+        id: entry.id,
+        model: batch.model,
+        state: 'provisioned',
+        certSerial: '',
+        certNotAfter: '',
+        bootstrap: { key: '', trust: batch.trust, serial: entry.serial ?? '' },
+        enrollments: 0,
+        renewals: 0,
+        resetPending: false,
+        batch: batch.id,
+        provisionedAt: batch.issuedAt,
+        createdAt: timestamp,
+        updatedAt: timestamp,
+      };
+      tx.put(deviceKey(entry.id), JSON.stringify(record));
+      added++;
+    }
+    const summary: BatchSummary = { id: batch.id, model: batch.model, trust: batch.trust, issuedAt: batch.issuedAt, count: batch.devices.length, importedAt: timestamp };
+    // A batch imported again with nothing new writes nothing, not even an audit entry.
+    if (knownJson !== undefined && added === 0) return { batch: batch.id, added, existing };
+    tx.put(batchKey(batch.id), JSON.stringify(summary));
+    tx.audit({ type: 'batch-imported', detail: `batch=${batch.id} model=${batch.model} trust=${batch.trust} added=${added} existing=${existing}`, actor });
+    return { batch: batch.id, added, existing };
+  }
+
+  async recordCredential(record: CredentialRecord, actor: string): Promise<CredentialRecord> {
+    this.ensureOpen();
+    const { result } = await this.queue.run(async (tx) => {
+      const stored = await tx.get(credentialKey(record.serial));
+      if (stored !== undefined) return { record: JSON.parse(stored) as CredentialRecord, fresh: false };
+      tx.put(credentialKey(record.serial), JSON.stringify(record));
+      tx.audit({ type: 'credential-recorded', serial: record.serial, detail: `${record.kind} ${record.name} via=${record.recordedVia} expires=${record.expiresAt}`, actor });
+      return { record, fresh: true };
+    }, { sync: true });
+    if (result.fresh) for (const listener of this.credentialListeners) listener(result.record);
+    return result.record;
+  }
+
+  getCredential(serial: string): Promise<CredentialRecord | undefined> {
+    return this.readJson<CredentialRecord>(credentialKey(serial));
+  }
+
+  async listCredentials(kind?: CredentialKind): Promise<CredentialRecord[]> {
+    this.ensureOpen();
+    const out: CredentialRecord[] = [];
+    for await (const value of this.db.values({ gt: 'k!', lt: 'k"' })) {
+      const record = JSON.parse(value) as CredentialRecord;
+      if (kind === undefined || record.kind === kind) out.push(record);
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name) || a.issuedAt.localeCompare(b.issuedAt));
+  }
+
+  async revokeCredentials(revocation: CredentialRevocation): Promise<CredentialRecord[]> {
+    this.ensureOpen();
+    const { result } = await this.queue.run(async (tx) => {
+      // Read through the transaction: a credential recorded or revoked earlier in this round counts.
+      const all: CredentialRecord[] = [];
+      for await (const key of this.db.keys({ gt: 'k!', lt: 'k"' })) {
+        const json = await tx.get(key);
+        if (json !== undefined) all.push(JSON.parse(json) as CredentialRecord);
+      }
+      const ofKind = all.filter((record) => record.kind === revocation.kind);
+      const bySerial = ofKind.filter((record) => record.serial === revocation.ref.toLowerCase().replace(/^0+(?=.)/, ''));
+      const matched = bySerial.length > 0 ? bySerial : ofKind.filter((record) => record.name === revocation.ref);
+      if (matched.length === 0) throw new RegistryError('REGISTRY_NOT_FOUND', `no ${revocation.kind} credential with serial or name ${revocation.ref}`);
+      const now = this.now();
+      const usable = (record: CredentialRecord): boolean => record.state === 'valid' && new Date(record.expiresAt) > now;
+      const revoking = new Set(matched.filter((record) => record.state === 'valid').map((record) => record.serial));
+      if (revocation.kind === 'operator' && !revocation.force && matched.some((record) => revoking.has(record.serial) && usable(record))) {
+        const left = ofKind.filter((record) => usable(record) && !revoking.has(record.serial));
+        if (left.length === 0) {
+          throw new RegistryError('REGISTRY_LAST_CREDENTIAL', `revoking ${revocation.ref} would leave no valid operator credential on record; issue another first (fleetgate operator issue), or force it`);
+        }
+      }
+      const timestamp = now.toISOString();
+      const changed: CredentialRecord[] = [];
+      const out = matched.map((record) => {
+        if (!revoking.has(record.serial)) return record;
+        const updated: CredentialRecord = { ...record, state: 'revoked', revokedAt: timestamp, revokedBy: revocation.actor };
+        tx.put(credentialKey(record.serial), JSON.stringify(updated));
+        tx.audit({ type: 'credential-revoked', serial: record.serial, detail: `${record.kind} ${record.name}`, actor: revocation.actor });
+        changed.push(updated);
+        return updated;
+      });
+      return { out, changed };
+    }, { sync: true });
+    for (const record of result.changed) for (const listener of this.credentialListeners) listener(record);
+    return result.out;
+  }
+
+  onCredentialChange(listener: (record: CredentialRecord) => void): () => void {
+    this.credentialListeners.add(listener);
+    return () => this.credentialListeners.delete(listener);
   }
 
   async recordPresence(updates: readonly PresenceRecord[]): Promise<void> {
