@@ -1,5 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
+import type { EventEmitter } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
@@ -134,7 +135,7 @@ test('a revoked service: its MQTT.js and mosquitto_sub sessions are dropped with
   const subExited = new Promise<number | null>((resolve) => sub.on('close', (code) => resolve(code)));
   await waitFor(() => /Subscribed \(mid: \d+\)/.test(subOut), { what: () => `mosquitto_sub to subscribe: ${subOut}`, timeoutMs: 15_000, intervalMs: 20 });
 
-  const clientClosed = nextEvent(client, 'close', { what: 'the MQTT.js session to be closed', timeoutMs: 15_000 });
+  const clientClosed = nextEvent(client as unknown as EventEmitter, 'close', { what: 'the MQTT.js session to be closed', timeoutMs: 15_000 });
   const started = Date.now();
   const revoked = await admin(fleet, 'POST', '/v1/services/revoke', { body: { ref: 'backend' } });
   t.is(revoked.status, 200, revoked.body.toString());
@@ -160,7 +161,7 @@ test('a service certificate issued without a record is recorded at its first con
     return records.length > 0 ? records : undefined;
   }, { what: 'the service to be recorded', timeoutMs: 10_000, intervalMs: 20 });
   t.like(record, { name: 'backend', recordedVia: 'first-use', state: 'valid' });
-  const closed = nextEvent(client, 'close', { what: 'the session to be closed', timeoutMs: 15_000 });
+  const closed = nextEvent(client as unknown as EventEmitter, 'close', { what: 'the session to be closed', timeoutMs: 15_000 });
   const revoked = await cli(fleet, ['service', 'revoke', record?.serial ?? '']);
   t.is(revoked.code, 0, revoked.stderr);
   await closed;

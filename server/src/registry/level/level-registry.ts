@@ -434,7 +434,9 @@ export class LevelRegistry implements Registry {
       const stored = await tx.get(credentialKey(record.serial));
       if (stored !== undefined) return { record: JSON.parse(stored) as CredentialRecord, fresh: false };
       tx.put(credentialKey(record.serial), JSON.stringify(record));
-      tx.audit({ type: 'credential-recorded', serial: record.serial, detail: `${record.kind} ${record.name} via=${record.recordedVia} expires=${record.expiresAt}`, actor });
+      // A certificate seen at its first use is an observation, kept on its record (recordedVia,
+      // recordedAt), not an event of the audit log; an issue record imported is audited.
+      if (record.recordedVia === 'issue') tx.audit({ type: 'credential-recorded', serial: record.serial, detail: `${record.kind} ${record.name} expires=${record.expiresAt}`, actor });
       return { record, fresh: true };
     }, { sync: true });
     if (result.fresh) for (const listener of this.credentialListeners) listener(result.record);
