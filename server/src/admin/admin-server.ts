@@ -83,7 +83,11 @@ export function createAdminServer(options: AdminServerOptions): Server {
 
   async function dispatch(request: IncomingMessage, response: ServerResponse): Promise<void> {
     try {
-      const operator = await operators.authenticate(request.socket as TLSSocket, options.issuing);
+      await operators.ready;
+      // From memory: who it is, and not revoked. Checked on every request, so a revocation also
+      // reaches a connection kept alive from before it.
+      const credential = operators.authenticate(request.socket as TLSSocket, options.issuing);
+      const operator = credential.name;
       const target = splitTarget(request.url ?? '/');
       const path = target.path.replace(/\/+$/, '') || '/';
       const matching = COMPILED.filter((candidate) => candidate.pattern.test(path));
@@ -93,6 +97,9 @@ export function createAdminServer(options: AdminServerOptions): Server {
       const values = match.pattern.exec(path)?.slice(1) ?? [];
       const params = Object.fromEntries(match.names.map((name, index) => [name, decodeComponent(values[index] ?? '', `the ${name} in the path`)]));
       const query = parseQuery(target.search, match.route.query ?? []);
+      // Only a well-formed request waits for a first-use record (a write): a malformed one is
+      // answered at once, even from a client that already closed its side.
+      await operators.recordFirstUse(credential);
       await match.route.handle({ request, response, operator, params, query }, options.context);
     } catch (error) {
       if (error instanceof AdminError) {

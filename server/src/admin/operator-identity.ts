@@ -57,37 +57,49 @@ export class OperatorAccess {
     });
   }
 
+  /** Resolves once the certificates on record are in memory (at start). */
+  get ready(): Promise<void> {
+    return this.loading;
+  }
+
   /**
-   * Authenticates the operator of a request: a trusted operator certificate (see
-   * {@link operatorCertificateOf}) that has not been revoked (401 ADMIN_OPERATOR_REVOKED).
+   * Authenticates the operator of a request, from memory (call after {@link ready}): a trusted
+   * operator certificate (see {@link operatorCertificateOf}) that has not been revoked (401
+   * ADMIN_OPERATOR_REVOKED). Synchronous, so a refusal never waits on I/O.
    */
-  async authenticate(socket: TLSSocket, issuing: X509Certificate): Promise<string> {
+  authenticate(socket: TLSSocket, issuing: X509Certificate): OperatorCertificate {
     const operator = operatorCertificateOf(socket, issuing);
-    await this.loading;
     const record = this.known.get(operator.serial);
     if (record?.state === 'revoked') {
       throw new AdminError('ADMIN_OPERATOR_REVOKED', `operator certificate ${operator.serial} (${operator.name}) was revoked${record.revokedBy ? ` by ${record.revokedBy}` : ''}`);
     }
-    if (!record) {
-      const { certificate } = operator;
-      const recorded = await this.registry.recordCredential(
-        {
-          kind: 'operator',
-          name: operator.name,
-          serial: operator.serial,
-          issuedAt: new Date(certificate.validFrom).toISOString(),
-          expiresAt: new Date(certificate.validTo).toISOString(),
-          state: 'valid',
-          recordedVia: 'first-use',
-          recordedAt: new Date().toISOString(),
-        },
-        `operator:${operator.name}`,
-      );
-      this.known.set(recorded.serial, recorded);
-      // Revoked meanwhile by another request (recorded through an import, then revoked).
-      if (recorded.state === 'revoked') throw new AdminError('ADMIN_OPERATOR_REVOKED', `operator certificate ${operator.serial} (${operator.name}) was revoked`);
-    }
-    return operator.name;
+    return operator;
+  }
+
+  /**
+   * Records a certificate the registry has not heard of at its first use, so that `fleetgate
+   * operator list` shows it (the request that recorded it included) and `operator revoke` can
+   * name it. Nothing to do for a known one.
+   */
+  async recordFirstUse(operator: OperatorCertificate): Promise<void> {
+    if (this.known.has(operator.serial)) return;
+    const { certificate } = operator;
+    const recorded = await this.registry.recordCredential(
+      {
+        kind: 'operator',
+        name: operator.name,
+        serial: operator.serial,
+        issuedAt: new Date(certificate.validFrom).toISOString(),
+        expiresAt: new Date(certificate.validTo).toISOString(),
+        state: 'valid',
+        recordedVia: 'first-use',
+        recordedAt: new Date().toISOString(),
+      },
+      `operator:${operator.name}`,
+    );
+    if (!this.known.has(recorded.serial)) this.known.set(recorded.serial, recorded);
+    // Recorded through an import and revoked in the meantime.
+    if (recorded.state === 'revoked') throw new AdminError('ADMIN_OPERATOR_REVOKED', `operator certificate ${operator.serial} (${operator.name}) was revoked`);
   }
 
   close(): void {
