@@ -125,7 +125,7 @@ test('device list (all pages), show and revoke; the broker drops the revoked dev
 
   refused(t, unknown, 'show of an unknown device', 1, 'ADMIN_DEVICE_NOT_FOUND', /^fleetgate: ADMIN_DEVICE_NOT_FOUND: no device camera-000000000000\n$/);
   refused(t, missing, 'revoke without ID', 2, 'CLI_USAGE', /needs ID/);
-  refused(t, badState, 'list --state lost', 2, 'CLI_USAGE', /--state must be one of enrolled, disabled, revoked/);
+  refused(t, badState, 'list --state lost', 2, 'CLI_USAGE', /--state must be one of provisioned, enrolled, disabled, revoked/);
 
   // Revoke: the live MQTT session is dropped, reconnects are refused, the CRL lists the serial.
   const closed = once(client as unknown as EventEmitter, 'close');

@@ -70,8 +70,19 @@ test('the commands of docs/operator.md run a fleet through enrollment, trust, re
   t.regex(out, /^\s+namespace\s+acme\.$/m, report);
   t.regex(out, /^acme\s+atm\s+acme\.\s+fleetgate factory CA \w+\s+[0-9A-F:]+\.\.\.\s+2 devices\s+\S+ \S+\s+operator:operator$/m, report);
   t.regex(out, new RegExp(`^${atm}\\s+atm\\s+enrolled\\s`, 'm'), report);
-  t.regex(out, /^1 device \(model atm\)$/m, report);
+  // The other id of the allow-list is known before it enrolls (issue #13).
+  t.regex(out, /^acme\.atm-[0-9a-f]{12}\s+atm\s+provisioned\s/m, report);
+  t.regex(out, /^2 devices \(model atm\)$/m, report);
   t.regex(out, /^ENROLL_ID_OUTSIDE_TRUST: device acme\.atm-[0-9a-f]{12} is not on the allow-list of acme\n403$/m, report);
+
+  // A unit lost before its first boot (issue #13): provisioned from its batch, revoked, its factory credential refused.
+  t.regex(out, /^batch \d{8}t\d{6}-[0-9a-f]{8}: 2 ids provisioned, 0 already known$/m, report);
+  t.regex(out, /^2 devices \(state provisioned, model thermostat\)$/m, report);
+  t.regex(out, /^enrollment refused: ENROLL_DEVICE_REVOKED$/m, report);
+  // Operator certificates on record and revocable one by one (issue #13).
+  t.regex(out, /^alice\s+[0-9a-f]+\s.*\svalid\s+first-use$/m, report);
+  t.regex(out, /^operator\s+[0-9a-f]+\s.*\svalid\s+first-use$/m, report);
+  t.regex(out, /^fleetgate: ADMIN_OPERATOR_REVOKED: operator certificate [0-9a-f]+ \(alice\) was revoked by operator:operator$/m, report);
 
   // 3. The stolen device: seen connected, revoked, dropped, refused, on the CRL.
   t.regex(out, /^connected\s+yes, since \S+ \S+ from 127\.0\.0\.1$/m, report);

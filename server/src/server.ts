@@ -16,6 +16,7 @@ import type { Server as NetServer } from 'node:net';
 import { createBroker } from './broker/broker-server.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { createAdminServer } from './admin/admin-server.ts';
+import { importBatchFiles } from './factory/batch-files.ts';
 import { FACTORY_TRUST } from './admin/routes/trusts.ts';
 import { CrlPublisher } from './crl/crl-publisher.ts';
 import { TLS_SERVER_DEFAULTS } from './tls/defaults.ts';
@@ -125,6 +126,15 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     const serverKey = await readFile(layout.serverKey, 'utf8');
     const serverCert = await readFile(layout.serverCert, 'utf8');
     const factoryProvisioner = new CaBootstrapProvisioner(FACTORY_TRUST, factory);
+    // Offline issuance since the last start: batches become provisioned devices, operator and
+    // service certificates are recorded (factory/batch-files.ts). Before the listeners accept.
+    const importBatches = async (actor: string) => {
+      const report = await importBatchFiles(options.dataDir, registry, actor);
+      for (const skipped of report.invalid) logger.warn({ code: skipped.code, file: skipped.file }, skipped.message);
+      return report;
+    };
+    const imported = await importBatches('system');
+    logger.info({ batches: imported.batches.length, credentials: imported.credentials.length }, 'record files imported');
     const authority = new EnrollmentAuthority({
       issuing,
       registry,
@@ -181,7 +191,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     health.add(listenerCheck('mqtt', broker.server));
 
     const admin = createAdminServer({
-      context: { registry, crl, logger: logger.child({ component: 'admin' }) },
+      context: { registry, crl, logger: logger.child({ component: 'admin' }), importBatches },
       issuing: issuing.x509,
       tls: { key: serverKey, cert: serverCert, clientCas: [toPem('CERTIFICATE', root), toPem('CERTIFICATE', issuing.certificate)] },
     });

@@ -5,8 +5,10 @@ import type { TLSSocket } from 'node:tls';
 import { mutualTlsServerOptions } from '../tls/defaults.ts';
 import { AdminError } from './errors.ts';
 import { decodeComponent, parseQuery, sendAdminError } from './http.ts';
-import { operatorOf } from './operator-identity.ts';
+import { OperatorAccess } from './operator-identity.ts';
 import { readAudit, verifyAudit } from './routes/audit.ts';
+import { importBatches } from './routes/batches.ts';
+import { listOperators, listServices, revokeOperators, revokeServices } from './routes/credentials.ts';
 import { currentCrl } from './routes/crl.ts';
 import { disableDevice, disableDevices, enableDevice, enableDevices, listDevices, resetDevice, revokeDevice, revokeDevices, showDevice } from './routes/devices.ts';
 import { deleteTrust, listTrusts, putTrust } from './routes/trusts.ts';
@@ -28,6 +30,11 @@ const ROUTES: readonly AdminRoute[] = [
   readAudit,
   verifyAudit,
   currentCrl,
+  listOperators,
+  revokeOperators,
+  listServices,
+  revokeServices,
+  importBatches,
 ];
 
 interface CompiledRoute {
@@ -73,10 +80,17 @@ export function createAdminServer(options: AdminServerOptions): Server {
     mutualTlsServerOptions(options.tls),
     (request, response) => void dispatch(request, response),
   );
+  // Operator certificates on record, revoked ones refused on every request (operator-identity.ts).
+  const operators = new OperatorAccess(options.context.registry);
+  server.on('close', () => operators.close());
 
   async function dispatch(request: IncomingMessage, response: ServerResponse): Promise<void> {
     try {
-      const operator = operatorOf(request.socket as TLSSocket, options.issuing);
+      await operators.ready;
+      // From memory: who it is, and not revoked. Checked on every request, so a revocation also
+      // reaches a connection kept alive from before it.
+      const credential = operators.authenticate(request.socket as TLSSocket, options.issuing);
+      const operator = credential.name;
       const target = splitTarget(request.url ?? '/');
       const path = target.path.replace(/\/+$/, '') || '/';
       const matching = COMPILED.filter((candidate) => candidate.pattern.test(path));
@@ -86,6 +100,9 @@ export function createAdminServer(options: AdminServerOptions): Server {
       const values = match.pattern.exec(path)?.slice(1) ?? [];
       const params = Object.fromEntries(match.names.map((name, index) => [name, decodeComponent(values[index] ?? '', `the ${name} in the path`)]));
       const query = parseQuery(target.search, match.route.query ?? []);
+      // Only a well-formed request waits for a first-use record (a write): a malformed one is
+      // answered at once, even from a client that already closed its side.
+      await operators.recordFirstUse(credential);
       await match.route.handle({ request, response, operator, params, query }, options.context);
     } catch (error) {
       if (error instanceof AdminError) {

@@ -5,6 +5,12 @@ export const ADMIN_ERRORS = {
   ADMIN_CLIENT_CERT_REQUIRED: 401,
   ADMIN_CLIENT_CERT_UNTRUSTED: 401,
   ADMIN_NOT_OPERATOR: 403,
+  /** The operator certificate was revoked (`fleetgate operator revoke`). */
+  ADMIN_OPERATOR_REVOKED: 401,
+  /** No operator or service certificate with that serial or name on record. */
+  ADMIN_CREDENTIAL_NOT_FOUND: 404,
+  /** The revocation would leave no valid operator certificate on record (`--force` to do it anyway). */
+  ADMIN_LAST_OPERATOR: 409,
   ADMIN_BAD_REQUEST: 400,
   ADMIN_TOO_LARGE: 413,
   ADMIN_UNSUPPORTED_MEDIA_TYPE: 415,

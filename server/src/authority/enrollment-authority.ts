@@ -114,6 +114,9 @@ export class EnrollmentAuthority {
         enrolledAt: timestamp,
         createdAt: device?.createdAt ?? timestamp,
         updatedAt: timestamp,
+        // Where a provisioned id came from stays on its record once it enrolled.
+        ...(device?.batch !== undefined ? { batch: device.batch } : {}),
+        ...(device?.provisionedAt !== undefined ? { provisionedAt: device.provisionedAt } : {}),
       };
       await this.commit({
         kind: 'enroll',
@@ -227,7 +230,13 @@ export class EnrollmentAuthority {
    */
   private checkBootstrapEnrollment(device: DeviceRecord | undefined, grant: BootstrapGrant): string | undefined {
     if (!device) return undefined;
+    // Also before the first enrollment: a provisioned id that an operator revoked or disabled (a
+    // unit lost or stolen before its first boot) is refused with the factory credential in hand.
     this.checkDeviceState(device);
+    // Issued a credential, never enrolled: this is its first enrollment. The trust that admits the
+    // credential already bound the id (fleetgate factory ids are reserved, trusts have disjoint
+    // scopes), so the record's trust is not compared again.
+    if (device.state === 'provisioned') return undefined;
     if (device.bootstrap.key !== grant.bootstrapKey && !device.resetPending) {
       throw new EnrollmentError('ENROLL_CONFLICT', `device ${device.id} is enrolled with a different bootstrap credential`);
     }

@@ -81,7 +81,16 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       drop(client, code);
     }
   };
-  const access = await DeviceAccess.load(options.registry, enforce);
+  // A revoked service certificate: every live session using it (all instances) goes at once.
+  const dropService = (serial: string): void => {
+    for (const [client, session] of sessions.live()) {
+      if (session.identity.kind !== 'service' || session.identity.serial !== serial) continue;
+      metrics.mqttRefusals.inc({ code: 'BROKER_CERT_REVOKED' });
+      logger.info({ code: 'BROKER_CERT_REVOKED', clientId: client.id, serial }, 'live service session closed');
+      client.close();
+    }
+  };
+  const access = await DeviceAccess.load(options.registry, enforce, dropService);
   const retained = new RetainedQuota(config.limits);
 
   const context: HookContext = {
@@ -136,6 +145,10 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     metrics.mqttConnects.inc();
     setConnectedGauges();
     if (session?.identity.kind === 'device') presence.connected(session.identity.deviceId, session.peer);
+    if (session?.identity.kind === 'service') {
+      const { service, serial, notAfter, notBefore } = session.identity;
+      access.serviceConnected(service, serial, notAfter, notBefore).catch((error: unknown) => logger.warn({ err: error, service, serial }, 'recording a service certificate failed'));
+    }
   });
   broker.on('clientDisconnect', (client: Client) => {
     const session = sessions.delete(client);

@@ -1,4 +1,4 @@
-import type { DeviceChange, DeviceRecord, DeviceState, Registry } from '../registry/types.ts';
+import type { CredentialRecord, DeviceChange, DeviceRecord, DeviceState, Registry } from '../registry/types.ts';
 
 /** What the broker needs to know about a device at CONNECT time. */
 export interface DeviceAccessEntry {
@@ -23,19 +23,59 @@ export class DeviceAccess {
   private readonly revoked = new Set<string>();
   /** Per device, the serial of the current certificate once it has connected. */
   private readonly currentSeen = new Map<string, string>();
-  private unsubscribe: (() => void) | undefined;
+  /** Serials of service certificates on record (recorded at issue or at first use). */
+  private readonly services = new Set<string>();
+  private readonly unsubscribes: (() => void)[] = [];
 
-  /** Loads every device and revoked serial, then follows changes. */
-  static async load(registry: Registry, onChange?: (change: DeviceChange) => void): Promise<DeviceAccess> {
-    const access = new DeviceAccess();
+  private constructor(private readonly registry: Registry) {}
+
+  /**
+   * Loads every device, revoked serial and service credential, then follows changes.
+   * `onServiceRevoked` hears of a service certificate revoked (the broker drops its sessions).
+   */
+  static async load(registry: Registry, onChange?: (change: DeviceChange) => void, onServiceRevoked?: (serial: string) => void): Promise<DeviceAccess> {
+    const access = new DeviceAccess(registry);
     // Subscribe first so a change that lands while loading is not missed.
-    access.unsubscribe = registry.onDeviceChange((change) => {
-      access.apply(change);
-      onChange?.(change);
-    });
+    access.unsubscribes.push(
+      registry.onDeviceChange((change) => {
+        access.apply(change);
+        onChange?.(change);
+      }),
+      registry.onCredentialChange((record) => {
+        if (record.kind !== 'service') return;
+        access.rememberService(record);
+        if (record.state === 'revoked') onServiceRevoked?.(record.serial);
+      }),
+    );
     for (const device of await registry.listDevices()) access.remember(device);
     for (const serial of await registry.revokedSerials()) access.revoked.add(serial);
+    for (const record of await registry.listCredentials('service')) access.rememberService(record);
     return access;
+  }
+
+  /**
+   * A revoked service certificate joins the revoked serials: `authenticate` refuses it like a
+   * revoked device certificate (CONNACK 5, BROKER_CERT_REVOKED). Device and service serials come
+   * from the same CA's 128-bit random serials, so they share one set.
+   */
+  private rememberService(record: CredentialRecord): void {
+    this.services.add(record.serial);
+    if (record.state === 'revoked') this.revoked.add(record.serial);
+  }
+
+  /**
+   * Records a service certificate at its first accepted CONNECT when its issue was not recorded
+   * (issued before the registry kept credentials, or its record file was not imported), so that
+   * `fleetgate service list` shows it and `service revoke` can name it.
+   */
+  async serviceConnected(name: string, serial: string, notAfter: number, notBefore: number): Promise<void> {
+    if (this.services.has(serial)) return;
+    this.services.add(serial);
+    const now = new Date().toISOString();
+    await this.registry.recordCredential(
+      { kind: 'service', name, serial, issuedAt: new Date(notBefore).toISOString(), expiresAt: new Date(notAfter).toISOString(), state: 'valid', recordedVia: 'first-use', recordedAt: now },
+      `service:${name}`,
+    );
   }
 
   private remember(device: DeviceRecord): void {
@@ -80,6 +120,6 @@ export class DeviceAccess {
   }
 
   close(): void {
-    this.unsubscribe?.();
+    for (const unsubscribe of this.unsubscribes) unsubscribe();
   }
 }

@@ -14,6 +14,8 @@ export type PeerIdentity = (
   /** Serial of the certificate, lower-case hex without leading zeros (the registry's key). */
   readonly serial: string;
   readonly notAfter: number;
+  /** notBefore, epoch ms (a service recorded at first use keeps its issue time). */
+  readonly notBefore: number;
 };
 
 /** Normalises a certificate serial the way the registry stores it. */
@@ -43,13 +45,14 @@ export function peerIdentity(socket: TLSSocket, issuing: IssuingCa): PeerIdentit
   }
   const serial = normalizeSerial(peer.serialNumber);
   const notAfter = Date.parse(peer.valid_to);
+  const notBefore = Date.parse(peer.valid_from);
   const claims = peerCertificateClaims(peer);
   const device = deviceClaims(claims);
   // Operational certificates always carry the device URI.
-  if (device && claims.uris.includes(deviceIdentityUri(device.deviceId))) return { kind: 'device', deviceId: device.deviceId, serial, notAfter };
+  if (device && claims.uris.includes(deviceIdentityUri(device.deviceId))) return { kind: 'device', deviceId: device.deviceId, serial, notAfter, notBefore };
   const serviceUri = claims.uris.find((uri) => uri.startsWith(serviceIdentityUri('')));
   const service = serviceUri?.slice(serviceIdentityUri('').length);
-  if (service && SERVICE_NAME.test(service)) return { kind: 'service', service, serial, notAfter };
+  if (service && SERVICE_NAME.test(service)) return { kind: 'service', service, serial, notAfter, notBefore };
   throw new BrokerError('BROKER_NOT_OPERATIONAL', 'no device or service identity in the certificate');
 }
 

@@ -14,6 +14,8 @@ export const OPERATOR_ERRORS = {
   SERVICE_INVALID: 1,
   /** `fleetgate bootstrap issue`: invalid model, count or lifetime (factory/bootstrap-batch.ts). */
   BOOTSTRAP_INVALID: 1,
+  /** A record file in `<data>/batches/` cannot be read or is invalid; skipped at import (factory/batch-files.ts). */
+  BATCH_FILE_INVALID: 1,
   /** A certificate file of the data directory is missing (datadir/authorities.ts). */
   DATA_NOT_INITIALIZED: 1,
   /** A file of the data directory is not a PEM certificate, or a CA key does not match. */

@@ -49,6 +49,11 @@ const COMMANDS: readonly CommandEntry[] = [
   { path: ['audit', 'export'], summary: 'save the audit log as JSON Lines with its hash chain, for `audit verify --file` (admin API)', load: async () => (await import('./commands/audit.ts')).auditExportCommand },
   { path: ['crl'], summary: 'save the current CRL of the device-issuing CA (admin API)', load: async () => (await import('./commands/crl.ts')).crlCommand },
   { path: ['operator', 'issue'], summary: 'issue an operator certificate for the admin API (offline, from the issuing CA)', load: async () => (await import('./commands/operator-issue.ts')).operatorIssueCommand },
+  { path: ['operator', 'list'], summary: 'list the operator certificates on record: name, serial, issued, expires, state (admin API)', load: async () => (await import('./commands/credentials.ts')).operatorListCommand },
+  { path: ['operator', 'revoke'], summary: 'revoke an operator certificate by serial or name: refused by the admin API at once (admin API)', load: async () => (await import('./commands/credentials.ts')).operatorRevokeCommand },
+  { path: ['service', 'list'], summary: 'list the service certificates on record: name, serial, issued, expires, state (admin API)', load: async () => (await import('./commands/credentials.ts')).serviceListCommand },
+  { path: ['service', 'revoke'], summary: 'revoke a service certificate by serial or name: its MQTT sessions are closed (admin API)', load: async () => (await import('./commands/credentials.ts')).serviceRevokeCommand },
+  { path: ['bootstrap', 'import'], summary: 'import the batches and certificates issued offline into the running server now (admin API)', load: async () => (await import('./commands/credentials.ts')).bootstrapImportCommand },
   { path: ['completion'], summary: 'print a shell completion script: bash or zsh (source <(fleetgate completion bash))', load: async () => (await import('./commands/completion.ts')).completionCommand(COMMANDS) },
 ];
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deviceIdentityUri, MODEL_PATTERN } from '@fleetgate/device-sdk/protocol';
@@ -7,6 +8,7 @@ import { generateKeyPair, spkiDer } from '../pki/keys.ts';
 import { OID } from '../pki/oids.ts';
 import { toPem } from '../pki/pem.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
+import { writeBatchFile } from './batch-files.ts';
 import { writeCredentialFiles } from './credential-files.ts';
 import { idPrefixProblem, newDeviceId, newPrefixedDeviceId } from './device-ids.ts';
 import { FleetgateError } from '@fleetgate/device-sdk/errors';
@@ -41,8 +43,23 @@ export interface BootstrapBatchOptions {
    */
   readonly idPrefix?: string;
   readonly now?: Date;
+  /**
+   * The data directory: the batch is recorded in `<data>/batches/bootstrap-<batch id>.json` for
+   * the server to import (its ids become `provisioned` devices; factory/batch-files.ts).
+   */
+  readonly dataDir?: string;
+  /** The bootstrap trust the credentials belong to (default `fleetgate-factory`). */
+  readonly trust?: string;
   /** Called after each device, for progress output. */
   readonly onProgress?: (done: number, total: number) => void;
+}
+
+/** What a run issued: the whole manifest of the folder, and the id of this run's batch when recorded. */
+export type IssuedBatch = Manifest & { readonly batch?: string };
+
+/** A batch id: issue time and 32 random bits, e.g. `20261201t235500-9f1c2a7b`. */
+function newBatchId(now: Date): string {
+  return `${now.toISOString().replace(/[-:]/g, '').slice(0, 15).toLowerCase()}-${randomBytes(4).toString('hex')}`;
 }
 
 /** Largest batch one command makes (a factory line runs several batches). */
@@ -72,7 +89,7 @@ function manifestCsv(entries: readonly ManifestEntry[]): string {
  * registry). Keys are written with mode 0600 and never over an existing file; the manifest
  * accumulates across batches written into the same folder.
  */
-export async function issueBootstrapBatch(options: BootstrapBatchOptions): Promise<Manifest> {
+export async function issueBootstrapBatch(options: BootstrapBatchOptions): Promise<IssuedBatch> {
   if (!MODEL_PATTERN.test(options.model)) {
     throw new BatchError(`invalid model "${options.model}": lower-case letters, digits and dashes, starting with a letter`);
   }
@@ -94,6 +111,8 @@ export async function issueBootstrapBatch(options: BootstrapBatchOptions): Promi
   const notAfter = new Date(now.getTime() + options.validDays * 86_400_000);
   await writeFileAtomic(join(options.outDir, 'root.crt'), toPem('CERTIFICATE', options.root));
   const known = new Set(manifest.devices.map((entry) => entry.id));
+  const first = manifest.devices.length;
+  const batch = options.dataDir === undefined ? undefined : newBatchId(now);
   try {
     for (let index = 0; index < options.count; index++) {
       let id = nextId();
@@ -119,6 +138,18 @@ export async function issueBootstrapBatch(options: BootstrapBatchOptions): Promi
     // Whatever was issued is listed, even if the batch stopped part-way.
     await writeFileAtomic(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
     await writeFileAtomic(join(options.outDir, 'manifest.csv'), manifestCsv(manifest.devices));
+    const issued = manifest.devices.slice(first);
+    if (options.dataDir !== undefined && batch !== undefined && issued.length > 0) {
+      await writeBatchFile(options.dataDir, {
+        format: 'fleetgate-batch/1',
+        kind: 'bootstrap',
+        id: batch,
+        model: options.model,
+        trust: options.trust ?? 'fleetgate-factory',
+        issuedAt: now.toISOString(),
+        devices: issued.map((entry) => ({ id: entry.id, serial: entry.serial })),
+      });
+    }
   }
-  return manifest;
+  return batch === undefined ? manifest : { ...manifest, batch };
 }

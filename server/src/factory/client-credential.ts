@@ -12,6 +12,8 @@ import { writeCredentialFiles } from './credential-files.ts';
 export interface WrittenCredential {
   readonly name: string;
   readonly serial: string;
+  /** notBefore, ISO 8601. */
+  readonly issued: string;
   readonly expiry: string;
   /** `<out>/<name>.crt`: the certificate followed by the issuing CA. */
   readonly cert: string;
@@ -54,6 +56,7 @@ export async function issueClientCredential(options: {
   return {
     name: options.name,
     serial: serialToHex(issued.serial),
+    issued: issued.notBefore.toISOString(),
     expiry: issued.notAfter.toISOString(),
     cert: join(options.outDir, `${options.name}.crt`),
     key: join(options.outDir, `${options.name}.key`),

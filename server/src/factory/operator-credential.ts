@@ -1,4 +1,5 @@
 import type { CertificateAuthority } from '../pki/ca.ts';
+import { writeBatchFile } from './batch-files.ts';
 import { issueClientCredential, type WrittenCredential } from './client-credential.ts';
 
 /** Syntax of an operator name: it becomes `urn:fleetgate:operator:<name>` and the audit actor `operator:<name>`. */
@@ -25,10 +26,17 @@ export async function issueOperatorCredential(options: {
   outDir: string;
   validDays: number;
   now?: Date;
+  /** The data directory: the certificate is recorded in `<data>/batches/` for the server to import (revocable one by one). */
+  dataDir?: string;
 }): Promise<OperatorCredential> {
   if (!OPERATOR_NAME.test(options.name)) throw new TypeError(`invalid operator name ${JSON.stringify(options.name)}`);
   if (!Number.isInteger(options.validDays) || options.validDays < 1 || options.validDays > MAX_OPERATOR_DAYS) {
     throw new TypeError(`invalid operator certificate lifetime ${options.validDays}`);
   }
-  return issueClientCredential({ ...options, organization: 'fleetgate operators', profile: { kind: 'operator', operatorName: options.name } });
+  const { dataDir, ...rest } = options;
+  const credential = await issueClientCredential({ ...rest, organization: 'fleetgate operators', profile: { kind: 'operator', operatorName: options.name } });
+  if (dataDir !== undefined) {
+    await writeBatchFile(dataDir, { format: 'fleetgate-batch/1', kind: 'operator', name: credential.name, serial: credential.serial, issuedAt: credential.issued, expiresAt: credential.expiry });
+  }
+  return credential;
 }

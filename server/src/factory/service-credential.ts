@@ -1,5 +1,6 @@
 import type { CertificateAuthority } from '../pki/ca.ts';
 import { SERVICE_NAME } from '../config/config.ts';
+import { writeBatchFile } from './batch-files.ts';
 import { issueClientCredential, type WrittenCredential } from './client-credential.ts';
 import { FleetgateError } from '@fleetgate/device-sdk/errors';
 import type { OperatorCode } from '../cli/errors.ts';
@@ -27,8 +28,15 @@ export async function issueServiceCredential(options: {
   outDir: string;
   validDays: number;
   now?: Date;
+  /** The data directory: the certificate is recorded in `<data>/batches/` for the server to import (revocable one by one). */
+  dataDir?: string;
 }): Promise<ServiceCredential> {
   if (!SERVICE_NAME.test(options.name)) throw new ServiceCredentialError(`invalid service name "${options.name}": lower-case letters, digits and dashes, starting with a letter`);
   if (!Number.isInteger(options.validDays) || options.validDays < 1 || options.validDays > 3650) throw new ServiceCredentialError('--valid-days must be a whole number from 1 to 3650');
-  return issueClientCredential({ ...options, organization: 'fleetgate services', profile: { kind: 'service', serviceName: options.name } });
+  const { dataDir, ...rest } = options;
+  const credential = await issueClientCredential({ ...rest, organization: 'fleetgate services', profile: { kind: 'service', serviceName: options.name } });
+  if (dataDir !== undefined) {
+    await writeBatchFile(dataDir, { format: 'fleetgate-batch/1', kind: 'service', name: credential.name, serial: credential.serial, issuedAt: credential.issued, expiresAt: credential.expiry });
+  }
+  return credential;
 }

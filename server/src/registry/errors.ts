@@ -9,6 +9,8 @@ export const REGISTRY_ERRORS = {
   REGISTRY_CLOSED: {},
   REGISTRY_LOCKED: {},
   REGISTRY_IO: {},
+  /** Revoking would leave no valid operator credential (docs/operator.md). */
+  REGISTRY_LAST_CREDENTIAL: {},
 } as const;
 
 /** A stable registry error code. */

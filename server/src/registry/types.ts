@@ -5,8 +5,14 @@
  * `level/` implements it on LevelDB. Another engine (PostgreSQL) is one more folder.
  */
 
-/** Lifecycle state of a device. */
-export type DeviceState = 'enrolled' | 'disabled' | 'revoked';
+/**
+ * Lifecycle state of a device. `provisioned`: a bootstrap credential was issued for the id (a
+ * batch of `fleetgate bootstrap issue`, or an allow-list of a trust) but the device has never
+ * enrolled; an operator may revoke or disable it before its first boot (a unit lost in transit).
+ * A device leaves `provisioned` by enrolling; `enable` and `reset` of a device that never
+ * enrolled lead back to `provisioned`, never to `enrolled`.
+ */
+export type DeviceState = 'provisioned' | 'enrolled' | 'disabled' | 'revoked';
 
 /** The factory (bootstrap) credential a device enrolled with. */
 export interface BootstrapIdentity {
@@ -22,11 +28,19 @@ export interface DeviceRecord {
   readonly id: string;
   readonly model: string;
   readonly state: DeviceState;
-  /** Serial (hex) of the current operational certificate. */
+  /** Serial (hex) of the current operational certificate; `''` while the device never enrolled. */
   readonly certSerial: string;
-  /** Expiry of the current operational certificate (ISO 8601). */
+  /** Expiry of the current operational certificate (ISO 8601); `''` while the device never enrolled. */
   readonly certNotAfter: string;
+  /**
+   * The bootstrap credential it enrolled with. Before the first enrollment: the one issued for it
+   * (the trust, and the serial when the batch names it; `key` is `''`).
+   */
   readonly bootstrap: BootstrapIdentity;
+  /** The batch that provisioned the id: a `bootstrap issue` batch id, or `trust:<name>` for an allow-list. */
+  readonly batch?: string;
+  /** When its bootstrap credential was issued (or the allow-list registered), ISO 8601. */
+  readonly provisionedAt?: string;
   /** How many times the device enrolled with a bootstrap credential. */
   readonly enrollments: number;
   readonly renewals: number;
@@ -75,7 +89,7 @@ export interface CertificateRecord {
 }
 
 /** Kinds of audit entries, as a list (the admin API and the CLI check `type` filters against it). */
-export const AUDIT_TYPES = ['enrolled', 'renewed', 'resent', 'refused', 'revoked', 'disabled', 'enabled', 'reset', 'cert-revoked', 'trust-added', 'trust-removed'] as const;
+export const AUDIT_TYPES = ['enrolled', 'renewed', 'resent', 'refused', 'revoked', 'disabled', 'enabled', 'reset', 'cert-revoked', 'trust-added', 'trust-removed', 'batch-imported', 'credential-recorded', 'credential-revoked'] as const;
 
 /** Kinds of audit entries. */
 export type AuditType = (typeof AUDIT_TYPES)[number];
@@ -218,6 +232,71 @@ export interface TrustRecord {
   readonly actor: string;
 }
 
+/** One id of a provisioning batch. */
+export interface ProvisionedId {
+  readonly id: string;
+  /** Serial (hex) of its bootstrap certificate, when the batch knows it. */
+  readonly serial?: string;
+}
+
+/**
+ * Ids issued bootstrap credentials together: a `fleetgate bootstrap issue` batch (imported from
+ * `<data>/batches/`) or the allow-list of a trust. Importing it again changes nothing.
+ */
+export interface ProvisionBatch {
+  /** `bootstrap issue`'s batch id, or `trust:<name>` for an allow-list. */
+  readonly id: string;
+  readonly model: string;
+  /** The bootstrap trust its credentials belong to (`fleetgate-factory` or a manufacturer's). */
+  readonly trust: string;
+  /** ISO 8601. */
+  readonly issuedAt: string;
+  readonly devices: readonly ProvisionedId[];
+}
+
+/** What importing a batch did. */
+export interface BatchImport {
+  readonly batch: string;
+  /** Ids recorded as provisioned now. */
+  readonly added: number;
+  /** Ids the registry knew already (imported before, or enrolled): left as they were. */
+  readonly existing: number;
+}
+
+/** Kinds of non-device client certificates. */
+export type CredentialKind = 'operator' | 'service';
+
+/** An operator (admin API) or service (broker) client certificate, as the registry knows it. */
+export interface CredentialRecord {
+  readonly kind: CredentialKind;
+  readonly name: string;
+  /** Lower-case hex without leading zeros, as every serial in the registry. */
+  readonly serial: string;
+  /** notBefore, ISO 8601. */
+  readonly issuedAt: string;
+  /** notAfter, ISO 8601. */
+  readonly expiresAt: string;
+  readonly state: 'valid' | 'revoked';
+  /** How the registry learnt of it: from the record `issue` wrote, or at its first use. */
+  readonly recordedVia: 'issue' | 'first-use';
+  readonly recordedAt: string;
+  readonly revokedAt?: string;
+  readonly revokedBy?: string;
+}
+
+/** Which credentials to revoke: a serial, or every valid one of a name. */
+export interface CredentialRevocation {
+  readonly kind: CredentialKind;
+  /** A serial, or a name (a serial is tried first). */
+  readonly ref: string;
+  readonly actor: string;
+  /**
+   * Revoke even if no valid operator credential would be left (only `operator`): without it the
+   * registry refuses with `REGISTRY_LAST_CREDENTIAL`.
+   */
+  readonly force?: boolean;
+}
+
 /** Filters for listing devices. */
 export interface DeviceQuery {
   readonly state?: DeviceState;
@@ -341,6 +420,19 @@ export interface Registry {
   listDeviceEvents(deviceId: string, limit?: number): Promise<DeviceEventRecord[]>;
   /** A cheap read that proves the registry answers (readiness); throws when it does not. */
   ping(): Promise<void>;
+  /** Records provisioned ids of a batch (idempotent: known ids and known batches are left alone). */
+  importBatch(batch: ProvisionBatch, actor: string): Promise<BatchImport>;
+  /** Records an operator or service certificate; a serial already on record is left as it is and returned. */
+  recordCredential(record: CredentialRecord, actor: string): Promise<CredentialRecord>;
+  getCredential(serial: string): Promise<CredentialRecord | undefined>;
+  listCredentials(kind?: CredentialKind): Promise<CredentialRecord[]>;
+  /**
+   * Revokes credentials by serial or name. `REGISTRY_NOT_FOUND` when nothing matches,
+   * `REGISTRY_LAST_CREDENTIAL` when it would revoke the last valid operator credential unforced.
+   */
+  revokeCredentials(revocation: CredentialRevocation): Promise<CredentialRecord[]>;
+  /** Subscribes to credential changes (admin API and broker refuse revoked ones at once). */
+  onCredentialChange(listener: (record: CredentialRecord) => void): () => void;
 
   /** Subscribes to device changes (the broker drops revoked sessions). Returns unsubscribe. */
   onDeviceChange(listener: (change: DeviceChange) => void): () => void;

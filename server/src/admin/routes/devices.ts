@@ -14,7 +14,7 @@ import { AdminError, type AdminErrorCode } from '../errors.ts';
 import { limitParameter, onlyFields, optionalString, readJson, sendJson } from '../http.ts';
 import type { AdminContext, AdminRequest, AdminRoute } from './types.ts';
 
-const STATES: readonly DeviceState[] = ['enrolled', 'disabled', 'revoked'];
+const STATES: readonly DeviceState[] = ['provisioned', 'enrolled', 'disabled', 'revoked'];
 const MAX_LIST = 10_000;
 /** Most devices one bulk action names: all of them are checked, then written in one registry batch. */
 const MAX_BULK = 10_000;

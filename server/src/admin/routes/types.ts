@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { CrlPublisher } from '../../crl/crl-publisher.ts';
+import type { BatchImportReport } from '../../factory/batch-files.ts';
 import type { Registry } from '../../registry/types.ts';
 
 /** What every admin route gets. */
@@ -8,6 +9,8 @@ export interface AdminContext {
   readonly registry: Registry;
   readonly crl: CrlPublisher;
   readonly logger: Logger;
+  /** Imports `<data>/batches/` (POST /v1/batches/import), `actor` being who asked. */
+  importBatches(actor: string): Promise<BatchImportReport>;
 }
 
 /** One admin request, after authentication. */

@@ -14,6 +14,9 @@ ca/factory.key and the CA certificates, no running server and no registry. Write
   <id>.key        the device's bootstrap key, PKCS#8 PEM, mode 0600 (flash it, then destroy it)
   root.crt        the trust anchor the device pins
   manifest.json   id, model, serial, expiry per device (also manifest.csv); importable as an allow-list
+The batch is also recorded in <data>/batches/bootstrap-<batch id>.json: the server imports it at
+start or on \`fleetgate bootstrap import\`, and lists its ids as provisioned (\`fleetgate device list
+--state provisioned\`) until they enroll; a lost unit can be revoked before its first boot.
 Device ids look like <model>-<12 hex digits>, a form reserved for this fleet's own factory CA.
 A manufacturer whose devices another fleetgate trusts gives --id-prefix (acme.): its ids are then
 <prefix><model>-<12 hex digits>, inside the namespace that fleet registers for it. Existing files
@@ -55,6 +58,7 @@ Options:
       count,
       outDir,
       validDays,
+      dataDir,
       ...(typeof values['id-prefix'] === 'string' ? { idPrefix: values['id-prefix'] } : {}),
       onProgress(done, total) {
         if (done % step !== 0 && done !== total) return;
@@ -65,9 +69,10 @@ Options:
     if (interactive) process.stderr.write('\n');
     const batch = manifest.devices.slice(-count);
     if (values.json) {
-      process.stdout.write(`${JSON.stringify({ outDir, devices: batch }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ outDir, batch: manifest.batch, devices: batch }, null, 2)}\n`);
     } else {
       process.stdout.write(`${count} ${model} bootstrap credentials in ${outDir} (manifest: ${outDir}/manifest.json)\n`);
+      process.stdout.write(`batch ${manifest.batch ?? '?'} recorded in ${dataDir}/batches: the server lists its ids as provisioned after its next start or \`fleetgate bootstrap import\`\n`);
     }
     return 0;
   },

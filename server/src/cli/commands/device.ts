@@ -6,7 +6,7 @@ import { bulkCommand } from './device-bulk.ts';
 import { CliError } from '../errors.ts';
 import { count, print, printJson, shortTime, table } from '../format.ts';
 
-const STATES: readonly DeviceState[] = ['enrolled', 'disabled', 'revoked'];
+const STATES: readonly DeviceState[] = ['provisioned', 'enrolled', 'disabled', 'revoked'];
 /** The admin API's largest page (MAX_LIST in server/src/admin/routes/devices.ts). */
 const MAX_PAGE = 10_000;
 

@@ -15,8 +15,9 @@ Issues an operator client certificate for the admin API from the device-issuing 
   NAME.key    its private key, PKCS#8 PEM, mode 0600 (never written over an existing file)
   root.crt    the trust anchor that verifies the admin API's server certificate
 Use it with any admin command: \`fleetgate device list --cert DIR/NAME.crt --key DIR/NAME.key\`.
-What the operator does is audited as operator:NAME. Operator certificates are not recorded in the
-registry and cannot be revoked one by one: keep their lifetime short.
+What the operator does is audited as operator:NAME. The certificate is recorded in
+<data>/batches/ for the server to import (or at its first use of the admin API): \`fleetgate
+operator list\` shows it and \`fleetgate operator revoke\` revokes it.
 
 Options:
   --out DIR           output folder
@@ -40,7 +41,7 @@ Options:
     const dataDir = resolveDataDir(values.data as string | undefined);
     const issuing = await loadAuthorityFromDataDir(dataDir, 'issuing');
     const root = await readCertificateFile(dataLayout(dataDir).rootCert);
-    const credential = await issueOperatorCredential({ issuing, root, name, outDir, validDays });
+    const credential = await issueOperatorCredential({ issuing, root, name, outDir, validDays, dataDir });
     if (values.json) process.stdout.write(`${JSON.stringify(credential, null, 2)}\n`);
     else process.stdout.write(`operator ${name}: ${credential.cert}, ${credential.key} (expires ${credential.expiry})\n`);
     return 0;

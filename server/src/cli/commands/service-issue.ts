@@ -13,7 +13,9 @@ bootstrap issue). Writes NAME.crt (certificate + issuing CA), NAME.key (mode 060
 into --out. The broker admits the service only while config.json lists NAME under
 broker.services, with the topics given there; its MQTT client id is NAME or NAME:<instance>, so
 several instances can run at once. The default configuration lists "backend", which may
-subscribe to devices/# and publish to devices/+/commands/# and fleet/#.
+subscribe to devices/# and publish to devices/+/commands/# and fleet/#. The certificate is
+recorded in <data>/batches/ for the server to import (or at its first connection):
+\`fleetgate service list\` shows it, \`fleetgate service revoke\` revokes it.
 
 Options:
   --data DIR          data directory holding ca/issuing.key (default ./data or $FLEETGATE_DATA)
@@ -36,7 +38,7 @@ Options:
     const validDays = integerOption(values, 'valid-days', 365, 1, 3650);
     const issuing = await loadAuthorityFromDataDir(dataDir, 'issuing');
     const root = await readCertificateFile(dataLayout(dataDir).rootCert);
-    const credential = await issueServiceCredential({ issuing, root, name, outDir, validDays });
+    const credential = await issueServiceCredential({ issuing, root, name, outDir, validDays, dataDir });
     if (values.json) process.stdout.write(`${JSON.stringify(credential, null, 2)}\n`);
     else process.stdout.write(`service ${name}: ${credential.cert}, ${credential.key} (expires ${credential.expiry})\n`);
     return 0;

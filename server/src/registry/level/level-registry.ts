@@ -8,16 +8,21 @@ import type {
   AuditPage,
   AuditQuery,
   AuditVerification,
+  BatchImport,
   CertificateRecord,
   DeviceAction,
   DeviceActionRequest,
   DeviceActionResult,
+  CredentialKind,
+  CredentialRecord,
+  CredentialRevocation,
   DeviceChange,
   DeviceEventRecord,
   DeviceQuery,
   DeviceRecord,
   IssuanceCommit,
   PresenceRecord,
+  ProvisionBatch,
   Registry,
   TrustRecord,
   StateChange,
@@ -37,6 +42,8 @@ import { AUDIT_HEAD_KEY, auditKey, WriteQueue, type AuditHead, type QueueTransac
  *   t!<name>                     TrustRecord (trusted manufacturer CA)
  *   m!crl-number                 last cRLNumber issued
  *   e!<deviceId>!<first>!<kind>!<code>   DeviceEventRecord (broker history, bounded per device)
+ *   b!<batchId>                  BatchSummary (a provisioning batch, its ids are d! records)
+ *   k!<serial>                   CredentialRecord (operator and service certificates)
  */
 const deviceKey = (id: string): string => `d!${id}`;
 const certKey = (serial: string): string => `c!${serial}`;
@@ -46,6 +53,18 @@ const presenceKey = (id: string): string => `p!${id}`;
 const trustKey = (name: string): string => `t!${name}`;
 const deviceEventKey = (event: DeviceEventRecord): string => `e!${event.deviceId}!${event.first}!${event.kind}!${event.code}`;
 const CRL_NUMBER_KEY = 'm!crl-number';
+const batchKey = (id: string): string => `b!${id}`;
+const credentialKey = (serial: string): string => `k!${serial}`;
+
+/** What the registry keeps of a provisioning batch itself (its ids are device records). */
+interface BatchSummary {
+  readonly id: string;
+  readonly model: string;
+  readonly trust: string;
+  readonly issuedAt: string;
+  readonly count: number;
+  readonly importedAt: string;
+}
 
 /** The audit entry type of each state action (a reset is audited as `reset`). */
 const AUDIT_TYPE = { revoke: 'revoked', disable: 'disabled', enable: 'enabled' } as const;
@@ -64,6 +83,7 @@ export interface LevelRegistryOptions {
 export class LevelRegistry implements Registry {
   private readonly listeners = new Set<(change: DeviceChange) => void>();
   private readonly trustListeners = new Set<() => void>();
+  private readonly credentialListeners = new Set<(record: CredentialRecord) => void>();
   private closed = false;
 
   private constructor(
@@ -164,7 +184,9 @@ export class LevelRegistry implements Registry {
       async (tx) => {
         const storedJson = await tx.get(deviceKey(commit.device.id));
         const stored = storedJson ? (JSON.parse(storedJson) as DeviceRecord) : undefined;
-        if (stored && stored.state !== 'enrolled') {
+        // A provisioned id enrolls for the first time; a disabled or revoked one (even before its
+        // first enrollment: a unit lost in transit) may not.
+        if (stored && stored.state !== 'enrolled' && stored.state !== 'provisioned') {
           throw new RegistryError('REGISTRY_DEVICE_BLOCKED', `device ${stored.id} is ${stored.state}`);
         }
         if (stored?.certSerial !== commit.expect.currentSerial) {
@@ -256,14 +278,15 @@ export class LevelRegistry implements Registry {
           if (request.action === 'revoke') {
             // Every certificate of the device still valid is revoked, superseded ones included. The
             // current one is read through the transaction: it may have been issued in this round.
-            const serials = new Set([before.certSerial]);
+            const serials = new Set(before.certSerial === '' ? [] : [before.certSerial]);
             for await (const key of this.db.keys({ gt: `dc!${before.id}!`, lt: `dc!${before.id}"` })) serials.add(key.slice(key.lastIndexOf('!') + 1));
             for (const serial of serials) {
               if (await this.markCertificate(tx, serial, 'revoked', request.revocationReason ?? 'unspecified')) revokedSerials.push(serial);
             }
           }
           if (request.action === 'reset') tx.audit({ type: 'reset', deviceId: before.id, actor: request.actor });
-          else tx.audit({ type: AUDIT_TYPE[request.action], deviceId: before.id, serial: before.certSerial, detail: request.reason, actor: request.actor });
+          // A provisioned device has no certificate yet (certSerial '').
+          else tx.audit({ type: AUDIT_TYPE[request.action], deviceId: before.id, ...(before.certSerial === '' ? {} : { serial: before.certSerial }), detail: request.reason, actor: request.actor });
           changes.push({ device: result.device, revokedSerials });
         }
         return { results: decisions.map(({ result }) => result), changes };
@@ -289,13 +312,15 @@ export class LevelRegistry implements Registry {
           return { deviceId, status: 'refused', code: 'REGISTRY_INVALID_STATE', message: `device ${deviceId} is revoked; revocation is final (reset it to re-enroll)` };
         }
         if (action === 'disable') return device.state === 'disabled' ? unchanged : changed({ state: 'disabled', stateReason: request.reason ?? 'disabled' });
-        return device.state === 'enrolled' ? unchanged : changed({ state: 'enrolled', stateReason: undefined });
+        // Enabling a device that never enrolled puts it back where it was: provisioned.
+        const enabled = device.enrollments === 0 ? 'provisioned' : 'enrolled';
+        return device.state === enabled ? unchanged : changed({ state: enabled, stateReason: undefined });
       }
       case 'reset': {
         // A reset lifts a revocation (the next bootstrap enrollment starts a new certificate line;
         // the old certificates stay revoked), but not a disablement: enabling is a decision of its own.
         if (device.state !== 'revoked' && device.resetPending) return unchanged;
-        const state = device.state === 'disabled' ? 'disabled' : 'enrolled';
+        const state = device.state === 'disabled' ? 'disabled' : device.enrollments === 0 ? 'provisioned' : 'enrolled';
         return changed({ state, stateReason: state === 'disabled' ? device.stateReason : undefined, resetPending: true });
       }
     }
@@ -367,6 +392,11 @@ export class LevelRegistry implements Registry {
     this.ensureOpen();
     await this.queue.run(async (tx) => {
       tx.put(trustKey(trust.name), JSON.stringify(trust));
+      // The ids of an allow-list are provisioned under this trust: listed, and revocable before
+      // their first enrollment like the ids of a `bootstrap issue` batch.
+      if (trust.allowList) {
+        await this.provision(tx, { id: `trust:${trust.name}`, model: trust.model, trust: trust.name, issuedAt: trust.createdAt, devices: trust.allowList.map((id) => ({ id })) }, trust.actor);
+      }
       tx.audit({ type: 'trust-added', detail: `${trust.name} model=${trust.model} fingerprint=${trust.fingerprint}${trust.namespace !== undefined ? ` namespace=${trust.namespace}` : ''}${trust.allowList ? ` allowlist=${trust.allowList.length}` : ''}`, actor: trust.actor });
     }, { sync: true });
     for (const listener of this.trustListeners) listener();
@@ -394,6 +424,127 @@ export class LevelRegistry implements Registry {
   onTrustChange(listener: () => void): () => void {
     this.trustListeners.add(listener);
     return () => this.trustListeners.delete(listener);
+  }
+
+  async importBatch(batch: ProvisionBatch, actor: string): Promise<BatchImport> {
+    this.ensureOpen();
+    const { result } = await this.queue.run((tx) => this.provision(tx, batch, actor), { sync: true });
+    return result;
+  }
+
+  /** Records a batch's unknown ids as provisioned, inside a writer job. */
+  private async provision(tx: QueueTransaction, batch: ProvisionBatch, actor: string): Promise<BatchImport> {
+    const knownJson = await tx.get(batchKey(batch.id));
+    // A `bootstrap issue` batch never changes once written: imported whole before, nothing to do
+    // (the server imports every batch file at each start). An allow-list can grow: re-read it.
+    if (knownJson !== undefined && !batch.id.startsWith('trust:') && (JSON.parse(knownJson) as BatchSummary).count === batch.devices.length) {
+      return { batch: batch.id, added: 0, existing: batch.devices.length };
+    }
+    const timestamp = this.now().toISOString();
+    let added = 0;
+    let existing = 0;
+    for (const entry of batch.devices) {
+      // Known ids stay as they are: imported before, enrolled, revoked or reset meanwhile.
+      if ((await tx.get(deviceKey(entry.id))) !== undefined) {
+        existing++;
+        continue;
+      }
+      const record: DeviceRecord = {
+        id: entry.id,
+        model: batch.model,
+        state: 'provisioned',
+        certSerial: '',
+        certNotAfter: '',
+        bootstrap: { key: '', trust: batch.trust, serial: entry.serial ?? '' },
+        enrollments: 0,
+        renewals: 0,
+        resetPending: false,
+        batch: batch.id,
+        provisionedAt: batch.issuedAt,
+        createdAt: timestamp,
+        updatedAt: timestamp,
+      };
+      tx.put(deviceKey(entry.id), JSON.stringify(record));
+      added++;
+    }
+    const summary: BatchSummary = { id: batch.id, model: batch.model, trust: batch.trust, issuedAt: batch.issuedAt, count: batch.devices.length, importedAt: timestamp };
+    // A batch imported again with nothing new writes nothing, not even an audit entry.
+    if (knownJson !== undefined && added === 0) return { batch: batch.id, added, existing };
+    tx.put(batchKey(batch.id), JSON.stringify(summary));
+    tx.audit({ type: 'batch-imported', detail: `batch=${batch.id} model=${batch.model} trust=${batch.trust} added=${added} existing=${existing}`, actor });
+    return { batch: batch.id, added, existing };
+  }
+
+  async recordCredential(record: CredentialRecord, actor: string): Promise<CredentialRecord> {
+    this.ensureOpen();
+    const { result } = await this.queue.run(async (tx) => {
+      const stored = await tx.get(credentialKey(record.serial));
+      if (stored !== undefined) return { record: JSON.parse(stored) as CredentialRecord, fresh: false };
+      tx.put(credentialKey(record.serial), JSON.stringify(record));
+      // A certificate seen at its first use is an observation, kept on its record (recordedVia,
+      // recordedAt), not an event of the audit log; an issue record imported is audited.
+      if (record.recordedVia === 'issue') tx.audit({ type: 'credential-recorded', serial: record.serial, detail: `${record.kind} ${record.name} expires=${record.expiresAt}`, actor });
+      return { record, fresh: true };
+    }, { sync: true });
+    if (result.fresh) for (const listener of this.credentialListeners) listener(result.record);
+    return result.record;
+  }
+
+  getCredential(serial: string): Promise<CredentialRecord | undefined> {
+    return this.readJson<CredentialRecord>(credentialKey(serial));
+  }
+
+  async listCredentials(kind?: CredentialKind): Promise<CredentialRecord[]> {
+    this.ensureOpen();
+    const out: CredentialRecord[] = [];
+    for await (const value of this.db.values({ gt: 'k!', lt: 'k"' })) {
+      const record = JSON.parse(value) as CredentialRecord;
+      if (kind === undefined || record.kind === kind) out.push(record);
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name) || a.issuedAt.localeCompare(b.issuedAt));
+  }
+
+  async revokeCredentials(revocation: CredentialRevocation): Promise<CredentialRecord[]> {
+    this.ensureOpen();
+    const { result } = await this.queue.run(async (tx) => {
+      // Read through the transaction: a credential recorded or revoked earlier in this round counts.
+      const all: CredentialRecord[] = [];
+      for await (const key of this.db.keys({ gt: 'k!', lt: 'k"' })) {
+        const json = await tx.get(key);
+        if (json !== undefined) all.push(JSON.parse(json) as CredentialRecord);
+      }
+      const ofKind = all.filter((record) => record.kind === revocation.kind);
+      const bySerial = ofKind.filter((record) => record.serial === revocation.ref.toLowerCase().replace(/^0+(?=.)/, ''));
+      const matched = bySerial.length > 0 ? bySerial : ofKind.filter((record) => record.name === revocation.ref);
+      if (matched.length === 0) throw new RegistryError('REGISTRY_NOT_FOUND', `no ${revocation.kind} credential with serial or name ${revocation.ref}`);
+      const now = this.now();
+      const usable = (record: CredentialRecord): boolean => record.state === 'valid' && new Date(record.expiresAt) > now;
+      const revoking = new Set(matched.filter((record) => record.state === 'valid').map((record) => record.serial));
+      if (revocation.kind === 'operator' && !revocation.force && matched.some((record) => revoking.has(record.serial) && usable(record))) {
+        const left = ofKind.filter((record) => usable(record) && !revoking.has(record.serial));
+        if (left.length === 0) {
+          throw new RegistryError('REGISTRY_LAST_CREDENTIAL', `revoking ${revocation.ref} would leave no valid operator credential on record; issue another first (fleetgate operator issue), or force it`);
+        }
+      }
+      const timestamp = now.toISOString();
+      const changed: CredentialRecord[] = [];
+      const out = matched.map((record) => {
+        if (!revoking.has(record.serial)) return record;
+        const updated: CredentialRecord = { ...record, state: 'revoked', revokedAt: timestamp, revokedBy: revocation.actor };
+        tx.put(credentialKey(record.serial), JSON.stringify(updated));
+        tx.audit({ type: 'credential-revoked', serial: record.serial, detail: `${record.kind} ${record.name}`, actor: revocation.actor });
+        changed.push(updated);
+        return updated;
+      });
+      return { out, changed };
+    }, { sync: true });
+    for (const record of result.changed) for (const listener of this.credentialListeners) listener(record);
+    return result.out;
+  }
+
+  onCredentialChange(listener: (record: CredentialRecord) => void): () => void {
+    this.credentialListeners.add(listener);
+    return () => this.credentialListeners.delete(listener);
   }
 
   async recordPresence(updates: readonly PresenceRecord[]): Promise<void> {

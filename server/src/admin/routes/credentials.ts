@@ -1,0 +1,52 @@
+import { RegistryError } from '../../registry/errors.ts';
+import type { CredentialKind } from '../../registry/types.ts';
+import { AdminError } from '../errors.ts';
+import { onlyFields, optionalString, readJson, sendJson } from '../http.ts';
+import type { AdminRoute } from './types.ts';
+
+/** A serial (hex) or a name (lower-case letters, digits, dashes). */
+const CREDENTIAL_REF = /^[a-z0-9][a-z0-9-]{0,63}$/i;
+
+/** GET /v1/operators, GET /v1/services — the certificates on record, with their state. */
+function listCredentials(kind: CredentialKind): AdminRoute {
+  return {
+    method: 'GET',
+    path: `/v1/${kind}s`,
+    async handle({ response }, context) {
+      sendJson(response, 200, { credentials: await context.registry.listCredentials(kind) });
+    },
+  };
+}
+
+/**
+ * POST /v1/operators/revoke, POST /v1/services/revoke { ref, force? } — revokes the certificate
+ * with serial `ref`, or every valid one named `ref`. Takes effect at once: the admin API refuses
+ * a revoked operator certificate from its next request on, the broker closes a revoked service's
+ * sessions and refuses its reconnects (operator-identity.ts, broker/device-access.ts).
+ */
+function revokeCredentials(kind: CredentialKind): AdminRoute {
+  return {
+    method: 'POST',
+    path: `/v1/${kind}s/revoke`,
+    async handle(request, context) {
+      const body = await readJson(request.request, request.response);
+      onlyFields(body, kind === 'operator' ? ['ref', 'force'] : ['ref']);
+      const ref = optionalString(body, 'ref', 64);
+      if (ref === undefined || !CREDENTIAL_REF.test(ref)) throw new AdminError('ADMIN_BAD_REQUEST', `ref must be the serial (hex) or the name of an ${kind} certificate`);
+      if (body.force !== undefined && typeof body.force !== 'boolean') throw new AdminError('ADMIN_BAD_REQUEST', 'force must be true or false');
+      const actor = `operator:${request.operator}`;
+      const revoked = await context.registry.revokeCredentials({ kind, ref, actor, force: body.force === true }).catch((error: unknown) => {
+        if (error instanceof RegistryError && error.code === 'REGISTRY_NOT_FOUND') throw new AdminError('ADMIN_CREDENTIAL_NOT_FOUND', error.message, { cause: error });
+        if (error instanceof RegistryError && error.code === 'REGISTRY_LAST_CREDENTIAL') throw new AdminError('ADMIN_LAST_OPERATOR', error.message, { cause: error });
+        throw error;
+      });
+      context.logger.info({ kind, ref, serials: revoked.map((record) => record.serial), operator: request.operator }, 'credential revoked');
+      sendJson(request.response, 200, { credentials: revoked });
+    },
+  };
+}
+
+export const listOperators = listCredentials('operator');
+export const listServices = listCredentials('service');
+export const revokeOperators = revokeCredentials('operator');
+export const revokeServices = revokeCredentials('service');
