@@ -1,5 +1,5 @@
 import type { CertificateAuthority } from '../pki/ca.ts';
-import { SERVICE_NAME } from '../config/config.ts';
+import { SERVICE_NAME } from '../config/schema.ts';
 import { issueClientCredential, type WrittenCredential } from './client-credential.ts';
 import { FleetgateError } from '@fleetgate/device-sdk/errors';
 import type { OperatorCode } from '../cli/errors.ts';
