@@ -3,6 +3,7 @@ import { integerOption, UsageError, type Command } from '../args.ts';
 import { adminCommand, stringOption, type AdminCommandContext } from '../admin-command.ts';
 import { isDeviceAnswer, isDeviceDetail, isDevicePage, type DeviceDetail } from '../api-types.ts';
 import { CliError } from '../errors.ts';
+import { formatSerial } from '../../pki/serial.ts';
 import { count, print, printJson, shortTime, table } from '../format.ts';
 
 const STATES: readonly DeviceState[] = ['enrolled', 'disabled', 'revoked'];
@@ -85,10 +86,10 @@ function printDetail(detail: DeviceDetail): void {
       [
         ['model', device.model],
         ['state', stateText(device)],
-        ['certificate', `serial ${device.certSerial}, expires ${shortTime(device.certNotAfter)}`],
+        ['certificate', `serial ${device.certSerial ? formatSerial(device.certSerial) : '-'}, expires ${shortTime(device.certNotAfter)}`],
         ['connected', connected],
         ['last seen', presence ? `${shortTime(presence.lastSeen)}` : 'never'],
-        ['bootstrap', `${device.bootstrap.trust}, serial ${device.bootstrap.serial}`],
+        ['bootstrap', `${device.bootstrap.trust}, serial ${formatSerial(device.bootstrap.serial)}`],
         ['enrolled', `${shortTime(device.enrolledAt ?? device.createdAt)} (${count(device.enrollments, 'enrollment')}, ${count(device.renewals, 'renewal')})`],
         ['reset pending', device.resetPending ? 'yes: one more bootstrap enrollment is allowed' : 'no'],
       ],
@@ -100,7 +101,7 @@ function printDetail(detail: DeviceDetail): void {
       table(
         ['SERIAL', 'STATUS', 'ISSUED', 'EXPIRES', 'REVOKED'],
         detail.certificates.map((certificate) => [
-          certificate.serial,
+          formatSerial(certificate.serial),
           certificate.status,
           shortTime(certificate.issuedAt),
           shortTime(certificate.notAfter),
@@ -130,7 +131,7 @@ export function auditTable(entries: DeviceDetail['history'], withDevice = false)
       entry.type,
       ...(withDevice ? [entry.deviceId ?? '-'] : []),
       entry.actor,
-      [entry.code, entry.detail, entry.serial && `serial ${entry.serial}`, entry.peer && `from ${entry.peer}`].filter(Boolean).join('; ') || '-',
+      [entry.code, entry.detail, entry.serial && `serial ${formatSerial(entry.serial)}`, entry.peer && `from ${entry.peer}`].filter(Boolean).join('; ') || '-',
     ]),
   );
 }
