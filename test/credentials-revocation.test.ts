@@ -81,7 +81,7 @@ test('a revoked operator certificate is refused at once (401 ADMIN_OPERATOR_REVO
   t.is(before.status, 200);
   const revoked = await cli(fleet, ['operator', 'revoke', alice.serial]);
   t.is(revoked.code, 0, revoked.stderr);
-  t.regex(revoked.stdout, /operator alice serial [0-9a-f]+: revoked .* by operator:operator/);
+  t.regex(revoked.stdout, /operator alice serial [0-9A-F]+: revoked .* by operator:operator/);
   const after = await keptAliveGet(fleet, agent, '/v1/devices');
   t.true(after.reused, 'the same TLS connection as before the revocation');
   t.is(after.status, 401);

@@ -110,8 +110,8 @@ test('the commands of docs/operator.md run a fleet through enrollment, trust, re
   t.regex(out, /^\d+\s+\S+ \S+\s+revoked\s+operator:operator\s+keyCompromise; serial /m, report);
   t.regex(out, /^audit log intact: \d+ entries, head [0-9a-f]{64}$/m, report);
   // The stolen device's revocation, and the lost unit's (revoked before its first boot: no serial).
-  t.regex(out, /^\d+\s+\S+ \S+\s+revoked\s+\S+\s+operator:operator\s+keyCompromise; serial [0-9a-f]+\n(\d+\s+\S+ \S+\s+revoked\s+\S+\s+operator:operator\s+keyCompromise: lost in transit\n)?\d+ entr(y|ies)$/m, report);
-  t.regex(out, /^follow stopped \(exit 0\)\n\d+\s+\S+ \S+\s+disabled\s+operator:operator\s+audit demo; serial [0-9a-f]+\n\d+\s+\S+ \S+\s+enabled\s+operator:operator\s+serial [0-9a-f]+$/m, report);
+  t.regex(out, /^\d+\s+\S+ \S+\s+revoked\s+\S+\s+operator:operator\s+keyCompromise; serial [0-9A-F]+\n(\d+\s+\S+ \S+\s+revoked\s+\S+\s+operator:operator\s+keyCompromise: lost in transit\n)?\d+ entr(y|ies)$/m, report);
+  t.regex(out, /^follow stopped \(exit 0\)\n\d+\s+\S+ \S+\s+disabled\s+operator:operator\s+audit demo; serial [0-9A-F]+\n\d+\s+\S+ \S+\s+enabled\s+operator:operator\s+serial [0-9A-F]+$/m, report);
   t.regex(out, /^exported (\d+) audit entries \(1\.\.\1\) to \S+audit\.jsonl\nhead ([0-9a-f]{64})\naudit export intact: \1 entries \(1\.\.\1\), head \2 \(the recorded head\)$/m, report);
   t.regex(out, /^audit export BROKEN at entry 11 \(line 11\): the file ends at entry 10, whose hash is not the head [0-9a-f]{64}: .*\nrefused \(exit 1\)$/m, report);
   t.regex(out, /^fleetgate_enrollments_total\{operation="simpleenroll",result="issued",code=""\} 5$/m, report);

@@ -2,7 +2,7 @@ import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { deviceIdentityUri } from '@fleetgate/device-sdk/protocol';
 import { deviceClaims, peerCertificateClaims } from '../authority/identity.ts';
-import { SERVICE_NAME } from '../config/config.ts';
+import { SERVICE_NAME } from '../config/schema.ts';
 import { serviceIdentityUri } from '../pki/profiles.ts';
 import { BrokerError } from './errors.ts';
 

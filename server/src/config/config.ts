@@ -1,8 +1,10 @@
 import { readFile } from 'node:fs/promises';
+import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv';
 import type { KeyKind } from '../pki/algorithms.ts';
 import { FleetgateError } from '@fleetgate/device-sdk/errors';
 import type { OperatorCode } from '../cli/errors.ts';
 import type { ListenerLimits } from '../tls/listener-guard.ts';
+import { CONFIG_SCHEMA, SERVICE_NAME, schemaDefaults, type SchemaNode } from './schema.ts';
 
 /** Policy for one device model. */
 export interface ModelPolicy {
@@ -116,7 +118,7 @@ export interface BrokerConfig {
   readonly limits: BrokerLimits;
 }
 
-/** Server configuration, `<data>/config.json`. Every field has a default. */
+/** Server configuration, `<data>/config.json`. Every field has a default (schema.ts; docs/configuration.md). */
 export interface ServerConfig {
   readonly enrollment: EnrollmentPolicy;
   readonly est: EstLimits;
@@ -127,7 +129,7 @@ export interface ServerConfig {
   readonly health?: HealthConfig;
 }
 
-/** Health check settings. */
+/** Health checks of the metrics listener (`/healthz`, `/readyz`). */
 export interface HealthConfig {
   /**
    * At shutdown, how long `/readyz` answers 503 before the listeners stop accepting, so a load
@@ -136,77 +138,14 @@ export interface HealthConfig {
   readonly shutdownDrainMs: number;
 }
 
+/** The health settings when config.json has none (older files). */
 export const DEFAULT_HEALTH: HealthConfig = { shutdownDrainMs: 0 };
 
-const DAY = 86_400;
-
-export const DEFAULT_CONFIG: ServerConfig = {
-  enrollment: {
-    keyKinds: ['ec-p256', 'ec-p384'],
-    rsaMinBits: 2048,
-    defaultModel: { certificateLifetimeSeconds: 30 * DAY },
-    models: {
-      thermostat: { certificateLifetimeSeconds: 30 * DAY },
-      camera: { certificateLifetimeSeconds: 30 * DAY },
-      car: { certificateLifetimeSeconds: 90 * DAY },
-    },
-    renewalGraceSeconds: 3 * DAY,
-    bootstrapReenroll: 'after-expiry',
-    clockSkewSeconds: 300,
-  },
-  est: {
-    maxBodyBytes: 16 * 1024,
-    ratePerSecond: 1000,
-    rateBurst: 2000,
-    perIdentityPerMinute: 10,
-    maxConcurrent: 512,
-    requestTimeoutMs: 15_000,
-    bodyTimeoutMs: 5_000,
-    maxInProgressPerSource: 128,
-    auditRefusalsPerSourcePerMinute: 60,
-    refusalLogsPerSecond: 20,
-  },
-  broker: {
-    topics: {
-      default: { publish: ['devices/{id}/#'], subscribe: ['devices/{id}/#'] },
-      models: {
-        thermostat: { subscribe: ['fleet/thermostat/commands'] },
-        camera: { publish: ['devices/{id}/events/#'] },
-        car: {},
-      },
-    },
-    services: {
-      backend: { publish: ['devices/+/commands/#', 'fleet/#'], subscribe: ['devices/#'] },
-    },
-    limits: {
-      maxConnections: 50_000,
-      connectionsPerSecond: 2000,
-      connectionBurst: 4000,
-      maxPacketBytes: 256 * 1024,
-      keepaliveMinSeconds: 1,
-      keepaliveMaxSeconds: 1200,
-      maxInflight: 100,
-      maxTopicLevels: 16,
-      messagesPerSecond: 500,
-      messageBurst: 1000,
-      connectTimeoutMs: 10_000,
-      presenceFlushMs: 1000,
-      maxRetainedPerDevice: 100,
-      maxRetainedBytesPerDevice: 1024 * 1024,
-      maxRetainedBytes: 256 * 1024 * 1024,
-      maxSubscriptionsPerClient: 100,
-      historyPerDevice: 50,
-      historySummaryWindowMs: 60_000,
-      historyMaxOpen: 10_000,
-    },
-  },
-  listeners: {
-    handshakeTimeoutMs: 10_000,
-    maxPendingConnections: 1024,
-    maxPendingPerAddress: 128,
-  },
-  health: DEFAULT_HEALTH,
-};
+/**
+ * Every setting at its default: read from the schema ({@link CONFIG_SCHEMA}), the one place a
+ * default is written. `fleetgate init` writes it out as `<data>/config.json`.
+ */
+export const DEFAULT_CONFIG: ServerConfig = schemaDefaults({ ...CONFIG_SCHEMA, default: {} }) as ServerConfig;
 
 /** The configuration file is invalid. */
 export class ConfigError extends FleetgateError<OperatorCode<'CONFIG_INVALID'>> {
@@ -216,166 +155,83 @@ export class ConfigError extends FleetgateError<OperatorCode<'CONFIG_INVALID'>> 
   }
 }
 
-const KEY_KINDS: readonly KeyKind[] = ['ec-p256', 'ec-p384', 'ec-p521', 'ed25519', 'rsa'];
+export { SERVICE_NAME };
 
-function positiveNumber(value: unknown, path: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new ConfigError(`${path} must be a positive number`);
-  }
-  return value;
+let validator: ValidateFunction | undefined;
+
+/**
+ * The schema compiled once, on first use (a few tens of milliseconds: paid by `fleetgate serve`
+ * at start, never by the admin commands, which do not read config.json). `useDefaults` fills
+ * every missing setting from the schema before `required` is checked, so a valid file comes out
+ * complete; `allErrors` reports every problem of a file at once; `verbose` gives the error
+ * formatter the schema node (its description) of a refused value.
+ */
+function compiled(): ValidateFunction {
+  // `optimize: false`: the validator runs once per start, so the code generator's optimisation
+  // passes cost more than they save (measured: compile about 40% faster without them).
+  validator ??= new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true, code: { optimize: false } }).compile(CONFIG_SCHEMA as SchemaObject);
+  return validator;
 }
 
-function modelPolicy(value: unknown, path: string, base: ModelPolicy): ModelPolicy {
-  if (typeof value !== 'object' || value === null) throw new ConfigError(`${path} must be an object`);
-  const raw = value as Record<string, unknown>;
+/** `/broker/topics/default/publish/0` -> `broker.topics.default.publish[0]` (RFC 6901 unescaping). */
+function settingPath(pointer: string, key?: string): string {
+  const parts = pointer === '' ? [] : pointer.slice(1).split('/').map((part) => part.replaceAll('~1', '/').replaceAll('~0', '~'));
+  if (key !== undefined) parts.push(key);
+  return parts.reduce((path, part) => (/^\d+$/.test(part) ? `${path}[${part}]` : path === '' ? part : `${path}.${part}`), '');
+}
+
+/** One line per problem, each naming the setting by its path. */
+function describe(error: ErrorObject): string | undefined {
+  const at = settingPath(error.instancePath);
+  const where = at === '' ? 'the configuration' : at;
+  const params = error.params as Record<string, unknown>;
+  switch (error.keyword) {
+    case 'additionalProperties':
+      return at === '' ? `${String(params.additionalProperty)} is not a known section` : `${settingPath(error.instancePath, String(params.additionalProperty))} is not a known setting`;
+    case 'required':
+      return `${settingPath(error.instancePath, String(params.missingProperty))} is required`;
+    case 'enum':
+      return `${where} must be one of ${(params.allowedValues as unknown[]).join(', ')}`;
+    case 'pattern':
+      // A name refused by `propertyNames` is reported once, by the propertyNames error below.
+      if (error.propertyName !== undefined) return undefined;
+      return `${where}: ${JSON.stringify(error.data)} is not ${(error.parentSchema as SchemaNode | undefined)?.description ?? 'valid'}`;
+    case 'propertyNames':
+      // Only `broker.services` restricts its names.
+      return `${where}: ${JSON.stringify(params.propertyName)} is not a valid service name (lower-case letters, digits and dashes, starting with a letter, at most 32)`;
+    default:
+      return `${where} ${error.message ?? 'is invalid'}`;
+  }
+}
+
+/**
+ * Validates a configuration file's content against the schema and fills every setting it does
+ * not set from the schema's defaults. Unknown sections and settings are refused: a misspelt
+ * limit would otherwise silently stay at its default.
+ *
+ * @throws ConfigError naming the path of every problem (`broker.limits.maxConnections must be >= 1`).
+ */
+export function mergeConfig(partial: unknown): ServerConfig {
+  if (partial === undefined) return DEFAULT_CONFIG;
+  // ajv fills defaults in place: never into the caller's object.
+  const config = structuredClone(partial);
+  const validate = compiled();
+  if (!validate(config)) {
+    const problems = [...new Set((validate.errors ?? []).map(describe).filter((line) => line !== undefined))];
+    throw new ConfigError(problems.join('; '));
+  }
+  const valid = config as ServerConfig;
+  // JSON Schema compares no two values; this bound is between two settings.
+  if (valid.broker.limits.keepaliveMinSeconds > valid.broker.limits.keepaliveMaxSeconds) {
+    throw new ConfigError('broker.limits.keepaliveMinSeconds exceeds broker.limits.keepaliveMaxSeconds');
+  }
+  // The per-model maps extend the default models instead of replacing them (the schema's
+  // descriptions say so); `broker.services` replaces the default services.
   return {
-    certificateLifetimeSeconds:
-      raw.certificateLifetimeSeconds === undefined ? base.certificateLifetimeSeconds : positiveNumber(raw.certificateLifetimeSeconds, `${path}.certificateLifetimeSeconds`),
+    ...valid,
+    enrollment: { ...valid.enrollment, models: { ...DEFAULT_CONFIG.enrollment.models, ...valid.enrollment.models } },
+    broker: { ...valid.broker, topics: { ...valid.broker.topics, models: { ...DEFAULT_CONFIG.broker.topics.models, ...valid.broker.topics.models } } },
   };
-}
-
-/** Merges a partial configuration over the defaults, validating every field it sets. */
-export function mergeConfig(partial: unknown, base: ServerConfig = DEFAULT_CONFIG): ServerConfig {
-  if (partial === undefined) return base;
-  if (typeof partial !== 'object' || partial === null) throw new ConfigError('the configuration must be a JSON object');
-  const raw = partial as { enrollment?: Record<string, unknown>; est?: Record<string, unknown>; broker?: unknown; listeners?: unknown; health?: unknown };
-  const enrollment = { ...base.enrollment } as { -readonly [K in keyof EnrollmentPolicy]: EnrollmentPolicy[K] };
-  const e = raw.enrollment ?? {};
-  if (e.keyKinds !== undefined) {
-    if (!Array.isArray(e.keyKinds) || e.keyKinds.some((kind) => !KEY_KINDS.includes(kind as KeyKind))) {
-      throw new ConfigError(`enrollment.keyKinds must list some of ${KEY_KINDS.join(', ')}`);
-    }
-    enrollment.keyKinds = e.keyKinds as KeyKind[];
-  }
-  if (e.rsaMinBits !== undefined) {
-    enrollment.rsaMinBits = positiveNumber(e.rsaMinBits, 'enrollment.rsaMinBits');
-    if (enrollment.rsaMinBits < 2048) throw new ConfigError('enrollment.rsaMinBits below 2048 is not allowed');
-  }
-  if (e.defaultModel !== undefined) enrollment.defaultModel = modelPolicy(e.defaultModel, 'enrollment.defaultModel', base.enrollment.defaultModel);
-  if (e.models !== undefined) {
-    if (typeof e.models !== 'object' || e.models === null) throw new ConfigError('enrollment.models must be an object');
-    const models: Record<string, ModelPolicy> = { ...base.enrollment.models };
-    for (const [name, value] of Object.entries(e.models)) {
-      models[name] = modelPolicy(value, `enrollment.models.${name}`, models[name] ?? enrollment.defaultModel);
-    }
-    enrollment.models = models;
-  }
-  if (e.renewalGraceSeconds !== undefined) {
-    if (typeof e.renewalGraceSeconds !== 'number' || e.renewalGraceSeconds < 0) throw new ConfigError('enrollment.renewalGraceSeconds must be >= 0');
-    enrollment.renewalGraceSeconds = e.renewalGraceSeconds;
-  }
-  if (e.bootstrapReenroll !== undefined) {
-    if (!['never', 'after-expiry', 'always'].includes(e.bootstrapReenroll as string)) {
-      throw new ConfigError('enrollment.bootstrapReenroll must be never, after-expiry or always');
-    }
-    enrollment.bootstrapReenroll = e.bootstrapReenroll as BootstrapReenrollPolicy;
-  }
-  if (e.clockSkewSeconds !== undefined) {
-    if (typeof e.clockSkewSeconds !== 'number' || e.clockSkewSeconds < 0 || e.clockSkewSeconds > 86_400) {
-      throw new ConfigError('enrollment.clockSkewSeconds must be between 0 and 86400');
-    }
-    enrollment.clockSkewSeconds = e.clockSkewSeconds;
-  }
-  const est = { ...base.est } as { -readonly [K in keyof EstLimits]: EstLimits[K] };
-  for (const [key, value] of Object.entries(raw.est ?? {})) {
-    if (!(key in base.est)) throw new ConfigError(`est.${key} is not a known setting`);
-    est[key as keyof EstLimits] = positiveNumber(value, `est.${key}`);
-  }
-  for (const key of Object.keys(raw)) {
-    if (!['enrollment', 'est', 'broker', 'listeners', 'health'].includes(key)) throw new ConfigError(`${key} is not a known section`);
-  }
-  return { enrollment, est, broker: mergeBroker(raw.broker, base.broker), listeners: mergeListeners(raw.listeners, base.listeners), health: mergeHealth(raw.health, base.health ?? DEFAULT_HEALTH) };
-}
-
-/** Longest shutdown drain accepted: a typo must not hold a stopping server for hours. */
-const MAX_DRAIN_MS = 300_000;
-
-function mergeHealth(partial: unknown, base: HealthConfig): HealthConfig {
-  if (partial === undefined) return base;
-  if (typeof partial !== 'object' || partial === null) throw new ConfigError('health must be an object');
-  const health: { -readonly [K in keyof HealthConfig]: HealthConfig[K] } = { ...base };
-  for (const [key, value] of Object.entries(partial)) {
-    if (key !== 'shutdownDrainMs') throw new ConfigError(`health.${key} is not a known setting`);
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_DRAIN_MS) {
-      throw new ConfigError(`health.shutdownDrainMs must be an integer between 0 and ${MAX_DRAIN_MS}`);
-    }
-    health.shutdownDrainMs = value;
-  }
-  return health;
-}
-
-function mergeListeners(partial: unknown, base: ListenerLimits): ListenerLimits {
-  if (partial === undefined) return base;
-  if (typeof partial !== 'object' || partial === null) throw new ConfigError('listeners must be an object');
-  const limits = { ...base } as { -readonly [K in keyof ListenerLimits]: ListenerLimits[K] };
-  for (const [key, value] of Object.entries(partial)) {
-    if (!(key in base)) throw new ConfigError(`listeners.${key} is not a known setting`);
-    limits[key as keyof ListenerLimits] = positiveNumber(value, `listeners.${key}`);
-  }
-  return limits;
-}
-
-/** Syntax of a backend service name (also the prefix of its MQTT client ids). */
-export const SERVICE_NAME = /^[a-z][a-z0-9-]{0,31}$/;
-
-function topicList(value: unknown, path: string): string[] {
-  if (!Array.isArray(value) || value.some((entry) => typeof entry !== 'string' || entry.length === 0)) {
-    throw new ConfigError(`${path} must be a list of topic filters`);
-  }
-  for (const filter of value as string[]) {
-    const levels = filter.split('/');
-    const hashAt = levels.indexOf('#');
-    const badLevel = levels.some(
-      (level) => (level.length > 1 && /[#+]/.test(level)) || (level !== '{id}' && level !== '{model}' && /[{}]/.test(level)),
-    );
-    if ((hashAt !== -1 && hashAt !== levels.length - 1) || badLevel) {
-      throw new ConfigError(`${path}: "${filter}" is not a valid topic filter template ('+' and '#' as whole levels, '#' last, {id} and {model} as whole levels)`);
-    }
-  }
-  return value as string[];
-}
-
-function mergeBroker(partial: unknown, base: BrokerConfig): BrokerConfig {
-  if (partial === undefined) return base;
-  if (typeof partial !== 'object' || partial === null) throw new ConfigError('broker must be an object');
-  const raw = partial as {
-    topics?: { default?: Record<string, unknown>; models?: Record<string, Record<string, unknown>> };
-    services?: Record<string, Record<string, unknown>>;
-    limits?: Record<string, unknown>;
-  };
-  const limits = { ...base.limits } as { -readonly [K in keyof BrokerLimits]: BrokerLimits[K] };
-  for (const [key, value] of Object.entries(raw.limits ?? {})) {
-    if (!(key in base.limits)) throw new ConfigError(`broker.limits.${key} is not a known setting`);
-    if (key === 'keepaliveMinSeconds' && value === 0) {
-      limits.keepaliveMinSeconds = 0;
-      continue;
-    }
-    limits[key as keyof BrokerLimits] = positiveNumber(value, `broker.limits.${key}`);
-  }
-  if (limits.keepaliveMinSeconds > limits.keepaliveMaxSeconds) throw new ConfigError('broker.limits.keepaliveMinSeconds exceeds keepaliveMaxSeconds');
-  const topics = raw.topics;
-  const defaults: TopicRules = {
-    publish: topics?.default?.publish === undefined ? base.topics.default.publish : topicList(topics.default.publish, 'broker.topics.default.publish'),
-    subscribe: topics?.default?.subscribe === undefined ? base.topics.default.subscribe : topicList(topics.default.subscribe, 'broker.topics.default.subscribe'),
-  };
-  const models: Record<string, Partial<TopicRules>> = { ...base.topics.models };
-  for (const [model, rules] of Object.entries(topics?.models ?? {})) {
-    models[model] = {
-      ...(rules.publish === undefined ? {} : { publish: topicList(rules.publish, `broker.topics.models.${model}.publish`) }),
-      ...(rules.subscribe === undefined ? {} : { subscribe: topicList(rules.subscribe, `broker.topics.models.${model}.subscribe`) }),
-    };
-  }
-  let services = base.services;
-  if (raw.services !== undefined) {
-    if (typeof raw.services !== 'object' || raw.services === null) throw new ConfigError('broker.services must be an object');
-    services = Object.fromEntries(
-      Object.entries(raw.services).map(([name, rules]) => {
-        if (!SERVICE_NAME.test(name)) throw new ConfigError(`broker.services: "${name}" is not a valid service name`);
-        return [name, { publish: topicList(rules.publish ?? [], `broker.services.${name}.publish`), subscribe: topicList(rules.subscribe ?? [], `broker.services.${name}.subscribe`) }];
-      }),
-    );
-  }
-  return { topics: { default: defaults, models }, services, limits };
 }
 
 /** Loads `<data>/config.json` if it exists, over the defaults. */
@@ -393,7 +249,12 @@ export async function loadConfig(path: string): Promise<ServerConfig> {
   } catch (error) {
     throw new ConfigError(`${path} is not valid JSON: ${(error as Error).message}`);
   }
-  return mergeConfig(parsed);
+  try {
+    return mergeConfig(parsed);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new ConfigError(`${path}: ${error.message}`);
+    throw error;
+  }
 }
 
 /** Policy that applies to a model. */

@@ -3,7 +3,7 @@ import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deviceIdentityUri, MODEL_PATTERN } from '@fleetgate/device-sdk/protocol';
 import { issueCertificate, type CertificateAuthority } from '../pki/ca.ts';
-import { serialToHex } from '../pki/certificate.ts';
+import { formatSerial } from '../pki/serial.ts';
 import { generateKeyPair, spkiDer } from '../pki/keys.ts';
 import { OID } from '../pki/oids.ts';
 import { toPem } from '../pki/pem.ts';
@@ -18,6 +18,7 @@ import type { OperatorCode } from '../cli/errors.ts';
 export interface ManifestEntry {
   readonly id: string;
   readonly model: string;
+  /** In openssl's form (`openssl x509 -noout -serial`: upper-case hex, even length), see pki/serial.ts. */
   readonly serial: string;
   readonly expiry: string;
 }
@@ -131,7 +132,7 @@ export async function issueBootstrapBatch(options: BootstrapBatchOptions): Promi
         notAfter,
       });
       await writeCredentialFiles(options.outDir, id, pair.privateKey, issued.der, options.factory.certificate);
-      manifest.devices.push({ id, model: options.model, serial: serialToHex(issued.serial), expiry: issued.notAfter.toISOString() });
+      manifest.devices.push({ id, model: options.model, serial: formatSerial(issued.serial), expiry: issued.notAfter.toISOString() });
       options.onProgress?.(index + 1, options.count);
     }
   } finally {

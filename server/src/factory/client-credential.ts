@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { issueCertificate, type CertificateAuthority } from '../pki/ca.ts';
-import { serialToHex } from '../pki/certificate.ts';
+import { formatSerial } from '../pki/serial.ts';
 import { generateKeyPair, spkiDer } from '../pki/keys.ts';
 import { OID } from '../pki/oids.ts';
 import { toPem } from '../pki/pem.ts';
@@ -11,6 +11,7 @@ import { writeCredentialFiles } from './credential-files.ts';
 /** A client credential written to disk: `<name>.crt`, `<name>.key` (0600) and `root.crt`. */
 export interface WrittenCredential {
   readonly name: string;
+  /** In openssl's form, as `openssl x509 -noout -serial` prints it (pki/serial.ts). */
   readonly serial: string;
   /** notBefore, ISO 8601. */
   readonly issued: string;
@@ -55,7 +56,7 @@ export async function issueClientCredential(options: {
   await writeFileAtomic(root, toPem('CERTIFICATE', options.root));
   return {
     name: options.name,
-    serial: serialToHex(issued.serial),
+    serial: formatSerial(issued.serial),
     issued: issued.notBefore.toISOString(),
     expiry: issued.notAfter.toISOString(),
     cert: join(options.outDir, `${options.name}.crt`),

@@ -1,6 +1,7 @@
 import type { CertificateAuthority } from '../pki/ca.ts';
 import { writeBatchFile } from './batch-files.ts';
 import { issueClientCredential, type WrittenCredential } from './client-credential.ts';
+import { serialKey } from '../pki/serial.ts';
 
 /** Syntax of an operator name: it becomes `urn:fleetgate:operator:<name>` and the audit actor `operator:<name>`. */
 export const OPERATOR_NAME = /^[a-z][a-z0-9-]{0,31}$/;
@@ -36,7 +37,7 @@ export async function issueOperatorCredential(options: {
   const { dataDir, ...rest } = options;
   const credential = await issueClientCredential({ ...rest, organization: 'fleetgate operators', profile: { kind: 'operator', operatorName: options.name } });
   if (dataDir !== undefined) {
-    await writeBatchFile(dataDir, { format: 'fleetgate-batch/1', kind: 'operator', name: credential.name, serial: credential.serial, issuedAt: credential.issued, expiresAt: credential.expiry });
+    await writeBatchFile(dataDir, { format: 'fleetgate-batch/1', kind: 'operator', name: credential.name, serial: serialKey(credential.serial), issuedAt: credential.issued, expiresAt: credential.expiry });
   }
   return credential;
 }

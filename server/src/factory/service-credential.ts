@@ -1,6 +1,7 @@
 import type { CertificateAuthority } from '../pki/ca.ts';
-import { SERVICE_NAME } from '../config/config.ts';
+import { SERVICE_NAME } from '../config/schema.ts';
 import { writeBatchFile } from './batch-files.ts';
+import { serialKey } from '../pki/serial.ts';
 import { issueClientCredential, type WrittenCredential } from './client-credential.ts';
 import { FleetgateError } from '@fleetgate/device-sdk/errors';
 import type { OperatorCode } from '../cli/errors.ts';
@@ -36,7 +37,7 @@ export async function issueServiceCredential(options: {
   const { dataDir, ...rest } = options;
   const credential = await issueClientCredential({ ...rest, organization: 'fleetgate services', profile: { kind: 'service', serviceName: options.name } });
   if (dataDir !== undefined) {
-    await writeBatchFile(dataDir, { format: 'fleetgate-batch/1', kind: 'service', name: credential.name, serial: credential.serial, issuedAt: credential.issued, expiresAt: credential.expiry });
+    await writeBatchFile(dataDir, { format: 'fleetgate-batch/1', kind: 'service', name: credential.name, serial: serialKey(credential.serial), issuedAt: credential.issued, expiresAt: credential.expiry });
   }
   return credential;
 }

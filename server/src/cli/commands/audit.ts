@@ -11,6 +11,7 @@ import { isAuditPage, isAuditVerification, type AuditPage } from '../api-types.t
 import { CliError } from '../errors.ts';
 import { count, print, printJson, shortTime } from '../format.ts';
 import { auditTable } from './device.ts';
+import { formatSerial } from '../../pki/serial.ts';
 
 /** The admin API's largest audit page (server/src/admin/routes/audit.ts). */
 const MAX_AUDIT = 100_000;
@@ -76,7 +77,7 @@ function page(client: AdminClient, query: Readonly<Record<string, string | numbe
 
 /** One line of `--follow` (columns of fixed width: the table cannot be measured ahead). */
 function followLine(entry: AuditEntry, withDevice: boolean): string {
-  const detail = [entry.code, entry.detail, entry.serial && `serial ${entry.serial}`, entry.peer && `from ${entry.peer}`].filter(Boolean).join('; ') || '-';
+  const detail = [entry.code, entry.detail, entry.serial && `serial ${formatSerial(entry.serial)}`, entry.peer && `from ${entry.peer}`].filter(Boolean).join('; ') || '-';
   const cells = [String(entry.seq).padEnd(6), shortTime(entry.time).padEnd(20), entry.type.padEnd(13), ...(withDevice ? [(entry.deviceId ?? '-').padEnd(28)] : []), entry.actor.padEnd(30), detail];
   return cells.join('  ').trimEnd();
 }

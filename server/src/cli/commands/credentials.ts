@@ -2,6 +2,7 @@ import type { CredentialKind, CredentialRecord } from '../../registry/types.ts';
 import type { Command } from '../args.ts';
 import { adminCommand } from '../admin-command.ts';
 import { count, print, printJson, shortTime, table } from '../format.ts';
+import { formatSerial } from '../../pki/serial.ts';
 
 /*
  * `fleetgate operator list|revoke`, `fleetgate service list|revoke` and `fleetgate bootstrap
@@ -64,7 +65,7 @@ A certificate is on record once the server imported the record \`fleetgate ${kin
       print(
         table(
           ['NAME', 'SERIAL', 'ISSUED', 'EXPIRES', 'STATE', 'RECORDED'],
-          answer.credentials.map((record) => [record.name, record.serial, shortTime(record.issuedAt), shortTime(record.expiresAt), stateText(record), record.recordedVia]),
+          answer.credentials.map((record) => [record.name, formatSerial(record.serial), shortTime(record.issuedAt), shortTime(record.expiresAt), stateText(record), record.recordedVia]),
         ),
       );
       print(count(answer.credentials.length, `${kind} certificate`));
@@ -98,7 +99,7 @@ every valid ${kind} certificate with this name. Final. ${effect}`,
         printJson(answer);
         return 0;
       }
-      for (const record of answer.credentials) print(`${kind} ${record.name} serial ${record.serial}: ${stateText(record)}`);
+      for (const record of answer.credentials) print(`${kind} ${record.name} serial ${formatSerial(record.serial)}: ${stateText(record)}`);
       return 0;
     },
   });
@@ -128,7 +129,7 @@ Importing again changes nothing. Invalid files are reported (BATCH_FILE_INVALID)
     }
     for (const batch of report.batches) print(`batch ${batch.batch}: ${count(batch.added, 'id')} provisioned, ${batch.existing} already known`);
     const added = report.credentials.filter((credential) => credential.added);
-    for (const credential of added) print(`${credential.kind} ${credential.name} serial ${credential.serial}: recorded`);
+    for (const credential of added) print(`${credential.kind} ${credential.name} serial ${formatSerial(credential.serial)}: recorded`);
     for (const skipped of report.invalid) process.stderr.write(`fleetgate: ${skipped.code}: ${skipped.message}\n`);
     print(`${count(report.batches.length, 'batch', 'batches')}, ${count(added.length, 'new certificate')}, ${count(report.invalid.length, 'invalid file')}`);
     return report.invalid.length > 0 ? 1 : 0;

@@ -4,6 +4,7 @@ import { adminCommand, stringOption, type AdminCommandContext } from '../admin-c
 import { isDeviceAnswer, isDeviceDetail, isDevicePage, type DeviceDetail, type PresenceSummary } from '../api-types.ts';
 import { bulkCommand } from './device-bulk.ts';
 import { CliError } from '../errors.ts';
+import { formatSerial } from '../../pki/serial.ts';
 import { count, print, printJson, shortTime, table } from '../format.ts';
 
 const STATES: readonly DeviceState[] = ['provisioned', 'enrolled', 'disabled', 'revoked'];
@@ -100,10 +101,10 @@ function printDetail(detail: DeviceDetail): void {
       [
         ['model', device.model],
         ['state', stateText(device)],
-        ['certificate', `serial ${device.certSerial}, expires ${shortTime(device.certNotAfter)}`],
+        ['certificate', `serial ${device.certSerial ? formatSerial(device.certSerial) : '-'}, expires ${shortTime(device.certNotAfter)}`],
         ['connected', connected],
         ['last seen', presence ? `${shortTime(presence.lastSeen)}` : 'never'],
-        ['bootstrap', `${device.bootstrap.trust}, serial ${device.bootstrap.serial}`],
+        ['bootstrap', `${device.bootstrap.trust}, serial ${formatSerial(device.bootstrap.serial)}`],
         ['enrolled', `${shortTime(device.enrolledAt ?? device.createdAt)} (${count(device.enrollments, 'enrollment')}, ${count(device.renewals, 'renewal')})`],
         ['reset pending', device.resetPending ? 'yes: one more bootstrap enrollment is allowed' : 'no'],
       ],
@@ -115,7 +116,7 @@ function printDetail(detail: DeviceDetail): void {
       table(
         ['SERIAL', 'STATUS', 'ISSUED', 'EXPIRES', 'REVOKED'],
         detail.certificates.map((certificate) => [
-          certificate.serial,
+          formatSerial(certificate.serial),
           certificate.status,
           shortTime(certificate.issuedAt),
           shortTime(certificate.notAfter),
@@ -163,7 +164,7 @@ export function auditTable(entries: DeviceDetail['history'], withDevice = false)
       entry.type,
       ...(withDevice ? [entry.deviceId ?? '-'] : []),
       entry.actor,
-      [entry.code, entry.detail, entry.serial && `serial ${entry.serial}`, entry.peer && `from ${entry.peer}`].filter(Boolean).join('; ') || '-',
+      [entry.code, entry.detail, entry.serial && `serial ${formatSerial(entry.serial)}`, entry.peer && `from ${entry.peer}`].filter(Boolean).join('; ') || '-',
     ]),
   );
 }

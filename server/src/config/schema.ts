@@ -1,0 +1,249 @@
+/**
+ * The JSON Schema of `<data>/config.json`: every setting with its type, bounds, default and
+ * meaning. It is the one source of the defaults (DEFAULT_CONFIG is read from it), of the
+ * validation (config.ts compiles it with ajv) and of docs/configuration.md (`npm run
+ * docs:config`). Plain data, no validator: importing it costs nothing, so `fleetgate init` and
+ * `fleetgate service issue` read the defaults and the service-name rule without loading ajv.
+ */
+
+/** The subset of JSON Schema (draft-07) this file uses. */
+export interface SchemaNode {
+  readonly type: 'object' | 'array' | 'string' | 'integer' | 'number';
+  readonly description: string;
+  readonly default?: unknown;
+  readonly minimum?: number;
+  readonly exclusiveMinimum?: number;
+  readonly maximum?: number;
+  readonly enum?: readonly string[];
+  readonly pattern?: string;
+  readonly minLength?: number;
+  readonly items?: SchemaNode;
+  readonly minItems?: number;
+  readonly uniqueItems?: boolean;
+  readonly properties?: Readonly<Record<string, SchemaNode>>;
+  readonly required?: readonly string[];
+  /** `false` for a section (unknown keys refused); a schema for a map keyed by name. */
+  readonly additionalProperties?: false | SchemaNode;
+  readonly propertyNames?: { readonly pattern: string };
+}
+
+const DAY = 86_400;
+/** Node's timers hold at most 2^31-1 ms; a longer delay fires after 1 ms instead (with a warning). */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** Syntax of a backend service name (also the prefix of its MQTT client ids). */
+export const SERVICE_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+
+/** A section: fixed keys, each required once defaults are filled, unknown keys refused. */
+function section(description: string, properties: Record<string, SchemaNode>): SchemaNode {
+  return { type: 'object', description, default: {}, properties, required: Object.keys(properties), additionalProperties: false };
+}
+
+function integer(description: string, defaultValue: number, minimum: number, maximum?: number): SchemaNode {
+  return { type: 'integer', description, default: defaultValue, minimum, ...(maximum === undefined ? {} : { maximum }) };
+}
+
+/** A duration in milliseconds that becomes a Node timer. */
+function milliseconds(description: string, defaultValue: number): SchemaNode {
+  return integer(description, defaultValue, 1, MAX_TIMER_MS);
+}
+
+/** A rate: any positive number (0.5 per second is one every two seconds). */
+function rate(description: string, defaultValue: number): SchemaNode {
+  return { type: 'number', description, default: defaultValue, exclusiveMinimum: 0 };
+}
+
+/**
+ * A topic filter template (MQTT 3.1.1 §4.7.1): `+` and `#` only as whole levels, `#` only last,
+ * `{id}` and `{model}` only as whole levels; no other braces.
+ */
+const LEVEL = String.raw`(?:\+|\{id\}|\{model\}|[^/#+{}]*)`;
+const TOPIC_TEMPLATE = `^(?:${LEVEL}/)*(?:${LEVEL}|#)$`;
+
+function topicList(description: string, defaultValue?: readonly string[]): SchemaNode {
+  return {
+    type: 'array',
+    description,
+    ...(defaultValue === undefined ? {} : { default: defaultValue }),
+    items: {
+      type: 'string',
+      description: "a topic filter template: '+' and '#' as whole levels, '#' last, {id} and {model} as whole levels",
+      minLength: 1,
+      pattern: TOPIC_TEMPLATE,
+    },
+  };
+}
+
+const modelPolicy = (description: string, lifetime?: number): SchemaNode => ({
+  type: 'object',
+  description,
+  ...(lifetime === undefined ? {} : { default: {} }),
+  properties: {
+    certificateLifetimeSeconds: {
+      type: 'integer',
+      description: 'Lifetime of operational certificates, in seconds.',
+      ...(lifetime === undefined ? {} : { default: lifetime }),
+      minimum: 1,
+    },
+  },
+  required: ['certificateLifetimeSeconds'],
+  additionalProperties: false,
+});
+
+const topicRules = (description: string): SchemaNode => ({
+  type: 'object',
+  description,
+  properties: {
+    publish: topicList('Topic filters the client may publish to.', []),
+    subscribe: topicList('Topic filters the client may subscribe to.', []),
+  },
+  required: ['publish', 'subscribe'],
+  additionalProperties: false,
+});
+
+/** The whole configuration file. Sections and settings left out take their default. */
+export const CONFIG_SCHEMA: SchemaNode = {
+  type: 'object',
+  description: 'Server configuration, `<data>/config.json`. Every setting has a default; a file sets only what it changes.',
+  properties: {
+    enrollment: section('The enrollment policy: what a CSR may contain and what the certificate gets (server/src/authority).', {
+      keyKinds: {
+        type: 'array',
+        description: 'Key kinds accepted in CSRs. RSA only when listed, and then at least `rsaMinBits`.',
+        default: ['ec-p256', 'ec-p384'],
+        items: { type: 'string', description: 'a key kind', enum: ['ec-p256', 'ec-p384', 'ec-p521', 'ed25519', 'rsa'] },
+        minItems: 1,
+        uniqueItems: true,
+      },
+      rsaMinBits: integer('Smallest RSA modulus accepted when `rsa` is in `keyKinds`.', 2048, 2048, 16_384),
+      defaultModel: modelPolicy('Policy for models not listed in `models`.', 30 * DAY),
+      models: {
+        type: 'object',
+        description:
+          'Policy per device model. The models listed here are added to the default ones (a listed default model is replaced); a model not listed gets `defaultModel`.',
+        default: {
+          thermostat: { certificateLifetimeSeconds: 30 * DAY },
+          camera: { certificateLifetimeSeconds: 30 * DAY },
+          car: { certificateLifetimeSeconds: 90 * DAY },
+        },
+        additionalProperties: modelPolicy('Policy for this model.'),
+      },
+      renewalGraceSeconds: integer('How long after expiry an operational certificate may still renew itself, in seconds.', 3 * DAY, 0),
+      bootstrapReenroll: {
+        type: 'string',
+        description:
+          'When a bootstrap identity may enroll again: `never`; `after-expiry` (once the operational certificate has expired beyond the grace: the SDK falls back to bootstrap then); `always`. An operator reset always allows one more.',
+        default: 'after-expiry',
+        enum: ['never', 'after-expiry', 'always'],
+      },
+      clockSkewSeconds: integer('notBefore is back-dated by this much for devices with slow clocks, in seconds.', 300, 0, DAY),
+    }),
+    est: section('Limits of the EST enrollment listener (server/src/enrollment).', {
+      maxBodyBytes: integer('Largest request body accepted (413 beyond).', 16 * 1024, 1),
+      ratePerSecond: rate('Token bucket over all enrollments: enrollments per second.', 1000),
+      rateBurst: integer('Token bucket over all enrollments: burst size.', 2000, 1),
+      perIdentityPerMinute: rate('Enrollment attempts allowed per identity per minute (a looping device gets 429).', 10),
+      maxConcurrent: integer(
+        'Requests being processed at once before new ones get 503. A request takes a slot only once its body has arrived, so clients that send slowly cannot hold slots.',
+        512,
+        1,
+      ),
+      requestTimeoutMs: milliseconds('Time allowed for a whole request, in milliseconds.', 15_000),
+      bodyTimeoutMs: milliseconds('Time allowed for a request body to arrive once the headers are in, in milliseconds (408 ENROLL_BODY_TIMEOUT).', 5_000),
+      maxInProgressPerSource: integer('Requests from one remote address in progress at once (reading the body included); more get 429.', 128, 1),
+      auditRefusalsPerSourcePerMinute: rate('Refusals of verified devices written to the audit log per remote address per minute; more go to the logs only.', 60),
+      refusalLogsPerSecond: rate('Refusal log lines per second; the rest are counted and summarised in the next line.', 20),
+    }),
+    broker: section('The MQTT broker (server/src/broker).', {
+      topics: section('Topic permissions of devices: the default for every device, plus what each model adds.', {
+        default: {
+          type: 'object',
+          description: "Topic filters every device may use; `{id}` and `{model}` stand for the device's own.",
+          default: {},
+          properties: {
+            publish: topicList('Topic filters every device may publish to.', ['devices/{id}/#']),
+            subscribe: topicList('Topic filters every device may subscribe to.', ['devices/{id}/#']),
+          },
+          required: ['publish', 'subscribe'],
+          additionalProperties: false,
+        },
+        models: {
+          type: 'object',
+          description: 'What each model adds to `default`. The models listed here are added to the default ones (a listed default model is replaced).',
+          default: {
+            thermostat: { subscribe: ['fleet/thermostat/commands'] },
+            camera: { publish: ['devices/{id}/events/#'] },
+            car: {},
+          },
+          additionalProperties: {
+            type: 'object',
+            description: 'Topic filters this model adds.',
+            properties: {
+              publish: topicList('Topic filters devices of this model may also publish to.'),
+              subscribe: topicList('Topic filters devices of this model may also subscribe to.'),
+            },
+            additionalProperties: false,
+          },
+        },
+      }),
+      services: {
+        type: 'object',
+        description:
+          'Backend services allowed to connect (certificates made by `fleetgate service issue`), by name, with their topic filters (literal: no `{id}`). A service whose name is not listed cannot connect: removing a name cuts it off. This map replaces the default one.',
+        default: { backend: { publish: ['devices/+/commands/#', 'fleet/#'], subscribe: ['devices/#'] } },
+        propertyNames: { pattern: SERVICE_NAME.source },
+        additionalProperties: topicRules('Topic filters of this service.'),
+      },
+      limits: section('Limits of the MQTT listener and of each client.', {
+        maxConnections: integer('Connected clients at once.', 50_000, 1),
+        connectionsPerSecond: rate('New TCP connections per second on the listener (excess is closed before the TLS handshake).', 2000),
+        connectionBurst: integer('Burst of new TCP connections above `connectionsPerSecond`.', 4000, 1),
+        // MQTT 3.1.1 §2.2.3: the Remaining Length field ends at 268,435,455 bytes.
+        maxPacketBytes: integer('Largest MQTT packet accepted; a larger one closes the connection.', 256 * 1024, 1, 268_435_455),
+        // MQTT 3.1.1 §3.1.2.10: the Keep Alive is a 16-bit number of seconds; 0 turns it off.
+        keepaliveMinSeconds: integer('Smallest keepalive a client may ask for, in seconds (0: a client may turn keepalive off). At most `keepaliveMaxSeconds`.', 1, 0, 65_535),
+        keepaliveMaxSeconds: integer('Largest keepalive a client may ask for, in seconds.', 1200, 1, 65_535),
+        maxInflight: integer('QoS 2 messages a client may have in flight towards the broker.', 100, 1),
+        maxTopicLevels: integer('Levels in a topic name or filter.', 16, 1),
+        messagesPerSecond: rate('Messages per second one client may publish; beyond it the broker stops reading (backpressure).', 500),
+        messageBurst: integer('Burst of messages above `messagesPerSecond`.', 1000, 1),
+        connectTimeoutMs: milliseconds('Time allowed between TCP accept and CONNECT, in milliseconds.', 10_000),
+        presenceFlushMs: milliseconds('How often presence is written to the registry, in milliseconds.', 1000),
+        maxRetainedPerDevice: integer('Retained messages one device (or one service, all instances together) may hold in the broker.', 100, 1),
+        maxRetainedBytesPerDevice: integer('Bytes (topic + payload) of the retained messages one device may hold.', 1024 * 1024, 1),
+        maxRetainedBytes: integer('Bytes of all retained messages together.', 256 * 1024 * 1024, 1),
+        maxSubscriptionsPerClient: integer('Subscriptions one client session may hold; more get SUBACK 0x80.', 100, 1),
+        historyPerDevice: integer('Broker history entries (refused connections, dropped sessions) kept per device in the registry; never in the audit chain.', 50, 1, 10_000),
+        historySummaryWindowMs: milliseconds('Identical history events of one device within this window become one entry with a count, in milliseconds.', 60_000),
+        historyMaxOpen: integer('History entries held in memory before they are written; beyond it events are only counted (fleetgate_device_history_events_total{outcome="dropped"}).', 10_000, 1),
+      }),
+    }),
+    listeners: section('Bounds on unfinished connections, applied to each TLS listener (MQTT, EST, admin API) on its own.', {
+      handshakeTimeoutMs: milliseconds(
+        'Time from TCP accept to the end of the TLS handshake (MQTT: to the answered CONNECT; HTTPS: to the first request), in milliseconds.',
+        10_000,
+      ),
+      maxPendingConnections: integer('Unfinished connections on one listener, in total. Beyond it new sockets are closed at once.', 1024, 1),
+      maxPendingPerAddress: integer('Unfinished connections from one source address on one listener.', 128, 1),
+    }),
+    health: section('Health checks on the metrics listener (`/healthz`, `/readyz`).', {
+      shutdownDrainMs: integer('At shutdown, how long `/readyz` answers 503 before the listeners stop accepting, so a load balancer stops sending new connections first, in milliseconds (0: close at once).', 0, 0, 300_000),
+    }),
+  },
+  required: ['enrollment', 'est', 'broker', 'listeners'],
+  additionalProperties: false,
+};
+
+/**
+ * The value a schema gives when nothing is set: its `default`, with the defaults of its
+ * properties filled in (the same rule ajv's `useDefaults` applies, without loading ajv).
+ */
+export function schemaDefaults(node: SchemaNode): unknown {
+  const value = structuredClone(node.default);
+  if (node.type !== 'object' || node.properties === undefined || typeof value !== 'object' || value === null) return value;
+  const record = value as Record<string, unknown>;
+  for (const [key, child] of Object.entries(node.properties)) {
+    if (record[key] === undefined && child.default !== undefined) record[key] = schemaDefaults(child);
+  }
+  return record;
+}
