@@ -15,6 +15,7 @@ import { connackCode, mqttOptions } from './helpers/device.ts';
 import { makeDataDir, serviceCredential, startFleet, type Credential, type DataDir, type Fleet } from './helpers/fleet.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 import { nextEvent, waitFor, withDeadline } from './helpers/wait.ts';
+import { formatSerial, serialKey } from '../server/src/pki/serial.ts';
 
 const rootDer = (data: DataDir): Buffer => Buffer.from(data.rootPem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
 
@@ -23,7 +24,7 @@ async function operator(t: ExecutionContext, data: DataDir, name: string): Promi
   const out = await tempDir(t, 'fleetgate-operator-');
   const issuing = await loadAuthorityFromDataDir(data.dir, 'issuing');
   const issued = await issueOperatorCredential({ issuing, root: rootDer(data), name, outDir: out, validDays: 30, dataDir: data.dir });
-  return { id: name, serial: issued.serial, certPem: await readFile(issued.cert, 'utf8'), keyPem: await readFile(issued.key, 'utf8') };
+  return { id: name, serial: serialKey(issued.serial), certPem: await readFile(issued.cert, 'utf8'), keyPem: await readFile(issued.key, 'utf8') };
 }
 
 /** `fleetgate service issue --name NAME` with the data directory. */
@@ -31,7 +32,7 @@ async function service(t: ExecutionContext, data: DataDir, name: string): Promis
   const out = await tempDir(t, 'fleetgate-service-');
   const issuing = await loadAuthorityFromDataDir(data.dir, 'issuing');
   const issued = await issueServiceCredential({ issuing, root: rootDer(data), name, outDir: out, validDays: 30, dataDir: data.dir });
-  return { id: name, serial: issued.serial, certPem: await readFile(issued.cert, 'utf8'), keyPem: await readFile(issued.key, 'utf8') };
+  return { id: name, serial: serialKey(issued.serial), certPem: await readFile(issued.cert, 'utf8'), keyPem: await readFile(issued.key, 'utf8') };
 }
 
 const cli = (fleet: Fleet, args: string[]) => fleetgate([...args, '--data', fleet.dir, '--server', fleet.server.adminUrl]);
@@ -68,7 +69,7 @@ test('operator certificates are recorded (issue record imported at start, or at 
   t.truthy(records[0]?.issuedAt && records[0]?.expiresAt);
   const table = await cli(fleet, ['operator', 'list']);
   t.regex(table.stdout, /^NAME\s+SERIAL\s+ISSUED\s+EXPIRES\s+STATE/m);
-  t.regex(table.stdout, new RegExp(`^alice\\s+${alice.serial}\\s`, 'm'));
+  t.regex(table.stdout, new RegExp(`^alice\\s+${formatSerial(alice.serial)}\\s`, 'm'));
 });
 
 test('a revoked operator certificate is refused at once (401 ADMIN_OPERATOR_REVOKED), also on a connection kept alive from before', async (t) => {
@@ -148,7 +149,7 @@ test('a revoked service: its MQTT.js and mosquitto_sub sessions are dropped with
   t.true(dropped - answered < 1000, `dropped ${dropped - answered} ms after the answer (${answered - started} ms to answer)`);
   t.is(await connackCode(fleet, backend, { clientId: 'backend:3' }), 5);
   const list = await cli(fleet, ['service', 'list']);
-  t.regex(list.stdout, /^backend\s+[0-9a-f]+\s.*revoked .* by operator:operator/m);
+  t.regex(list.stdout, /^backend\s+[0-9A-F]+\s.*revoked .* by operator:operator/m);
 });
 
 test('a service certificate issued without a record is recorded at its first connection, then revocable by serial', async (t) => {

@@ -112,7 +112,7 @@ test('a namespace admits the ids that start with it and refuses the others (403 
   }
   t.is((await audited(fleet, 'refused')).filter((entry) => entry.code === 'ENROLL_ID_OUTSIDE_TRUST').length, 4);
 
-  const both = await admin(fleet, 'PUT', '/v1/trusts/acme', { body: { model: 'atm', caPem: acme.pem, namespace: 'acme.', allowList: ['acme.atm-0002'] } });
+  const both = await admin(fleet, 'PUT', '/v1/trusts/acme?replace=true', { body: { model: 'atm', caPem: acme.pem, namespace: 'acme.', allowList: ['acme.atm-0002'] } });
   t.is(both.status, 200, both.body.toString());
   t.like(both.json<{ trust: Record<string, unknown> }>().trust, { namespace: 'acme.', allowListSize: 1 });
   t.is((await tryEnroll(fleet, await acme.device('acme.atm-0002'))).status, 200);
@@ -200,13 +200,13 @@ test('a trust stored before scopes existed admits nobody (403 ENROLL_TRUST_UNSCO
   t.is(list.code, 0, list.stderr);
   t.regex(list.stdout, /^NAME\s+MODEL\s+NAMESPACE\s+CA\s+FINGERPRINT\s+ALLOW-LIST\s+ADDED\s+BY$/m);
   t.regex(list.stdout, /^legacy\s+atm\s+none\s+Legacy device CA\s+AA\s+none\s/m);
-  t.regex(list.stdout, /^warning: trust legacy has neither a namespace nor an allow-list: its devices are refused \(ENROLL_TRUST_UNSCOPED\) until you register it again with --namespace or --allowlist$/m);
+  t.regex(list.stdout, /^warning: trust legacy has neither a namespace nor an allow-list: its devices are refused \(ENROLL_TRUST_UNSCOPED\) until you register it again with --replace and --namespace or --allowlist$/m);
   t.notRegex(list.stdout, /warning: trust listed/);
 
   // The operator's fix: register it again with a namespace.
   const dir = await tempDir(t, 'fleetgate-legacy-');
   await writeFile(join(dir, 'legacy.pem'), legacy.pem);
-  const fixed = await cli(fleet, ['bootstrap', 'trust', '--name', 'legacy', '--ca', join(dir, 'legacy.pem'), '--model', 'atm', '--namespace', 'legacy.']);
+  const fixed = await cli(fleet, ['bootstrap', 'trust', '--replace', '--name', 'legacy', '--ca', join(dir, 'legacy.pem'), '--model', 'atm', '--namespace', 'legacy.']);
   t.is(fixed.code, 0, fixed.stderr);
   t.regex(fixed.stdout, /^replaced bootstrap trust legacy: /m);
   t.regex(fixed.stdout, /^\s+namespace\s+legacy\.$/m);
@@ -246,5 +246,8 @@ test('bootstrap trust: neither --namespace nor --allowlist, or a bad namespace, 
   t.like(JSON.parse(added.stdout), { trust: { name: 'acme', namespace: 'acme.', allowListSize: null } });
   const conflict = await cli(fleet, ['bootstrap', 'trust', '--name', 'acme2', '--ca', ca, '--model', 'atm', '--namespace', 'acme.atm.']);
   t.is(conflict.code, 1);
-  t.regex(conflict.stderr, /^fleetgate: ADMIN_TRUST_CONFLICT: namespace acme\.atm\. overlaps the namespace acme\. of trust acme/);
+  // One trust per CA: the same CA under another name is refused, naming the trust it has
+  // (overlapping namespaces of two different CAs are refused above, ADMIN_TRUST_CONFLICT).
+  t.regex(conflict.stderr, /^fleetgate: ADMIN_TRUST_EXISTS: this CA \(.*\) is already trusted as acme \(model atm\)/);
+  t.deepEqual((await fleet.server.registry.listTrusts()).map((record) => record.name), ['acme']);
 });

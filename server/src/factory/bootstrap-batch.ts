@@ -9,6 +9,7 @@ import { OID } from '../pki/oids.ts';
 import { toPem } from '../pki/pem.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
 import { writeBatchFile } from './batch-files.ts';
+import { serialKey } from '../pki/serial.ts';
 import { writeCredentialFiles } from './credential-files.ts';
 import { idPrefixProblem, newDeviceId, newPrefixedDeviceId } from './device-ids.ts';
 import { FleetgateError } from '@fleetgate/device-sdk/errors';
@@ -148,7 +149,8 @@ export async function issueBootstrapBatch(options: BootstrapBatchOptions): Promi
         model: options.model,
         trust: options.trust ?? 'fleetgate-factory',
         issuedAt: now.toISOString(),
-        devices: issued.map((entry) => ({ id: entry.id, serial: entry.serial })),
+        // The manifest shows serials as openssl prints them; the registry keys them in its own form.
+        devices: issued.map((entry) => ({ id: entry.id, serial: serialKey(entry.serial) })),
       });
     }
   }
