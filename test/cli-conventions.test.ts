@@ -127,7 +127,7 @@ complete_words fleetgate crl --p`;
   t.deepEqual(result.stdout.trim().split('\n'), [
     'complete -o default -F _fleetgate fleetgate',
     'revoke reset',
-    'enrolled disabled revoked',
+    'provisioned enrolled disabled revoked',
     'keyCompromise',
     'completion',
     'bash zsh',
