@@ -80,8 +80,8 @@ test('the commands of docs/operator.md run a fleet through enrollment, trust, re
   t.regex(out, /^2 devices \(state provisioned, model thermostat\)$/m, report);
   t.regex(out, /^enrollment refused: ENROLL_DEVICE_REVOKED$/m, report);
   // Operator certificates on record and revocable one by one (issue #13).
-  t.regex(out, /^alice\s+[0-9a-f]+\s.*\svalid\s+first-use$/m, report);
-  t.regex(out, /^operator\s+[0-9a-f]+\s.*\svalid\s+first-use$/m, report);
+  t.regex(out, /^alice\s+[0-9A-F]+\s.*\svalid\s+first-use$/m, report);
+  t.regex(out, /^operator\s+[0-9A-F]+\s.*\svalid\s+first-use$/m, report);
   t.regex(out, /^fleetgate: ADMIN_OPERATOR_REVOKED: operator certificate [0-9a-f]+ \(alice\) was revoked by operator:operator$/m, report);
 
   // 3. The stolen device: seen connected, revoked, dropped, refused, on the CRL.
