@@ -1,6 +1,8 @@
 import type { X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import { createServer, type Server } from 'node:https';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { mutualTlsServerOptions } from '../tls/defaults.ts';
 import { AdminError } from './errors.ts';
@@ -113,8 +115,15 @@ export function createAdminServer(options: AdminServerOptions): Server {
       sendAdminError(response, new AdminError('ADMIN_INTERNAL', 'internal error'));
     }
   }
-  // A request Node cannot parse never reaches dispatch. No 'clientError' listener on purpose:
-  // Node's default answers 400 (431 for oversized headers) when the socket still takes it, and
-  // destroys it otherwise.
+  // A request Node cannot parse never reaches dispatch: Node answers 400 (431 for oversized
+  // headers) when the socket still takes it, and destroys it. A listener here replaces that, so
+  // it does the same by hand; a refused TLS renegotiation (listener-guard.ts) is closed at once.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    if (error.code !== 'ERR_TLS_RENEGOTIATION_DISABLED' && socket.writable && (socket as Duplex & { bytesWritten?: number }).bytesWritten === 0) {
+      const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
+    }
+    socket.destroy();
+  });
   return server;
 }
