@@ -39,32 +39,46 @@ Options:
     const [{ createLogger }, { startServer }] = await Promise.all([import('../../logger.ts'), import('../../server.ts')]);
     const logger = createLogger();
     const dataDir = resolveDataDir(values.data as string | undefined);
-    const server = await startServer({
-      dataDir,
-      logger,
-      listen: {
-        host: (values.host as string | undefined) ?? DEFAULT_LISTEN.host,
-        estPort: integerOption(values, 'est-port', DEFAULT_LISTEN.estPort, 0, 65535),
-        mqttPort: integerOption(values, 'mqtt-port', DEFAULT_LISTEN.mqttPort, 0, 65535),
-        adminPort: integerOption(values, 'admin-port', DEFAULT_LISTEN.adminPort, 0, 65535),
-        metricsPort: integerOption(values, 'metrics-port', DEFAULT_LISTEN.metricsPort, 0, 65535),
-      },
-    });
-    // Admin commands on this machine find the server through the data directory (server-url.ts).
-    const forget = await recordAdminUrl(dataDir, server.adminUrl);
-    await new Promise<void>((resolve) => {
-      const stop = (signal: NodeJS.Signals): void => {
-        logger.info({ signal }, 'shutting down');
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        void server
-          .close()
-          .then(forget)
-          .then(resolve);
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
+    // Signals are taken from the start: the first listener answers before the others are up, and
+    // a SIGTERM in between must still shut down cleanly (once started), not kill the process.
+    let signalled: NodeJS.Signals | undefined;
+    let onSignal: (signal: NodeJS.Signals) => void = (signal) => {
+      signalled ??= signal;
+    };
+    const handler = (signal: NodeJS.Signals): void => onSignal(signal);
+    process.on('SIGINT', handler);
+    process.on('SIGTERM', handler);
+    try {
+      const server = await startServer({
+        dataDir,
+        logger,
+        listen: {
+          host: (values.host as string | undefined) ?? DEFAULT_LISTEN.host,
+          estPort: integerOption(values, 'est-port', DEFAULT_LISTEN.estPort, 0, 65535),
+          mqttPort: integerOption(values, 'mqtt-port', DEFAULT_LISTEN.mqttPort, 0, 65535),
+          adminPort: integerOption(values, 'admin-port', DEFAULT_LISTEN.adminPort, 0, 65535),
+          metricsPort: integerOption(values, 'metrics-port', DEFAULT_LISTEN.metricsPort, 0, 65535),
+        },
+      });
+      // Admin commands on this machine find the server through the data directory (server-url.ts).
+      const forget = await recordAdminUrl(dataDir, server.adminUrl);
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        onSignal = (signal) => {
+          if (stopping) return;
+          stopping = true;
+          logger.info({ signal }, 'shutting down');
+          void server
+            .close()
+            .then(forget)
+            .then(resolve);
+        };
+        if (signalled) onSignal(signalled);
+      });
+    } finally {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    }
     return 0;
   },
 };
