@@ -6,7 +6,7 @@
  * `audit verify --file [--head]` checks it with no server. Also the one-line usage errors of
  * parseCommandArgs.
  */
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { spawn } from 'node:child_process';
 import { readFile, writeFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ import { LevelRegistry } from '../server/src/registry/level/level-registry.ts';
 import { AUDIT_HEAD_KEY, auditKey } from '../server/src/registry/level/write-queue.ts';
 import type { AuditEntry, AuditEvent, AuditPage, AuditQuery } from '../server/src/registry/types.ts';
 import { admin } from './helpers/admin-client.ts';
-import { fleetgate } from './helpers/cli.ts';
+import { fleetgate, refused, STACK_TRACE } from './helpers/cli.ts';
 import { enrolledDevices } from './helpers/device.ts';
 import { makeDataDir, startFleet, type Fleet } from './helpers/fleet.ts';
 import type { RunResult } from './helpers/run.ts';
@@ -27,7 +27,6 @@ import { tempDir } from './helpers/temp-dir.ts';
 import { waitFor, withDeadline } from './helpers/wait.ts';
 import { AUDIT_TYPES } from '../server/src/registry/types.ts';
 
-const STACK_TRACE = /unexpected error|\n\s+at /;
 const T0 = Date.parse('2026-11-23T10:00:00.000Z');
 
 /** Runs the CLI against the fleet with the data directory's operator credential. */
@@ -35,14 +34,6 @@ function cli(fleet: Fleet, args: readonly string[]): Promise<RunResult> {
   return fleetgate([...args, '--data', fleet.dir, '--server', fleet.server.adminUrl]);
 }
 
-/** A failed call: exit status, one line `fleetgate: CODE: ...` on stderr, no stack trace, nothing on stdout. */
-function refused(t: ExecutionContext, result: RunResult, label: string, exit: number, code: string, message?: RegExp): void {
-  t.is(result.code, exit, `${label}: exit status (stderr: ${result.stderr})`);
-  t.true(result.stderr.startsWith(`fleetgate: ${code}: `), `${label}: stderr starts with the code ${code}: ${result.stderr}`);
-  if (message) t.regex(result.stderr, message, label);
-  t.false(STACK_TRACE.test(result.stderr), `${label}: no stack trace: ${result.stderr}`);
-  t.is(result.stdout, '', `${label}: nothing on stdout`);
-}
 
 /**
  * Writes a chain of `count` entries straight into a registry directory (as the write queue

@@ -24,7 +24,7 @@ import { parseSince } from '../server/src/cli/commands/audit.ts';
 import { canonicalRevocationReason } from '../server/src/cli/commands/device.ts';
 import { CliError } from '../server/src/cli/errors.ts';
 import { formatSerial } from '../server/src/pki/serial.ts';
-import { fleetgate } from './helpers/cli.ts';
+import { fleetgate, refused } from './helpers/cli.ts';
 import { connackCode, connectMqtt, enrolledDevices, enrollWithBootstrap } from './helpers/device.ts';
 import { crlListsSerial } from './helpers/crl.ts';
 import { csrBody, estRequest } from './helpers/est-client.ts';
@@ -35,7 +35,6 @@ import { run, type RunResult } from './helpers/run.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 import { waitFor } from './helpers/wait.ts';
 
-const STACK_TRACE = /unexpected error|\n\s+at /;
 
 /** Runs the CLI against the fleet with the data directory's operator credential. */
 function cli(fleet: Fleet, args: readonly string[]): Promise<RunResult> {
@@ -48,14 +47,6 @@ function jsonOf<T>(t: ExecutionContext, result: RunResult, label: string): T {
   return JSON.parse(result.stdout) as T;
 }
 
-/** A failed call: exit status, `fleetgate: CODE: ...` on stderr, no stack trace, nothing on stdout. */
-function refused(t: ExecutionContext, result: RunResult, label: string, exit: number, code: string, message?: RegExp): void {
-  t.is(result.code, exit, `${label}: exit status (stderr: ${result.stderr})`);
-  t.true(result.stderr.startsWith(`fleetgate: ${code}: `), `${label}: stderr starts with the code ${code}: ${result.stderr}`);
-  if (message) t.regex(result.stderr, message, label);
-  t.false(STACK_TRACE.test(result.stderr), `${label}: no stack trace: ${result.stderr}`);
-  t.is(result.stdout, '', `${label}: nothing on stdout`);
-}
 
 interface DeviceJson {
   id: string;
