@@ -172,7 +172,14 @@ test('fuzz: the CSR parser throws only PkiError; accepted CSRs re-encode to the 
     });
     if (!csr) return;
     accepted++;
-    if (!reencode(decodeTree(input)).equals(input) || !input.includes(csr.subjectPublicKeyInfo) || !input.includes(csr.info)) {
+    let strict: boolean;
+    try {
+      strict = reencode(decodeTree(input)).equals(input);
+    } catch (error) {
+      t.fail(`csr seed ${c.rng.seed} iteration ${iteration}: accepted CSR is not strict DER throughout (${String(error)}): ${hexOf(input)}`);
+      return;
+    }
+    if (!strict || !input.includes(csr.subjectPublicKeyInfo) || !input.includes(csr.info)) {
       t.fail(`csr seed ${c.rng.seed} iteration ${iteration}: accepted CSR does not re-encode: ${hexOf(input)}`);
     }
     if (acceptedSigned.length < 500) acceptedSigned.push(input);

@@ -316,3 +316,14 @@ test('a passphrase-protected key is PBES2 with scrypt, openssl reads it with the
   t.true(spkiOf(await readPrivateKey(oldPath, passphrase)).equals(spkiOf(p384)));
   t.is(await readFile(path, 'utf8'), pem);
 });
+
+test('a CSR whose unknown attribute holds malformed DER is refused, not accepted unread (found by the fuzz test, seed 86264115)', (t) => {
+  // A signed CSR with attribute 1.2.840.113549.1.142 (extensionRequest with one OID byte mutated):
+  // its value is a SEQUENCE holding an element that declares 154 bytes where 58 are left.
+  const der = Buffer.from(
+    '308201133081bb020100300e310c300a06035504030c03642d313059301306072a8648ce3d020106082a8648ce3d03010703420004eea29f9b3d239f26109288e4f8ca16206f663acf75ab4994cac2f6e129b5d2e6c1d6ba0b19f83c7e931824ab1e7237def2829f4f205f511bd2f7c66372711e41a04b304906092a864886f70d01810e313c303a159aef15bb476d99d983571b690a802704662ae93c67ce970e935f7bf53152d635d1340c0d1092ccd3b2d9ebf02fd15279220d8460d48e4715f7300a06082a8648ce3d040302034700304402204a99c074fa43567d222a264fb54346cb7b7b254f8026e2451e7f5459a945c96c022030480a66191116abb5d55a1aa2791683c9cbc10988dc62f585b6c2241074217a',
+    'hex',
+  );
+  const error = t.throws(() => parseCsr(der), { instanceOf: PkiError });
+  t.is(error?.code, 'PKI_CSR_MALFORMED');
+});

@@ -15,6 +15,7 @@ import {
   setOfChildren,
   Tag,
   type DerNode,
+  checkTree,
 } from './der.ts';
 import { bitString, oid, sequence } from './der.ts';
 import { PkiError } from './errors.ts';
@@ -205,7 +206,11 @@ function parseAttributes(attributesNode: DerNode): { types: string[]; extensions
 export function parseCsr(der: Buffer): ParsedCsr {
   if (der.length > MAX_CSR_BYTES) throw malformed(`larger than ${MAX_CSR_BYTES} bytes`);
   try {
-    const [infoNode, algorithmNode, signatureNode] = expectCount(decodeSingle(der), Tag.SEQUENCE, 'CertificationRequest', 3);
+    const root = decodeSingle(der);
+    // Strict DER all the way down, also inside parts no rule here reads (the value of an unknown
+    // attribute): what is accepted must re-encode to the same bytes (found by test/fuzz.test.ts).
+    checkTree(root);
+    const [infoNode, algorithmNode, signatureNode] = expectCount(root, Tag.SEQUENCE, 'CertificationRequest', 3);
     // attributes is required by RFC 2986; OpenSSL reads a request without it, and so do we.
     const [versionNode, subjectNode, spkiNode, attributesNode] = expectCount(infoNode, Tag.SEQUENCE, 'CertificationRequestInfo', 3, 4);
     if (decodeInteger(versionNode, 'version') !== 0n) throw new DerError('version must be 0 (v1)');
