@@ -5,6 +5,7 @@ import { isIssuedBy } from '../pki/ca.ts';
 import { operatorIdentityUri } from '../pki/profiles.ts';
 import type { CredentialRecord, Registry } from '../registry/types.ts';
 import { AdminError } from './errors.ts';
+import { serialKey } from '../pki/serial.ts';
 
 /** The operator certificate behind an admin request. */
 export interface OperatorCertificate {
@@ -28,7 +29,7 @@ export function operatorCertificateOf(socket: TLSSocket, issuing: X509Certificat
   const prefix = operatorIdentityUri('');
   const uri = certificateClaims(certificate).uris.find((candidate) => candidate.startsWith(prefix));
   if (!uri) throw new AdminError('ADMIN_NOT_OPERATOR', 'this certificate is not an operator certificate');
-  return { name: uri.slice(prefix.length), serial: certificate.serialNumber.toLowerCase().replace(/^0+(?=.)/, ''), certificate };
+  return { name: uri.slice(prefix.length), serial: serialKey(certificate.serialNumber), certificate };
 }
 
 /**

@@ -10,6 +10,7 @@ import { validateCsr } from './csr-policy.ts';
 import { EnrollmentError } from './errors.ts';
 import { deviceClaims } from './identity.ts';
 import { TrustScopeError, type BootstrapGrant, type BootstrapProvisioner } from './provisioners.ts';
+import { serialKey } from '../pki/serial.ts';
 
 /** The authenticated TLS client of a request, as the transport saw it. */
 export interface ClientCredential {
@@ -150,7 +151,7 @@ export class EnrollmentAuthority {
       }
       const csr = validateCsr(csrDer, claims.deviceId, this.options.policy);
       const device = await this.options.registry.getDevice(claims.deviceId);
-      const serial = certificate.serialNumber.toLowerCase().replace(/^0+(?=.)/, '');
+      const serial = serialKey(certificate.serialNumber);
       const record = await this.options.registry.getCertificate(serial);
       if (!device || !record || record.deviceId !== device.id) {
         throw new EnrollmentError('ENROLL_CERT_UNKNOWN', 'this certificate is not on record for the device');

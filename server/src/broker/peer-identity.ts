@@ -5,6 +5,7 @@ import { deviceClaims, peerCertificateClaims } from '../authority/identity.ts';
 import { SERVICE_NAME } from '../config/schema.ts';
 import { serviceIdentityUri } from '../pki/profiles.ts';
 import { BrokerError } from './errors.ts';
+import { serialKey } from '../pki/serial.ts';
 
 /** The verified identity behind a TLS connection: a device, or a backend service. */
 export type PeerIdentity = (
@@ -17,11 +18,6 @@ export type PeerIdentity = (
   /** notBefore, epoch ms (a service recorded at first use keeps its issue time). */
   readonly notBefore: number;
 };
-
-/** Normalises a certificate serial the way the registry stores it. */
-export function normalizeSerial(serialNumber: string): string {
-  return serialNumber.toLowerCase().replace(/^0+(?=.)/, '');
-}
 
 /**
  * Who is on the other end of a TLS connection. The listener does not fail handshakes (a device
@@ -43,7 +39,7 @@ export function peerIdentity(socket: TLSSocket, issuing: IssuingCa): PeerIdentit
   if (!sameName(peer.issuer as unknown as Record<string, unknown>, issuing.name)) {
     throw new BrokerError('BROKER_NOT_OPERATIONAL', Object.entries(peer.issuer).map(([key, value]) => `${key}=${String(value)}`).join(', '));
   }
-  const serial = normalizeSerial(peer.serialNumber);
+  const serial = serialKey(peer.serialNumber);
   const notAfter = Date.parse(peer.valid_to);
   const notBefore = Date.parse(peer.valid_from);
   const claims = peerCertificateClaims(peer);

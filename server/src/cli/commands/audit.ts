@@ -12,6 +12,7 @@ import { CliError } from '../errors.ts';
 import { count, print, printJson, shortTime } from '../format.ts';
 import { auditTable } from './device.ts';
 import { formatSerial } from '../../pki/serial.ts';
+import { durationMs } from '../duration.ts';
 
 /** The admin API's largest audit page (server/src/admin/routes/audit.ts). */
 const MAX_AUDIT = 100_000;
@@ -24,12 +25,10 @@ const PAGE = 10_000;
 /** How often `--follow` asks for new entries. */
 const FOLLOW_INTERVAL_MS = 1_000;
 
-const UNITS: Readonly<Record<string, number>> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
 /** `--since`/`--until`: an ISO 8601 time, or a duration back from now (`90s`, `15m`, `2h`, `7d`). */
 export function parseSince(value: string, now = new Date(), flag = '--since'): string {
-  const relative = /^(\d+)([smhd])$/.exec(value);
-  if (relative) return new Date(now.getTime() - Number(relative[1]) * (UNITS[relative[2] ?? 's'] ?? 1_000)).toISOString();
+  const ago = durationMs(value);
+  if (ago !== undefined) return new Date(now.getTime() - ago).toISOString();
   const time = Date.parse(value);
   if (Number.isNaN(time) || !/^\d{4}-\d{2}-\d{2}/.test(value)) {
     throw new UsageError(`${flag} takes an ISO 8601 time (2026-11-23T10:00:00Z) or a duration ago (90s, 15m, 2h, 7d), got ${JSON.stringify(value)}`);

@@ -6,6 +6,7 @@ import { bulkCommand } from './device-bulk.ts';
 import { CliError } from '../errors.ts';
 import { formatSerial } from '../../pki/serial.ts';
 import { count, print, printJson, shortTime, table } from '../format.ts';
+import { durationMs } from '../duration.ts';
 
 const STATES: readonly DeviceState[] = ['provisioned', 'enrolled', 'disabled', 'revoked'];
 /** The admin API's largest page (MAX_LIST in server/src/admin/routes/devices.ts). */
@@ -15,10 +16,9 @@ export { canonicalRevocationReason } from './device-bulk.ts';
 
 /** `7d`, `12h`, `30m`, `90s` in milliseconds (for `--expiring`). */
 function parseDuration(text: string, flag: string): number {
-  const match = /^([1-9]\d{0,5})([smhd])$/.exec(text);
-  if (!match) throw new UsageError(`${flag} takes a duration such as 7d, 12h or 30m (got ${JSON.stringify(text)})`);
-  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 's' | 'm' | 'h' | 'd'];
-  return Number(match[1]) * unit;
+  const ms = /^[1-9]\d{0,5}[smhd]$/.test(text) ? durationMs(text) : undefined;
+  if (ms === undefined) throw new UsageError(`${flag} takes a duration such as 7d, 12h or 30m (got ${JSON.stringify(text)})`);
+  return ms;
 }
 
 /** The PRESENCE column: online now, when last seen, or never. */

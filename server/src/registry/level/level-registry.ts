@@ -28,6 +28,7 @@ import type {
   StateChange,
 } from '../types.ts';
 import { AUDIT_HEAD_KEY, auditKey, WriteQueue, type AuditHead, type QueueTransaction, type WriteOp } from './write-queue.ts';
+import { serialKey } from '../../pki/serial.ts';
 
 /*
  * Key layout (UTF-8 keys, JSON values):
@@ -514,7 +515,7 @@ export class LevelRegistry implements Registry {
         if (json !== undefined) all.push(JSON.parse(json) as CredentialRecord);
       }
       const ofKind = all.filter((record) => record.kind === revocation.kind);
-      const bySerial = ofKind.filter((record) => record.serial === revocation.ref.toLowerCase().replace(/^0+(?=.)/, ''));
+      const bySerial = ofKind.filter((record) => record.serial === serialKey(revocation.ref));
       const matched = bySerial.length > 0 ? bySerial : ofKind.filter((record) => record.name === revocation.ref);
       if (matched.length === 0) throw new RegistryError('REGISTRY_NOT_FOUND', `no ${revocation.kind} credential with serial or name ${revocation.ref}`);
       const now = this.now();
