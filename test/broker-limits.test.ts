@@ -5,17 +5,14 @@ import { connectAsync, type MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { connackCode, connectMqtt, enrolledDevices, mqttOptions } from './helpers/device.ts';
 import { startFleet, testConfig } from './helpers/fleet.ts';
+import { metric } from './helpers/sockets.ts';
 import { nextEvent, waitFor } from './helpers/wait.ts';
 
 const once = (client: MqttClient, event: string): Promise<unknown[]> => onceEmitter(client as unknown as EventEmitter, event);
 /** Resolves when the broker has closed the connection (errors on the way are expected). */
 const closedBy = (client: MqttClient): Promise<void> => new Promise((resolve) => client.once('close', () => resolve()));
 
-async function refusals(metricsUrl: string, code: string): Promise<number> {
-  const text = await (await fetch(metricsUrl)).text();
-  const line = text.split('\n').find((entry) => entry.startsWith(`fleetgate_mqtt_refusals_total{code="${code}"}`));
-  return line ? Number(line.split(' ').pop()) : 0;
-}
+const refusals = (metricsUrl: string, code: string): Promise<number> => metric(metricsUrl, `fleetgate_mqtt_refusals_total{code="${code}"}`);
 
 test('maximum connections: beyond the limit CONNACK 3 (server unavailable), counted', async (t) => {
   const fleet = await startFleet(t, { config: testConfig({ brokerLimits: { maxConnections: 2 } }) });

@@ -114,7 +114,7 @@ test('device list (all pages), show and revoke; the broker drops the revoked dev
   t.regex(shown.stdout, /^connected\s+yes, since \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ from /m);
   t.regex(shown.stdout, /^last seen\s+\d{4}-/m);
   t.regex(shown.stdout, new RegExp(`^\\s+${formatSerial(detail.device.certSerial)}\\s+valid\\s`, 'm'), 'the certificates table');
-  t.regex(shown.stdout, /^History:\n.*\n\s+1\s+\S+ \S+\s+enrolled\s+device:/m);
+  t.regex(shown.stdout, /^History:\n.*\n\s+\d+\s+\S+ \S+\s+enrolled\s+device:/m);
 
   refused(t, unknown, 'show of an unknown device', 1, 'ADMIN_DEVICE_NOT_FOUND', /^fleetgate: ADMIN_DEVICE_NOT_FOUND: no device camera-000000000000\n$/);
   refused(t, missing, 'revoke without ID', 2, 'CLI_USAGE', /needs ID/);

@@ -1,5 +1,6 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import type { ExecutionContext } from 'ava';
+import { WaitTimeout, waitFor } from './wait.ts';
 
 /** A TCP connection that never says anything, and when the server closed it. */
 export interface SilentSocket {
@@ -39,12 +40,13 @@ export async function metric(metricsUrl: string, series: string): Promise<number
   return line ? Number(line.split(' ').pop()) : 0;
 }
 
-/** Polls `check` every 20 ms until it returns true or `ms` pass; returns the last result. */
+/** Whether `check` came true within `ms` (polled by {@link waitFor}); false when the deadline passed. */
 export async function until(check: () => Promise<boolean> | boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  return waitFor(check, { what: 'a condition', timeoutMs: ms }).then(
+    () => true,
+    (error: unknown) => {
+      if (error instanceof WaitTimeout) return false;
+      throw error;
+    },
+  );
 }
