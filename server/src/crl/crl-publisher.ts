@@ -23,6 +23,8 @@ export class CrlPublisher {
   private running: Promise<Buffer> | undefined;
   /** The signing promised to callers that came during `running`. */
   private queued: Promise<Buffer> | undefined;
+  /** The signing the latest revocation event started or joined. */
+  private revocationSigning: Promise<Buffer> | undefined;
   private readonly timer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
 
@@ -34,10 +36,23 @@ export class CrlPublisher {
     private readonly now: () => Date = () => new Date(),
   ) {
     this.unsubscribe = registry.onDeviceChange((change) => {
-      if (change.revokedSerials.length > 0) this.refreshInBackground();
+      if (change.revokedSerials.length > 0) {
+        this.revocationSigning = this.refresh();
+        this.revocationSigning.catch(() => undefined); // logged by build(); awaited by revocationsPublished()
+      }
     });
     this.timer = setInterval(() => this.refreshInBackground(), timing.refreshMs);
     this.timer.unref();
+  }
+
+  /**
+   * Settles once a CRL that lists every revocation the registry has announced so far is the
+   * current one. The registry calls its change listeners before the write that revoked returns,
+   * so a caller that has just revoked waits for the signing that change started (or the one
+   * queued behind a signing already under way), not for one more.
+   */
+  async revocationsPublished(): Promise<void> {
+    await this.revocationSigning;
   }
 
   /** The current CRL (DER), signing one first if there is none yet. */

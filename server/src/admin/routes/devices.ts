@@ -150,7 +150,7 @@ function singleAction(action: DeviceAction): AdminRoute {
       if (changed) context.logger.info({ deviceId: id, action, operator: request.operator, reason: fields.reason }, 'device state changed');
       // The answer comes once the published CRL lists the device's certificates: an operator (or
       // a script) that fetches the CRL right after a revocation gets one with it.
-      if (changed && action === 'revoke') await context.crl.refresh();
+      if (changed && action === 'revoke') await context.crl.revocationsPublished();
       sendJson(request.response, 200, { device: result.device, changed });
     },
   };
@@ -206,7 +206,7 @@ function bulkAction(action: 'revoke' | 'disable' | 'enable'): AdminRoute {
       const summary = summarize(results);
       if (summary.changed > 0) {
         context.logger.info({ action, operator: request.operator, reason: fields.reason, changed: summary.changed }, 'device states changed');
-        if (action === 'revoke') await context.crl.refresh();
+        if (action === 'revoke') await context.crl.revocationsPublished();
       }
       if (summary.refused > 0 && !continueOnError) {
         const refused = results.filter((result) => result.status === 'refused');
