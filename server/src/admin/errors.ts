@@ -25,6 +25,7 @@ export const ADMIN_ERRORS = {
   ADMIN_TRUST_EXISTS: 409,
   ADMIN_METHOD_NOT_ALLOWED: 405,
   ADMIN_INTERNAL: 500,
+  ADMIN_UNAVAILABLE: 503,
 } as const;
 
 export type AdminErrorCode = keyof typeof ADMIN_ERRORS;

@@ -9,6 +9,8 @@ export const REGISTRY_ERRORS = {
   REGISTRY_CLOSED: {},
   REGISTRY_LOCKED: {},
   REGISTRY_IO: {},
+  /** The database server does not answer (PostgreSQL down or unreachable): retry later, nothing was written. */
+  REGISTRY_UNAVAILABLE: {},
   /** Revoking would leave no valid operator credential (docs/operator.md). */
   REGISTRY_LAST_CREDENTIAL: {},
 } as const;
