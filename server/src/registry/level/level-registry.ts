@@ -28,7 +28,21 @@ import type {
   StateChange,
 } from '../types.ts';
 import { AUDIT_HEAD_KEY, auditKey, WriteQueue, type AuditHead, type QueueTransaction, type WriteOp } from './write-queue.ts';
-import { serialKey } from '../../pki/serial.ts';
+import {
+  allowListBatch,
+  batchAlreadyImported,
+  batchImportAudit,
+  checkIssuance,
+  credentialRecordedAudit,
+  credentialRevokedAudit,
+  decideDeviceAction,
+  deviceActionAudit,
+  planCredentialRevocation,
+  provisionedDevice,
+  sortCredentials,
+  trustAddedAudit,
+  type BatchSummary,
+} from '../rules.ts';
 
 /*
  * Key layout (UTF-8 keys, JSON values):
@@ -56,19 +70,6 @@ const deviceEventKey = (event: DeviceEventRecord): string => `e!${event.deviceId
 const CRL_NUMBER_KEY = 'm!crl-number';
 const batchKey = (id: string): string => `b!${id}`;
 const credentialKey = (serial: string): string => `k!${serial}`;
-
-/** What the registry keeps of a provisioning batch itself (its ids are device records). */
-interface BatchSummary {
-  readonly id: string;
-  readonly model: string;
-  readonly trust: string;
-  readonly issuedAt: string;
-  readonly count: number;
-  readonly importedAt: string;
-}
-
-/** The audit entry type of each state action (a reset is audited as `reset`). */
-const AUDIT_TYPE = { revoke: 'revoked', disable: 'disabled', enable: 'enabled' } as const;
 
 /** What a registry write job hands back: the device it changed and the serials it revoked. */
 type WriteOutcome = DeviceChange;
@@ -184,15 +185,7 @@ export class LevelRegistry implements Registry {
     await this.writeDevice(
       async (tx) => {
         const storedJson = await tx.get(deviceKey(commit.device.id));
-        const stored = storedJson ? (JSON.parse(storedJson) as DeviceRecord) : undefined;
-        // A provisioned id enrolls for the first time; a disabled or revoked one (even before its
-        // first enrollment: a unit lost in transit) may not.
-        if (stored && stored.state !== 'enrolled' && stored.state !== 'provisioned') {
-          throw new RegistryError('REGISTRY_DEVICE_BLOCKED', `device ${stored.id} is ${stored.state}`);
-        }
-        if (stored?.certSerial !== commit.expect.currentSerial) {
-          throw new RegistryError('REGISTRY_CONFLICT', `device ${commit.device.id} changed while its request was processed`);
-        }
+        checkIssuance(storedJson ? (JSON.parse(storedJson) as DeviceRecord) : undefined, commit);
         tx.put(deviceKey(commit.device.id), JSON.stringify(commit.device));
         tx.put(certKey(commit.certificate.serial), JSON.stringify(commit.certificate));
         tx.put(deviceCertKey(commit.certificate), '');
@@ -259,7 +252,7 @@ export class LevelRegistry implements Registry {
         for (const request of actions) {
           const json = planned.has(request.deviceId) ? undefined : await tx.get(deviceKey(request.deviceId));
           const before = planned.get(request.deviceId) ?? (json ? (JSON.parse(json) as DeviceRecord) : undefined);
-          const result = this.decide(request, before);
+          const result = decideDeviceAction(request, before, this.now());
           if (result.status === 'changed') planned.set(request.deviceId, result.device);
           decisions.push({ request, before, result });
         }
@@ -285,9 +278,7 @@ export class LevelRegistry implements Registry {
               if (await this.markCertificate(tx, serial, 'revoked', request.revocationReason ?? 'unspecified')) revokedSerials.push(serial);
             }
           }
-          if (request.action === 'reset') tx.audit({ type: 'reset', deviceId: before.id, actor: request.actor });
-          // A provisioned device has no certificate yet (certSerial '').
-          else tx.audit({ type: AUDIT_TYPE[request.action], deviceId: before.id, ...(before.certSerial === '' ? {} : { serial: before.certSerial }), detail: request.reason, actor: request.actor });
+          tx.audit(deviceActionAudit(request, before));
           changes.push({ device: result.device, revokedSerials });
         }
         return { results: decisions.map(({ result }) => result), changes };
@@ -296,35 +287,6 @@ export class LevelRegistry implements Registry {
     );
     for (const change of result.changes) for (const listener of this.listeners) listener(change);
     return result.results;
-  }
-
-  /** What one action does to a device, without writing anything. */
-  private decide(request: DeviceActionRequest, device: DeviceRecord | undefined): DeviceActionResult {
-    const { deviceId, action } = request;
-    if (!device) return { deviceId, status: 'refused', code: 'REGISTRY_NOT_FOUND', message: `no device ${deviceId}` };
-    const unchanged: DeviceActionResult = { deviceId, status: 'unchanged', device };
-    const changed = (fields: Partial<DeviceRecord>): DeviceActionResult => ({ deviceId, status: 'changed', device: { ...device, ...fields, updatedAt: this.now().toISOString() } });
-    switch (action) {
-      case 'revoke':
-        return device.state === 'revoked' ? unchanged : changed({ state: 'revoked', stateReason: request.reason ?? 'revoked' });
-      case 'disable':
-      case 'enable': {
-        if (device.state === 'revoked') {
-          return { deviceId, status: 'refused', code: 'REGISTRY_INVALID_STATE', message: `device ${deviceId} is revoked; revocation is final (reset it to re-enroll)` };
-        }
-        if (action === 'disable') return device.state === 'disabled' ? unchanged : changed({ state: 'disabled', stateReason: request.reason ?? 'disabled' });
-        // Enabling a device that never enrolled puts it back where it was: provisioned.
-        const enabled = device.enrollments === 0 ? 'provisioned' : 'enrolled';
-        return device.state === enabled ? unchanged : changed({ state: enabled, stateReason: undefined });
-      }
-      case 'reset': {
-        // A reset lifts a revocation (the next bootstrap enrollment starts a new certificate line;
-        // the old certificates stay revoked), but not a disablement: enabling is a decision of its own.
-        if (device.state !== 'revoked' && device.resetPending) return unchanged;
-        const state = device.state === 'disabled' ? 'disabled' : device.enrollments === 0 ? 'provisioned' : 'enrolled';
-        return changed({ state, stateReason: state === 'disabled' ? device.stateReason : undefined, resetPending: true });
-      }
-    }
   }
 
   async audit(event: AuditEvent): Promise<AuditEntry> {
@@ -395,10 +357,9 @@ export class LevelRegistry implements Registry {
       tx.put(trustKey(trust.name), JSON.stringify(trust));
       // The ids of an allow-list are provisioned under this trust: listed, and revocable before
       // their first enrollment like the ids of a `bootstrap issue` batch.
-      if (trust.allowList) {
-        await this.provision(tx, { id: `trust:${trust.name}`, model: trust.model, trust: trust.name, issuedAt: trust.createdAt, devices: trust.allowList.map((id) => ({ id })) }, trust.actor);
-      }
-      tx.audit({ type: 'trust-added', detail: `${trust.name} model=${trust.model} fingerprint=${trust.fingerprint}${trust.namespace !== undefined ? ` namespace=${trust.namespace}` : ''}${trust.allowList ? ` allowlist=${trust.allowList.length}` : ''}`, actor: trust.actor });
+      const allowList = allowListBatch(trust);
+      if (allowList) await this.provision(tx, allowList, trust.actor);
+      tx.audit(trustAddedAudit(trust));
     }, { sync: true });
     for (const listener of this.trustListeners) listener();
   }
@@ -436,9 +397,7 @@ export class LevelRegistry implements Registry {
   /** Records a batch's unknown ids as provisioned, inside a writer job. */
   private async provision(tx: QueueTransaction, batch: ProvisionBatch, actor: string): Promise<BatchImport> {
     const knownJson = await tx.get(batchKey(batch.id));
-    // A `bootstrap issue` batch never changes once written: imported whole before, nothing to do
-    // (the server imports every batch file at each start). An allow-list can grow: re-read it.
-    if (knownJson !== undefined && !batch.id.startsWith('trust:') && (JSON.parse(knownJson) as BatchSummary).count === batch.devices.length) {
+    if (batchAlreadyImported(knownJson === undefined ? undefined : (JSON.parse(knownJson) as BatchSummary), batch)) {
       return { batch: batch.id, added: 0, existing: batch.devices.length };
     }
     const timestamp = this.now().toISOString();
@@ -450,29 +409,14 @@ export class LevelRegistry implements Registry {
         existing++;
         continue;
       }
-      const record: DeviceRecord = {
-        id: entry.id,
-        model: batch.model,
-        state: 'provisioned',
-        certSerial: '',
-        certNotAfter: '',
-        bootstrap: { key: '', trust: batch.trust, serial: entry.serial ?? '' },
-        enrollments: 0,
-        renewals: 0,
-        resetPending: false,
-        batch: batch.id,
-        provisionedAt: batch.issuedAt,
-        createdAt: timestamp,
-        updatedAt: timestamp,
-      };
-      tx.put(deviceKey(entry.id), JSON.stringify(record));
+      tx.put(deviceKey(entry.id), JSON.stringify(provisionedDevice(batch, entry, timestamp)));
       added++;
     }
-    const summary: BatchSummary = { id: batch.id, model: batch.model, trust: batch.trust, issuedAt: batch.issuedAt, count: batch.devices.length, importedAt: timestamp };
     // A batch imported again with nothing new writes nothing, not even an audit entry.
     if (knownJson !== undefined && added === 0) return { batch: batch.id, added, existing };
+    const summary: BatchSummary = { id: batch.id, model: batch.model, trust: batch.trust, issuedAt: batch.issuedAt, count: batch.devices.length, importedAt: timestamp };
     tx.put(batchKey(batch.id), JSON.stringify(summary));
-    tx.audit({ type: 'batch-imported', detail: `batch=${batch.id} model=${batch.model} trust=${batch.trust} added=${added} existing=${existing}`, actor });
+    tx.audit(batchImportAudit(batch, added, existing, actor));
     return { batch: batch.id, added, existing };
   }
 
@@ -482,9 +426,8 @@ export class LevelRegistry implements Registry {
       const stored = await tx.get(credentialKey(record.serial));
       if (stored !== undefined) return { record: JSON.parse(stored) as CredentialRecord, fresh: false };
       tx.put(credentialKey(record.serial), JSON.stringify(record));
-      // A certificate seen at its first use is an observation, kept on its record (recordedVia,
-      // recordedAt), not an event of the audit log; an issue record imported is audited.
-      if (record.recordedVia === 'issue') tx.audit({ type: 'credential-recorded', serial: record.serial, detail: `${record.kind} ${record.name} expires=${record.expiresAt}`, actor });
+      const audit = credentialRecordedAudit(record, actor);
+      if (audit) tx.audit(audit);
       return { record, fresh: true };
     }, { sync: true });
     if (result.fresh) for (const listener of this.credentialListeners) listener(result.record);
@@ -502,7 +445,7 @@ export class LevelRegistry implements Registry {
       const record = JSON.parse(value) as CredentialRecord;
       if (kind === undefined || record.kind === kind) out.push(record);
     }
-    return out.sort((a, b) => a.name.localeCompare(b.name) || a.issuedAt.localeCompare(b.issuedAt));
+    return sortCredentials(out);
   }
 
   async revokeCredentials(revocation: CredentialRevocation): Promise<CredentialRecord[]> {
@@ -514,30 +457,12 @@ export class LevelRegistry implements Registry {
         const json = await tx.get(key);
         if (json !== undefined) all.push(JSON.parse(json) as CredentialRecord);
       }
-      const ofKind = all.filter((record) => record.kind === revocation.kind);
-      const bySerial = ofKind.filter((record) => record.serial === serialKey(revocation.ref));
-      const matched = bySerial.length > 0 ? bySerial : ofKind.filter((record) => record.name === revocation.ref);
-      if (matched.length === 0) throw new RegistryError('REGISTRY_NOT_FOUND', `no ${revocation.kind} credential with serial or name ${revocation.ref}`);
-      const now = this.now();
-      const usable = (record: CredentialRecord): boolean => record.state === 'valid' && new Date(record.expiresAt) > now;
-      const revoking = new Set(matched.filter((record) => record.state === 'valid').map((record) => record.serial));
-      if (revocation.kind === 'operator' && !revocation.force && matched.some((record) => revoking.has(record.serial) && usable(record))) {
-        const left = ofKind.filter((record) => usable(record) && !revoking.has(record.serial));
-        if (left.length === 0) {
-          throw new RegistryError('REGISTRY_LAST_CREDENTIAL', `revoking ${revocation.ref} would leave no valid operator credential on record; issue another first (fleetgate operator issue), or force it`);
-        }
+      const plan = planCredentialRevocation(all, revocation, this.now());
+      for (const record of plan.changed) {
+        tx.put(credentialKey(record.serial), JSON.stringify(record));
+        tx.audit(credentialRevokedAudit(record, revocation.actor));
       }
-      const timestamp = now.toISOString();
-      const changed: CredentialRecord[] = [];
-      const out = matched.map((record) => {
-        if (!revoking.has(record.serial)) return record;
-        const updated: CredentialRecord = { ...record, state: 'revoked', revokedAt: timestamp, revokedBy: revocation.actor };
-        tx.put(credentialKey(record.serial), JSON.stringify(updated));
-        tx.audit({ type: 'credential-revoked', serial: record.serial, detail: `${record.kind} ${record.name}`, actor: revocation.actor });
-        changed.push(updated);
-        return updated;
-      });
-      return { out, changed };
+      return plan;
     }, { sync: true });
     for (const record of result.changed) for (const listener of this.credentialListeners) listener(record);
     return result.out;
