@@ -147,6 +147,67 @@ for (const engine of ENGINES) {
     const reset = await registry.resetDevice('camera-7', 'operator:test');
     t.like(reset, { state: 'disabled', resetPending: true, stateReason: 'maintenance' });
   });
+
+  test(`${engine.name}: listing filters, trusts, credentials, batches, broker history and CRL numbers behave alike`, async (t) => {
+    const { registry } = await engine.create(t);
+    for (let index = 0; index < 5; index++) await registry.commitIssuance(enrollment(`lamp-${index}`, `l${index}`));
+    await registry.commitIssuance({ ...enrollment('zz-car-1', 'z1'), device: { ...device('zz-car-1', 'z1'), model: 'car', certNotAfter: '2026-11-30T00:00:00.000Z' } });
+    await registry.changeState({ deviceId: 'lamp-1', to: 'disabled', actor: 'operator:test' });
+    t.deepEqual((await registry.listDevices({ after: 'lamp-2', limit: 2 })).map((entry) => entry.id), ['lamp-3', 'lamp-4']);
+    t.deepEqual((await registry.listDevices({ state: 'disabled' })).map((entry) => entry.id), ['lamp-1']);
+    t.deepEqual((await registry.listDevices({ model: 'car' })).map((entry) => entry.id), ['zz-car-1']);
+    t.deepEqual((await registry.listDevices({ expiresBefore: '2026-12-01T00:00:00Z' })).map((entry) => entry.id), ['zz-car-1']);
+
+    // Batches: provisioned ids, idempotent re-import, known ids left alone.
+    const batch = { id: 'b-1', model: 'lamp', trust: 'fleetgate-factory', issuedAt: NOW, devices: [{ id: 'lamp-0' }, { id: 'lamp-9', serial: '0a' }] };
+    t.deepEqual(await registry.importBatch(batch, 'system'), { batch: 'b-1', added: 1, existing: 1 });
+    t.deepEqual(await registry.importBatch(batch, 'system'), { batch: 'b-1', added: 0, existing: 2 });
+    t.like(await registry.getDevice('lamp-9'), { state: 'provisioned', batch: 'b-1', bootstrap: { key: '', trust: 'fleetgate-factory', serial: '0a' } });
+    t.is((await registry.getDevice('lamp-0'))?.state, 'enrolled');
+
+    // Trusts, with their listeners; an allow-list provisions its ids.
+    let trustChanges = 0;
+    registry.onTrustChange(() => trustChanges++);
+    const trust = { name: 'acme', model: 'camera', caPem: 'PEM', fingerprint: 'ff', namespace: 'acme.', allowList: ['acme.1'], createdAt: NOW, actor: 'operator:test' };
+    await registry.putTrust(trust);
+    t.deepEqual((await registry.listTrusts()).map((entry) => entry.name), ['acme']);
+    t.is((await registry.getDevice('acme.1'))?.batch, 'trust:acme');
+    t.true(await registry.deleteTrust('acme', 'operator:test'));
+    t.false(await registry.deleteTrust('acme', 'operator:test'));
+    t.is(trustChanges, 2);
+
+    // Credentials: recorded once, revoked by name, the last operator kept unless forced.
+    const credential = (name: string, serial: string) => ({ kind: 'operator' as const, name, serial, issuedAt: NOW, expiresAt: '2099-01-01T00:00:00.000Z', state: 'valid' as const, recordedVia: 'issue' as const, recordedAt: NOW });
+    const revokedCredentials: string[] = [];
+    registry.onCredentialChange((record) => revokedCredentials.push(`${record.name}:${record.state}`));
+    await registry.recordCredential(credential('alice', 'a1'), 'system');
+    t.is((await registry.recordCredential({ ...credential('alice', 'a1'), name: 'other' }, 'system')).name, 'alice');
+    await registry.recordCredential(credential('bob', 'b1'), 'system');
+    t.like((await registry.revokeCredentials({ kind: 'operator', ref: 'bob', actor: 'operator:alice' }))[0], { state: 'revoked', revokedBy: 'operator:alice' });
+    const last = await t.throwsAsync(registry.revokeCredentials({ kind: 'operator', ref: 'a1', actor: 'operator:alice' }));
+    t.is((last as RegistryError).code, 'REGISTRY_LAST_CREDENTIAL');
+    const missing = await t.throwsAsync(registry.revokeCredentials({ kind: 'service', ref: 'nobody', actor: 'operator:alice' }));
+    t.is((missing as RegistryError).code, 'REGISTRY_NOT_FOUND');
+    t.deepEqual((await registry.listCredentials('operator')).map((record) => `${record.name}:${record.state}`), ['alice:valid', 'bob:revoked']);
+    t.deepEqual(revokedCredentials, ['alice:valid', 'bob:valid', 'bob:revoked']);
+
+    // Broker history: an entry of the same first occurrence replaces the stored one; each device keeps its newest.
+    const event = (first: string, count: number) => ({ deviceId: 'lamp-2', kind: 'refused' as const, code: 'BROKER_X', first, last: first, count });
+    await registry.recordDeviceEvents([event('2026-11-23T10:00:01.000Z', 1), event('2026-11-23T10:00:02.000Z', 1)], 2);
+    await registry.recordDeviceEvents([event('2026-11-23T10:00:02.000Z', 5), event('2026-11-23T10:00:03.000Z', 1)], 2);
+    t.deepEqual((await registry.listDeviceEvents('lamp-2')).map((entry) => `${entry.first.slice(17, 19)}x${entry.count}`), ['03x1', '02x5']);
+    t.is((await registry.listDeviceEvents('lamp-2', 1)).length, 1);
+
+    // CRL numbers only grow; all-or-nothing bulk actions write nothing when one is refused.
+    const numbers = await Promise.all([registry.nextCrlNumber(), registry.nextCrlNumber(), registry.nextCrlNumber()]);
+    t.deepEqual([...numbers].sort(), [1n, 2n, 3n]);
+    const before = (await registry.readAuditPage()).head;
+    const bulk = await registry.applyDeviceActions([{ deviceId: 'lamp-3', action: 'disable', actor: 'operator:test' }, { deviceId: 'ghost', action: 'disable', actor: 'operator:test' }], { allOrNothing: true });
+    t.deepEqual(bulk.map((result) => result.status), ['skipped', 'refused']);
+    t.is((await registry.getDevice('lamp-3'))?.state, 'enrolled');
+    t.is((await registry.readAuditPage()).head, before);
+    t.true((await registry.verifyAudit()).ok);
+  });
 }
 
 // LevelDB only: its files and its lock.
