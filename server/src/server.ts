@@ -3,12 +3,12 @@ import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:https';
 import { EnrollmentAuthority } from './authority/enrollment-authority.ts';
 import { CaBootstrapProvisioner, trustProvisioner } from './authority/provisioners.ts';
-import { DEFAULT_HEALTH, loadConfig, type ServerConfig } from './config/config.ts';
+import { DEFAULT_HEALTH, DEFAULT_REGISTRY, loadConfig, type ServerConfig } from './config/config.ts';
 import { loadAuthorityFromDataDir, readCertificateFile } from './datadir/authorities.ts';
 import { dataLayout } from './datadir/layout.ts';
 import { createEstServer } from './enrollment/est-server.ts';
 import { toPem } from './pki/pem.ts';
-import { LevelRegistry } from './registry/level/level-registry.ts';
+import { openRegistry, redactUrl } from './registry/open-registry.ts';
 import type { Registry } from './registry/types.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { X509Certificate } from 'node:crypto';
@@ -37,6 +37,8 @@ export interface StartOptions {
   readonly logger?: Logger;
   /** Overrides `<data>/config.json` (tests). */
   readonly config?: ServerConfig;
+  /** A PostgreSQL registry URL (`--registry`, FLEETGATE_REGISTRY_URL); overrides config.json `registry.url`. */
+  readonly registryUrl?: string;
   readonly now?: () => Date;
 }
 
@@ -115,7 +117,16 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const root = await readCertificateFile(layout.rootCert);
   const factory = new X509Certificate(await readCertificateFile(layout.authorityCert('factory')));
   const metrics = new Metrics();
-  const registry = await LevelRegistry.open(layout.registry, { now: options.now, onBatchWritten: (seconds) => metrics.registryWrite.observe(seconds) });
+  const registryUrl = options.registryUrl ?? config.registry?.url;
+  const registry = await openRegistry({
+    url: registryUrl,
+    levelPath: layout.registry,
+    settings: config.registry ?? DEFAULT_REGISTRY,
+    now: options.now,
+    logger: logger.child({ component: 'registry' }),
+    onBatchWritten: (seconds) => metrics.registryWrite.observe(seconds),
+  });
+  logger.info({ registry: registryUrl === undefined ? layout.registry : redactUrl(registryUrl), engine: registryUrl === undefined ? 'leveldb' : 'postgres' }, 'registry open');
   const closers: (() => Promise<void>)[] = [];
   const reporting = listenerReporting(metrics, logger);
   const health = new HealthState();

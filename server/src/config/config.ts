@@ -127,6 +127,18 @@ export interface ServerConfig {
   readonly listeners: ListenerLimits;
   /** Health checks (`/healthz`, `/readyz`); absent: {@link DEFAULT_HEALTH}. */
   readonly health?: HealthConfig;
+  /** Where the registry lives; absent (older files): LevelDB with {@link DEFAULT_REGISTRY} settings. */
+  readonly registry?: RegistryConfig;
+}
+
+/** Where the registry lives and how fleetgate talks to PostgreSQL (docs/postgres.md). */
+export interface RegistryConfig {
+  /** A PostgreSQL URL; absent: LevelDB in `<data>/registry`. */
+  readonly url?: string;
+  readonly poolSize: number;
+  readonly connectTimeoutMs: number;
+  readonly queryTimeoutMs: number;
+  readonly changeRetentionHours: number;
 }
 
 /** Health checks of the metrics listener (`/healthz`, `/readyz`). */
@@ -141,11 +153,15 @@ export interface HealthConfig {
 /** The health settings when config.json has none (older files). */
 export const DEFAULT_HEALTH: HealthConfig = { shutdownDrainMs: 0 };
 
+
 /**
  * Every setting at its default: read from the schema ({@link CONFIG_SCHEMA}), the one place a
  * default is written. `fleetgate init` writes it out as `<data>/config.json`.
  */
 export const DEFAULT_CONFIG: ServerConfig = schemaDefaults({ ...CONFIG_SCHEMA, default: {} }) as ServerConfig;
+
+/** The registry settings when config.json has none (older files). */
+export const DEFAULT_REGISTRY: RegistryConfig = DEFAULT_CONFIG.registry as RegistryConfig;
 
 /** The configuration file is invalid. */
 export class ConfigError extends FleetgateError<OperatorCode<'CONFIG_INVALID'>> {

@@ -27,6 +27,8 @@ export interface SchemaNode {
   readonly propertyNames?: { readonly pattern: string };
 }
 
+import { POSTGRES_DEFAULTS } from '../registry/postgres/defaults.ts';
+
 const DAY = 86_400;
 /** Node's timers hold at most 2^31-1 ms; a longer delay fires after 1 ms instead (with a warning). */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -226,6 +228,24 @@ export const CONFIG_SCHEMA: SchemaNode = {
       maxPendingConnections: integer('Unfinished connections on one listener, in total. Beyond it new sockets are closed at once.', 1024, 1),
       maxPendingPerAddress: integer('Unfinished connections from one source address on one listener.', 128, 1),
     }),
+    registry: {
+      type: 'object',
+      description: 'Where the registry lives: LevelDB in `<data>/registry` (the default), or PostgreSQL when `url` is set (docs/postgres.md). `--registry` and `FLEETGATE_REGISTRY_URL` override `url`.',
+      default: {},
+      properties: {
+        url: {
+          type: 'string',
+          description: 'a PostgreSQL connection URL, `postgres://user@host:port/database` (a password is better given as PGPASSWORD or in ~/.pgpass than written here)',
+          pattern: '^postgres(ql)?://',
+        },
+        poolSize: integer('PostgreSQL connections of one fleetgate process (one more listens for changes).', POSTGRES_DEFAULTS.poolSize, 1, 1000),
+        connectTimeoutMs: milliseconds('How long to wait for a PostgreSQL connection before answering "unavailable" (EST 503, admin API 503), in milliseconds.', POSTGRES_DEFAULTS.connectTimeoutMs),
+        queryTimeoutMs: milliseconds('How long one PostgreSQL statement may take before it fails as "unavailable", in milliseconds.', POSTGRES_DEFAULTS.queryTimeoutMs),
+        changeRetentionHours: { type: 'number', description: 'Registry changes kept for processes that were away (a process away longer replays the whole registry), in hours.', default: POSTGRES_DEFAULTS.changeRetentionHours, exclusiveMinimum: 0 },
+      },
+      required: ['poolSize', 'connectTimeoutMs', 'queryTimeoutMs', 'changeRetentionHours'],
+      additionalProperties: false,
+    },
     health: section('Health checks on the metrics listener (`/healthz`, `/readyz`).', {
       shutdownDrainMs: integer('At shutdown, how long `/readyz` answers 503 before the listeners stop accepting, so a load balancer stops sending new connections first, in milliseconds (0: close at once).', 0, 0, 300_000),
     }),

@@ -1,11 +1,12 @@
 import { resolveDataDir } from '../../datadir/layout.ts';
 import { DEFAULT_LISTEN } from '../../listen.ts';
 import { integerOption, type Command } from '../args.ts';
+import { registryUrlOption } from '../registry-option.ts';
 import { recordAdminUrl } from '../server-url.ts';
 
 export const serveCommand: Command = {
   path: ['serve'],
-  help: `Usage: fleetgate serve [--data DIR] [--host H] [--est-port P] [--mqtt-port P] [--admin-port P] [--metrics-port P]
+  help: `Usage: fleetgate serve [--data DIR] [--registry URL] [--host H] [--est-port P] [--mqtt-port P] [--admin-port P] [--metrics-port P]
 
 Starts every listener:
   EST enrollment (RFC 7030, HTTPS, client certificates)  https://H:8443/.well-known/est/{cacerts,simpleenroll,simplereenroll,csrattrs}
@@ -20,6 +21,9 @@ SIGINT or SIGTERM stops accepting, lets in-flight requests finish, and exits.
 
 Options:
   --data DIR          data directory made by \`fleetgate init\` (default ./data or $FLEETGATE_DATA)
+  --registry URL      the registry on PostgreSQL (postgres://user@host:port/db), shared by every
+                      fleetgate process given the same URL (default $FLEETGATE_REGISTRY_URL, then
+                      config.json registry.url, else LevelDB in <data>/registry; docs/postgres.md)
   --host H            address to listen on (default ${DEFAULT_LISTEN.host})
   --est-port P        EST port (default ${DEFAULT_LISTEN.estPort}; 0 picks a free port)
   --mqtt-port P       MQTT over TLS port (default ${DEFAULT_LISTEN.mqttPort})
@@ -28,6 +32,7 @@ Options:
   -h, --help          this help`,
   options: {
     data: { type: 'string' },
+    registry: { type: 'string' },
     host: { type: 'string' },
     'est-port': { type: 'string' },
     'mqtt-port': { type: 'string' },
@@ -39,6 +44,7 @@ Options:
     const [{ createLogger }, { startServer }] = await Promise.all([import('../../logger.ts'), import('../../server.ts')]);
     const logger = createLogger();
     const dataDir = resolveDataDir(values.data as string | undefined);
+    const registryUrl = registryUrlOption(values);
     // Signals are taken from the start: the first listener answers before the others are up, and
     // a SIGTERM in between must still shut down cleanly (once started), not kill the process.
     let signalled: NodeJS.Signals | undefined;
@@ -52,6 +58,7 @@ Options:
       const server = await startServer({
         dataDir,
         logger,
+        registryUrl,
         listen: {
           host: (values.host as string | undefined) ?? DEFAULT_LISTEN.host,
           estPort: integerOption(values, 'est-port', DEFAULT_LISTEN.estPort, 0, 65535),

@@ -45,6 +45,7 @@ import type {
   TrustRecord,
 } from '../types.ts';
 import { ChangeFeed } from './change-feed.ts';
+import { POSTGRES_DEFAULTS } from './defaults.ts';
 import { migrate } from './migrate.ts';
 import { toRegistryError } from './pg-errors.ts';
 import { WriteRounds, type ChangeRow, type RoundOutcome, type RoundTransaction } from './write-rounds.ts';
@@ -66,14 +67,6 @@ export interface PostgresRegistryOptions {
   /** Most jobs in one write round (one transaction). */
   readonly maxRound?: number;
 }
-
-export const POSTGRES_DEFAULTS = {
-  poolSize: 10,
-  connectTimeoutMs: 3_000,
-  queryTimeoutMs: 10_000,
-  changeRetentionHours: 24,
-  maxRound: 256,
-} as const;
 
 /** How often each process prunes old changes. */
 const PRUNE_INTERVAL_MS = 60 * 60_000;
