@@ -293,9 +293,6 @@ export class EnrollmentAuthority {
         if (device) this.checkDeviceState(device);
         throw new EnrollmentError('ENROLL_CONFLICT', `device ${commit.device.id} changed while this request was processed; retry`, { cause: error });
       }
-      if (error instanceof RegistryError && error.code === 'REGISTRY_CLOSED') {
-        throw new EnrollmentError('ENROLL_UNAVAILABLE', 'the server is shutting down; retry', { cause: error, retryAfterSeconds: 5 });
-      }
       throw error;
     }
   }
@@ -304,8 +301,10 @@ export class EnrollmentAuthority {
   private async audited<T>(client: ClientCredential, operation: string, options: IssuanceOptions, run: () => Promise<T>): Promise<T> {
     try {
       return await run();
-    } catch (error) {
-      if (error instanceof EnrollmentError && (options.mayAuditRefusal?.(error) ?? true)) await this.auditRefusal(client, operation, error);
+    } catch (caught) {
+      const error = registryUnavailable(caught) ?? caught;
+      // A registry that does not answer cannot take the refusal either: not audited.
+      if (error instanceof EnrollmentError && error.code !== 'ENROLL_UNAVAILABLE' && (options.mayAuditRefusal?.(error) ?? true)) await this.auditRefusal(client, operation, error);
       throw error;
     }
   }
@@ -328,4 +327,19 @@ export class EnrollmentAuthority {
     };
     await this.options.registry.audit(event);
   }
+}
+
+/** How long a device waits before retrying when the registry does not answer. */
+const REGISTRY_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * The refusal a device gets when the registry cannot be used: shutting down (REGISTRY_CLOSED) or
+ * its database down (REGISTRY_UNAVAILABLE) is 503 with Retry-After, never a 500 and never a hang;
+ * nothing was issued (the certificate leaves only after its record is committed).
+ */
+function registryUnavailable(error: unknown): EnrollmentError | undefined {
+  if (!(error instanceof RegistryError)) return undefined;
+  if (error.code === 'REGISTRY_CLOSED') return new EnrollmentError('ENROLL_UNAVAILABLE', 'the server is shutting down; retry', { cause: error, retryAfterSeconds: REGISTRY_RETRY_AFTER_SECONDS });
+  if (error.code === 'REGISTRY_UNAVAILABLE') return new EnrollmentError('ENROLL_UNAVAILABLE', 'the registry is unavailable; retry later', { cause: error, retryAfterSeconds: REGISTRY_RETRY_AFTER_SECONDS });
+  return undefined;
 }

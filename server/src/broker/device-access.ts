@@ -93,6 +93,22 @@ export class DeviceAccess {
   }
 
   /**
+   * A device this process has not heard of, read from the registry. With a registry shared by
+   * several processes, a device enrolled through another one a moment ago may not have reached
+   * this one's change feed yet (or the feed was down); its revoked certificates are read with it.
+   * Throws the registry's error (`REGISTRY_UNAVAILABLE` while the database is down).
+   */
+  async lookup(deviceId: string): Promise<DeviceAccessEntry | undefined> {
+    const device = await this.registry.getDevice(deviceId);
+    if (!device) return undefined;
+    const revoked = (await this.registry.listCertificates(deviceId)).filter((record) => record.status === 'revoked');
+    // A change event may have arrived meanwhile: it is at least as new as what was read.
+    if (!this.devices.has(deviceId)) this.remember(device);
+    for (const record of revoked) this.revoked.add(record.serial);
+    return this.devices.get(deviceId);
+  }
+
+  /**
    * Whether a device certificate may still connect. The current one may. The one the last renewal
    * replaced may too, until the current one has been used: the SDK renews over EST, then connects
    * with the new certificate (taking the old session over) before it drops the old one; if that

@@ -20,6 +20,7 @@ export const BROKER_ERRORS = {
   BROKER_SERVICE_UNKNOWN: { returnCode: 5, message: 'the service is not allow-listed in broker.services' },
   BROKER_KEEPALIVE: { returnCode: 2, message: 'the keepalive is outside the allowed range' },
   BROKER_TOO_MANY_CONNECTIONS: { returnCode: 3, message: 'the broker is at its connection limit' },
+  BROKER_REGISTRY_UNAVAILABLE: { returnCode: 3, message: 'the registry does not answer; retry later' },
   BROKER_PUBLISH_DENIED: { returnCode: 0, message: 'publishing to this topic is not allowed' },
   BROKER_SUBSCRIBE_DENIED: { returnCode: 0, message: 'subscribing to this filter is not allowed' },
   BROKER_TOPIC_INVALID: { returnCode: 0, message: 'the topic is not valid' },

@@ -18,6 +18,10 @@ const SERVICE_INSTANCE = /^[A-Za-z0-9._-]{1,64}$/;
 export function createAuthenticate(context: HookContext) {
   const limits = context.config.limits;
   return (client: Client, _username: Readonly<string | undefined>, _password: Readonly<Buffer | undefined>, done: (error: AuthenticateError | null, success: boolean | null) => void): void => {
+    void decide(client, done);
+  };
+
+  async function decide(client: Client, done: (error: AuthenticateError | null, success: boolean | null) => void): Promise<void> {
     const pending = context.sessions.pending.get(client);
     context.sessions.pending.delete(client);
     // Set once the certificate chain verified to the issuing CA: only then may a refusal be
@@ -35,7 +39,7 @@ export function createAuthenticate(context: HookContext) {
         if (client.id !== identity.deviceId) {
           throw new BrokerError('BROKER_CLIENT_ID_MISMATCH', `client id "${client.id}", certificate ${identity.deviceId}`);
         }
-        const device = context.access.device(identity.deviceId);
+        const device = context.access.device(identity.deviceId) ?? (await lookup(identity.deviceId));
         if (!device) throw new BrokerError('BROKER_DEVICE_UNKNOWN', identity.deviceId);
         if (device.state === 'revoked') throw new BrokerError('BROKER_DEVICE_REVOKED', identity.deviceId);
         if (device.state === 'disabled') throw new BrokerError('BROKER_DEVICE_DISABLED', identity.deviceId);
@@ -98,5 +102,18 @@ export function createAuthenticate(context: HookContext) {
       context.logger.info({ code: error.code, reason: error.message, clientId: client.id, peer: (client.conn as TLSSocket).remoteAddress }, 'connection refused');
       done(Object.assign(new Error(error.message), { returnCode: error.returnCode }) as AuthenticateError, false);
     }
-  };
+  }
+
+  /**
+   * A device missing from memory, from the registry; a registry that does not answer is CONNACK 3
+   * (server unavailable: the device retries), never 5 (which would tell it to give up).
+   */
+  async function lookup(deviceId: string) {
+    try {
+      return await context.access.lookup(deviceId);
+    } catch (error) {
+      context.logger.warn({ err: error, deviceId }, 'registry lookup of an unknown device failed');
+      throw new BrokerError('BROKER_REGISTRY_UNAVAILABLE', error instanceof Error ? error.message : String(error));
+    }
+  }
 }
