@@ -5,6 +5,9 @@ import { createCsr, generateDeviceKeyPair } from '../device-sdk/src/csr.ts';
 import { EST_PATHS } from '../device-sdk/src/protocol.ts';
 import { dataLayout } from '../server/src/datadir/layout.ts';
 import { LevelRegistry } from '../server/src/registry/level/level-registry.ts';
+import { PostgresRegistry } from '../server/src/registry/postgres/postgres-registry.ts';
+import type { Registry } from '../server/src/registry/types.ts';
+import { sharedPostgres, stopSharedPostgres } from './helpers/postgres.ts';
 import { csrBody, estRequest } from './helpers/est-client.ts';
 import { factoryCredentials, makeDataDir } from './helpers/fleet.ts';
 import { certificatesFromCertsOnly } from './helpers/pkcs7.ts';
@@ -12,13 +15,20 @@ import { startServeProcess } from './helpers/serve-process.ts';
 
 const DEVICES = 200;
 const KILL_AFTER = 60;
-const CONCURRENCY = 24;
+// Every request in flight at once (the listener admits 128 per source address; the rest get 429).
+const CONCURRENCY = DEVICES;
 
-test('SIGKILL during a burst of enrollments: every certificate a client received is in the registry after restart', async (t) => {
+test.after.always(stopSharedPostgres);
+
+for (const engine of ['leveldb', 'postgres'] as const) {
+test(`${engine}: SIGKILL during a burst of ${DEVICES} concurrent enrollments: every certificate a client received is in the registry after restart`, async (t) => {
   const data = await makeDataDir(t);
   const devices = await factoryCredentials(t, data, 'camera', DEVICES);
   const bodies = await Promise.all(devices.map(async (device) => csrBody(await createCsr(device.id, await generateDeviceKeyPair()))));
-  const serve = await startServeProcess(t, data.dir, data.rootPem);
+  const url = engine === 'postgres' ? await (await sharedPostgres()).createDatabase() : undefined;
+  const args = url === undefined ? [] : ['--registry', url];
+  const openRegistry = (): Promise<Registry> => (url === undefined ? LevelRegistry.open(dataLayout(data.dir).registry) : PostgresRegistry.open(url));
+  const serve = await startServeProcess(t, data.dir, data.rootPem, { args });
 
   // A pool of concurrent clients keeps requests arriving while the server is killed, so some are
   // cut between signing and recording, some between recording and the response.
@@ -57,7 +67,7 @@ test('SIGKILL during a burst of enrollments: every certificate a client received
   t.log(`received ${received.length} certificates, ${failures} requests cut off by the kill`);
 
   // "Restart": the registry opens (the lock died with the process) and holds every certificate.
-  const registry = await LevelRegistry.open(dataLayout(data.dir).registry);
+  const registry = await openRegistry();
   t.teardown(() => registry.close());
   for (const der of received) {
     const serial = new X509Certificate(der).serialNumber.toLowerCase().replace(/^0+/, '');
@@ -70,7 +80,7 @@ test('SIGKILL during a burst of enrollments: every certificate a client received
   await registry.close();
 
   // And the server itself comes back on the same data.
-  const restarted = await startServeProcess(t, data.dir, data.rootPem);
+  const restarted = await startServeProcess(t, data.dir, data.rootPem, { args });
   const survivor = devices.find((device) => !received.some((der) => new X509Certificate(der).subject.includes(device.id)));
   if (survivor) {
     const response = await estRequest({ url: restarted.estUrl, path: EST_PATHS.simpleenroll, body: bodies[devices.indexOf(survivor)], ca: data.rootPem, cert: survivor.certPem, key: survivor.keyPem });
@@ -80,3 +90,4 @@ test('SIGKILL during a burst of enrollments: every certificate a client received
   const [code] = (await once(restarted.child, 'exit')) as [number | null];
   t.is(code, 0, `graceful shutdown on SIGTERM: ${restarted.output()}`);
 });
+}

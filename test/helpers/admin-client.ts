@@ -9,8 +9,11 @@ export interface AdminResponse {
   json<T = Record<string, unknown>>(): T;
 }
 
+/** What the admin API is called on: a fleet, or any server of a data directory (a `fleetgate serve` process). */
+export type AdminTarget = Pick<Fleet, 'layout' | 'rootPem'> & { readonly server: { readonly adminUrl: string } };
+
 /** Calls the admin API with the data directory's operator certificate (or another credential). */
-export async function admin(fleet: Fleet, method: string, path: string, options: { body?: unknown; cert?: string; key?: string; anonymous?: boolean } = {}): Promise<AdminResponse> {
+export async function admin(fleet: AdminTarget, method: string, path: string, options: { body?: unknown; cert?: string; key?: string; anonymous?: boolean } = {}): Promise<AdminResponse> {
   const cert = options.anonymous ? undefined : (options.cert ?? (await readFile(fleet.layout.operatorCert, 'utf8')));
   const key = options.anonymous ? undefined : (options.key ?? (await readFile(fleet.layout.operatorKey, 'utf8')));
   const payload = options.body === undefined ? undefined : JSON.stringify(options.body);

@@ -61,7 +61,7 @@ export async function makeDataDir(t: ExecutionContext): Promise<DataDir> {
 }
 
 /** Starts a real server (EST on a free loopback port) over a fresh data directory. */
-export async function startFleet(t: ExecutionContext, options: { config?: ServerConfig; now?: () => Date; dataDir?: DataDir } = {}): Promise<Fleet> {
+export async function startFleet(t: ExecutionContext, options: { config?: ServerConfig; now?: () => Date; dataDir?: DataDir; registryUrl?: string } = {}): Promise<Fleet> {
   const data = options.dataDir ?? (await makeDataDir(t));
   const server = await startServer({
     dataDir: data.dir,
@@ -69,6 +69,7 @@ export async function startFleet(t: ExecutionContext, options: { config?: Server
     logger: pino({ level: process.env.FLEETGATE_TEST_LOG ?? 'silent' }),
     config: options.config ?? testConfig(),
     now: options.now,
+    registryUrl: options.registryUrl,
   });
   t.teardown(() => server.close());
   return { ...data, server, estUrl: server.estUrl };

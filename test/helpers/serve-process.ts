@@ -15,14 +15,18 @@ export interface ServeProcess {
   readonly child: ChildProcess;
   readonly estUrl: string;
   readonly port: number;
+  /** The admin API's URL, when a port was asked for (`adminPort: true`). */
+  readonly adminUrl: string;
   /** Everything it printed so far. */
   output(): string;
 }
 
 /** Starts `fleetgate serve` as a separate process and waits until EST answers. */
-export async function startServeProcess(t: ExecutionContext, dataDir: string, rootPem: string): Promise<ServeProcess> {
+export async function startServeProcess(t: ExecutionContext, dataDir: string, rootPem: string, options: { args?: readonly string[]; adminPort?: boolean } = {}): Promise<ServeProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, FLEETGATE_BIN, 'serve', '--data', dataDir, '--host', '127.0.0.1', '--est-port', String(port), '--mqtt-port', '0', '--admin-port', '0', '--metrics-port', '0'], {
+  const adminPort = options.adminPort ? await freePort() : 0;
+  const args = ['serve', '--data', dataDir, '--host', '127.0.0.1', '--est-port', String(port), '--mqtt-port', '0', '--admin-port', String(adminPort), '--metrics-port', '0', ...(options.args ?? [])];
+  const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, FLEETGATE_BIN, ...args], {
     env: { ...process.env, FLEETGATE_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -48,5 +52,5 @@ export async function startServeProcess(t: ExecutionContext, dataDir: string, ro
     child.kill('SIGKILL');
     throw error;
   }
-  return { child, estUrl, port, output: () => output };
+  return { child, estUrl, port, adminUrl: `https://127.0.0.1:${adminPort}`, output: () => output };
 }
