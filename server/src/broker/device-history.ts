@@ -131,7 +131,16 @@ export class DeviceHistoryRecorder {
       this.dirty.clear();
       this.expire(this.now());
       if (batch.length === 0) return;
-      await this.registry.recordDeviceEvents(batch, this.limits.keepPerDevice).catch((error: unknown) => this.logger.error({ err: error }, 'device history write failed'));
+      try {
+        await this.registry.recordDeviceEvents(batch, this.limits.keepPerDevice);
+      } catch (error) {
+        // Kept for the next write while there is room (the registry's database may be down);
+        // beyond `maxOpen` entries they are counted as dropped.
+        const room = Math.max(0, this.limits.maxOpen - this.closed.length);
+        this.closed.unshift(...batch.slice(0, room));
+        for (let index = room; index < batch.length; index++) this.observe('dropped');
+        this.logger.error({ err: error, kept: Math.min(room, batch.length) }, 'device history write failed; kept for the next write');
+      }
     });
     return this.flushing;
   }

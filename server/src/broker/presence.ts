@@ -52,11 +52,18 @@ export class PresenceRecorder {
       if (this.dirty.size === 0) return;
       const batch = [...this.dirty.values()];
       this.dirty.clear();
-      // Merge with what is stored, so a "seen" update keeps connectedAt/peer of the connection.
-      const merged = await Promise.all(
-        batch.map(async (update) => ({ ...(await this.registry.getPresence(update.deviceId)), ...update })),
-      );
-      await this.registry.recordPresence(merged).catch((error: unknown) => this.logger.error({ err: error }, 'presence write failed'));
+      try {
+        // Merge with what is stored, so a "seen" update keeps connectedAt/peer of the connection.
+        const merged = await Promise.all(
+          batch.map(async (update) => ({ ...(await this.registry.getPresence(update.deviceId)), ...update })),
+        );
+        await this.registry.recordPresence(merged);
+      } catch (error) {
+        // The registry did not take it (its database is down): keep it for the next flush, under
+        // anything newer that arrived meanwhile. Bounded by the number of devices.
+        for (const update of batch) if (!this.dirty.has(update.deviceId)) this.dirty.set(update.deviceId, update);
+        this.logger.error({ err: error, pending: this.dirty.size }, 'presence write failed; kept for the next flush');
+      }
     });
     return this.flushing;
   }
