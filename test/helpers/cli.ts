@@ -5,7 +5,7 @@ import { SOURCE_NODE_ARGS } from './source-node.ts';
 
 /**
  * Runs the real `fleetgate` CLI (the package's bin script) in a child process and waits for it.
- * The environment is the test's own minus the variables the CLI reads (FLEETGATE_DATA,
+ * The environment is the test's own minus the variables the CLI reads (FLEETGATE_DATA, FLEETGATE_REGISTRY_URL,
  * FLEETGATE_CA_PASSPHRASE, FLEETGATE_LOG_LEVEL), so a developer's shell cannot change the outcome;
  * pass them in `env` to set them.
  */
@@ -14,6 +14,7 @@ export function fleetgate(args: readonly string[], options: { env?: Record<strin
   delete env.FLEETGATE_DATA;
   delete env.FLEETGATE_CA_PASSPHRASE;
   delete env.FLEETGATE_LOG_LEVEL;
+  delete env.FLEETGATE_REGISTRY_URL;
   return run(process.execPath, [...SOURCE_NODE_ARGS, FLEETGATE_BIN, ...args], { env: { ...env, ...options.env }, cwd: options.cwd });
 }
 

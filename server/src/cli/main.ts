@@ -54,6 +54,9 @@ const COMMANDS: readonly CommandEntry[] = [
   { path: ['service', 'list'], summary: 'list the service certificates on record: name, serial, issued, expires, state (admin API)', load: async () => (await import('./commands/credentials.ts')).serviceListCommand },
   { path: ['service', 'revoke'], summary: 'revoke a service certificate by serial or name: its MQTT sessions are closed (admin API)', load: async () => (await import('./commands/credentials.ts')).serviceRevokeCommand },
   { path: ['bootstrap', 'import'], summary: 'import the batches and certificates issued offline into the running server now (admin API)', load: async () => (await import('./commands/credentials.ts')).bootstrapImportCommand },
+  { path: ['registry', 'status'], summary: 'which registry (LevelDB or PostgreSQL), its schema version and what it holds', load: async () => (await import('./commands/registry.ts')).registryStatusCommand },
+  { path: ['registry', 'export'], summary: 'write the whole registry to a file: a backup, and how a fleet moves to PostgreSQL', load: async () => (await import('./commands/registry.ts')).registryExportCommand },
+  { path: ['registry', 'import'], summary: 'read a registry export into an empty registry (LevelDB or PostgreSQL), all or nothing', load: async () => (await import('./commands/registry.ts')).registryImportCommand },
   { path: ['completion'], summary: 'print a shell completion script: bash or zsh (source <(fleetgate completion bash))', load: async () => (await import('./commands/completion.ts')).completionCommand(COMMANDS) },
 ];
 
@@ -74,8 +77,8 @@ Commands:
 ${lines.join('\n')}
 
 Run \`fleetgate <command> --help\` for the options of a command; \`fleetgate --version\` prints the version.
-Environment: FLEETGATE_DATA (data directory), FLEETGATE_SERVER (admin API URL), FLEETGATE_CA_PASSPHRASE,
-FLEETGATE_LOG_LEVEL.`;
+Environment: FLEETGATE_DATA (data directory), FLEETGATE_SERVER (admin API URL), FLEETGATE_REGISTRY_URL
+(PostgreSQL registry), FLEETGATE_CA_PASSPHRASE, FLEETGATE_LOG_LEVEL.`;
 }
 
 /** Prints a usage error the way every command does (`fleetgate: CLI_USAGE: ...`), then `help`; exit status 2. */

@@ -28,6 +28,11 @@ export interface InitOptions {
   readonly hostnames?: readonly string[];
   /** Encrypts the CA keys at rest. */
   readonly passphrase?: string;
+  /**
+   * A PostgreSQL registry URL to record as `registry.url` in config.json (without its password,
+   * which belongs in PGPASSWORD or ~/.pgpass, not in a file of the data directory).
+   */
+  readonly registryUrl?: string;
   readonly now?: Date;
 }
 
@@ -163,10 +168,19 @@ export async function initDataDir(options: InitOptions): Promise<InitReport> {
     report.created.push(layout.operatorCert);
   }
 
+  const registryUrl = options.registryUrl === undefined ? undefined : withoutPassword(options.registryUrl);
   if (await exists(layout.config)) {
-    report.existing.push(layout.config);
+    // An existing file keeps every setting; only the registry URL asked for is written into it.
+    const current = JSON.parse(await readFile(layout.config, 'utf8')) as { registry?: { url?: string } };
+    if (registryUrl !== undefined && current.registry?.url !== registryUrl) {
+      await writeFileAtomic(layout.config, `${JSON.stringify({ ...current, registry: { ...current.registry, url: registryUrl } }, null, 2)}\n`);
+      report.updated.push(layout.config);
+    } else {
+      report.existing.push(layout.config);
+    }
   } else {
-    await writeFileAtomic(layout.config, `${JSON.stringify(DEFAULT_CONFIG, null, 2)}\n`);
+    const config = registryUrl === undefined ? DEFAULT_CONFIG : { ...DEFAULT_CONFIG, registry: { ...DEFAULT_CONFIG.registry, url: registryUrl } };
+    await writeFileAtomic(layout.config, `${JSON.stringify(config, null, 2)}\n`);
     report.created.push(layout.config);
   }
   return report;
@@ -202,4 +216,11 @@ async function ensureIntermediate(
   await writeFileAtomic(layout.authorityCert(name), toPem('CERTIFICATE', issued.der));
   report.created.push(layout.authorityCert(name));
   return loadAuthority(issued.der, signer);
+}
+
+/** A connection URL with its password taken out. */
+function withoutPassword(url: string): string {
+  const parsed = new URL(url);
+  parsed.password = '';
+  return parsed.toString();
 }

@@ -13,6 +13,10 @@ export const REGISTRY_ERRORS = {
   REGISTRY_UNAVAILABLE: {},
   /** Revoking would leave no valid operator credential (docs/operator.md). */
   REGISTRY_LAST_CREDENTIAL: {},
+  /** `registry import` into a registry that already holds devices or audit entries. */
+  REGISTRY_NOT_EMPTY: {},
+  /** A registry export file is cut short, altered or not an export (`registry import`). */
+  REGISTRY_EXPORT_INVALID: {},
 } as const;
 
 /** A stable registry error code. */

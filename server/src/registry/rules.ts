@@ -2,6 +2,7 @@ import { serialKey } from '../pki/serial.ts';
 import { RegistryError } from './errors.ts';
 import type {
   AuditEvent,
+  BatchRecord,
   CredentialRecord,
   CredentialRevocation,
   DeviceActionRequest,
@@ -94,14 +95,7 @@ export function provisionedDevice(batch: ProvisionBatch, entry: ProvisionedId, t
 }
 
 /** What the registry keeps of a provisioning batch itself (its ids are device records). */
-export interface BatchSummary {
-  readonly id: string;
-  readonly model: string;
-  readonly trust: string;
-  readonly issuedAt: string;
-  readonly count: number;
-  readonly importedAt: string;
-}
+export type BatchSummary = BatchRecord;
 
 /**
  * Whether importing `batch` again can change nothing: a `bootstrap issue` batch never changes

@@ -358,6 +358,55 @@ export type AuditVerification =
   | { readonly ok: true; readonly entries: number; readonly head: string }
   | { readonly ok: false; readonly entries: number; readonly brokenAt: number; readonly reason: string };
 
+/** What `fleetgate registry status` shows. */
+export interface RegistryStatus {
+  readonly engine: 'leveldb' | 'postgres';
+  /** The LevelDB directory, or the PostgreSQL URL without its password. */
+  readonly location: string;
+  /** The schema version (PostgreSQL migrations); null for LevelDB, which has none. */
+  readonly schemaVersion: number | null;
+  /** Devices by state. */
+  readonly devices: Readonly<Record<DeviceState, number>>;
+  readonly certificates: number;
+  readonly trusts: number;
+  readonly credentials: number;
+  /** Entries of the audit log and the hash of the newest (its head). */
+  readonly audit: { readonly entries: number; readonly head: string };
+  /** The last cRLNumber handed out (a decimal string: it may exceed 2^53). */
+  readonly crlNumber: string;
+}
+
+/** What a provisioning batch leaves in the registry besides its ids (which are device records). */
+export interface BatchRecord {
+  readonly id: string;
+  readonly model: string;
+  readonly trust: string;
+  readonly issuedAt: string;
+  readonly count: number;
+  readonly importedAt: string;
+}
+
+/**
+ * One record of a registry as `fleetgate registry export` writes it and `registry import` reads
+ * it: every engine exports and imports the same records, so a fleet moves between engines (and an
+ * export is a backup of either).
+ */
+export type RegistryRecord =
+  | { readonly kind: 'trust'; readonly record: TrustRecord }
+  | { readonly kind: 'batch'; readonly record: BatchRecord }
+  | { readonly kind: 'credential'; readonly record: CredentialRecord }
+  | { readonly kind: 'device'; readonly record: DeviceRecord }
+  | { readonly kind: 'certificate'; readonly record: CertificateRecord }
+  | { readonly kind: 'presence'; readonly record: PresenceRecord }
+  | { readonly kind: 'device-event'; readonly record: DeviceEventRecord }
+  /** Audit entries come in sequence order, sealed as they were. */
+  | { readonly kind: 'audit'; readonly record: AuditEntry }
+  /** The last cRLNumber handed out (decimal). */
+  | { readonly kind: 'crl-number'; readonly value: string };
+
+/** Kinds of {@link RegistryRecord}, in the order an export writes them. */
+export const REGISTRY_RECORD_KINDS = ['trust', 'batch', 'credential', 'device', 'certificate', 'presence', 'device-event', 'audit', 'crl-number'] as const;
+
 /** Persistent state of fleetgate. All writes are atomic; issuance commits are durable (fsync). */
 export interface Registry {
   getDevice(id: string): Promise<DeviceRecord | undefined>;
@@ -436,5 +485,16 @@ export interface Registry {
 
   /** Subscribes to device changes (the broker drops revoked sessions). Returns unsubscribe. */
   onDeviceChange(listener: (change: DeviceChange) => void): () => void;
+
+  /** Engine, location, schema version and counts (`fleetgate registry status`). */
+  status(): Promise<RegistryStatus>;
+  /** Every record, as one consistent snapshot (kinds in {@link REGISTRY_RECORD_KINDS} order). */
+  exportRecords(): AsyncIterable<RegistryRecord>;
+  /**
+   * Writes exported records into this registry, all or nothing. Refused with
+   * `REGISTRY_NOT_EMPTY` unless the registry holds no device and no audit entry; a failure of the
+   * records (the iterable throws) leaves it as it was.
+   */
+  importRecords(records: AsyncIterable<RegistryRecord>): Promise<void>;
   close(): Promise<void>;
 }

@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { open } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { AuditFileChecker, type AuditFileVerification } from '../../registry/audit-chain.ts';
 import { AUDIT_TYPES, type AuditEntry } from '../../registry/types.ts';
@@ -9,6 +8,7 @@ import { integerOption, requireString, UsageError, type Command } from '../args.
 import { adminCommand, stringOption, type OptionValues } from '../admin-command.ts';
 import { isAuditPage, isAuditVerification, type AuditPage } from '../api-types.ts';
 import { CliError } from '../errors.ts';
+import { exportSink } from '../export-sink.ts';
 import { count, print, printJson, shortTime } from '../format.ts';
 import { auditTable } from './device.ts';
 import { formatSerial } from '../../pki/serial.ts';
@@ -188,70 +188,6 @@ its hash chain; \`fleetgate audit export\` saves it for checking offline.`,
     return 0;
   },
 });
-
-/** Where `audit export` writes: a temporary file renamed into place once complete, or stdout. */
-interface ExportSink {
-  write(text: string): Promise<void>;
-  /** Puts the file in place (or does nothing for stdout). */
-  commit(): Promise<void>;
-  /** Removes the temporary file after a failure. */
-  abandon(): Promise<void>;
-}
-
-function outputFailed(path: string, error: unknown): CliError {
-  const code = (error as NodeJS.ErrnoException).code;
-  return new CliError('CLI_OUTPUT_FAILED', `cannot write --out ${path}${code ? ` (${code})` : ''}`, { cause: error });
-}
-
-async function exportSink(out: string | undefined): Promise<ExportSink> {
-  if (out === undefined) {
-    return {
-      write: (text) =>
-        new Promise<void>((resolvePromise) => {
-          if (process.stdout.write(text)) resolvePromise();
-          else process.stdout.once('drain', resolvePromise);
-        }),
-      commit: async () => undefined,
-      abandon: async () => undefined,
-    };
-  }
-  const temporary = `${out}.${randomBytes(6).toString('hex')}.tmp`;
-  let handle: FileHandle;
-  try {
-    await mkdir(dirname(out), { recursive: true });
-    handle = await open(temporary, 'wx', 0o644);
-  } catch (error) {
-    throw outputFailed(out, error);
-  }
-  let closed = false;
-  const close = async (): Promise<void> => {
-    if (closed) return;
-    closed = true;
-    await handle.close();
-  };
-  return {
-    write: async (text) => {
-      try {
-        await handle.write(text);
-      } catch (error) {
-        throw outputFailed(out, error);
-      }
-    },
-    commit: async () => {
-      try {
-        await handle.sync();
-        await close();
-        await rename(temporary, out);
-      } catch (error) {
-        throw outputFailed(out, error);
-      }
-    },
-    abandon: async () => {
-      await close().catch(() => undefined);
-      await rm(temporary, { force: true });
-    },
-  };
-}
 
 /** `fleetgate audit export --out FILE|-` (GET /v1/audit, oldest first, page by page). */
 export const auditExportCommand: Command = adminCommand({

@@ -24,6 +24,9 @@ import type {
   PresenceRecord,
   ProvisionBatch,
   Registry,
+  RegistryRecord,
+  RegistryStatus,
+  DeviceState,
   TrustRecord,
   StateChange,
 } from '../types.ts';
@@ -89,6 +92,7 @@ export class LevelRegistry implements Registry {
   private closed = false;
 
   private constructor(
+    private readonly path: string,
     private readonly db: Level<string, string>,
     private readonly queue: WriteQueue,
     private readonly now: () => Date,
@@ -124,7 +128,7 @@ export class LevelRegistry implements Registry {
         for (const op of ops) if (op.type === 'put' && op.key.startsWith('d!')) deviceIds.add(op.key.slice(2));
       },
     };
-    return new LevelRegistry(db, new WriteQueue(store, head, now, 256, options.onBatchWritten), now, deviceIds);
+    return new LevelRegistry(path, db, new WriteQueue(store, head, now, 256, options.onBatchWritten), now, deviceIds);
   }
 
   private ensureOpen(): void {
@@ -533,6 +537,96 @@ export class LevelRegistry implements Registry {
     const { result } = await this.queue.run(job, { sync });
     for (const listener of this.listeners) listener(result);
     return result.device;
+  }
+
+  async status(): Promise<RegistryStatus> {
+    this.ensureOpen();
+    const devices: Record<DeviceState, number> = { provisioned: 0, enrolled: 0, disabled: 0, revoked: 0 };
+    for await (const value of this.db.values({ gt: 'd!', lt: 'd"' })) devices[(JSON.parse(value) as DeviceRecord).state]++;
+    const count = async (prefix: string): Promise<number> => {
+      let total = 0;
+      for await (const _key of this.db.keys({ gt: `${prefix}!`, lt: `${prefix}"` })) total++;
+      return total;
+    };
+    const head = this.queue.auditHead;
+    return {
+      engine: 'leveldb',
+      location: this.path,
+      schemaVersion: null,
+      devices,
+      certificates: await count('c'),
+      trusts: await count('t'),
+      credentials: await count('k'),
+      audit: { entries: head.seq, head: head.hash },
+      crlNumber: (await this.db.get(CRL_NUMBER_KEY)) ?? '0',
+    };
+  }
+
+  async *exportRecords(): AsyncGenerator<RegistryRecord> {
+    this.ensureOpen();
+    // One process holds the database, and `registry export` is that process: nothing writes meanwhile.
+    const values = (prefix: string) => this.db.values({ gt: `${prefix}!`, lt: `${prefix}"` });
+    for await (const value of values('t')) yield { kind: 'trust', record: JSON.parse(value) as TrustRecord };
+    for await (const value of values('b')) yield { kind: 'batch', record: JSON.parse(value) as BatchSummary };
+    for await (const value of values('k')) yield { kind: 'credential', record: JSON.parse(value) as CredentialRecord };
+    for await (const value of values('d')) yield { kind: 'device', record: JSON.parse(value) as DeviceRecord };
+    for await (const value of values('c')) yield { kind: 'certificate', record: JSON.parse(value) as CertificateRecord };
+    for await (const value of values('p')) yield { kind: 'presence', record: JSON.parse(value) as PresenceRecord };
+    for await (const value of values('e')) yield { kind: 'device-event', record: JSON.parse(value) as DeviceEventRecord };
+    for await (const value of values('a')) yield { kind: 'audit', record: JSON.parse(value) as AuditEntry };
+    yield { kind: 'crl-number', value: (await this.db.get(CRL_NUMBER_KEY)) ?? '0' };
+  }
+
+  async importRecords(records: AsyncIterable<RegistryRecord>): Promise<void> {
+    this.ensureOpen();
+    await this.queue.idle();
+    if (this.deviceIds.size > 0 || this.queue.auditHead.seq > 0) throw new RegistryError('REGISTRY_NOT_EMPTY', `the registry at ${this.path} already holds devices or audit entries`);
+    // Everything in one batch, written only once the records have all been read (and checked):
+    // a file that fails half way leaves the registry empty.
+    const ops: WriteOp[] = [];
+    const put = (key: string, value: unknown): void => void ops.push({ type: 'put', key, value: typeof value === 'string' ? value : JSON.stringify(value) });
+    let head: AuditHead = { seq: 0, hash: AUDIT_GENESIS };
+    const ids: string[] = [];
+    for await (const entry of records) {
+      switch (entry.kind) {
+        case 'trust':
+          put(trustKey(entry.record.name), entry.record);
+          break;
+        case 'batch':
+          put(batchKey(entry.record.id), entry.record);
+          break;
+        case 'credential':
+          put(credentialKey(entry.record.serial), entry.record);
+          break;
+        case 'device':
+          put(deviceKey(entry.record.id), entry.record);
+          ids.push(entry.record.id);
+          break;
+        case 'certificate':
+          put(certKey(entry.record.serial), entry.record);
+          put(deviceCertKey(entry.record), '');
+          if (entry.record.status === 'revoked') put(revokedKey(entry.record.serial), '');
+          break;
+        case 'presence':
+          put(presenceKey(entry.record.deviceId), entry.record);
+          break;
+        case 'device-event':
+          put(deviceEventKey(entry.record), entry.record);
+          break;
+        case 'audit':
+          put(auditKey(entry.record.seq), entry.record);
+          if (entry.record.deviceId) put(`ad!${entry.record.deviceId}!${auditKey(entry.record.seq).slice(2)}`, '');
+          head = { seq: entry.record.seq, hash: entry.record.hash };
+          break;
+        case 'crl-number':
+          put(CRL_NUMBER_KEY, entry.value);
+          break;
+      }
+    }
+    put(AUDIT_HEAD_KEY, head);
+    await this.db.batch(ops, { sync: true });
+    for (const id of ids) this.deviceIds.add(id);
+    this.queue.resume(head);
   }
 
   async close(): Promise<void> {

@@ -100,6 +100,12 @@ export class WriteQueue {
     });
   }
 
+  /** Continues the audit chain from `head` (after an import wrote the log underneath; only while idle). */
+  resume(head: AuditHead): void {
+    if (this.draining) throw new Error('the write queue is not idle');
+    this.head = head;
+  }
+
   /** Resolves when every queued job has finished. */
   async idle(): Promise<void> {
     await this.draining;

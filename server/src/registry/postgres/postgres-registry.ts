@@ -40,14 +40,18 @@ import type {
   PresenceRecord,
   ProvisionBatch,
   Registry,
+  RegistryRecord,
+  RegistryStatus,
+  DeviceState,
   RevocationReason,
   StateChange,
   TrustRecord,
 } from '../types.ts';
 import { ChangeFeed } from './change-feed.ts';
 import { POSTGRES_DEFAULTS } from './defaults.ts';
-import { migrate } from './migrate.ts';
-import { toRegistryError } from './pg-errors.ts';
+import { migrate, type MigrationOutcome } from './migrate.ts';
+import { isUnavailable, toRegistryError } from './pg-errors.ts';
+import { redactUrl } from '../open-registry.ts';
 import { WriteRounds, type ChangeRow, type RoundOutcome, type RoundTransaction } from './write-rounds.ts';
 
 /** Options of the PostgreSQL registry (config.json `registry`; docs/postgres.md). */
@@ -94,12 +98,14 @@ export class PostgresRegistry implements Registry {
   private readonly pruneTimer: NodeJS.Timeout;
 
   private constructor(
+    private readonly url: string,
     private readonly pool: pg.Pool,
     connection: pg.ClientConfig,
     changeSeq: number,
     private readonly rounds: WriteRounds,
     private readonly now: () => Date,
     private readonly options: PostgresRegistryOptions,
+    private readonly migration: MigrationOutcome,
   ) {
     this.feed = new ChangeFeed(pool, connection, changeSeq, (change) => this.dispatch(change), () => this.replay(), options.logger);
     this.pruneTimer = setInterval(() => void this.pruneChanges(), PRUNE_INTERVAL_MS);
@@ -120,11 +126,11 @@ export class PostgresRegistry implements Registry {
     // and the next query opens another. Without a listener the error would end the process.
     pool.on('error', (error) => options.logger?.warn({ err: error }, 'an idle registry database connection failed'));
     try {
-      await migrate(pool);
+      const migration = await migrate(pool);
       const head = await pool.query<{ change_seq: string }>('SELECT change_seq FROM registry_head WHERE id = 1');
       const now = options.now ?? (() => new Date());
       const rounds = new WriteRounds(pool, now, options.maxRound ?? POSTGRES_DEFAULTS.maxRound, options.onBatchWritten);
-      const registry = new PostgresRegistry(pool, connection, Number(head.rows[0]?.change_seq ?? 0), rounds, now, options);
+      const registry = new PostgresRegistry(url, pool, connection, Number(head.rows[0]?.change_seq ?? 0), rounds, now, options, migration);
       await registry.feed.start();
       await registry.pruneChanges();
       return registry;
@@ -132,6 +138,16 @@ export class PostgresRegistry implements Registry {
       await pool.end().catch(() => undefined);
       throw toRegistryError(error, 'opening');
     }
+  }
+
+  /** The schema version of the database (after the migrations this open applied). */
+  get schemaVersion(): number {
+    return this.migration.to;
+  }
+
+  /** The schema version the database had before this open (0: it was empty). */
+  get migratedFrom(): number {
+    return this.migration.from;
   }
 
   /** Whether the change feed's connection is up (a process not listening may miss changes until it reconnects). */
@@ -577,6 +593,136 @@ export class PostgresRegistry implements Registry {
       .catch((error: unknown) => this.options.logger?.warn({ err: error }, 'pruning registry changes failed'));
   }
 
+  async status(): Promise<RegistryStatus> {
+    const [row] = await this.query<{ devices: Record<string, number> | null; certificates: number; trusts: number; credentials: number; audit_seq: string; audit_hash: string; crl_number: string; version: number }>(
+      `SELECT (SELECT json_object_agg(state, n) FROM (SELECT state, count(*)::int AS n FROM devices GROUP BY state) AS s) AS devices,
+              (SELECT count(*)::int FROM certificates) AS certificates,
+              (SELECT count(*)::int FROM trusts) AS trusts,
+              (SELECT count(*)::int FROM credentials) AS credentials,
+              h.audit_seq, h.audit_hash, h.crl_number,
+              (SELECT max(version) FROM schema_migrations) AS version
+       FROM registry_head AS h WHERE h.id = 1`,
+      [],
+      'reading the status',
+    );
+    const devices: Record<DeviceState, number> = { provisioned: 0, enrolled: 0, disabled: 0, revoked: 0 };
+    for (const [state, count] of Object.entries(row?.devices ?? {})) if (state in devices) devices[state as DeviceState] = count;
+    return {
+      engine: 'postgres',
+      location: redactUrl(this.url),
+      schemaVersion: row?.version ?? 0,
+      devices,
+      certificates: row?.certificates ?? 0,
+      trusts: row?.trusts ?? 0,
+      credentials: row?.credentials ?? 0,
+      audit: { entries: Number(row?.audit_seq ?? 0), head: row?.audit_hash ?? AUDIT_GENESIS },
+      crlNumber: row?.crl_number ?? '0',
+    };
+  }
+
+  /**
+   * Every record from one REPEATABLE READ transaction: a consistent snapshot while other
+   * processes go on writing. Tables are read through cursors, a page at a time.
+   */
+  async *exportRecords(): AsyncGenerator<RegistryRecord> {
+    this.ensureOpen();
+    const client = await this.pool.connect().catch((error: unknown) => {
+      throw toRegistryError(error, 'exporting');
+    });
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const rows = async function* <R extends pg.QueryResultRow>(sql: string): AsyncGenerator<R> {
+        let offset = 0;
+        for (;;) {
+          const page = (await client.query<R>(`${sql} LIMIT ${SCAN_PAGE} OFFSET ${offset}`)).rows;
+          yield* page;
+          if (page.length < SCAN_PAGE) return;
+          offset += page.length;
+        }
+      };
+      for await (const row of rows<{ record: TrustRecord }>('SELECT record FROM trusts ORDER BY name')) yield { kind: 'trust', record: row.record };
+      for await (const row of rows<{ record: BatchSummary }>('SELECT record FROM batches ORDER BY id')) yield { kind: 'batch', record: row.record };
+      for await (const row of rows<{ record: CredentialRecord }>('SELECT record FROM credentials ORDER BY serial')) yield { kind: 'credential', record: row.record };
+      for await (const row of rows<{ record: DeviceRecord }>('SELECT record FROM devices ORDER BY id')) yield { kind: 'device', record: row.record };
+      for await (const row of rows<{ record: CertificateRecord }>('SELECT record FROM certificates ORDER BY serial')) yield { kind: 'certificate', record: row.record };
+      for await (const row of rows<{ record: PresenceRecord }>('SELECT record FROM presence ORDER BY device_id')) yield { kind: 'presence', record: row.record };
+      for await (const row of rows<{ record: DeviceEventRecord }>('SELECT record FROM device_events ORDER BY device_id, first, kind, code')) yield { kind: 'device-event', record: row.record };
+      for await (const row of rows<{ entry: AuditEntry }>('SELECT entry FROM audit ORDER BY seq')) yield { kind: 'audit', record: row.entry };
+      const [head] = (await client.query<{ crl_number: string }>('SELECT crl_number FROM registry_head WHERE id = 1')).rows;
+      yield { kind: 'crl-number', value: head?.crl_number ?? '0' };
+    } catch (error) {
+      broken = isUnavailable(error) ? (error as Error) : undefined;
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw toRegistryError(error, 'exporting');
+    } finally {
+      // Also when the reader stops early: the snapshot transaction ends before the connection is reused.
+      if (!broken) await client.query('ROLLBACK').catch(() => undefined);
+      client.release(broken);
+    }
+  }
+
+  async importRecords(records: AsyncIterable<RegistryRecord>): Promise<void> {
+    this.ensureOpen();
+    const client = await this.pool.connect().catch((error: unknown) => {
+      throw toRegistryError(error, 'importing');
+    });
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      // The head lock keeps every other process's writes out until the import commits.
+      const [head] = (await client.query<{ audit_seq: string }>('SELECT audit_seq FROM registry_head WHERE id = 1 FOR UPDATE')).rows;
+      const [{ devices } = { devices: 0 }] = (await client.query<{ devices: number }>('SELECT count(*)::int AS devices FROM devices')).rows;
+      if (Number(head?.audit_seq ?? 0) > 0 || devices > 0) throw new RegistryError('REGISTRY_NOT_EMPTY', `the registry at ${redactUrl(this.url)} already holds devices or audit entries`);
+      const importer = new RowImporter(client);
+      let auditSeq = 0;
+      let auditHash = AUDIT_GENESIS;
+      let crlNumber = '0';
+      for await (const entry of records) {
+        switch (entry.kind) {
+          case 'trust':
+            await importer.add('trusts', [entry.record.name, JSON.stringify(entry.record)]);
+            break;
+          case 'batch':
+            await importer.add('batches', [entry.record.id, JSON.stringify(entry.record)]);
+            break;
+          case 'credential':
+            await importer.add('credentials', [entry.record.serial, entry.record.kind, entry.record.name, JSON.stringify(entry.record)]);
+            break;
+          case 'device':
+            await importer.add('devices', [entry.record.id, entry.record.state, entry.record.model, entry.record.certNotAfter, JSON.stringify(entry.record)]);
+            break;
+          case 'certificate':
+            await importer.add('certificates', [entry.record.serial, entry.record.deviceId, entry.record.issuedAt, entry.record.status, JSON.stringify(entry.record)]);
+            break;
+          case 'presence':
+            await importer.add('presence', [entry.record.deviceId, JSON.stringify(entry.record)]);
+            break;
+          case 'device-event':
+            await importer.add('device_events', [entry.record.deviceId, entry.record.first, entry.record.kind, entry.record.code, JSON.stringify(entry.record)]);
+            break;
+          case 'audit':
+            await importer.add('audit', [entry.record.seq, entry.record.deviceId ?? null, JSON.stringify(entry.record)]);
+            auditSeq = entry.record.seq;
+            auditHash = entry.record.hash;
+            break;
+          case 'crl-number':
+            crlNumber = entry.value;
+            break;
+        }
+      }
+      await importer.flush();
+      await client.query('UPDATE registry_head SET audit_seq = $1, audit_hash = $2, crl_number = $3 WHERE id = 1', [auditSeq, auditHash, crlNumber]);
+      await client.query('COMMIT');
+    } catch (error) {
+      broken = isUnavailable(error) ? (error as Error) : undefined;
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw toRegistryError(error, 'importing');
+    } finally {
+      client.release(broken);
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -584,5 +730,47 @@ export class PostgresRegistry implements Registry {
     await this.rounds.idle();
     await this.feed.close();
     await this.pool.end();
+  }
+}
+
+/** Columns and their array types of each table an import fills, in the order the rows give them. */
+const IMPORT_COLUMNS = {
+  trusts: [['name', 'text'], ['record', 'json']],
+  batches: [['id', 'text'], ['record', 'json']],
+  credentials: [['serial', 'text'], ['kind', 'text'], ['name', 'text'], ['record', 'json']],
+  devices: [['id', 'text'], ['state', 'text'], ['model', 'text'], ['cert_not_after', 'text'], ['record', 'json']],
+  certificates: [['serial', 'text'], ['device_id', 'text'], ['issued_at', 'text'], ['status', 'text'], ['record', 'json']],
+  presence: [['device_id', 'text'], ['record', 'json']],
+  device_events: [['device_id', 'text'], ['first', 'text'], ['kind', 'text'], ['code', 'text'], ['record', 'json']],
+  audit: [['seq', 'bigint'], ['device_id', 'text'], ['entry', 'json']],
+} as const;
+
+type ImportTable = keyof typeof IMPORT_COLUMNS;
+
+/** Rows of an import, inserted a page at a time with one `unnest` per table. */
+class RowImporter {
+  private readonly pending = new Map<ImportTable, unknown[][]>();
+
+  constructor(private readonly client: pg.PoolClient) {}
+
+  async add(table: ImportTable, row: unknown[]): Promise<void> {
+    const rows = this.pending.get(table) ?? [];
+    rows.push(row);
+    this.pending.set(table, rows);
+    if (rows.length >= SCAN_PAGE) await this.insert(table);
+  }
+
+  async flush(): Promise<void> {
+    for (const table of this.pending.keys()) await this.insert(table);
+  }
+
+  private async insert(table: ImportTable): Promise<void> {
+    const rows = this.pending.get(table) ?? [];
+    this.pending.set(table, []);
+    if (rows.length === 0) return;
+    const columns = IMPORT_COLUMNS[table];
+    const arrays = columns.map((_, index) => rows.map((row) => row[index]));
+    const unnest = columns.map(([, type], index) => `$${index + 1}::${type}[]`).join(', ');
+    await this.client.query(`INSERT INTO ${table} (${columns.map(([name]) => name).join(', ')}) SELECT * FROM unnest(${unnest})`, arrays);
   }
 }
