@@ -15,7 +15,9 @@ import { auditCommand, auditExportCommand, auditVerifyCommand } from '../server/
 import { AUDIT_GENESIS, sealAuditEntry } from '../server/src/registry/audit-chain.ts';
 import { LevelRegistry } from '../server/src/registry/level/level-registry.ts';
 import { AUDIT_HEAD_KEY, auditKey } from '../server/src/registry/level/write-queue.ts';
-import type { AuditEntry, AuditEvent, AuditPage, AuditQuery } from '../server/src/registry/types.ts';
+import type { AuditEntry, AuditEvent, AuditPage, AuditQuery, RegistryRecord } from '../server/src/registry/types.ts';
+import { ENGINES } from './helpers/registries.ts';
+import { stopSharedPostgres } from './helpers/postgres.ts';
 import { admin } from './helpers/admin-client.ts';
 import { fleetgate, refused, STACK_TRACE } from './helpers/cli.ts';
 import { enrolledDevices } from './helpers/device.ts';
@@ -29,11 +31,30 @@ import { AUDIT_TYPES } from '../server/src/registry/types.ts';
 
 const T0 = Date.parse('2026-11-23T10:00:00.000Z');
 
+test.after.always(stopSharedPostgres);
+
 /** Runs the CLI against the fleet with the data directory's operator credential. */
 function cli(fleet: Fleet, args: readonly string[]): Promise<RunResult> {
   return fleetgate([...args, '--data', fleet.dir, '--server', fleet.server.adminUrl]);
 }
 
+
+/** A chain of `count` sealed entries, as {@link seedChain} writes them. */
+function sealedChain(count: number, event: (seq: number) => AuditEvent = defaultEvent): AuditEntry[] {
+  const entries: AuditEntry[] = [];
+  let prevHash = AUDIT_GENESIS;
+  for (let seq = 1; seq <= count; seq++) {
+    const entry = sealAuditEntry(event(seq), seq, new Date(T0 + seq * 60_000).toISOString(), prevHash);
+    prevHash = entry.hash;
+    entries.push(entry);
+  }
+  return entries;
+}
+
+/** Audit entries as the records of a registry import (how the suite seeds any engine). */
+async function* asRecords(entries: readonly AuditEntry[]): AsyncGenerator<RegistryRecord> {
+  for (const entry of entries) yield { kind: 'audit', record: entry };
+}
 
 /**
  * Writes a chain of `count` entries straight into a registry directory (as the write queue
@@ -43,21 +64,17 @@ function cli(fleet: Fleet, args: readonly string[]): Promise<RunResult> {
 async function seedChain(path: string, count: number, event: (seq: number) => AuditEvent = defaultEvent): Promise<AuditEntry[]> {
   const db = new Level<string, string>(path, { valueEncoding: 'utf8' });
   await db.open();
-  const entries: AuditEntry[] = [];
-  let prevHash = AUDIT_GENESIS;
+  const entries = sealedChain(count, event);
   let batch = db.batch();
-  for (let seq = 1; seq <= count; seq++) {
-    const entry = sealAuditEntry(event(seq), seq, new Date(T0 + seq * 60_000).toISOString(), prevHash);
-    prevHash = entry.hash;
-    entries.push(entry);
-    batch.put(auditKey(seq), JSON.stringify(entry));
-    if (entry.deviceId) batch.put(`ad!${entry.deviceId}!${auditKey(seq).slice(2)}`, '');
-    if (seq % 5_000 === 0) {
+  for (const entry of entries) {
+    batch.put(auditKey(entry.seq), JSON.stringify(entry));
+    if (entry.deviceId) batch.put(`ad!${entry.deviceId}!${auditKey(entry.seq).slice(2)}`, '');
+    if (entry.seq % 5_000 === 0) {
       await batch.write();
       batch = db.batch();
     }
   }
-  batch.put(AUDIT_HEAD_KEY, JSON.stringify({ seq: count, hash: prevHash }));
+  batch.put(AUDIT_HEAD_KEY, JSON.stringify({ seq: count, hash: entries.at(-1)?.hash ?? AUDIT_GENESIS }));
   await batch.write();
   await db.close();
   return entries;
@@ -75,71 +92,72 @@ const range = (from: number, to: number): number[] => Array.from({ length: Math.
 // ---------------------------------------------------------------------------------------------
 // The registry
 
-test('registry: newest first by sequence with a cursor; filters applied while reading; a bounded scan ends the page early', async (t) => {
-  const dir = await tempDir(t, 'fleetgate-audit-registry-');
-  const all = await seedChain(dir, 200);
-  const registry = await LevelRegistry.open(dir);
-  t.teardown(() => registry.close());
+for (const engine of ENGINES) {
+  test(`registry (${engine.name}): newest first by sequence with a cursor; filters applied while reading; a bounded scan ends the page early`, async (t) => {
+    const { registry } = await engine.create(t);
+    const all = sealedChain(200);
+    await registry.importRecords(asRecords(all));
 
-  // Oldest first stays the default of the registry (device show, tests read it that way).
-  t.deepEqual(seqs(await registry.readAudit({ limit: 3 })), [1, 2, 3]);
-  const newest = await registry.readAuditPage({ order: 'newest', limit: 3 });
-  t.deepEqual(seqs(newest.entries), [200, 199, 198]);
-  t.like(newest, { cursor: 198, more: true, head: 200 });
-  t.deepEqual(seqs((await registry.readAuditPage({ order: 'newest', limit: 3, before: newest.cursor })).entries), [197, 196, 195]);
-  t.deepEqual(seqs((await registry.readAuditPage({ order: 'oldest', after: 197 })).entries), [198, 199, 200]);
-  t.like(await registry.readAuditPage({ order: 'oldest', after: 200 }), { entries: [], cursor: 200, more: false, head: 200 });
+    // Oldest first stays the default of the registry (device show, tests read it that way).
+    t.deepEqual(seqs(await registry.readAudit({ limit: 3 })), [1, 2, 3]);
+    const newest = await registry.readAuditPage({ order: 'newest', limit: 3 });
+    t.deepEqual(seqs(newest.entries), [200, 199, 198]);
+    t.like(newest, { cursor: 198, more: true, head: 200 });
+    t.deepEqual(seqs((await registry.readAuditPage({ order: 'newest', limit: 3, before: newest.cursor })).entries), [197, 196, 195]);
+    t.deepEqual(seqs((await registry.readAuditPage({ order: 'oldest', after: 197 })).entries), [198, 199, 200]);
+    t.like(await registry.readAuditPage({ order: 'oldest', after: 200 }), { entries: [], cursor: 200, more: false, head: 200 });
 
-  // Filters, alone and together, in both orders, with and without the device index.
-  const expect = (query: AuditQuery, match: (entry: AuditEntry) => boolean): Promise<void> =>
-    registry.readAuditPage(query).then((page) => {
-      const wanted = all.filter(match);
-      t.deepEqual(seqs(page.entries), seqs(query.order === 'newest' ? wanted.reverse() : wanted).slice(0, query.limit ?? Infinity), JSON.stringify(query));
-    });
-  const since = new Date(T0 + 50 * 60_000).toISOString();
-  const until = new Date(T0 + 120 * 60_000).toISOString();
-  for (const order of ['newest', 'oldest'] as const) {
-    await expect({ order, types: ['refused'] }, (entry) => entry.type === 'refused');
-    await expect({ order, types: ['refused', 'disabled'], limit: 7 }, (entry) => entry.type === 'refused' || entry.type === 'disabled');
-    await expect({ order, actor: 'operator:alice' }, (entry) => entry.actor === 'operator:alice');
-    await expect({ order, actor: 'operator:' }, (entry) => entry.actor.startsWith('operator:'));
-    await expect({ order, actor: 'operator' }, () => false);
-    await expect({ order, deviceId: 'thermostat-aaaaaaaaaaa1' }, (entry) => entry.deviceId === 'thermostat-aaaaaaaaaaa1');
-    await expect({ order, deviceId: 'thermostat-aaaaaaaaaaa2', types: ['enrolled'], limit: 4 }, (entry) => entry.deviceId === 'thermostat-aaaaaaaaaaa2' && entry.type === 'enrolled');
-    await expect({ order, since, until }, (entry) => entry.time >= since && entry.time < until);
-    await expect({ order, since, until, deviceId: 'thermostat-aaaaaaaaaaa0', actor: 'system' }, (entry) => entry.time >= since && entry.time < until && entry.deviceId === 'thermostat-aaaaaaaaaaa0' && entry.actor === 'system');
-    await expect({ order, after: 10, before: 20 }, (entry) => entry.seq > 10 && entry.seq < 20);
-  }
+    // Filters, alone and together, in both orders, with and without the device index.
+    const expect = (query: AuditQuery, match: (entry: AuditEntry) => boolean): Promise<void> =>
+      registry.readAuditPage(query).then((page) => {
+        const wanted = all.filter(match);
+        t.deepEqual(seqs(page.entries), seqs(query.order === 'newest' ? wanted.reverse() : wanted).slice(0, query.limit ?? Infinity), JSON.stringify(query));
+      });
+    const since = new Date(T0 + 50 * 60_000).toISOString();
+    const until = new Date(T0 + 120 * 60_000).toISOString();
+    for (const order of ['newest', 'oldest'] as const) {
+      await expect({ order, types: ['refused'] }, (entry) => entry.type === 'refused');
+      await expect({ order, types: ['refused', 'disabled'], limit: 7 }, (entry) => entry.type === 'refused' || entry.type === 'disabled');
+      await expect({ order, actor: 'operator:alice' }, (entry) => entry.actor === 'operator:alice');
+      await expect({ order, actor: 'operator:' }, (entry) => entry.actor.startsWith('operator:'));
+      await expect({ order, actor: 'operator' }, () => false);
+      await expect({ order, deviceId: 'thermostat-aaaaaaaaaaa1' }, (entry) => entry.deviceId === 'thermostat-aaaaaaaaaaa1');
+      await expect({ order, deviceId: 'thermostat-aaaaaaaaaaa2', types: ['enrolled'], limit: 4 }, (entry) => entry.deviceId === 'thermostat-aaaaaaaaaaa2' && entry.type === 'enrolled');
+      await expect({ order, since, until }, (entry) => entry.time >= since && entry.time < until);
+      await expect({ order, since, until, deviceId: 'thermostat-aaaaaaaaaaa0', actor: 'system' }, (entry) => entry.time >= since && entry.time < until && entry.deviceId === 'thermostat-aaaaaaaaaaa0' && entry.actor === 'system');
+      await expect({ order, after: 10, before: 20 }, (entry) => entry.seq > 10 && entry.seq < 20);
+    }
 
-  // A time bound ends a read in its direction: newest first with --since stops near it, not at entry 1.
-  t.like(await registry.readAuditPage({ order: 'newest', since: new Date(T0 + 190 * 60_000).toISOString() }), { more: false });
-  const stopped = await registry.readAuditPage({ order: 'newest', since: new Date(T0 + 190 * 60_000).toISOString() });
-  t.true(stopped.cursor >= 170 && stopped.cursor < 190, `stopped at entry ${stopped.cursor}, within the clock slack of --since`);
+    // A time bound ends a read in its direction: newest first with --since stops near it, not at entry 1.
+    t.like(await registry.readAuditPage({ order: 'newest', since: new Date(T0 + 190 * 60_000).toISOString() }), { more: false });
+    const stopped = await registry.readAuditPage({ order: 'newest', since: new Date(T0 + 190 * 60_000).toISOString() });
+    t.true(stopped.cursor >= 170 && stopped.cursor < 190, `stopped at entry ${stopped.cursor}, within the clock slack of --since`);
 
-  // A bounded scan: a filter that matches nothing ends each page after maxScan entries, with a
-  // cursor; following the cursors visits every entry once and ends with more: false.
-  let cursor: number | undefined;
-  let pages = 0;
-  let page: AuditPage;
-  do {
-    page = await registry.readAuditPage({ order: 'newest', types: ['trust-added'], maxScan: 64, before: cursor });
-    t.deepEqual(page.entries, []);
-    cursor = page.cursor;
-    pages++;
-  } while (page.more && pages < 10);
-  t.is(pages, 4, '200 entries, 64 a page');
-  t.is(cursor, 1);
-  // Pages of matching entries, oldest first: no gap, no repeat.
-  const collected: number[] = [];
-  let after = 0;
-  for (let round = 0; round < 100; round++) {
-    const next = await registry.readAuditPage({ order: 'oldest', types: ['refused'], after, limit: 7, maxScan: 20 });
-    collected.push(...seqs(next.entries));
-    after = next.cursor;
-    if (!next.more) break;
-  }
-  t.deepEqual(collected, seqs(all.filter((entry) => entry.type === 'refused')));
-});
+    // A bounded scan: a filter that matches nothing ends each page after maxScan entries, with a
+    // cursor; following the cursors visits every entry once and ends with more: false.
+    let cursor: number | undefined;
+    let pages = 0;
+    let page: AuditPage;
+    do {
+      page = await registry.readAuditPage({ order: 'newest', types: ['trust-added'], maxScan: 64, before: cursor });
+      t.deepEqual(page.entries, []);
+      cursor = page.cursor;
+      pages++;
+    } while (page.more && pages < 10);
+    t.is(pages, 4, '200 entries, 64 a page');
+    t.is(cursor, 1);
+    // Pages of matching entries, oldest first: no gap, no repeat.
+    const collected: number[] = [];
+    let after = 0;
+    for (let round = 0; round < 100; round++) {
+      const next = await registry.readAuditPage({ order: 'oldest', types: ['refused'], after, limit: 7, maxScan: 20 });
+      collected.push(...seqs(next.entries));
+      after = next.cursor;
+      if (!next.more) break;
+    }
+    t.deepEqual(collected, seqs(all.filter((entry) => entry.type === 'refused')));
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 // The admin API
