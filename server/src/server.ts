@@ -17,7 +17,8 @@ import { createBroker } from './broker/broker-server.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import { importBatchFiles } from './factory/batch-files.ts';
-import { FACTORY_TRUST } from './admin/routes/trusts.ts';
+import { FACTORY_TRUST } from './authority/trust-registration.ts';
+import { OperatorAuthority } from './authority/operator-authority.ts';
 import { CrlPublisher } from './crl/crl-publisher.ts';
 import { TLS_SERVER_DEFAULTS } from './tls/defaults.ts';
 import { createMetricsServer } from './metrics/metrics-server.ts';
@@ -190,8 +191,11 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     const mqttPort = await listen(broker.server, listenOptions.mqttPort, listenOptions.host);
     health.add(listenerCheck('mqtt', broker.server));
 
+    const adminLogger = logger.child({ component: 'admin' });
+    const operatorAuthority = new OperatorAuthority({ store: registry, crl, importBatches, logger: adminLogger, now: options.now });
     const admin = createAdminServer({
-      context: { registry, crl, logger: logger.child({ component: 'admin' }), importBatches },
+      context: { authority: operatorAuthority, store: registry, crl, logger: adminLogger },
+      credentials: registry,
       issuing: issuing.x509,
       tls: { key: serverKey, cert: serverCert, clientCas: [toPem('CERTIFICATE', root), toPem('CERTIFICATE', issuing.certificate)] },
     });

@@ -4,10 +4,11 @@ import { STATUS_CODES } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
+import { OperatorAuthorityError } from '../authority/errors.ts';
 import { mutualTlsServerOptions } from '../tls/defaults.ts';
-import { AdminError } from './errors.ts';
+import { ADMIN_CODE_OF_OPERATOR_REFUSAL, AdminError } from './errors.ts';
 import { decodeComponent, parseQuery, sendAdminError } from './http.ts';
-import { OperatorAccess } from './operator-identity.ts';
+import { OperatorAccess, type OperatorCredentialStore } from './operator-identity.ts';
 import { readAudit, verifyAudit } from './routes/audit.ts';
 import { importBatches } from './routes/batches.ts';
 import { listOperators, listServices, revokeOperators, revokeServices } from './routes/credentials.ts';
@@ -67,8 +68,21 @@ function splitTarget(target: string): { path: string; search: string } {
   return { path, search };
 }
 
+/**
+ * The refusal to answer for an error a route let through, in one place: the route's own
+ * {@link AdminError}, or a refusal of the operator authority under its admin code. Anything else
+ * is a failure (500, logged).
+ */
+function adminRefusal(error: unknown): AdminError | undefined {
+  if (error instanceof AdminError) return error;
+  if (error instanceof OperatorAuthorityError) return new AdminError(ADMIN_CODE_OF_OPERATOR_REFUSAL[error.code], error.message, { cause: error });
+  return undefined;
+}
+
 export interface AdminServerOptions {
   readonly context: AdminContext;
+  /** The operator certificates on record (every request is checked against them). */
+  readonly credentials: OperatorCredentialStore;
   readonly issuing: X509Certificate;
   readonly tls: { readonly key: string; readonly cert: string; readonly clientCas: readonly string[] };
 }
@@ -83,7 +97,7 @@ export function createAdminServer(options: AdminServerOptions): Server {
     (request, response) => void dispatch(request, response),
   );
   // Operator certificates on record, revoked ones refused on every request (operator-identity.ts).
-  const operators = new OperatorAccess(options.context.registry);
+  const operators = new OperatorAccess(options.credentials);
   server.on('close', () => operators.close());
 
   async function dispatch(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -107,8 +121,9 @@ export function createAdminServer(options: AdminServerOptions): Server {
       await operators.recordFirstUse(credential);
       await match.route.handle({ request, response, operator, params, query }, options.context);
     } catch (error) {
-      if (error instanceof AdminError) {
-        sendAdminError(response, error);
+      const refusal = adminRefusal(error);
+      if (refusal) {
+        sendAdminError(response, refusal);
         return;
       }
       options.context.logger.error({ err: error, url: request.url }, 'admin request failed');

@@ -87,7 +87,7 @@ export const readAudit: AdminRoute = {
       limit: limitParameter(query, MAX_AUDIT_PAGE, 10_000),
       maxScan: AUDIT_SCAN_PER_PAGE,
     };
-    sendJson(response, 200, await context.registry.readAuditPage(filter));
+    sendJson(response, 200, await context.store.readAuditPage(filter));
   },
 };
 
@@ -96,6 +96,6 @@ export const verifyAudit: AdminRoute = {
   method: 'GET',
   path: '/v1/audit/verify',
   async handle({ response }, context) {
-    sendJson(response, 200, await context.registry.verifyAudit());
+    sendJson(response, 200, await context.store.verifyAudit());
   },
 };

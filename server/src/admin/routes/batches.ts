@@ -11,8 +11,6 @@ export const importBatches: AdminRoute = {
   path: '/v1/batches/import',
   async handle(request, context) {
     onlyFields(await readJson(request.request, request.response), []);
-    const report = await context.importBatches(`operator:${request.operator}`);
-    context.logger.info({ batches: report.batches.length, credentials: report.credentials.length, invalid: report.invalid.length, operator: request.operator }, 'record files imported');
-    sendJson(request.response, 200, report);
+    sendJson(request.response, 200, await context.authority.importRecordFiles(request.operator));
   },
 };
