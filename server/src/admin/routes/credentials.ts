@@ -2,6 +2,7 @@ import type { CredentialKind } from '../../registry/types.ts';
 import { AdminError } from '../errors.ts';
 import { onlyFields, optionalString, readJson, sendJson } from '../http.ts';
 import type { AdminRoute } from './types.ts';
+import { credentialView, type CredentialList } from '../wire.ts';
 
 /** A serial (hex) or a name (lower-case letters, digits, dashes). */
 const CREDENTIAL_REF = /^[a-z0-9][a-z0-9-]{0,63}$/i;
@@ -12,7 +13,7 @@ function listCredentials(kind: CredentialKind): AdminRoute {
     method: 'GET',
     path: `/v1/${kind}s`,
     async handle({ response }, context) {
-      sendJson(response, 200, { credentials: await context.store.listCredentials(kind) });
+      sendJson(response, 200, { credentials: (await context.store.listCredentials(kind)).map(credentialView) } satisfies CredentialList);
     },
   };
 }
@@ -34,7 +35,7 @@ function revokeCredentials(kind: CredentialKind): AdminRoute {
       if (ref === undefined || !CREDENTIAL_REF.test(ref)) throw new AdminError('ADMIN_BAD_REQUEST', `ref must be the serial (hex) or the name of an ${kind} certificate`);
       if (body.force !== undefined && typeof body.force !== 'boolean') throw new AdminError('ADMIN_BAD_REQUEST', 'force must be true or false');
       const revoked = await context.authority.revokeCredentials(kind, ref, { operator: request.operator, force: body.force === true });
-      sendJson(request.response, 200, { credentials: revoked });
+      sendJson(request.response, 200, { credentials: revoked.map(credentialView) } satisfies CredentialList);
     },
   };
 }

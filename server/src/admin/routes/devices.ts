@@ -1,8 +1,21 @@
 import { isDeviceId, MODEL_PATTERN } from '@fleetgate/device-sdk/protocol';
 import type { DeviceCommand, DeviceOutcome } from '../../authority/operator-authority.ts';
-import { REVOCATION_REASONS, type DeviceAction, type DeviceRecord, type DeviceState, type PresenceRecord, type RevocationReason } from '../../registry/types.ts';
-import { ADMIN_CODE_OF_OPERATOR_REFUSAL, AdminError, type AdminErrorCode } from '../errors.ts';
+import { REVOCATION_REASONS, type DeviceAction, type DeviceRecord, type DeviceState, type RevocationReason } from '../../registry/types.ts';
+import { ADMIN_CODE_OF_OPERATOR_REFUSAL, AdminError } from '../errors.ts';
 import { limitParameter, onlyFields, optionalString, readJson, sendJson } from '../http.ts';
+import {
+  auditEntryView,
+  certificateView,
+  deviceEventView,
+  deviceView,
+  presenceSummary,
+  presenceView,
+  type BulkAnswer,
+  type BulkResult,
+  type DeviceAnswer,
+  type DeviceDetail,
+  type DevicePage,
+} from '../wire.ts';
 import type { AdminContext, AdminRequest, AdminRoute } from './types.ts';
 
 const STATES: readonly DeviceState[] = ['provisioned', 'enrolled', 'disabled', 'revoked'];
@@ -32,11 +45,6 @@ function isoParameter(query: URLSearchParams, name: string): string | undefined 
   return new Date(raw).toISOString();
 }
 
-/** Presence as the device list shows it: online now, or when last seen. */
-function presenceSummary(presence: PresenceRecord | undefined): { connected: boolean; lastSeen: string } | null {
-  return presence ? { connected: presence.connected, lastSeen: presence.lastSeen } : null;
-}
-
 /** GET /v1/devices?state=&model=&expiresBefore=&after=&limit= */
 export const listDevices: AdminRoute = {
   method: 'GET',
@@ -55,10 +63,10 @@ export const listDevices: AdminRoute = {
     // Presence is advisory (the broker writes it in batches): one point read per device of the page.
     const presence = await Promise.all(devices.map((device) => context.store.getPresence(device.id)));
     sendJson(response, 200, {
-      devices,
+      devices: devices.map(deviceView),
       presence: Object.fromEntries(devices.map((device, index) => [device.id, presenceSummary(presence[index])])),
       next: devices.length === limit ? devices.at(-1)?.id : undefined,
-    });
+    } satisfies DevicePage);
   },
 };
 
@@ -75,13 +83,13 @@ export const showDevice: AdminRoute = {
       context.store.listDeviceEvents(device.id),
     ]);
     sendJson(request.response, 200, {
-      device,
-      presence: presence ?? null,
+      device: deviceView(device),
+      presence: presence ? presenceView(presence) : null,
       connected: presence?.connected ?? false,
-      certificates: certificates.map(({ der: _der, ...rest }) => rest),
-      history,
-      brokerEvents,
-    });
+      certificates: certificates.map(certificateView),
+      history: history.map(auditEntryView),
+      brokerEvents: brokerEvents.map(deviceEventView),
+    } satisfies DeviceDetail);
   },
 };
 
@@ -113,7 +121,7 @@ function singleAction(action: DeviceAction): AdminRoute {
       onlyFields(body, BODY_FIELDS[action]);
       // A revocation answers once the published CRL lists the device's certificates.
       const { device, changed } = await context.authority.changeDevice(id, deviceCommand(body, action), request.operator);
-      sendJson(request.response, 200, { device, changed });
+      sendJson(request.response, 200, { device: deviceView(device), changed } satisfies DeviceAnswer);
     },
   };
 }
@@ -127,15 +135,11 @@ export const enableDevice = singleAction('enable');
 /** POST /v1/devices/:id/reset — allows one more bootstrap enrollment (and lifts a revocation). */
 export const resetDevice = singleAction('reset');
 
-/** One device of a bulk answer. */
-type BulkResult =
-  | { id: string; status: 'changed' | 'unchanged' | 'skipped'; device: DeviceRecord }
-  | { id: string; status: 'refused'; code: AdminErrorCode; message: string };
-
+/** One device of a bulk answer, a refusal under its admin code. */
 function bulkResult(result: DeviceOutcome): BulkResult {
   return result.status === 'refused'
     ? { id: result.deviceId, status: 'refused', code: ADMIN_CODE_OF_OPERATOR_REFUSAL[result.code], message: result.message }
-    : { id: result.deviceId, status: result.status, device: result.device };
+    : { id: result.deviceId, status: result.status, device: deviceView(result.device) };
 }
 
 function bulkAction(action: 'revoke' | 'disable' | 'enable'): AdminRoute {
@@ -156,16 +160,15 @@ function bulkAction(action: 'revoke' | 'disable' | 'enable'): AdminRoute {
       const command = deviceCommand(body, action);
       // All or nothing unless continueOnError; a bulk revocation answers once the CRL lists every certificate it revoked.
       const outcome = await context.authority.changeDevices(ids as string[], command, { operator: request.operator, continueOnError });
-      const results = outcome.results.map(bulkResult);
-      const { summary } = outcome;
-      if (summary.refused > 0 && !continueOnError) {
-        const refused = results.filter((result) => result.status === 'refused');
+      const answer: BulkAnswer = { results: outcome.results.map(bulkResult), summary: outcome.summary };
+      if (answer.summary.refused > 0 && !continueOnError) {
+        const refused = answer.results.filter((result) => result.status === 'refused');
         const listed = refused.slice(0, 5).map((result) => `${result.id} (${result.status === 'refused' ? result.code : ''})`);
-        const message = `${refused.length} of ${results.length} devices refused, nothing changed: ${listed.join(', ')}${refused.length > listed.length ? ', ...' : ''}`;
-        sendJson(request.response, 409, { error: { code: 'ADMIN_BULK_REFUSED', message, results, summary } });
+        const message = `${refused.length} of ${answer.results.length} devices refused, nothing changed: ${listed.join(', ')}${refused.length > listed.length ? ', ...' : ''}`;
+        sendJson(request.response, 409, { error: { code: 'ADMIN_BULK_REFUSED', message, results: answer.results, summary: answer.summary } });
         return;
       }
-      sendJson(request.response, 200, { results, summary });
+      sendJson(request.response, 200, answer);
     },
   };
 }

@@ -1,16 +1,11 @@
 import { isTrustName } from '../../authority/trust-registration.ts';
-import type { TrustRecord } from '../../registry/types.ts';
 import { AdminError } from '../errors.ts';
 import { onlyFields, readJson, sendJson } from '../http.ts';
 import type { AdminRoute } from './types.ts';
+import { trustView, type TrustAnswer, type TrustList, type TrustRemoved } from '../wire.ts';
 
 /** Fields of a trust registration (the name is in the path). */
 const TRUST_FIELDS = ['model', 'caPem', 'namespace', 'allowList'] as const;
-
-/** A trust as the API shows it: the allow-list by its size, the namespace `null` when there is none. */
-function summary({ allowList, ...rest }: TrustRecord): Omit<TrustRecord, 'allowList' | 'namespace'> & { namespace: string | null; allowListSize: number | null } {
-  return { ...rest, namespace: rest.namespace ?? null, allowListSize: allowList?.length ?? null };
-}
 
 /** GET /v1/trusts */
 export const listTrusts: AdminRoute = {
@@ -18,7 +13,7 @@ export const listTrusts: AdminRoute = {
   path: '/v1/trusts',
   async handle({ response }, context) {
     const trusts = await context.store.listTrusts();
-    sendJson(response, 200, { trusts: trusts.map(summary) });
+    sendJson(response, 200, { trusts: trusts.map(trustView) } satisfies TrustList);
   },
 };
 
@@ -38,7 +33,8 @@ export const putTrust: AdminRoute = {
     const body = await readJson(request.request, request.response);
     onlyFields(body, TRUST_FIELDS);
     const outcome = await context.authority.addTrust({ ...body, name: request.params.name }, { operator: request.operator, replace: replaceParameter === 'true' });
-    sendJson(request.response, 200, outcome.changed ? { trust: summary(outcome.trust), changed: true, replaced: outcome.replaced } : { trust: summary(outcome.trust), changed: false });
+    const answer: TrustAnswer = outcome.changed ? { trust: trustView(outcome.trust), changed: true, replaced: outcome.replaced } : { trust: trustView(outcome.trust), changed: false };
+    sendJson(request.response, 200, answer);
   },
 };
 
@@ -51,6 +47,6 @@ export const deleteTrust: AdminRoute = {
     if (!isTrustName(name)) throw new AdminError('ADMIN_BAD_REQUEST', `"${name.slice(0, 64)}" is not a trust name`);
     onlyFields(await readJson(request.request, request.response), []);
     await context.authority.removeTrust(name, request.operator);
-    sendJson(request.response, 200, { removed: name });
+    sendJson(request.response, 200, { removed: name } satisfies TrustRemoved);
   },
 };
