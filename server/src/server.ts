@@ -39,6 +39,11 @@ export interface StartOptions {
   /** Overrides `<data>/config.json` (tests). */
   readonly config?: ServerConfig;
   readonly now?: () => Date;
+  /**
+   * The registry to use instead of opening `<data>/registry` (tests: a registry that fails on
+   * demand). The server owns it from then on and closes it at shutdown.
+   */
+  readonly registry?: Registry;
 }
 
 /** A running fleetgate server. */
@@ -116,7 +121,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const root = await readCertificateFile(layout.rootCert);
   const factory = new X509Certificate(await readCertificateFile(layout.authorityCert('factory')));
   const metrics = new Metrics();
-  const registry = await LevelRegistry.open(layout.registry, { now: options.now, onBatchWritten: (seconds) => metrics.registryWrite.observe(seconds) });
+  const registry = options.registry ?? (await LevelRegistry.open(layout.registry, { now: options.now, onBatchWritten: (seconds) => metrics.registryWrite.observe(seconds) }));
   const closers: (() => Promise<void>)[] = [];
   const reporting = listenerReporting(metrics, logger);
   const health = new HealthState();

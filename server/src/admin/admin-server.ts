@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { OperatorAuthorityError } from '../authority/errors.ts';
+import { RegistryError } from '../registry/errors.ts';
 import { mutualTlsServerOptions } from '../tls/defaults.ts';
 import { ADMIN_CODE_OF_OPERATOR_REFUSAL, AdminError } from './errors.ts';
 import { decodeComponent, parseQuery, sendAdminError } from './http.ts';
@@ -68,14 +69,24 @@ function splitTarget(target: string): { path: string; search: string } {
   return { path, search };
 }
 
+/** How long a client should wait before it retries a request the registry could not serve. */
+const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
+
 /**
- * The refusal to answer for an error a route let through, in one place: the route's own
- * {@link AdminError}, or a refusal of the operator authority under its admin code. Anything else
- * is a failure (500, logged).
+ * The refusal to answer for an error a request ended with, in one place: the route's own
+ * {@link AdminError}, a refusal of the operator authority under its admin code, or 503
+ * `ADMIN_UNAVAILABLE` with `Retry-After` when the registry's database does not answer (whichever
+ * read or write found out). Anything else is a failure (500, logged).
  */
 function adminRefusal(error: unknown): AdminError | undefined {
   if (error instanceof AdminError) return error;
   if (error instanceof OperatorAuthorityError) return new AdminError(ADMIN_CODE_OF_OPERATOR_REFUSAL[error.code], error.message, { cause: error });
+  if (error instanceof RegistryError && error.code === 'REGISTRY_UNAVAILABLE') {
+    return new AdminError('ADMIN_UNAVAILABLE', `the registry does not answer (its database is down or unreachable): try again in ${UNAVAILABLE_RETRY_AFTER_SECONDS} s`, {
+      cause: error,
+      retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS,
+    });
+  }
   return undefined;
 }
 
@@ -123,6 +134,7 @@ export function createAdminServer(options: AdminServerOptions): Server {
     } catch (error) {
       const refusal = adminRefusal(error);
       if (refusal) {
+        if (refusal.code === 'ADMIN_UNAVAILABLE') options.context.logger.warn({ err: error, url: request.url }, 'admin request refused: the registry does not answer');
         sendAdminError(response, refusal);
         return;
       }

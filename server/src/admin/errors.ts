@@ -55,6 +55,12 @@ export const ADMIN_CODE_OF_OPERATOR_REFUSAL: { readonly [Code in OperatorAuthori
  */
 export class AdminError extends FleetgateError<AdminErrorCode> {
   override readonly name = 'AdminError';
+  constructor(code: AdminErrorCode, message: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
+    super(code, message, options);
+    this.retryAfterSeconds = options?.retryAfterSeconds;
+  }
+  /** For ADMIN_UNAVAILABLE: when to try again, sent as `Retry-After` (RFC 9110 §10.2.3). */
+  readonly retryAfterSeconds: number | undefined;
 
   get status(): number {
     return ADMIN_ERRORS[this.code];
