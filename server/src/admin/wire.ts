@@ -23,7 +23,7 @@ export type RevocationReasonView = 'unspecified' | 'keyCompromise' | 'superseded
 export type CredentialKindView = 'operator' | 'service';
 
 /** The bootstrap credential a device enrolled with (`key` and `serial` are `''` before its first enrollment). */
-export interface BootstrapView {
+interface BootstrapView {
   readonly key: string;
   readonly trust: string;
   readonly serial: string;
@@ -165,7 +165,7 @@ export type BulkResult =
   | { readonly id: string; readonly status: 'refused'; readonly code: string; readonly message: string };
 
 /** How many devices ended in each status. */
-export interface BulkSummary {
+interface BulkSummary {
   readonly changed: number;
   readonly unchanged: number;
   readonly refused: number;
