@@ -11,9 +11,9 @@ import { Refusal, Retry } from '../device-sdk/src/lifecycle-errors.ts';
 import * as sdkIndexModule from '../device-sdk/src/index.ts';
 import { ENROLL_ERROR_CODES, ENROLL_ERRORS } from '../device-sdk/src/protocol.ts';
 import * as adminModule from '../server/src/admin/errors.ts';
-import { ADMIN_ERRORS, AdminError } from '../server/src/admin/errors.ts';
+import { ADMIN_CODE_OF_OPERATOR_REFUSAL, ADMIN_ERRORS, AdminError } from '../server/src/admin/errors.ts';
 import * as authorityModule from '../server/src/authority/errors.ts';
-import { EnrollmentError } from '../server/src/authority/errors.ts';
+import { EnrollmentError, OPERATOR_AUTHORITY_ERRORS, OperatorAuthorityError } from '../server/src/authority/errors.ts';
 import * as brokerModule from '../server/src/broker/errors.ts';
 import { BROKER_ERRORS, BrokerError } from '../server/src/broker/errors.ts';
 import * as adminClientModule from '../server/src/cli/admin-client.ts';
@@ -110,6 +110,13 @@ const CATALOGUES: readonly Catalogue[] = [
   { section: 'DER reader', name: 'DER_ERRORS', codes: Object.keys(DER_ERRORS) },
   { section: 'Registry', name: 'REGISTRY_ERRORS', codes: Object.keys(REGISTRY_ERRORS) },
   {
+    section: 'Operator authority',
+    name: 'OPERATOR_AUTHORITY_ERRORS',
+    codes: Object.keys(OPERATOR_AUTHORITY_ERRORS),
+    // The admin code each refusal becomes.
+    metadata: (code) => `\`${entry(ADMIN_CODE_OF_OPERATOR_REFUSAL, code)}\``,
+  },
+  {
     section: 'MQTT broker',
     name: 'BROKER_ERRORS',
     codes: Object.keys(BROKER_ERRORS),
@@ -162,7 +169,7 @@ test('every code is in one catalogue and listed once; every code the page mentio
   t.deepEqual(listed.filter((code, index) => listed.indexOf(code) !== index), [], 'codes listed twice');
   // Anything shaped like a code of one of the catalogues' prefixes, except the objects' own names.
   const prefixes = new Set(catalogued.map((code) => code.split('_')[0]));
-  const names = new Set([...CATALOGUES.map((catalogue) => catalogue.name), 'ENROLL_ERROR_CODES', 'ENROLL_HTTP_STATUS']);
+  const names = new Set([...CATALOGUES.map((catalogue) => catalogue.name), 'ENROLL_ERROR_CODES', 'ENROLL_HTTP_STATUS', 'ADMIN_CODE_OF_OPERATOR_REFUSAL']);
   const mentioned = [...markdown.matchAll(/\b([A-Z]+)_[A-Z0-9_]*[A-Z0-9]\b/g)].filter((match) => prefixes.has(match[1] ?? '')).map((match) => match[0]);
   t.deepEqual(sorted(new Set(mentioned.filter((code) => !ALL_CODES.has(code) && !names.has(code)))), [], 'codes in docs/errors.md that no catalogue has');
 });
@@ -179,6 +186,7 @@ const SAMPLES: readonly FleetgateError[] = [
   new PkiError('PKI_KEY_FILE', 'not a key'),
   new DerError('truncated'),
   new RegistryError('REGISTRY_LOCKED', 'locked'),
+  new OperatorAuthorityError('OPERATOR_TRUST_CONFLICT', 'namespace acme. overlaps acme.b.'),
   new BrokerError('BROKER_KEEPALIVE', 'keepalive 0'),
   new AdminError('ADMIN_DEVICE_NOT_FOUND', 'no device x'),
   new ConfigError('bad config'),

@@ -1,7 +1,8 @@
 /**
  * Seeded mutation fuzzing of the parsers that read untrusted bytes: the DER reader, the CSR parser,
- * the certs-only PKCS#7 reader and the admin JSON validators. Properties:
- * - only the module's coded error class ever comes out (DerError, PkiError, SdkError, AdminError);
+ * the certs-only PKCS#7 reader, the admin JSON reader and the trust registration rules. Properties:
+ * - only the module's coded error class ever comes out (DerError, PkiError, SdkError, AdminError,
+ *   OperatorAuthorityError);
  * - no call takes long (a hang shows as a slow call, or as AVA's timeout);
  * - whatever is accepted re-encodes to the same bytes;
  * - differential: a sample of the mutated, re-signed CSRs fleetgate accepts must pass
@@ -23,7 +24,8 @@ import { SdkError } from '../device-sdk/src/errors.ts';
 import { parseCertsOnly } from '../device-sdk/src/pkcs7.ts';
 import { AdminError } from '../server/src/admin/errors.ts';
 import { readJson } from '../server/src/admin/http.ts';
-import { validateTrust } from '../server/src/admin/routes/trusts.ts';
+import { OperatorAuthorityError } from '../server/src/authority/errors.ts';
+import { validateTrust } from '../server/src/authority/trust-registration.ts';
 import { parseCsr, verifyCsrSignature } from '../server/src/pki/csr.ts';
 import { bitString, boolean, integer, nullValue, oid, sequence, tlv } from '../server/src/pki/der.ts';
 import { PkiError } from '../server/src/pki/errors.ts';
@@ -252,7 +254,7 @@ test('fuzz: the certs-only PKCS#7 reader throws only SdkError; what it accepts r
   t.pass();
 });
 
-test('fuzz: the admin JSON validators throw only AdminError (readJson, validateTrust)', async (t) => {
+test('fuzz: the admin JSON reader throws only AdminError, the trust registration rules only OperatorAuthorityError', async (t) => {
   const c = campaign(t, 'admin');
   const data = await makeDataDir(t);
   const rootPem = await readFile(data.layout.rootCert, 'utf8');
@@ -290,7 +292,7 @@ test('fuzz: the admin JSON validators throw only AdminError (readJson, validateT
     };
     bodies.push(body);
     if (bodies.length > 50) bodies.shift();
-    probe(c, iteration, JSON.stringify(body).slice(0, 400), AdminError, () => validateTrust(body, 'operator:fuzz'));
+    probe(c, iteration, JSON.stringify(body).slice(0, 400), OperatorAuthorityError, () => validateTrust(body, 'operator:fuzz'));
   });
   // readJson over random and mutated JSON bytes.
   const jsonCorpus = bodies.map((body) => Buffer.from(JSON.stringify(body) ?? '{}'));

@@ -12,8 +12,8 @@ import * as sdkReader from '../device-sdk/src/der-reader.ts';
 import { SdkError } from '../device-sdk/src/errors.ts';
 import { parseCertsOnly } from '../device-sdk/src/pkcs7.ts';
 import { ERROR_CODE_HEADER, EST_PATHS } from '../device-sdk/src/protocol.ts';
-import { validateTrust } from '../server/src/admin/routes/trusts.ts';
-import { AdminError } from '../server/src/admin/errors.ts';
+import { validateTrust } from '../server/src/authority/trust-registration.ts';
+import { OperatorAuthorityError } from '../server/src/authority/errors.ts';
 import { checkRequestedExtensions } from '../server/src/authority/csr-policy.ts';
 import { EnrollmentError } from '../server/src/authority/errors.ts';
 import { parseCsr, verifyCsrSignature } from '../server/src/pki/csr.ts';
@@ -264,8 +264,8 @@ test('4 MiB of BEGIN markers is refused in well under a second (linear PEM parsi
     t.true(elapsed < PEM_BOUND_MS, `${label}: ${elapsed.toFixed(1)} ms`);
   }
   const started = performance.now();
-  const error = t.throws(() => validateTrust({ name: 'acme', model: 'thermostat', caPem: text }, 'operator:test'), { instanceOf: AdminError });
-  t.is(error?.code, 'ADMIN_TRUST_INVALID');
+  const error = t.throws(() => validateTrust({ name: 'acme', model: 'thermostat', caPem: text }, 'operator:test'), { instanceOf: OperatorAuthorityError });
+  t.is(error?.code, 'OPERATOR_TRUST_INVALID');
   t.true(performance.now() - started < PEM_BOUND_MS);
   t.true(MAX_PEM_BYTES >= 64 * 1024);
 });

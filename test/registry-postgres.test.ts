@@ -4,7 +4,8 @@ import { RegistryError } from '../server/src/registry/errors.ts';
 import { schemaVersion } from '../server/src/registry/postgres/migrate.ts';
 import { PostgresRegistry } from '../server/src/registry/postgres/postgres-registry.ts';
 import { SCHEMA_VERSION } from '../server/src/registry/postgres/schema.ts';
-import type { CertificateRecord, DeviceChange, DeviceRecord, IssuanceCommit, Registry } from '../server/src/registry/types.ts';
+import type { DeviceChange, DeviceRecord, Registry } from '../server/src/registry/types.ts';
+import { RECORD_TIME as NOW, enrollmentCommit as enrollment } from './helpers/registry-records.ts';
 import { sharedPostgres, startPostgres, stopSharedPostgres, type PostgresServer } from './helpers/postgres.ts';
 import { withDeadline, waitFor } from './helpers/wait.ts';
 
@@ -15,26 +16,6 @@ import { withDeadline, waitFor } from './helpers/wait.ts';
  */
 
 test.after.always(stopSharedPostgres);
-
-const NOW = '2026-11-23T10:00:00.000Z';
-
-function enrollment(id: string, serial: string, currentSerial?: string): IssuanceCommit {
-  const device: DeviceRecord = {
-    id,
-    model: 'thermostat',
-    state: 'enrolled',
-    certSerial: serial,
-    certNotAfter: '2026-12-23T10:00:00.000Z',
-    bootstrap: { key: `factory:${id}`, trust: 'fleetgate-factory', serial: `b-${id}` },
-    enrollments: 1,
-    renewals: 0,
-    resetPending: false,
-    createdAt: NOW,
-    updatedAt: NOW,
-  };
-  const certificate: CertificateRecord = { serial, deviceId: id, kind: 'operational', notBefore: NOW, notAfter: NOW, issuedAt: NOW, status: 'valid', der: 'AA==' };
-  return { kind: 'enroll', device, certificate, expect: { currentSerial }, audit: { type: 'enrolled', deviceId: id, serial, actor: `device:${id}` } };
-}
 
 async function open(t: import('ava').ExecutionContext, url: string, options: Parameters<typeof PostgresRegistry.open>[1] = {}): Promise<PostgresRegistry> {
   const registry = await PostgresRegistry.open(url, options);

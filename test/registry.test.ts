@@ -3,43 +3,12 @@ import { Level } from 'level';
 import { join } from 'node:path';
 import { RegistryError } from '../server/src/registry/errors.ts';
 import { LevelRegistry } from '../server/src/registry/level/level-registry.ts';
-import type { CertificateRecord, DeviceRecord, IssuanceCommit, Registry, RegistryRecord } from '../server/src/registry/types.ts';
+import type { Registry, RegistryRecord } from '../server/src/registry/types.ts';
+import { RECORD_TIME as NOW, certificateRecord as certificate, deviceRecord as device, enrollmentCommit as enrollment } from './helpers/registry-records.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 import { ENGINES, LEVELDB, POSTGRES } from './helpers/registries.ts';
 import { stopSharedPostgres } from './helpers/postgres.ts';
 import { SOURCE_NODE_ARGS } from './helpers/source-node.ts';
-
-const NOW = '2026-11-23T10:00:00.000Z';
-
-function device(id: string, serial: string): DeviceRecord {
-  return {
-    id,
-    model: 'thermostat',
-    state: 'enrolled',
-    certSerial: serial,
-    certNotAfter: '2026-12-23T10:00:00.000Z',
-    bootstrap: { key: `factory:${id}`, trust: 'fleetgate-factory', serial: `b-${id}` },
-    enrollments: 1,
-    renewals: 0,
-    resetPending: false,
-    createdAt: NOW,
-    updatedAt: NOW,
-  };
-}
-
-function certificate(deviceId: string, serial: string): CertificateRecord {
-  return { serial, deviceId, kind: 'operational', notBefore: NOW, notAfter: NOW, issuedAt: NOW, status: 'valid', der: 'AA==' };
-}
-
-function enrollment(id: string, serial: string, currentSerial?: string): IssuanceCommit {
-  return {
-    kind: 'enroll',
-    device: device(id, serial),
-    certificate: certificate(id, serial),
-    expect: { currentSerial },
-    audit: { type: 'enrolled', deviceId: id, serial, actor: `device:${id}` },
-  };
-}
 
 test.after.always(stopSharedPostgres);
 

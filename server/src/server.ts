@@ -17,7 +17,8 @@ import { createBroker } from './broker/broker-server.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import { importBatchFiles } from './factory/batch-files.ts';
-import { FACTORY_TRUST } from './admin/routes/trusts.ts';
+import { FACTORY_TRUST } from './authority/trust-registration.ts';
+import { OperatorAuthority } from './authority/operator-authority.ts';
 import { CrlPublisher } from './crl/crl-publisher.ts';
 import { TLS_SERVER_DEFAULTS } from './tls/defaults.ts';
 import { createMetricsServer } from './metrics/metrics-server.ts';
@@ -40,6 +41,11 @@ export interface StartOptions {
   /** A PostgreSQL registry URL (`--registry`, FLEETGATE_REGISTRY_URL); overrides config.json `registry.url`. */
   readonly registryUrl?: string;
   readonly now?: () => Date;
+  /**
+   * The registry to use instead of opening `<data>/registry` (tests: a registry that fails on
+   * demand). The server owns it from then on and closes it at shutdown.
+   */
+  readonly registry?: Registry;
 }
 
 /** A running fleetgate server. */
@@ -118,14 +124,16 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const factory = new X509Certificate(await readCertificateFile(layout.authorityCert('factory')));
   const metrics = new Metrics();
   const registryUrl = options.registryUrl ?? config.registry?.url;
-  const registry = await openRegistry({
+  const registry =
+    options.registry ??
+    (await openRegistry({
     url: registryUrl,
     levelPath: layout.registry,
     settings: config.registry ?? DEFAULT_REGISTRY,
     now: options.now,
     logger: logger.child({ component: 'registry' }),
     onBatchWritten: (seconds) => metrics.registryWrite.observe(seconds),
-  });
+  }));
   logger.info({ registry: registryUrl === undefined ? layout.registry : redactUrl(registryUrl), engine: registryUrl === undefined ? 'leveldb' : 'postgres' }, 'registry open');
   const closers: (() => Promise<void>)[] = [];
   const reporting = listenerReporting(metrics, logger);
@@ -201,8 +209,11 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     const mqttPort = await listen(broker.server, listenOptions.mqttPort, listenOptions.host);
     health.add(listenerCheck('mqtt', broker.server));
 
+    const adminLogger = logger.child({ component: 'admin' });
+    const operatorAuthority = new OperatorAuthority({ store: registry, crl, importBatches, logger: adminLogger, now: options.now });
     const admin = createAdminServer({
-      context: { registry, crl, logger: logger.child({ component: 'admin' }), importBatches },
+      context: { authority: operatorAuthority, store: registry, crl, logger: adminLogger },
+      credentials: registry,
       issuing: issuing.x509,
       tls: { key: serverKey, cert: serverCert, clientCas: [toPem('CERTIFICATE', root), toPem('CERTIFICATE', issuing.certificate)] },
     });

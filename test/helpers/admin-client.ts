@@ -1,10 +1,12 @@
 import { readFile } from 'node:fs/promises';
+import type { IncomingHttpHeaders } from 'node:http';
 import { request } from 'node:https';
 import type { Fleet } from './fleet.ts';
 
 /** An admin API answer. */
 export interface AdminResponse {
   readonly status: number;
+  readonly headers: IncomingHttpHeaders;
   readonly body: Buffer;
   json<T = Record<string, unknown>>(): T;
 }
@@ -23,7 +25,7 @@ export async function admin(fleet: AdminTarget, method: string, path: string, op
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => {
         const body = Buffer.concat(chunks);
-        resolve({ status: res.statusCode ?? 0, body, json: <T>() => JSON.parse(body.toString('utf8')) as T });
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: <T>() => JSON.parse(body.toString('utf8')) as T });
       });
     });
     req.on('error', reject);

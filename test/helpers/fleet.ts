@@ -12,6 +12,7 @@ import { issueCertificate } from '../../server/src/pki/ca.ts';
 import { generateKeyPair, privateKeyToPem, spkiDer } from '../../server/src/pki/keys.ts';
 import { OID } from '../../server/src/pki/oids.ts';
 import { toPem } from '../../server/src/pki/pem.ts';
+import type { Registry } from '../../server/src/registry/types.ts';
 import { startServer, type RunningServer } from '../../server/src/server.ts';
 import { deviceIdentityUri } from '../../device-sdk/src/protocol.ts';
 import { tempDir } from './temp-dir.ts';
@@ -61,7 +62,7 @@ export async function makeDataDir(t: ExecutionContext): Promise<DataDir> {
 }
 
 /** Starts a real server (EST on a free loopback port) over a fresh data directory. */
-export async function startFleet(t: ExecutionContext, options: { config?: ServerConfig; now?: () => Date; dataDir?: DataDir; registryUrl?: string } = {}): Promise<Fleet> {
+export async function startFleet(t: ExecutionContext, options: { config?: ServerConfig; now?: () => Date; dataDir?: DataDir; registryUrl?: string; registry?: Registry } = {}): Promise<Fleet> {
   const data = options.dataDir ?? (await makeDataDir(t));
   const server = await startServer({
     dataDir: data.dir,
@@ -70,6 +71,7 @@ export async function startFleet(t: ExecutionContext, options: { config?: Server
     config: options.config ?? testConfig(),
     now: options.now,
     registryUrl: options.registryUrl,
+    registry: options.registry,
   });
   t.teardown(() => server.close());
   return { ...data, server, estUrl: server.estUrl };

@@ -4,10 +4,12 @@ import { STATUS_CODES } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
+import { OperatorAuthorityError } from '../authority/errors.ts';
+import { RegistryError } from '../registry/errors.ts';
 import { mutualTlsServerOptions } from '../tls/defaults.ts';
-import { AdminError } from './errors.ts';
+import { ADMIN_CODE_OF_OPERATOR_REFUSAL, AdminError } from './errors.ts';
 import { decodeComponent, parseQuery, sendAdminError } from './http.ts';
-import { OperatorAccess } from './operator-identity.ts';
+import { OperatorAccess, type OperatorCredentialStore } from './operator-identity.ts';
 import { readAudit, verifyAudit } from './routes/audit.ts';
 import { importBatches } from './routes/batches.ts';
 import { listOperators, listServices, revokeOperators, revokeServices } from './routes/credentials.ts';
@@ -67,8 +69,31 @@ function splitTarget(target: string): { path: string; search: string } {
   return { path, search };
 }
 
+/** How long a client should wait before it retries a request the registry could not serve. */
+const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * The refusal to answer for an error a request ended with, in one place: the route's own
+ * {@link AdminError}, a refusal of the operator authority under its admin code, or 503
+ * `ADMIN_UNAVAILABLE` with `Retry-After` when the registry's database does not answer (whichever
+ * read or write found out). Anything else is a failure (500, logged).
+ */
+function adminRefusal(error: unknown): AdminError | undefined {
+  if (error instanceof AdminError) return error;
+  if (error instanceof OperatorAuthorityError) return new AdminError(ADMIN_CODE_OF_OPERATOR_REFUSAL[error.code], error.message, { cause: error });
+  if (error instanceof RegistryError && error.code === 'REGISTRY_UNAVAILABLE') {
+    return new AdminError('ADMIN_UNAVAILABLE', `the registry does not answer (its database is down or unreachable): try again in ${UNAVAILABLE_RETRY_AFTER_SECONDS} s`, {
+      cause: error,
+      retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS,
+    });
+  }
+  return undefined;
+}
+
 export interface AdminServerOptions {
   readonly context: AdminContext;
+  /** The operator certificates on record (every request is checked against them). */
+  readonly credentials: OperatorCredentialStore;
   readonly issuing: X509Certificate;
   readonly tls: { readonly key: string; readonly cert: string; readonly clientCas: readonly string[] };
 }
@@ -83,7 +108,7 @@ export function createAdminServer(options: AdminServerOptions): Server {
     (request, response) => void dispatch(request, response),
   );
   // Operator certificates on record, revoked ones refused on every request (operator-identity.ts).
-  const operators = new OperatorAccess(options.context.registry);
+  const operators = new OperatorAccess(options.credentials);
   server.on('close', () => operators.close());
 
   async function dispatch(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -107,8 +132,10 @@ export function createAdminServer(options: AdminServerOptions): Server {
       await operators.recordFirstUse(credential);
       await match.route.handle({ request, response, operator, params, query }, options.context);
     } catch (error) {
-      if (error instanceof AdminError) {
-        sendAdminError(response, error);
+      const refusal = adminRefusal(error);
+      if (refusal) {
+        if (refusal.code === 'ADMIN_UNAVAILABLE') options.context.logger.warn({ err: error, url: request.url }, 'admin request refused: the registry does not answer');
+        sendAdminError(response, refusal);
         return;
       }
       options.context.logger.error({ err: error, url: request.url }, 'admin request failed');

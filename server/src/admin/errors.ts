@@ -1,4 +1,5 @@
 import { FleetgateError } from '@fleetgate/device-sdk/errors';
+import type { OperatorAuthorityErrorCode } from '../authority/errors.ts';
 
 /** Admin API error codes and their HTTP statuses. Stable; listed in docs/errors.md. */
 export const ADMIN_ERRORS = {
@@ -31,11 +32,35 @@ export const ADMIN_ERRORS = {
 export type AdminErrorCode = keyof typeof ADMIN_ERRORS;
 
 /**
+ * The admin code of each refusal of the operator authority (docs/errors.md, "Operator
+ * authority"): the admin server answers an `OperatorAuthorityError` with it, a bulk action
+ * reports each refused device with it. Total, so a new authority code does not compile until it
+ * has one.
+ */
+export const ADMIN_CODE_OF_OPERATOR_REFUSAL: { readonly [Code in OperatorAuthorityErrorCode]: AdminErrorCode } = {
+  OPERATOR_DEVICE_NOT_FOUND: 'ADMIN_DEVICE_NOT_FOUND',
+  OPERATOR_INVALID_STATE: 'ADMIN_INVALID_STATE',
+  OPERATOR_TRUST_INVALID: 'ADMIN_TRUST_INVALID',
+  OPERATOR_TRUST_SCOPE_REQUIRED: 'ADMIN_TRUST_SCOPE_REQUIRED',
+  OPERATOR_TRUST_EXISTS: 'ADMIN_TRUST_EXISTS',
+  OPERATOR_TRUST_CONFLICT: 'ADMIN_TRUST_CONFLICT',
+  OPERATOR_TRUST_NOT_FOUND: 'ADMIN_TRUST_NOT_FOUND',
+  OPERATOR_CREDENTIAL_NOT_FOUND: 'ADMIN_CREDENTIAL_NOT_FOUND',
+  OPERATOR_LAST_CREDENTIAL: 'ADMIN_LAST_OPERATOR',
+};
+
+/**
  * A refused admin request: JSON `{ "error": { "code", "message" } }` with the code's status. The
  * server throws it; the CLI's admin client makes one from the refusal it receives.
  */
 export class AdminError extends FleetgateError<AdminErrorCode> {
   override readonly name = 'AdminError';
+  constructor(code: AdminErrorCode, message: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
+    super(code, message, options);
+    this.retryAfterSeconds = options?.retryAfterSeconds;
+  }
+  /** For ADMIN_UNAVAILABLE: when to try again, sent as `Retry-After` (RFC 9110 §10.2.3). */
+  readonly retryAfterSeconds: number | undefined;
 
   get status(): number {
     return ADMIN_ERRORS[this.code];

@@ -105,18 +105,20 @@ export function limitParameter(query: URLSearchParams, max: number, fallback = m
   return limit;
 }
 
-export function sendJson(response: ServerResponse, status: number, body: unknown): void {
+export function sendJson(response: ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
   const text = `${JSON.stringify(body)}\n`;
-  response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
   response.end(text);
 }
 
+/** Answers a refusal: its status, `{ "error": { "code", "message" } }`, and `Retry-After` when it says when to retry. */
 export function sendAdminError(response: ServerResponse, error: AdminError): void {
   if (response.headersSent) {
     response.destroy();
     return;
   }
-  sendJson(response, error.status, { error: { code: error.code, message: error.message } });
+  const headers: Record<string, string> = error.retryAfterSeconds === undefined ? {} : { 'Retry-After': String(error.retryAfterSeconds) };
+  sendJson(response, error.status, { error: { code: error.code, message: error.message } }, headers);
 }
 
 /** An optional string field of a JSON body. */

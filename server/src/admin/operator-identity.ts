@@ -7,6 +7,9 @@ import type { CredentialRecord, Registry } from '../registry/types.ts';
 import { AdminError } from './errors.ts';
 import { serialKey } from '../pki/serial.ts';
 
+/** What the admin API's operator check needs: the operator credentials on record, their changes, a first-use record. */
+export type OperatorCredentialStore = Pick<Registry, 'listCredentials' | 'onCredentialChange' | 'recordCredential'>;
+
 /** The operator certificate behind an admin request. */
 export interface OperatorCertificate {
   readonly name: string;
@@ -48,7 +51,7 @@ export class OperatorAccess {
   private readonly loading: Promise<void>;
   private readonly unsubscribe: () => void;
 
-  constructor(private readonly registry: Registry) {
+  constructor(private readonly registry: OperatorCredentialStore) {
     // Subscribe first so a revocation that lands while loading is not missed.
     this.unsubscribe = registry.onCredentialChange((record) => {
       if (record.kind === 'operator') this.known.set(record.serial, record);

@@ -44,10 +44,16 @@ export interface IssuanceResult {
   readonly notAfter: Date;
 }
 
+/**
+ * What the issuance pipeline reads and writes: a device and a certificate by key, an issuance
+ * commit, and refusals for the audit log. Nothing else of the registry.
+ */
+type EnrollmentStore = Pick<Registry, 'getDevice' | 'getCertificate' | 'commitIssuance' | 'audit'>;
+
 /** Collaborators of the authority. */
 export interface EnrollmentAuthorityOptions {
   readonly issuing: CertificateAuthority;
-  readonly registry: Registry;
+  readonly registry: EnrollmentStore;
   readonly policy: EnrollmentPolicy;
   /** Bootstrap trusts, tried in order. */
   readonly provisioners: readonly BootstrapProvisioner[];

@@ -5,11 +5,11 @@ import type { Logger } from 'pino';
 import type { BrokerConfig } from '../config/config.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { TokenBucket } from '../rate-limiter.ts';
-import type { DeviceChange, Registry } from '../registry/types.ts';
+import type { DeviceChange } from '../registry/types.ts';
 import { mutualTlsServerOptions } from '../tls/defaults.ts';
 import { guardNamedListener, type ListenerGuardReporting, type ListenerLimits } from '../tls/listener-guard.ts';
-import { DeviceAccess } from './device-access.ts';
-import { DeviceHistoryRecorder, type DropReason } from './device-history.ts';
+import { DeviceAccess, type DeviceAccessStore } from './device-access.ts';
+import { DeviceHistoryRecorder, type DeviceHistoryStore, type DropReason } from './device-history.ts';
 import type { BrokerErrorCode } from './errors.ts';
 import { createAuthenticate } from './hooks/authenticate.ts';
 import { createAuthorizePublish } from './hooks/authorize-publish.ts';
@@ -17,14 +17,17 @@ import { createAuthorizeSubscribe } from './hooks/authorize-subscribe.ts';
 import type { HookContext } from './hooks/context.ts';
 import { createPreConnect } from './hooks/pre-connect.ts';
 import { guardPacketSize } from './packet-guard.ts';
-import { PresenceRecorder } from './presence.ts';
+import { PresenceRecorder, type PresenceStore } from './presence.ts';
 import { issuingCaOf } from './peer-identity.ts';
 import { persistGrantedOnly } from './persisted-subscriptions.ts';
 import { RetainedQuota } from './retained-quota.ts';
 import { SessionTable } from './sessions.ts';
 
+/** What the broker needs of the registry: its in-memory view's sources, presence and device history. */
+type BrokerStore = DeviceAccessStore & PresenceStore & DeviceHistoryStore;
+
 export interface BrokerOptions {
-  readonly registry: Registry;
+  readonly registry: BrokerStore;
   /** The device-issuing CA: only its certificates may connect. */
   readonly issuing: X509Certificate;
   readonly config: BrokerConfig;

@@ -1,5 +1,11 @@
 import type { CredentialRecord, DeviceChange, DeviceRecord, DeviceState, Registry } from '../registry/types.ts';
 
+/**
+ * What the broker's in-memory view loads and follows: devices, revoked serials and service
+ * credentials, their change events, and a service certificate recorded at its first use.
+ */
+export type DeviceAccessStore = Pick<Registry, 'listDevices' | 'getDevice' | 'listCertificates' | 'revokedSerials' | 'listCredentials' | 'recordCredential' | 'onDeviceChange' | 'onCredentialChange'>;
+
 /** What the broker needs to know about a device at CONNECT time. */
 export interface DeviceAccessEntry {
   readonly state: DeviceState;
@@ -27,13 +33,13 @@ export class DeviceAccess {
   private readonly services = new Set<string>();
   private readonly unsubscribes: (() => void)[] = [];
 
-  private constructor(private readonly registry: Registry) {}
+  private constructor(private readonly registry: DeviceAccessStore) {}
 
   /**
    * Loads every device, revoked serial and service credential, then follows changes.
    * `onServiceRevoked` hears of a service certificate revoked (the broker drops its sessions).
    */
-  static async load(registry: Registry, onChange?: (change: DeviceChange) => void, onServiceRevoked?: (serial: string) => void): Promise<DeviceAccess> {
+  static async load(registry: DeviceAccessStore, onChange?: (change: DeviceChange) => void, onServiceRevoked?: (serial: string) => void): Promise<DeviceAccess> {
     const access = new DeviceAccess(registry);
     // Subscribe first so a change that lands while loading is not missed.
     access.unsubscribes.push(

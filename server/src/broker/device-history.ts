@@ -9,6 +9,9 @@ import type { BrokerErrorCode } from './errors.ts';
  */
 export type DropReason = BrokerErrorCode | 'takeover' | 'keepalive-timeout' | 'client-disconnect' | 'connection-lost' | 'server-shutdown';
 
+/** What the device history writes: batches of entries, each device's kept to its newest. */
+export type DeviceHistoryStore = Pick<Registry, 'recordDeviceEvents'>;
+
 /** Bounds of the device history (broker.limits.history*). */
 export interface DeviceHistoryLimits {
   /** Entries kept per device in the registry; older ones are deleted. */
@@ -59,7 +62,7 @@ export class DeviceHistoryRecorder {
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly registry: Registry,
+    private readonly registry: DeviceHistoryStore,
     private readonly limits: DeviceHistoryLimits,
     private readonly logger: Logger,
     private readonly observe: (outcome: HistoryOutcome) => void = () => undefined,

@@ -1,6 +1,9 @@
 import type { Logger } from 'pino';
 import type { PresenceRecord, Registry } from '../registry/types.ts';
 
+/** What presence needs of the registry: the stored record to merge into, and a batch write. */
+export type PresenceStore = Pick<Registry, 'getPresence' | 'recordPresence'>;
+
 /**
  * Connection presence, collected in memory and written to the registry in one batch per
  * interval: a busy fleet touches "last seen" thousands of times a second, the registry once.
@@ -12,7 +15,7 @@ export class PresenceRecorder {
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly registry: Registry,
+    private readonly registry: PresenceStore,
     flushMs: number,
     private readonly logger: Logger,
     private readonly now: () => Date = () => new Date(),

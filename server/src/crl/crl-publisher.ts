@@ -3,6 +3,9 @@ import type { CertificateAuthority } from '../pki/ca.ts';
 import { signCrl, type CrlReason } from '../pki/crl.ts';
 import type { Registry } from '../registry/types.ts';
 
+/** What the CRL publisher reads: revocation events, the revoked certificates and the next cRLNumber. */
+type CrlStore = Pick<Registry, 'onDeviceChange' | 'revokedCertificates' | 'nextCrlNumber'>;
+
 /** How long a CRL is valid, and how often it is re-signed before that. */
 export interface CrlTiming {
   readonly validityMs: number;
@@ -30,7 +33,7 @@ export class CrlPublisher {
 
   constructor(
     private readonly issuer: CertificateAuthority,
-    private readonly registry: Registry,
+    private readonly registry: CrlStore,
     private readonly logger: Logger,
     private readonly timing: CrlTiming = DEFAULT_CRL_TIMING,
     private readonly now: () => Date = () => new Date(),

@@ -147,12 +147,15 @@ async function readBatchFile(path: string, name: string): Promise<BatchFile> {
   return parseBatchFile(text, name);
 }
 
+/** What an import writes: provisioned batches, and credentials the registry does not know yet. */
+type BatchImportStore = Pick<Registry, 'importBatch' | 'getCredential' | 'recordCredential'>;
+
 /**
  * Imports every record file of `<data>/batches/` into the registry (see the note at the top of
  * this module). Files are taken in name order; temporary files of a write in progress are not
  * `.json` files and are skipped.
  */
-export async function importBatchFiles(dataDir: string, registry: Registry, actor: string): Promise<BatchImportReport> {
+export async function importBatchFiles(dataDir: string, registry: BatchImportStore, actor: string): Promise<BatchImportReport> {
   const directory = batchDirectory(dataDir);
   let names: string[];
   try {

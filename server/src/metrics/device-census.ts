@@ -1,6 +1,9 @@
 import type { Gauge } from 'prom-client';
 import type { DeviceRecord, Registry } from '../registry/types.ts';
 
+/** What the census reads: every device once, then the device changes. */
+type CensusStore = Pick<Registry, 'listDevices' | 'onDeviceChange'>;
+
 /**
  * Keeps `fleetgate_devices{state,model}` current: the registry is read once at start, then every
  * device change moves one device from its old (state, model) to its new one. A scrape renders the
@@ -20,7 +23,7 @@ export class DeviceCensus {
   private constructor(private readonly gauge: Gauge<'state' | 'model'>) {}
 
   /** Counts every device, then follows the registry's changes until {@link close}. */
-  static async start(registry: Registry, gauge: Gauge<'state' | 'model'>): Promise<DeviceCensus> {
+  static async start(registry: CensusStore, gauge: Gauge<'state' | 'model'>): Promise<DeviceCensus> {
     const census = new DeviceCensus(gauge);
     // Subscribe first so a change that lands while loading is not missed; a device a change has
     // already placed is not placed again by the (older) listing.

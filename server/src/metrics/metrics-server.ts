@@ -22,7 +22,7 @@ const PATHS = 'GET /metrics, /healthz, /readyz';
  *
  * `HEAD` is answered like `GET` without the body (some load balancers probe with it).
  */
-export function createMetricsServer(metrics: Metrics, registry: Registry, logger: Logger, health: HealthState): { server: Server; close(): Promise<void> } {
+export function createMetricsServer(metrics: Metrics, registry: Pick<Registry, 'listDevices'>, logger: Logger, health: HealthState): { server: Server; close(): Promise<void> } {
   const scanExpiring = async (): Promise<void> => {
     const horizon = Date.now() + SEVEN_DAYS_MS;
     const devices = await registry.listDevices({ state: 'enrolled' });

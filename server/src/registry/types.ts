@@ -3,6 +3,9 @@
  *
  * Transports (EST, broker, admin API) and the issuance authority depend on this interface only;
  * `level/` implements it on LevelDB. Another engine (PostgreSQL) is one more folder.
+ * Each user declares the part it needs next to itself, as a `Pick` of this interface
+ * (`EnrollmentStore`, `BrokerStore`, `CrlStore`, `OperatorStore`, `AdminReadStore`, ...), and
+ * depends on that only; `Registry` is their union, what every engine implements.
  */
 
 /**

@@ -3,6 +3,7 @@ import { AUDIT_TYPES, type AuditQuery, type AuditType } from '../../registry/typ
 import { AdminError } from '../errors.ts';
 import { limitParameter, sendJson } from '../http.ts';
 import type { AdminRoute } from './types.ts';
+import { auditPageView, auditVerificationView } from '../wire.ts';
 
 /** An ISO 8601 date or date-time (RFC 3339 §5.6, seconds and zone optional). */
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})?)?$/;
@@ -87,7 +88,7 @@ export const readAudit: AdminRoute = {
       limit: limitParameter(query, MAX_AUDIT_PAGE, 10_000),
       maxScan: AUDIT_SCAN_PER_PAGE,
     };
-    sendJson(response, 200, await context.registry.readAuditPage(filter));
+    sendJson(response, 200, auditPageView(await context.store.readAuditPage(filter)));
   },
 };
 
@@ -96,6 +97,6 @@ export const verifyAudit: AdminRoute = {
   method: 'GET',
   path: '/v1/audit/verify',
   async handle({ response }, context) {
-    sendJson(response, 200, await context.registry.verifyAudit());
+    sendJson(response, 200, auditVerificationView(await context.store.verifyAudit()));
   },
 };

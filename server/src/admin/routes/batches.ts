@@ -1,5 +1,6 @@
 import { onlyFields, readJson, sendJson } from '../http.ts';
 import type { AdminRoute } from './types.ts';
+import { batchImportView } from '../wire.ts';
 
 /**
  * POST /v1/batches/import — imports the record files of `<data>/batches/` now (what the server
@@ -11,8 +12,6 @@ export const importBatches: AdminRoute = {
   path: '/v1/batches/import',
   async handle(request, context) {
     onlyFields(await readJson(request.request, request.response), []);
-    const report = await context.importBatches(`operator:${request.operator}`);
-    context.logger.info({ batches: report.batches.length, credentials: report.credentials.length, invalid: report.invalid.length, operator: request.operator }, 'record files imported');
-    sendJson(request.response, 200, report);
+    sendJson(request.response, 200, batchImportView(await context.authority.importRecordFiles(request.operator)));
   },
 };

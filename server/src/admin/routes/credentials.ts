@@ -1,8 +1,8 @@
-import { RegistryError } from '../../registry/errors.ts';
 import type { CredentialKind } from '../../registry/types.ts';
 import { AdminError } from '../errors.ts';
 import { onlyFields, optionalString, readJson, sendJson } from '../http.ts';
 import type { AdminRoute } from './types.ts';
+import { credentialView, type CredentialList } from '../wire.ts';
 
 /** A serial (hex) or a name (lower-case letters, digits, dashes). */
 const CREDENTIAL_REF = /^[a-z0-9][a-z0-9-]{0,63}$/i;
@@ -13,7 +13,7 @@ function listCredentials(kind: CredentialKind): AdminRoute {
     method: 'GET',
     path: `/v1/${kind}s`,
     async handle({ response }, context) {
-      sendJson(response, 200, { credentials: await context.registry.listCredentials(kind) });
+      sendJson(response, 200, { credentials: (await context.store.listCredentials(kind)).map(credentialView) } satisfies CredentialList);
     },
   };
 }
@@ -34,14 +34,8 @@ function revokeCredentials(kind: CredentialKind): AdminRoute {
       const ref = optionalString(body, 'ref', 64);
       if (ref === undefined || !CREDENTIAL_REF.test(ref)) throw new AdminError('ADMIN_BAD_REQUEST', `ref must be the serial (hex) or the name of an ${kind} certificate`);
       if (body.force !== undefined && typeof body.force !== 'boolean') throw new AdminError('ADMIN_BAD_REQUEST', 'force must be true or false');
-      const actor = `operator:${request.operator}`;
-      const revoked = await context.registry.revokeCredentials({ kind, ref, actor, force: body.force === true }).catch((error: unknown) => {
-        if (error instanceof RegistryError && error.code === 'REGISTRY_NOT_FOUND') throw new AdminError('ADMIN_CREDENTIAL_NOT_FOUND', error.message, { cause: error });
-        if (error instanceof RegistryError && error.code === 'REGISTRY_LAST_CREDENTIAL') throw new AdminError('ADMIN_LAST_OPERATOR', error.message, { cause: error });
-        throw error;
-      });
-      context.logger.info({ kind, ref, serials: revoked.map((record) => record.serial), operator: request.operator }, 'credential revoked');
-      sendJson(request.response, 200, { credentials: revoked });
+      const revoked = await context.authority.revokeCredentials(kind, ref, { operator: request.operator, force: body.force === true });
+      sendJson(request.response, 200, { credentials: revoked.map(credentialView) } satisfies CredentialList);
     },
   };
 }

@@ -1,17 +1,21 @@
 import { isDeviceId, MODEL_PATTERN } from '@fleetgate/device-sdk/protocol';
-import { RegistryError } from '../../registry/errors.ts';
-import {
-  REVOCATION_REASONS,
-  type DeviceAction,
-  type DeviceActionRequest,
-  type DeviceActionResult,
-  type DeviceRecord,
-  type DeviceState,
-  type PresenceRecord,
-  type RevocationReason,
-} from '../../registry/types.ts';
-import { AdminError, type AdminErrorCode } from '../errors.ts';
+import type { DeviceCommand, DeviceOutcome } from '../../authority/operator-authority.ts';
+import { REVOCATION_REASONS, type DeviceAction, type DeviceRecord, type DeviceState, type RevocationReason } from '../../registry/types.ts';
+import { ADMIN_CODE_OF_OPERATOR_REFUSAL, AdminError } from '../errors.ts';
 import { limitParameter, onlyFields, optionalString, readJson, sendJson } from '../http.ts';
+import {
+  auditEntryView,
+  certificateView,
+  deviceEventView,
+  deviceView,
+  presenceSummary,
+  presenceView,
+  type BulkAnswer,
+  type BulkResult,
+  type DeviceAnswer,
+  type DeviceDetail,
+  type DevicePage,
+} from '../wire.ts';
 import type { AdminContext, AdminRequest, AdminRoute } from './types.ts';
 
 const STATES: readonly DeviceState[] = ['provisioned', 'enrolled', 'disabled', 'revoked'];
@@ -26,23 +30,9 @@ function deviceId(request: AdminRequest): string {
 }
 
 async function existingDevice(context: AdminContext, id: string): Promise<DeviceRecord> {
-  const device = await context.registry.getDevice(id);
+  const device = await context.store.getDevice(id);
   if (!device) throw new AdminError('ADMIN_DEVICE_NOT_FOUND', `no device ${id}`);
   return device;
-}
-
-/** The admin code of a registry refusal. */
-const REFUSAL_CODE: Record<'REGISTRY_NOT_FOUND' | 'REGISTRY_INVALID_STATE', AdminErrorCode> = {
-  REGISTRY_NOT_FOUND: 'ADMIN_DEVICE_NOT_FOUND',
-  REGISTRY_INVALID_STATE: 'ADMIN_INVALID_STATE',
-};
-
-/** Registry refusals as admin errors. */
-function mapRegistryError(error: unknown): never {
-  if (error instanceof RegistryError && (error.code === 'REGISTRY_NOT_FOUND' || error.code === 'REGISTRY_INVALID_STATE')) {
-    throw new AdminError(REFUSAL_CODE[error.code], error.message, { cause: error });
-  }
-  throw error;
 }
 
 /** An ISO 8601 time with a zone (`2026-12-01T00:00:00Z`), as a query parameter. */
@@ -53,11 +43,6 @@ function isoParameter(query: URLSearchParams, name: string): string | undefined 
     throw new AdminError('ADMIN_BAD_REQUEST', `${name} must be an ISO 8601 time with a zone, e.g. 2026-12-01T00:00:00Z`);
   }
   return new Date(raw).toISOString();
-}
-
-/** Presence as the device list shows it: online now, or when last seen. */
-function presenceSummary(presence: PresenceRecord | undefined): { connected: boolean; lastSeen: string } | null {
-  return presence ? { connected: presence.connected, lastSeen: presence.lastSeen } : null;
 }
 
 /** GET /v1/devices?state=&model=&expiresBefore=&after=&limit= */
@@ -74,14 +59,14 @@ export const listDevices: AdminRoute = {
     if (model !== undefined && !MODEL_PATTERN.test(model)) throw new AdminError('ADMIN_BAD_REQUEST', `"${model.slice(0, 64)}" is not a model name`);
     if (after !== undefined && !isDeviceId(after)) throw new AdminError('ADMIN_BAD_REQUEST', `after must be a device id (the "next" of the previous page)`);
     const expiresBefore = isoParameter(query, 'expiresBefore');
-    const devices = await context.registry.listDevices({ state: state as DeviceState | undefined, model, expiresBefore, after, limit });
+    const devices = await context.store.listDevices({ state: state as DeviceState | undefined, model, expiresBefore, after, limit });
     // Presence is advisory (the broker writes it in batches): one point read per device of the page.
-    const presence = await Promise.all(devices.map((device) => context.registry.getPresence(device.id)));
+    const presence = await Promise.all(devices.map((device) => context.store.getPresence(device.id)));
     sendJson(response, 200, {
-      devices,
+      devices: devices.map(deviceView),
       presence: Object.fromEntries(devices.map((device, index) => [device.id, presenceSummary(presence[index])])),
       next: devices.length === limit ? devices.at(-1)?.id : undefined,
-    });
+    } satisfies DevicePage);
   },
 };
 
@@ -92,29 +77,24 @@ export const showDevice: AdminRoute = {
   async handle(request, context) {
     const device = await existingDevice(context, deviceId(request));
     const [presence, certificates, history, brokerEvents] = await Promise.all([
-      context.registry.getPresence(device.id),
-      context.registry.listCertificates(device.id),
-      context.registry.readAudit({ deviceId: device.id }),
-      context.registry.listDeviceEvents(device.id),
+      context.store.getPresence(device.id),
+      context.store.listCertificates(device.id),
+      context.store.readAudit({ deviceId: device.id }),
+      context.store.listDeviceEvents(device.id),
     ]);
     sendJson(request.response, 200, {
-      device,
-      presence: presence ?? null,
+      device: deviceView(device),
+      presence: presence ? presenceView(presence) : null,
       connected: presence?.connected ?? false,
-      certificates: certificates.map(({ der: _der, ...rest }) => rest),
-      history,
-      brokerEvents,
-    });
+      certificates: certificates.map(certificateView),
+      history: history.map(auditEntryView),
+      brokerEvents: brokerEvents.map(deviceEventView),
+    } satisfies DeviceDetail);
   },
 };
 
-/** The fields of a state action's body, checked: revocation reasons are RFC 5280 names only. */
-interface ActionFields {
-  readonly reason?: string;
-  readonly revocationReason?: RevocationReason;
-}
-
-function actionFields(body: Record<string, unknown>, action: DeviceAction): ActionFields {
+/** A state action's body as the authority's command: revocation reasons are RFC 5280 names only. */
+function deviceCommand(body: Record<string, unknown>, action: DeviceAction): DeviceCommand {
   if (action === 'revoke') {
     const reason = optionalString(body, 'reason', 64);
     const note = optionalString(body, 'note');
@@ -123,11 +103,10 @@ function actionFields(body: Record<string, unknown>, action: DeviceAction): Acti
     if (reason !== undefined && !REVOCATION_REASONS.includes(reason as RevocationReason)) {
       throw new AdminError('ADMIN_BAD_REQUEST', `reason must be an RFC 5280 reason: ${REVOCATION_REASONS.join(', ')} (free text goes in "note")`);
     }
-    const stateReason = [reason, note].filter((part) => part !== undefined && part !== '').join(': ');
-    return { reason: stateReason || undefined, revocationReason: (reason as RevocationReason | undefined) ?? 'unspecified' };
+    return { action, revocationReason: reason as RevocationReason | undefined, note };
   }
-  if (action === 'disable') return { reason: optionalString(body, 'reason') };
-  return {};
+  if (action === 'disable') return { action, reason: optionalString(body, 'reason') };
+  return { action };
 }
 
 const BODY_FIELDS: Record<DeviceAction, readonly string[]> = { revoke: ['reason', 'note'], disable: ['reason'], enable: [], reset: [] };
@@ -140,18 +119,9 @@ function singleAction(action: DeviceAction): AdminRoute {
       const id = deviceId(request);
       const body = await readJson(request.request, request.response);
       onlyFields(body, BODY_FIELDS[action]);
-      const fields = actionFields(body, action);
-      const [result] = await context.registry
-        .applyDeviceActions([{ deviceId: id, action, actor: `operator:${request.operator}`, ...fields }], { allOrNothing: true })
-        .catch(mapRegistryError);
-      if (!result) throw new AdminError('ADMIN_INTERNAL', 'no result');
-      if (result.status === 'refused') throw new AdminError(REFUSAL_CODE[result.code], result.message);
-      const changed = result.status === 'changed';
-      if (changed) context.logger.info({ deviceId: id, action, operator: request.operator, reason: fields.reason }, 'device state changed');
-      // The answer comes once the published CRL lists the device's certificates: an operator (or
-      // a script) that fetches the CRL right after a revocation gets one with it.
-      if (changed && action === 'revoke') await context.crl.revocationsPublished();
-      sendJson(request.response, 200, { device: result.device, changed });
+      // A revocation answers once the published CRL lists the device's certificates.
+      const { device, changed } = await context.authority.changeDevice(id, deviceCommand(body, action), request.operator);
+      sendJson(request.response, 200, { device: deviceView(device), changed } satisfies DeviceAnswer);
     },
   };
 }
@@ -165,21 +135,11 @@ export const enableDevice = singleAction('enable');
 /** POST /v1/devices/:id/reset — allows one more bootstrap enrollment (and lifts a revocation). */
 export const resetDevice = singleAction('reset');
 
-/** One device of a bulk answer. */
-type BulkResult =
-  | { id: string; status: 'changed' | 'unchanged' | 'skipped'; device: DeviceRecord }
-  | { id: string; status: 'refused'; code: AdminErrorCode; message: string };
-
-function bulkResult(result: DeviceActionResult): BulkResult {
+/** One device of a bulk answer, a refusal under its admin code. */
+function bulkResult(result: DeviceOutcome): BulkResult {
   return result.status === 'refused'
-    ? { id: result.deviceId, status: 'refused', code: REFUSAL_CODE[result.code], message: result.message }
-    : { id: result.deviceId, status: result.status, device: result.device };
-}
-
-function summarize(results: readonly BulkResult[]): Record<BulkResult['status'], number> {
-  const summary = { changed: 0, unchanged: 0, refused: 0, skipped: 0 };
-  for (const result of results) summary[result.status]++;
-  return summary;
+    ? { id: result.deviceId, status: 'refused', code: ADMIN_CODE_OF_OPERATOR_REFUSAL[result.code], message: result.message }
+    : { id: result.deviceId, status: result.status, device: deviceView(result.device) };
 }
 
 function bulkAction(action: 'revoke' | 'disable' | 'enable'): AdminRoute {
@@ -197,25 +157,18 @@ function bulkAction(action: 'revoke' | 'disable' | 'enable'): AdminRoute {
       const duplicate = (ids as string[]).find((id) => seen.size === seen.add(id).size);
       if (duplicate !== undefined) throw new AdminError('ADMIN_BAD_REQUEST', `ids names ${duplicate} more than once`);
       if (typeof continueOnError !== 'boolean') throw new AdminError('ADMIN_BAD_REQUEST', 'continueOnError must be true or false');
-      const fields = actionFields(body, action);
-      const actor = `operator:${request.operator}`;
-      const requests: DeviceActionRequest[] = (ids as string[]).map((deviceId) => ({ deviceId, action, actor, ...fields }));
-      // One job of the registry's single writer checks every device, then writes every change in
-      // one batch, or (all or nothing) none when one is refused.
-      const results = (await context.registry.applyDeviceActions(requests, { allOrNothing: !continueOnError })).map(bulkResult);
-      const summary = summarize(results);
-      if (summary.changed > 0) {
-        context.logger.info({ action, operator: request.operator, reason: fields.reason, changed: summary.changed }, 'device states changed');
-        if (action === 'revoke') await context.crl.revocationsPublished();
-      }
-      if (summary.refused > 0 && !continueOnError) {
-        const refused = results.filter((result) => result.status === 'refused');
+      const command = deviceCommand(body, action);
+      // All or nothing unless continueOnError; a bulk revocation answers once the CRL lists every certificate it revoked.
+      const outcome = await context.authority.changeDevices(ids as string[], command, { operator: request.operator, continueOnError });
+      const answer: BulkAnswer = { results: outcome.results.map(bulkResult), summary: outcome.summary };
+      if (answer.summary.refused > 0 && !continueOnError) {
+        const refused = answer.results.filter((result) => result.status === 'refused');
         const listed = refused.slice(0, 5).map((result) => `${result.id} (${result.status === 'refused' ? result.code : ''})`);
-        const message = `${refused.length} of ${results.length} devices refused, nothing changed: ${listed.join(', ')}${refused.length > listed.length ? ', ...' : ''}`;
-        sendJson(request.response, 409, { error: { code: 'ADMIN_BULK_REFUSED', message, results, summary } });
+        const message = `${refused.length} of ${answer.results.length} devices refused, nothing changed: ${listed.join(', ')}${refused.length > listed.length ? ', ...' : ''}`;
+        sendJson(request.response, 409, { error: { code: 'ADMIN_BULK_REFUSED', message, results: answer.results, summary: answer.summary } });
         return;
       }
-      sendJson(request.response, 200, { results, summary });
+      sendJson(request.response, 200, answer);
     },
   };
 }

@@ -1,16 +1,26 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { CrlPublisher } from '../../crl/crl-publisher.ts';
-import type { BatchImportReport } from '../../factory/batch-files.ts';
+import type { OperatorAuthority } from '../../authority/operator-authority.ts';
 import type { Registry } from '../../registry/types.ts';
+
+/**
+ * What the admin routes read to answer: listings, a device in full (presence, certificates,
+ * history, broker events), the audit log, trusts and credentials. Every change goes through the
+ * {@link OperatorAuthority} instead.
+ */
+type AdminReadStore = Pick<
+  Registry,
+  'getDevice' | 'listDevices' | 'getPresence' | 'listCertificates' | 'readAudit' | 'readAuditPage' | 'verifyAudit' | 'listDeviceEvents' | 'listTrusts' | 'listCredentials'
+>;
 
 /** What every admin route gets. */
 export interface AdminContext {
-  readonly registry: Registry;
-  readonly crl: CrlPublisher;
+  /** Every change an operator makes, with its rules (authority/operator-authority.ts). */
+  readonly authority: OperatorAuthority;
+  readonly store: AdminReadStore;
+  /** The current CRL (DER) of the device-issuing CA (crl/crl-publisher.ts). */
+  readonly crl: { crl(): Promise<Buffer> };
   readonly logger: Logger;
-  /** Imports `<data>/batches/` (POST /v1/batches/import), `actor` being who asked. */
-  importBatches(actor: string): Promise<BatchImportReport>;
 }
 
 /** One admin request, after authentication. */

@@ -2,11 +2,12 @@ import { open } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { AuditFileChecker, type AuditFileVerification } from '../../registry/audit-chain.ts';
-import { AUDIT_TYPES, type AuditEntry } from '../../registry/types.ts';
+import { AUDIT_TYPES } from '../../registry/types.ts';
+import type { AuditEntryView, AuditPageView } from '../../admin/wire.ts';
 import type { AdminClient } from '../admin-client.ts';
 import { integerOption, requireString, UsageError, type Command } from '../args.ts';
 import { adminCommand, stringOption, type OptionValues } from '../admin-command.ts';
-import { isAuditPage, isAuditVerification, type AuditPage } from '../api-types.ts';
+import { isAuditPage, isAuditVerification } from '../api-types.ts';
 import { CliError } from '../errors.ts';
 import { exportSink } from '../export-sink.ts';
 import { count, print, printJson, shortTime } from '../format.ts';
@@ -70,12 +71,12 @@ function filtersOf(values: OptionValues): AuditFilters {
 }
 
 /** One GET /v1/audit. */
-function page(client: AdminClient, query: Readonly<Record<string, string | number | undefined>>): Promise<AuditPage> {
+function page(client: AdminClient, query: Readonly<Record<string, string | number | undefined>>): Promise<AuditPageView> {
   return client.json('GET', '/v1/audit', isAuditPage, { query });
 }
 
 /** One line of `--follow` (columns of fixed width: the table cannot be measured ahead). */
-function followLine(entry: AuditEntry, withDevice: boolean): string {
+function followLine(entry: AuditEntryView, withDevice: boolean): string {
   const detail = [entry.code, entry.detail, entry.serial && `serial ${formatSerial(entry.serial)}`, entry.peer && `from ${entry.peer}`].filter(Boolean).join('; ') || '-';
   const cells = [String(entry.seq).padEnd(6), shortTime(entry.time).padEnd(20), entry.type.padEnd(13), ...(withDevice ? [(entry.deviceId ?? '-').padEnd(28)] : []), entry.actor.padEnd(30), detail];
   return cells.join('  ').trimEnd();
@@ -87,7 +88,7 @@ function followLine(entry: AuditEntry, withDevice: boolean): string {
  * where the server's read stopped (matching or not), so nothing is printed twice or skipped.
  */
 async function follow(client: AdminClient, filters: AuditFilters, backlog: number, json: boolean): Promise<number> {
-  const emit = (entry: AuditEntry): void => {
+  const emit = (entry: AuditEntryView): void => {
     process.stdout.write(`${json ? JSON.stringify(entry) : followLine(entry, filters.device === undefined)}\n`);
   };
   // Asks for one entry at least (the API's smallest page), for the head; prints `backlog` of them.
@@ -165,7 +166,7 @@ its hash chain; \`fleetgate audit export\` saves it for checking offline.`,
     const order = values['oldest-first'] ? 'oldest' : 'newest';
     const client = await connect();
     // Page on: a page may end early (the server examines a bounded number of entries per request).
-    const entries: AuditEntry[] = [];
+    const entries: AuditEntryView[] = [];
     let cursor: number | undefined;
     let more = true;
     while (more && entries.length < limit) {
@@ -217,8 +218,8 @@ summary then goes to stderr).`,
     const toStdout = outFlag === '-';
     const out = toStdout ? undefined : resolve(outFlag);
     const sink = await exportSink(out);
-    let first: AuditEntry | undefined;
-    let last: AuditEntry | undefined;
+    let first: AuditEntryView | undefined;
+    let last: AuditEntryView | undefined;
     let entries = 0;
     try {
       // Where the range starts: the first entry at or after --since, then every entry after it

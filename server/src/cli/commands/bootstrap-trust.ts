@@ -7,7 +7,8 @@ import { requireString, UsageError, type Command } from '../args.ts';
 import { adminCommand, stringOption } from '../admin-command.ts';
 import { pemCertificates, readInputFile } from '../admin-client.ts';
 import { parseAllowList, type AllowList } from '../allowlist.ts';
-import { isTrustAnswer, isTrustList, isTrustRemoved, type TrustSummary } from '../api-types.ts';
+import { isTrustAnswer, isTrustList, isTrustRemoved } from '../api-types.ts';
+import type { TrustView } from '../../admin/wire.ts';
 import { CliError } from '../errors.ts';
 import { count, print, printJson, shortTime, table } from '../format.ts';
 
@@ -29,7 +30,7 @@ function describeScope(namespace: string | null, allowListSize: number | null): 
   return parts.filter((part) => part !== undefined).join(', and only ');
 }
 
-function describeTrust(trust: TrustSummary): string {
+function describeTrust(trust: TrustView): string {
   try {
     return commonName(new X509Certificate(fromPem(trust.caPem, 'CERTIFICATE')));
   } catch {

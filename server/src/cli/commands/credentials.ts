@@ -1,4 +1,4 @@
-import type { CredentialKind, CredentialRecord } from '../../registry/types.ts';
+import type { BatchImportView, CredentialKindView, CredentialList, CredentialView } from '../../admin/wire.ts';
 import type { Command } from '../args.ts';
 import { adminCommand } from '../admin-command.ts';
 import { count, print, printJson, shortTime, table } from '../format.ts';
@@ -10,11 +10,6 @@ import { formatSerial } from '../../pki/serial.ts';
  * server module (cli/main.ts).
  */
 
-/** The answer of GET /v1/{operators,services} and POST .../revoke. */
-interface CredentialList {
-  readonly credentials: CredentialRecord[];
-}
-
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 function isCredentialList(value: unknown): value is CredentialList {
@@ -25,24 +20,17 @@ function isCredentialList(value: unknown): value is CredentialList {
   );
 }
 
-/** What `fleetgate bootstrap import` prints (POST /v1/batches/import). */
-interface ImportReport {
-  readonly batches: { readonly batch: string; readonly added: number; readonly existing: number }[];
-  readonly credentials: { readonly kind: string; readonly name: string; readonly serial: string; readonly added: boolean }[];
-  readonly invalid: { readonly file: string; readonly code: string; readonly message: string }[];
-}
-
-function isImportReport(value: unknown): value is ImportReport {
+function isImportReport(value: unknown): value is BatchImportView {
   return isRecord(value) && Array.isArray(value.batches) && Array.isArray(value.credentials) && Array.isArray(value.invalid);
 }
 
 /** `valid`, `expired` or `revoked` as an operator reads it. */
-function stateText(record: CredentialRecord, now = Date.now()): string {
+function stateText(record: CredentialView, now = Date.now()): string {
   if (record.state === 'revoked') return `revoked ${shortTime(record.revokedAt)}${record.revokedBy ? ` by ${record.revokedBy}` : ''}`;
   return Date.parse(record.expiresAt) <= now ? 'expired' : 'valid';
 }
 
-function listCommand(kind: CredentialKind): Command {
+function listCommand(kind: CredentialKindView): Command {
   return adminCommand({
     path: [kind, 'list'],
     usage: '[--json]',
@@ -74,7 +62,7 @@ A certificate is on record once the server imported the record \`fleetgate ${kin
   });
 }
 
-function revokeCommand(kind: CredentialKind): Command {
+function revokeCommand(kind: CredentialKindView): Command {
   const effect =
     kind === 'operator'
       ? 'The admin API refuses it from the next request on (401 ADMIN_OPERATOR_REVOKED), also on a\nconnection that is already open. Revoking the last valid operator certificate on record is\nrefused (ADMIN_LAST_OPERATOR) unless --force: issue another one first (fleetgate operator issue).'

@@ -1,10 +1,11 @@
 import { createInterface } from 'node:readline';
-import { REVOCATION_REASONS, type DeviceRecord, type RevocationReason } from '../../registry/types.ts';
+import { REVOCATION_REASONS } from '../../registry/types.ts';
+import type { BulkAnswer, BulkResult, DeviceView, RevocationReasonView } from '../../admin/wire.ts';
 import { UsageError, type Command } from '../args.ts';
 import { adminCommand, stringOption, type AdminCommandContext } from '../admin-command.ts';
 import { readInputFile } from '../admin-client.ts';
 import { parseAllowList } from '../allowlist.ts';
-import { isBulkAnswer, isDeviceAnswer, type BulkAnswer, type BulkResult } from '../api-types.ts';
+import { isBulkAnswer, isDeviceAnswer } from '../api-types.ts';
 import { CliError, writeFailure } from '../errors.ts';
 import { count, print, printJson } from '../format.ts';
 
@@ -23,7 +24,7 @@ const MAX_BULK = 10_000;
  * such as keyCompromize, or free text) is a usage error listing the RFC 5280 §5.3.1 names: the
  * reason goes into the CRL as a code, and a wrong one would silently become "unspecified".
  */
-export function canonicalRevocationReason(reason: string): RevocationReason {
+export function canonicalRevocationReason(reason: string): RevocationReasonView {
   const squash = (text: string): string => text.toLowerCase().replace(/[\s_-]+/g, '');
   const found = REVOCATION_REASONS.find((name) => squash(name) === squash(reason));
   if (!found) throw new UsageError(`--reason ${JSON.stringify(reason)} is not an RFC 5280 revocation reason; use one of ${REVOCATION_REASONS.join(', ')} (free text goes in --note)`);
@@ -37,9 +38,9 @@ export interface BulkCommandSpec {
   /** Help lines of --reason (and --note, --yes for revoke); absent: the action takes no reason. */
   readonly reasonHelp?: string;
   /** The line for a device the action changed. */
-  done(device: DeviceRecord, reason: string | undefined): string;
+  done(device: DeviceView, reason: string | undefined): string;
   /** The line for a device already in the target state. */
-  already(device: DeviceRecord): string;
+  already(device: DeviceView): string;
 }
 
 const PAST: Record<BulkCommandSpec['action'], string> = { revoke: 'revoked', disable: 'disabled', enable: 'enabled' };

@@ -1,14 +1,15 @@
-import { REVOCATION_REASONS, type DeviceRecord, type DeviceState } from '../../registry/types.ts';
+import { REVOCATION_REASONS } from '../../registry/types.ts';
+import type { DeviceDetail, DeviceStateView, DeviceView, PresenceSummary } from '../../admin/wire.ts';
 import { integerOption, UsageError, type Command } from '../args.ts';
 import { adminCommand, stringOption, type AdminCommandContext } from '../admin-command.ts';
-import { isDeviceAnswer, isDeviceDetail, isDevicePage, type DeviceDetail, type PresenceSummary } from '../api-types.ts';
+import { isDeviceAnswer, isDeviceDetail, isDevicePage } from '../api-types.ts';
 import { bulkCommand } from './device-bulk.ts';
 import { CliError } from '../errors.ts';
 import { formatSerial } from '../../pki/serial.ts';
 import { count, print, printJson, shortTime, table } from '../format.ts';
 import { durationMs } from '../duration.ts';
 
-const STATES: readonly DeviceState[] = ['provisioned', 'enrolled', 'disabled', 'revoked'];
+const STATES: readonly DeviceStateView[] = ['provisioned', 'enrolled', 'disabled', 'revoked'];
 /** The admin API's largest page (MAX_LIST in server/src/admin/routes/devices.ts). */
 const MAX_PAGE = 10_000;
 
@@ -29,7 +30,7 @@ function presenceText(presence: PresenceSummary | null | undefined): string {
 
 const devicePath = (id: string, action = ''): string => `/v1/devices/${encodeURIComponent(id)}${action ? `/${action}` : ''}`;
 
-function stateText(device: DeviceRecord): string {
+function stateText(device: DeviceView): string {
   return device.stateReason ? `${device.state} (${device.stateReason})` : device.state;
 }
 
@@ -53,13 +54,13 @@ broker writes presence every few seconds). \`fleetgate device show ID\` gives on
   positionals: [],
   async run({ values, connect }) {
     const state = stringOption(values, 'state');
-    if (state !== undefined && !STATES.includes(state as DeviceState)) throw new UsageError(`--state must be one of ${STATES.join(', ')} (got ${state})`);
+    if (state !== undefined && !STATES.includes(state as DeviceStateView)) throw new UsageError(`--state must be one of ${STATES.join(', ')} (got ${state})`);
     const model = stringOption(values, 'model');
     const pageSize = integerOption(values, 'page-size', 1000, 1, MAX_PAGE);
     const expiring = stringOption(values, 'expiring');
     const expiresBefore = expiring === undefined ? undefined : new Date(Date.now() + parseDuration(expiring, '--expiring')).toISOString();
     const client = await connect();
-    const devices: (DeviceRecord & { presence: PresenceSummary | null })[] = [];
+    const devices: (DeviceView & { presence: PresenceSummary | null })[] = [];
     let after: string | undefined;
     for (;;) {
       const page = await client.json('GET', '/v1/devices', isDevicePage, { query: { state, model, expiresBefore, after, limit: pageSize } });
