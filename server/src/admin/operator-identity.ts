@@ -48,7 +48,8 @@ export function operatorCertificateOf(socket: TLSSocket, issuing: X509Certificat
  */
 export class OperatorAccess {
   private readonly known = new Map<string, CredentialRecord>();
-  private readonly loading: Promise<void>;
+  private loading: Promise<void>;
+  private loadFailed = false;
   private readonly unsubscribe: () => void;
 
   constructor(private readonly registry: OperatorCredentialStore) {
@@ -56,13 +57,29 @@ export class OperatorAccess {
     this.unsubscribe = registry.onCredentialChange((record) => {
       if (record.kind === 'operator') this.known.set(record.serial, record);
     });
-    this.loading = registry.listCredentials('operator').then((records) => {
-      for (const record of records) if (!this.known.has(record.serial)) this.known.set(record.serial, record);
-    });
+    this.loading = this.load();
   }
 
-  /** Resolves once the certificates on record are in memory (at start). */
+  private load(): Promise<void> {
+    const attempt = this.registry.listCredentials('operator').then((records) => {
+      for (const record of records) if (!this.known.has(record.serial)) this.known.set(record.serial, record);
+    });
+    attempt.catch(() => {
+      this.loadFailed = true;
+    });
+    return attempt;
+  }
+
+  /**
+   * Resolves once the certificates on record are in memory (at start). A load that failed (the
+   * registry's database down) is tried again by the next request, so the admin API recovers
+   * when the database returns instead of answering 503 until a restart.
+   */
   get ready(): Promise<void> {
+    if (this.loadFailed) {
+      this.loadFailed = false;
+      this.loading = this.load();
+    }
     return this.loading;
   }
 
