@@ -12,6 +12,8 @@ import mqttPacket from 'mqtt-packet';
 import { pino } from 'pino';
 import { DeviceHistoryRecorder, type HistoryOutcome } from '../server/src/broker/device-history.ts';
 import { LevelRegistry } from '../server/src/registry/level/level-registry.ts';
+import { stopSharedPostgres } from './helpers/postgres.ts';
+import { ENGINES, type RegistryEngine } from './helpers/registries.ts';
 import type { DeviceEventRecord } from '../server/src/registry/types.ts';
 import { admin } from './helpers/admin-client.ts';
 import { fleetgate } from './helpers/cli.ts';
@@ -26,9 +28,8 @@ const silent = pino({ level: 'silent' });
 const T0 = Date.parse('2026-12-01T10:00:00.000Z');
 
 /** A recorder over a fresh registry, with a clock the test moves. */
-async function recorder(t: ExecutionContext, limits: Partial<{ keepPerDevice: number; summaryWindowMs: number; maxOpen: number }> = {}) {
-  const registry = await LevelRegistry.open(await tempDir(t));
-  t.teardown(() => registry.close());
+async function recorder(t: ExecutionContext, engine: RegistryEngine, limits: Partial<{ keepPerDevice: number; summaryWindowMs: number; maxOpen: number }> = {}) {
+  const { registry } = await engine.create(t);
   const clock = { now: T0 };
   const outcomes: HistoryOutcome[] = [];
   const history = new DeviceHistoryRecorder(
@@ -42,79 +43,83 @@ async function recorder(t: ExecutionContext, limits: Partial<{ keepPerDevice: nu
   return { registry, clock, outcomes, history };
 }
 
-test('500 identical refusals within a minute are one entry with a count and a span, none in the audit log', async (t) => {
-  const { registry, clock, outcomes, history } = await recorder(t);
-  for (let i = 0; i < 500; i++) {
-    clock.now = T0 + i * 100;
-    history.refused('thermostat-1', 'BROKER_DEVICE_REVOKED', '127.0.0.1', 'thermostat-1');
-    // Written several times along the way: the one entry is rewritten, not repeated.
-    if (i % 100 === 0) await history.flush();
-  }
-  await history.flush();
-  const events = await registry.listDeviceEvents('thermostat-1');
-  t.deepEqual(events, [
-    { deviceId: 'thermostat-1', kind: 'refused', code: 'BROKER_DEVICE_REVOKED', first: '2026-12-01T10:00:00.000Z', last: '2026-12-01T10:00:49.900Z', count: 500, peer: '127.0.0.1', detail: 'thermostat-1' },
-  ]);
-  t.is(outcomes.filter((outcome) => outcome === 'entry').length, 1);
-  t.is(outcomes.filter((outcome) => outcome === 'summarised').length, 499);
-  t.deepEqual(await registry.readAudit(), [], 'nothing went to the audit chain');
-  t.true((await registry.verifyAudit()).ok);
-});
+test.after.always(stopSharedPostgres);
 
-test('after the window a new entry starts; the closed one keeps its last count; kinds and codes are apart', async (t) => {
-  const { registry, clock, history } = await recorder(t);
-  history.refused('cam-1', 'BROKER_DEVICE_DISABLED', '127.0.0.1');
-  clock.now = T0 + 30_000;
-  history.refused('cam-1', 'BROKER_DEVICE_DISABLED', '127.0.0.2');
-  history.dropped('cam-1', 'takeover', '127.0.0.3');
-  clock.now = T0 + 60_000;
-  // The window of the first entry has passed: its last change was never written, it must be now.
-  history.refused('cam-1', 'BROKER_DEVICE_DISABLED', '127.0.0.4');
-  history.refused('cam-2', 'BROKER_DEVICE_DISABLED', '127.0.0.5');
-  await history.flush();
-  const summary = (events: DeviceEventRecord[]): string[] => events.map((event) => `${event.first} ${event.kind} ${event.code} x${event.count} ${event.peer}`);
-  t.deepEqual(summary(await registry.listDeviceEvents('cam-1')), [
-    '2026-12-01T10:01:00.000Z refused BROKER_DEVICE_DISABLED x1 127.0.0.4',
-    '2026-12-01T10:00:30.000Z dropped takeover x1 127.0.0.3',
-    '2026-12-01T10:00:00.000Z refused BROKER_DEVICE_DISABLED x2 127.0.0.2',
-  ]);
-  t.deepEqual(summary(await registry.listDeviceEvents('cam-2')), ['2026-12-01T10:01:00.000Z refused BROKER_DEVICE_DISABLED x1 127.0.0.5']);
-  t.deepEqual(summary(await registry.listDeviceEvents('cam-1', 1)), ['2026-12-01T10:01:00.000Z refused BROKER_DEVICE_DISABLED x1 127.0.0.4'], 'limit');
-  t.deepEqual(await registry.listDeviceEvents('cam'), [], 'a prefix of an id is not the id');
-});
+for (const engine of ENGINES) {
+  test(`${engine.name}: 500 identical refusals within a minute are one entry with a count and a span, none in the audit log`, async (t) => {
+    const { registry, clock, outcomes, history } = await recorder(t, engine);
+    for (let i = 0; i < 500; i++) {
+      clock.now = T0 + i * 100;
+      history.refused('thermostat-1', 'BROKER_DEVICE_REVOKED', '127.0.0.1', 'thermostat-1');
+      // Written several times along the way: the one entry is rewritten, not repeated.
+      if (i % 100 === 0) await history.flush();
+    }
+    await history.flush();
+    const events = await registry.listDeviceEvents('thermostat-1');
+    t.deepEqual(events, [
+      { deviceId: 'thermostat-1', kind: 'refused', code: 'BROKER_DEVICE_REVOKED', first: '2026-12-01T10:00:00.000Z', last: '2026-12-01T10:00:49.900Z', count: 500, peer: '127.0.0.1', detail: 'thermostat-1' },
+    ]);
+    t.is(outcomes.filter((outcome) => outcome === 'entry').length, 1);
+    t.is(outcomes.filter((outcome) => outcome === 'summarised').length, 499);
+    t.deepEqual(await registry.readAudit(), [], 'nothing went to the audit chain');
+    t.true((await registry.verifyAudit()).ok);
+  });
 
-test('each device keeps its newest historyPerDevice entries', async (t) => {
-  const { registry, clock, history } = await recorder(t, { keepPerDevice: 3, summaryWindowMs: 1000 });
-  for (let i = 0; i < 7; i++) {
-    clock.now = T0 + i * 1000;
-    history.dropped('car-1', 'connection-lost', undefined);
-    // Two entries in one batch sometimes, one in others.
-    if (i % 2 === 1) await history.flush();
-  }
-  await history.flush();
-  const events = await registry.listDeviceEvents('car-1');
-  t.deepEqual(events.map((event) => event.first), ['2026-12-01T10:00:06.000Z', '2026-12-01T10:00:05.000Z', '2026-12-01T10:00:04.000Z']);
-  t.false('peer' in (events[0] as object), 'no peer: no field');
-});
+  test(`${engine.name}: after the window a new entry starts; the closed one keeps its last count; kinds and codes are apart`, async (t) => {
+    const { registry, clock, history } = await recorder(t, engine);
+    history.refused('cam-1', 'BROKER_DEVICE_DISABLED', '127.0.0.1');
+    clock.now = T0 + 30_000;
+    history.refused('cam-1', 'BROKER_DEVICE_DISABLED', '127.0.0.2');
+    history.dropped('cam-1', 'takeover', '127.0.0.3');
+    clock.now = T0 + 60_000;
+    // The window of the first entry has passed: its last change was never written, it must be now.
+    history.refused('cam-1', 'BROKER_DEVICE_DISABLED', '127.0.0.4');
+    history.refused('cam-2', 'BROKER_DEVICE_DISABLED', '127.0.0.5');
+    await history.flush();
+    const summary = (events: DeviceEventRecord[]): string[] => events.map((event) => `${event.first} ${event.kind} ${event.code} x${event.count} ${event.peer}`);
+    t.deepEqual(summary(await registry.listDeviceEvents('cam-1')), [
+      '2026-12-01T10:01:00.000Z refused BROKER_DEVICE_DISABLED x1 127.0.0.4',
+      '2026-12-01T10:00:30.000Z dropped takeover x1 127.0.0.3',
+      '2026-12-01T10:00:00.000Z refused BROKER_DEVICE_DISABLED x2 127.0.0.2',
+    ]);
+    t.deepEqual(summary(await registry.listDeviceEvents('cam-2')), ['2026-12-01T10:01:00.000Z refused BROKER_DEVICE_DISABLED x1 127.0.0.5']);
+    t.deepEqual(summary(await registry.listDeviceEvents('cam-1', 1)), ['2026-12-01T10:01:00.000Z refused BROKER_DEVICE_DISABLED x1 127.0.0.4'], 'limit');
+    t.deepEqual(await registry.listDeviceEvents('cam'), [], 'a prefix of an id is not the id');
+  });
 
-test('historyMaxOpen bounds memory: an event that needs one more open entry is counted as dropped, not recorded', async (t) => {
-  const { registry, clock, outcomes, history } = await recorder(t, { maxOpen: 2 });
-  history.refused('d-1', 'BROKER_CERT_REVOKED', undefined);
-  history.refused('d-2', 'BROKER_CERT_REVOKED', undefined);
-  history.refused('d-3', 'BROKER_CERT_REVOKED', undefined);
-  history.refused('d-1', 'BROKER_CERT_REVOKED', undefined);
-  t.deepEqual(outcomes, ['entry', 'entry', 'dropped', 'summarised']);
-  clock.now = T0 + 60_000;
-  history.refused('d-3', 'BROKER_CERT_REVOKED', undefined);
-  t.is(outcomes.at(-1), 'entry', 'once the window passed, the expired entries make room');
-  await history.flush();
-  t.is((await registry.listDeviceEvents('d-1'))[0]?.count, 2);
-  t.is((await registry.listDeviceEvents('d-3')).length, 1);
-  const detail = 'x'.repeat(5000);
-  history.refused('d-4', 'BROKER_CLIENT_ID_MISMATCH', undefined, detail);
-  await history.flush();
-  t.is((await registry.listDeviceEvents('d-4'))[0]?.detail?.length, 200, 'a long detail is cut');
-});
+  test(`${engine.name}: each device keeps its newest historyPerDevice entries`, async (t) => {
+    const { registry, clock, history } = await recorder(t, engine, { keepPerDevice: 3, summaryWindowMs: 1000 });
+    for (let i = 0; i < 7; i++) {
+      clock.now = T0 + i * 1000;
+      history.dropped('car-1', 'connection-lost', undefined);
+      // Two entries in one batch sometimes, one in others.
+      if (i % 2 === 1) await history.flush();
+    }
+    await history.flush();
+    const events = await registry.listDeviceEvents('car-1');
+    t.deepEqual(events.map((event) => event.first), ['2026-12-01T10:00:06.000Z', '2026-12-01T10:00:05.000Z', '2026-12-01T10:00:04.000Z']);
+    t.false('peer' in (events[0] as object), 'no peer: no field');
+  });
+
+  test(`${engine.name}: historyMaxOpen bounds memory: an event that needs one more open entry is counted as dropped, not recorded`, async (t) => {
+    const { registry, clock, outcomes, history } = await recorder(t, engine, { maxOpen: 2 });
+    history.refused('d-1', 'BROKER_CERT_REVOKED', undefined);
+    history.refused('d-2', 'BROKER_CERT_REVOKED', undefined);
+    history.refused('d-3', 'BROKER_CERT_REVOKED', undefined);
+    history.refused('d-1', 'BROKER_CERT_REVOKED', undefined);
+    t.deepEqual(outcomes, ['entry', 'entry', 'dropped', 'summarised']);
+    clock.now = T0 + 60_000;
+    history.refused('d-3', 'BROKER_CERT_REVOKED', undefined);
+    t.is(outcomes.at(-1), 'entry', 'once the window passed, the expired entries make room');
+    await history.flush();
+    t.is((await registry.listDeviceEvents('d-1'))[0]?.count, 2);
+    t.is((await registry.listDeviceEvents('d-3')).length, 1);
+    const detail = 'x'.repeat(5000);
+    history.refused('d-4', 'BROKER_CLIENT_ID_MISMATCH', undefined, detail);
+    await history.flush();
+    t.is((await registry.listDeviceEvents('d-4'))[0]?.detail?.length, 200, 'a long detail is cut');
+  });
+}
 
 interface DetailJson {
   history: { type: string }[];

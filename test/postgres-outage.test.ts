@@ -46,6 +46,7 @@ test('PostgreSQL down: EST 503 with Retry-After, known devices admitted, unknown
   t.regex(refused.text, /ENROLL_UNAVAILABLE/);
   t.truthy(refused.headers['retry-after']);
   t.true(performance.now() - started < 5_000, 'answered, not hung');
+  const outageStarted = new Date().toISOString();
   t.is(await connackCode(fleet, known.operational), 0, 'a device whose state the broker knows is admitted');
   t.is(await connackCode(fleet, stranger), 3, 'an unknown device: server unavailable, not "not authorized"');
   const listing = await admin(fleet, 'GET', '/v1/devices');
@@ -66,4 +67,6 @@ test('PostgreSQL down: EST 503 with Retry-After, known devices admitted, unknown
   await waitFor(async () => (await readyStatus(fleet)) === 200, { what: '/readyz to answer 200 again' });
   t.is((await admin(fleet, 'GET', '/v1/devices')).status, 200);
   t.is(await connackCode(fleet, stranger), 5, 'unknown again, and the registry answers: not authorized');
+  // Presence seen during the outage was kept and written once the database returned.
+  await waitFor(async () => ((await fleet.server.registry.getPresence(known.id))?.lastSeen ?? '') >= outageStarted, { what: "the known device's presence from the outage to be written" });
 });
