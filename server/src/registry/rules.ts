@@ -3,6 +3,9 @@ import { RegistryError } from './errors.ts';
 import type {
   AuditEvent,
   BatchRecord,
+  CertificateRecord,
+  RevocationReason,
+  StateChange,
   CredentialRecord,
   CredentialRevocation,
   DeviceActionRequest,
@@ -51,6 +54,33 @@ export function decideDeviceAction(request: DeviceActionRequest, device: DeviceR
       return changed({ state, stateReason: state === 'disabled' ? device.stateReason : undefined, resetPending: true });
     }
   }
+}
+
+/** The device action a {@link StateChange} asks for. */
+export function stateChangeRequest(change: StateChange): DeviceActionRequest {
+  const action = change.to === 'revoked' ? 'revoke' : change.to === 'disabled' ? 'disable' : 'enable';
+  return { deviceId: change.deviceId, action, reason: change.reason, actor: change.actor, revocationReason: change.revocationReason };
+}
+
+/** The device a single action left, or its refusal thrown as a RegistryError (`changeState`, `resetDevice`). */
+export function singleActionOutcome(results: readonly DeviceActionResult[], deviceId: string): DeviceRecord {
+  const [result] = results;
+  if (!result) throw new RegistryError('REGISTRY_NOT_FOUND', `no device ${deviceId}`);
+  if (result.status === 'refused') throw new RegistryError(result.code, result.message);
+  return result.device;
+}
+
+/**
+ * A certificate marked superseded or revoked, and the audit entry of a revocation; undefined
+ * when it is revoked already (revocation is final: its time and reason stay).
+ */
+export function markedCertificate(record: CertificateRecord, status: 'superseded' | 'revoked', reason: RevocationReason, now: Date): { record: CertificateRecord; audit?: AuditEvent } | undefined {
+  if (record.status === 'revoked') return undefined;
+  if (status === 'superseded') return { record: { ...record, status } };
+  return {
+    record: { ...record, status, revokedAt: now.toISOString(), revocationReason: reason },
+    audit: { type: 'cert-revoked', deviceId: record.deviceId, serial: record.serial, detail: reason, actor: 'system' },
+  };
 }
 
 /** The audit entry of an applied device action (`before`: the device as it was). */

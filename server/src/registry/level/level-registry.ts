@@ -10,7 +10,6 @@ import type {
   AuditVerification,
   BatchImport,
   CertificateRecord,
-  DeviceAction,
   DeviceActionRequest,
   DeviceActionResult,
   CredentialKind,
@@ -36,6 +35,9 @@ import {
   batchAlreadyImported,
   batchImportAudit,
   checkIssuance,
+  markedCertificate,
+  singleActionOutcome,
+  stateChangeRequest,
   credentialRecordedAudit,
   credentialRevokedAudit,
   decideDeviceAction,
@@ -212,36 +214,22 @@ export class LevelRegistry implements Registry {
     reason: NonNullable<CertificateRecord['revocationReason']>,
   ): Promise<boolean> {
     const json = await tx.get(certKey(serial));
-    if (!json) return false;
-    const record = JSON.parse(json) as CertificateRecord;
-    if (record.status === 'revoked') return false;
-    const updated: CertificateRecord =
-      status === 'revoked'
-        ? { ...record, status, revokedAt: this.now().toISOString(), revocationReason: reason }
-        : { ...record, status };
-    tx.put(certKey(serial), JSON.stringify(updated));
-    if (status === 'revoked') {
+    const marked = json === undefined ? undefined : markedCertificate(JSON.parse(json) as CertificateRecord, status, reason, this.now());
+    if (!marked) return false;
+    tx.put(certKey(serial), JSON.stringify(marked.record));
+    if (marked.audit) {
       tx.put(revokedKey(serial), '');
-      tx.audit({ type: 'cert-revoked', deviceId: record.deviceId, serial, detail: reason, actor: 'system' });
+      tx.audit(marked.audit);
     }
-    return status === 'revoked';
+    return marked.audit !== undefined;
   }
 
   async changeState(change: StateChange): Promise<DeviceRecord> {
-    const action: DeviceAction = change.to === 'revoked' ? 'revoke' : change.to === 'disabled' ? 'disable' : 'enable';
-    return this.applyOne({ deviceId: change.deviceId, action, reason: change.reason, actor: change.actor, revocationReason: change.revocationReason });
+    return singleActionOutcome(await this.applyDeviceActions([stateChangeRequest(change)], { allOrNothing: true }), change.deviceId);
   }
 
   async resetDevice(deviceId: string, actor: string): Promise<DeviceRecord> {
-    return this.applyOne({ deviceId, action: 'reset', actor });
-  }
-
-  /** One action; a refusal is thrown as a RegistryError. */
-  private async applyOne(request: DeviceActionRequest): Promise<DeviceRecord> {
-    const [result] = await this.applyDeviceActions([request], { allOrNothing: true });
-    if (!result) throw new RegistryError('REGISTRY_NOT_FOUND', `no device ${request.deviceId}`);
-    if (result.status === 'refused') throw new RegistryError(result.code, result.message);
-    return result.device;
+    return singleActionOutcome(await this.applyDeviceActions([{ deviceId, action: 'reset', actor }], { allOrNothing: true }), deviceId);
   }
 
   async applyDeviceActions(actions: readonly DeviceActionRequest[], options: { readonly allOrNothing: boolean }): Promise<DeviceActionResult[]> {

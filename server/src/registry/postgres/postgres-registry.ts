@@ -8,6 +8,9 @@ import {
   batchAlreadyImported,
   batchImportAudit,
   checkIssuance,
+  markedCertificate,
+  singleActionOutcome,
+  stateChangeRequest,
   credentialRecordedAudit,
   credentialRevokedAudit,
   decideDeviceAction,
@@ -29,7 +32,6 @@ import type {
   CredentialKind,
   CredentialRecord,
   CredentialRevocation,
-  DeviceAction,
   DeviceActionRequest,
   DeviceActionResult,
   DeviceChange,
@@ -248,27 +250,19 @@ export class PostgresRegistry implements Registry {
   /** Marks a certificate superseded or revoked; true when this revoked it. */
   private async markCertificate(tx: RoundTransaction, serial: string, status: 'superseded' | 'revoked', reason: RevocationReason): Promise<boolean> {
     const [row] = await tx.read<{ record: CertificateRecord }>('SELECT record FROM certificates WHERE serial = $1', [serial]);
-    if (!row || row.record.status === 'revoked') return false;
-    const updated: CertificateRecord = status === 'revoked' ? { ...row.record, status, revokedAt: this.now().toISOString(), revocationReason: reason } : { ...row.record, status };
-    await tx.write('UPDATE certificates SET status = $2, record = $3 WHERE serial = $1', [serial, status, JSON.stringify(updated)]);
-    if (status === 'revoked') tx.audit({ type: 'cert-revoked', deviceId: row.record.deviceId, serial, detail: reason, actor: 'system' });
-    return status === 'revoked';
+    const marked = row === undefined ? undefined : markedCertificate(row.record, status, reason, this.now());
+    if (!marked) return false;
+    await tx.write('UPDATE certificates SET status = $2, record = $3 WHERE serial = $1', [serial, status, JSON.stringify(marked.record)]);
+    if (marked.audit) tx.audit(marked.audit);
+    return marked.audit !== undefined;
   }
 
   async changeState(change: StateChange): Promise<DeviceRecord> {
-    const action: DeviceAction = change.to === 'revoked' ? 'revoke' : change.to === 'disabled' ? 'disable' : 'enable';
-    return this.applyOne({ deviceId: change.deviceId, action, reason: change.reason, actor: change.actor, revocationReason: change.revocationReason });
+    return singleActionOutcome(await this.applyDeviceActions([stateChangeRequest(change)], { allOrNothing: true }), change.deviceId);
   }
 
   async resetDevice(deviceId: string, actor: string): Promise<DeviceRecord> {
-    return this.applyOne({ deviceId, action: 'reset', actor });
-  }
-
-  private async applyOne(request: DeviceActionRequest): Promise<DeviceRecord> {
-    const [result] = await this.applyDeviceActions([request], { allOrNothing: true });
-    if (!result) throw new RegistryError('REGISTRY_NOT_FOUND', `no device ${request.deviceId}`);
-    if (result.status === 'refused') throw new RegistryError(result.code, result.message);
-    return result.device;
+    return singleActionOutcome(await this.applyDeviceActions([{ deviceId, action: 'reset', actor }], { allOrNothing: true }), deviceId);
   }
 
   async applyDeviceActions(actions: readonly DeviceActionRequest[], options: { readonly allOrNothing: boolean }): Promise<DeviceActionResult[]> {
