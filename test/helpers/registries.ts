@@ -12,7 +12,7 @@ export interface EngineOptions {
 }
 
 /** A registry of one test: where it lives, and how to open another handle on the same store. */
-export interface TestRegistry {
+interface TestRegistry {
   readonly registry: Registry;
   /** A LevelDB directory or a PostgreSQL URL. */
   readonly location: string;

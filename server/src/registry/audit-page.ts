@@ -7,7 +7,7 @@ import type { AuditEntry, AuditPage, AuditQuery } from './types.ts';
  * first stops at the first entry older than `since` minus this slack, instead of walking the
  * rest of the log to the first entry, and a read oldest first likewise at `until` plus this slack.
  */
-export const AUDIT_CLOCK_SLACK_MS = 10 * 60_000;
+const AUDIT_CLOCK_SLACK_MS = 10 * 60_000;
 
 /** What a scan of the log yields: the entry's sequence number and the entry (undefined if missing). */
 export interface ScannedAuditEntry {

@@ -12,8 +12,8 @@ import { REGISTRY_RECORD_KINDS, type Registry, type RegistryRecord } from './typ
  * hash chain on the way in.
  */
 
-export const EXPORT_FORMAT = 'fleetgate-registry-export';
-export const EXPORT_VERSION = 1;
+const EXPORT_FORMAT = 'fleetgate-registry-export';
+const EXPORT_VERSION = 1;
 
 type RecordKind = (typeof REGISTRY_RECORD_KINDS)[number];
 
