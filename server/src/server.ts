@@ -9,6 +9,8 @@ import { dataLayout } from './datadir/layout.ts';
 import { createEstServer } from './enrollment/est-server.ts';
 import { toPem } from './pki/pem.ts';
 import { openRegistry, redactUrl } from './registry/open-registry.ts';
+import { connectCluster, defaultNodeId } from './cluster/redis-backends.ts';
+import { ClusterError } from './cluster/errors.ts';
 import type { Registry } from './registry/types.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { X509Certificate } from 'node:crypto';
@@ -40,6 +42,10 @@ export interface StartOptions {
   readonly config?: ServerConfig;
   /** A PostgreSQL registry URL (`--registry`, FLEETGATE_REGISTRY_URL); overrides config.json `registry.url`. */
   readonly registryUrl?: string;
+  /** Cluster mode: the Redis URL (`--cluster-redis`); overrides config.json `cluster.redis`. */
+  readonly clusterRedis?: string;
+  /** This node's name in the cluster (`--node-id`); overrides config.json `cluster.nodeId`. */
+  readonly nodeId?: string;
   readonly now?: () => Date;
   /**
    * The registry to use instead of opening `<data>/registry` (tests: a registry that fails on
@@ -124,6 +130,18 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const factory = new X509Certificate(await readCertificateFile(layout.authorityCert('factory')));
   const metrics = new Metrics();
   const registryUrl = options.registryUrl ?? config.registry?.url;
+  const clusterRedis = options.clusterRedis ?? config.cluster?.redis;
+  const nodeId = options.nodeId ?? config.cluster?.nodeId ?? defaultNodeId();
+  // A node of a cluster shares its registry with the others: LevelDB is held by one process.
+  if (clusterRedis !== undefined && registryUrl === undefined && options.registry === undefined) {
+    throw new ClusterError('SERVE_CLUSTER_INVALID', 'cluster mode (--cluster-redis) needs the registry on PostgreSQL, shared by every node: give --registry postgres://... (docs/cluster.md)');
+  }
+  const cluster =
+    clusterRedis === undefined
+      ? undefined
+      : await connectCluster({ url: clusterRedis, nodeId, logger: logger.child({ component: 'cluster' }), maxSessionDelivery: config.cluster?.maxSessionDelivery }).catch((error: unknown) => {
+          throw new ClusterError('SERVE_CLUSTER_UNREACHABLE', `Redis does not answer at ${redactUrl(clusterRedis)}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+        });
   const registry =
     options.registry ??
     (await openRegistry({
@@ -139,6 +157,16 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const reporting = listenerReporting(metrics, logger);
   const health = new HealthState();
   health.add({ name: 'registry', check: async () => (await registry.ping(), 'ok') });
+  if (cluster) {
+    health.add({
+      name: 'redis',
+      check: async () => {
+        if (!cluster.connected()) throw new Error('a Redis connection is down');
+        return 'ok';
+      },
+    });
+    logger.info({ nodeId, redis: redactUrl(clusterRedis ?? '') }, 'cluster node');
+  }
   try {
     const census = await DeviceCensus.start(registry, metrics.devices);
     closers.push(async () => census.close());
@@ -204,6 +232,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       logger: logger.child({ component: 'broker' }),
       metrics,
       tls: { key: serverKey, cert: serverCert, clientCas: [toPem('CERTIFICATE', root), toPem('CERTIFICATE', issuing.certificate)] },
+      nodeId,
+      ...(cluster ? { cluster } : {}),
     });
     closers.unshift(() => broker.close());
     const mqttPort = await listen(broker.server, listenOptions.mqttPort, listenOptions.host);
@@ -258,6 +288,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
             await delay(drainMs);
           }
           for (const close of closers) await close();
+          await cluster?.close();
           await registry.close();
           logger.info('fleetgate stopped');
         })();
@@ -266,6 +297,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     };
   } catch (error) {
     for (const close of closers) await close().catch(() => undefined);
+    await cluster?.close().catch(() => undefined);
     await registry.close();
     throw error;
   }

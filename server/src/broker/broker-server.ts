@@ -22,6 +22,7 @@ import { issuingCaOf } from './peer-identity.ts';
 import { persistGrantedOnly } from './persisted-subscriptions.ts';
 import { RetainedQuota } from './retained-quota.ts';
 import { SessionTable } from './sessions.ts';
+import type { AedesPersistence, MessageEmitter } from '../cluster/redis-backends.ts';
 
 /** What the broker needs of the registry: its in-memory view's sources, presence and device history. */
 type BrokerStore = DeviceAccessStore & PresenceStore & DeviceHistoryStore;
@@ -39,6 +40,10 @@ export interface BrokerOptions {
   readonly tls: { readonly key: string; readonly cert: string; readonly clientCas: readonly string[] };
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** This node's name: aedes' broker id, and where presence says a device is connected. */
+  readonly nodeId: string;
+  /** Cluster mode: MQTT routing, sessions and retained messages shared through Redis. */
+  readonly cluster?: { readonly mq: MessageEmitter; readonly persistence: AedesPersistence };
 }
 
 /** The MQTT broker: aedes behind a TLS listener, with fleetgate's hooks. */
@@ -56,7 +61,7 @@ const EXPIRY_SWEEP_MS = 30_000;
 export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const { config, logger, metrics } = options;
   const sessions = new SessionTable();
-  const presence = new PresenceRecorder(options.registry, config.limits.presenceFlushMs, logger);
+  const presence = new PresenceRecorder(options.registry, config.limits.presenceFlushMs, logger, options.nodeId);
   const history = new DeviceHistoryRecorder(
     options.registry,
     { keepPerDevice: config.limits.historyPerDevice, summaryWindowMs: config.limits.historySummaryWindowMs, maxOpen: config.limits.historyMaxOpen, flushMs: config.limits.presenceFlushMs },
@@ -111,7 +116,21 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       metrics.mqttRetainedBytes.set(retained.totalBytes);
     },
   };
+  if (options.cluster) {
+    // A client id that connects on another node takes its session over (aedes closes the local
+    // one on this message): mark it first, so the session's history says why it ended. Registered
+    // before aedes registers its own listener in createBroker.
+    options.cluster.mq.on('$SYS/+/new/clients', (message, done) => {
+      const node = message.topic.split('/')[1];
+      const clientId = Buffer.isBuffer(message.payload) ? message.payload.toString('utf8') : String(message.payload);
+      const client = node === options.nodeId ? undefined : sessions.clientOf(clientId);
+      if (client) sessions.closing(client, 'takeover');
+      done();
+    });
+  }
   aedes = await Aedes.createBroker({
+    id: options.nodeId,
+    ...(options.cluster ? { mq: options.cluster.mq, persistence: options.cluster.persistence } : {}),
     connectTimeout: config.limits.connectTimeoutMs,
     maxInflightInbound: config.limits.maxInflight,
     // A subscriber that stops reading must not stall delivery to everyone else.

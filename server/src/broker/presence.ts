@@ -18,6 +18,8 @@ export class PresenceRecorder {
     private readonly registry: PresenceStore,
     flushMs: number,
     private readonly logger: Logger,
+    /** This node: a connection's presence says where it is, and a disconnect here does not undo a connection elsewhere. */
+    private readonly nodeId: string,
     private readonly now: () => Date = () => new Date(),
   ) {
     this.timer = setInterval(() => void this.flush(), flushMs);
@@ -26,13 +28,13 @@ export class PresenceRecorder {
 
   connected(deviceId: string, peer: string | undefined): void {
     const time = this.now().toISOString();
-    this.dirty.set(deviceId, { deviceId, connected: true, lastSeen: time, connectedAt: time, peer });
+    this.dirty.set(deviceId, { deviceId, connected: true, lastSeen: time, connectedAt: time, peer, node: this.nodeId });
   }
 
   disconnected(deviceId: string): void {
     const time = this.now().toISOString();
     const previous = this.dirty.get(deviceId);
-    this.dirty.set(deviceId, { ...previous, deviceId, connected: false, lastSeen: time, disconnectedAt: time });
+    this.dirty.set(deviceId, { ...previous, deviceId, connected: false, lastSeen: time, disconnectedAt: time, node: this.nodeId });
   }
 
   /**
@@ -58,9 +60,14 @@ export class PresenceRecorder {
       try {
         // Merge with what is stored, so a "seen" update keeps connectedAt/peer of the connection.
         const merged = await Promise.all(
-          batch.map(async (update) => ({ ...(await this.registry.getPresence(update.deviceId)), ...update })),
+          batch.map(async (update) => {
+            const stored = await this.registry.getPresence(update.deviceId);
+            // The device moved to another node (a takeover): this node's disconnect is old news.
+            if (!update.connected && stored?.connected && stored.node !== undefined && stored.node !== this.nodeId) return undefined;
+            return { ...stored, ...update };
+          }),
         );
-        await this.registry.recordPresence(merged);
+        await this.registry.recordPresence(merged.filter((record): record is PresenceRecord => record !== undefined));
       } catch (error) {
         // The registry did not take it (its database is down): keep it for the next flush, under
         // anything newer that arrived meanwhile. Bounded by the number of devices.

@@ -26,6 +26,10 @@ export const OPERATOR_ERRORS = {
   INIT_INVALID_HOSTNAME: 1,
   /** `fleetgate serve` cannot bind a listener (operator-error.ts). */
   SERVE_LISTEN_FAILED: 1,
+  /** `fleetgate serve`: cluster settings that cannot work (Redis without a PostgreSQL registry, workers without both) (server.ts, cluster/). */
+  SERVE_CLUSTER_INVALID: 2,
+  /** `fleetgate serve --cluster-redis`: Redis does not answer at start. */
+  SERVE_CLUSTER_UNREACHABLE: 1,
   /** No connection to the admin API: refused, unknown host, timed out, reset. */
   CLI_SERVER_UNREACHABLE: 1,
   /** The TLS connection failed: the server certificate does not chain to the root, or does not name the host, or the other end does not speak TLS. */

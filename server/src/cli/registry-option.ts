@@ -1,6 +1,10 @@
 import { isPostgresUrl, REGISTRY_URL_ENV } from '../registry/open-registry.ts';
 import { UsageError } from './args.ts';
 
+/*
+ * Options of `fleetgate serve` (and the registry commands) that name shared backends.
+ */
+
 /**
  * The PostgreSQL URL of `--registry`, else of FLEETGATE_REGISTRY_URL; undefined when neither is
  * set (config.json `registry.url` decides then, else LevelDB). Anything but a postgres:// URL is
@@ -13,4 +17,18 @@ export function registryUrlOption(values: Record<string, unknown>, env: NodeJS.P
     throw new UsageError(`${flag !== undefined ? '--registry' : REGISTRY_URL_ENV} must be a PostgreSQL URL (postgres://user@host:port/database), not ${JSON.stringify(url)}`);
   }
   return url;
+}
+
+/** The Redis URL of `--cluster-redis` (undefined: config.json `cluster.redis` decides, else one node). */
+export function clusterRedisOption(values: Record<string, unknown>): string | undefined {
+  const url = values['cluster-redis'] as string | undefined;
+  if (url !== undefined && !/^rediss?:\/\//.test(url)) throw new UsageError(`--cluster-redis must be a Redis URL (redis://host:port), not ${JSON.stringify(url)}`);
+  return url;
+}
+
+/** The node name of `--node-id`: letters, digits, `.`, `_`, `-`, at most 64. */
+export function nodeIdOption(values: Record<string, unknown>): string | undefined {
+  const id = values['node-id'] as string | undefined;
+  if (id !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(id)) throw new UsageError(`--node-id must be 1 to 64 letters, digits, '.', '_' or '-', not ${JSON.stringify(id)}`);
+  return id;
 }

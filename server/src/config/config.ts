@@ -129,6 +129,17 @@ export interface ServerConfig {
   readonly health?: HealthConfig;
   /** Where the registry lives; absent (older files): LevelDB with {@link DEFAULT_REGISTRY} settings. */
   readonly registry?: RegistryConfig;
+  /** Cluster mode (Redis); absent or without `redis`: one node. */
+  readonly cluster?: ClusterConfig;
+}
+
+/** Cluster mode (docs/cluster.md). */
+export interface ClusterConfig {
+  /** The Redis URL of the cluster; absent: embedded (in-process MQTT routing). */
+  readonly redis?: string;
+  /** This node's name; absent: host name and process id. */
+  readonly nodeId?: string;
+  readonly maxSessionDelivery: number;
 }
 
 /** Where the registry lives and how fleetgate talks to PostgreSQL (docs/postgres.md). */

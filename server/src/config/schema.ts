@@ -246,6 +246,18 @@ export const CONFIG_SCHEMA: SchemaNode = {
       required: ['poolSize', 'connectTimeoutMs', 'queryTimeoutMs', 'changeRetentionHours'],
       additionalProperties: false,
     },
+    cluster: {
+      type: 'object',
+      description: 'Cluster mode (docs/cluster.md): several fleetgate nodes share MQTT routing, persistent sessions and retained messages through Redis, and the registry through PostgreSQL (`registry.url`). `--cluster-redis` and `--node-id` override these.',
+      default: {},
+      properties: {
+        redis: { type: 'string', description: 'the Redis URL every node of the cluster uses, `redis://host:port` (or `rediss://` for TLS)', pattern: '^rediss?://' },
+        nodeId: { type: 'string', description: "this node's name in the cluster (presence, `device show`, logs); default: host name and process id", pattern: '^[A-Za-z0-9._-]{1,64}$' },
+        maxSessionDelivery: integer('Offline QoS 1 messages delivered to a persistent session when it reconnects (aedes-persistence-redis).', 1000, 1, 1_000_000),
+      },
+      required: ['maxSessionDelivery'],
+      additionalProperties: false,
+    },
     health: section('Health checks on the metrics listener (`/healthz`, `/readyz`).', {
       shutdownDrainMs: integer('At shutdown, how long `/readyz` answers 503 before the listeners stop accepting, so a load balancer stops sending new connections first, in milliseconds (0: close at once).', 0, 0, 300_000),
     }),

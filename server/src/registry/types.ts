@@ -187,6 +187,11 @@ export interface PresenceRecord {
   readonly disconnectedAt?: string;
   /** Remote address of the current or last connection. */
   readonly peer?: string;
+  /**
+   * The node of the current or last connection (cluster mode: `--node-id`). A disconnect recorded
+   * by one node never overwrites a connection another node recorded (the device moved there).
+   */
+  readonly node?: string;
 }
 
 /** What the broker saw happen to a device's connection: a refused CONNECT or a dropped session. */

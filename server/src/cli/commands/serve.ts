@@ -1,12 +1,12 @@
 import { resolveDataDir } from '../../datadir/layout.ts';
 import { DEFAULT_LISTEN } from '../../listen.ts';
 import { integerOption, type Command } from '../args.ts';
-import { registryUrlOption } from '../registry-option.ts';
+import { clusterRedisOption, nodeIdOption, registryUrlOption } from '../registry-option.ts';
 import { recordAdminUrl } from '../server-url.ts';
 
 export const serveCommand: Command = {
   path: ['serve'],
-  help: `Usage: fleetgate serve [--data DIR] [--registry URL] [--host H] [--est-port P] [--mqtt-port P] [--admin-port P] [--metrics-port P]
+  help: `Usage: fleetgate serve [--data DIR] [--registry URL] [--cluster-redis URL] [--node-id ID] [--host H] [--est-port P] [--mqtt-port P] [--admin-port P] [--metrics-port P]
 
 Starts every listener:
   EST enrollment (RFC 7030, HTTPS, client certificates)  https://H:8443/.well-known/est/{cacerts,simpleenroll,simplereenroll,csrattrs}
@@ -24,6 +24,11 @@ Options:
   --registry URL      the registry on PostgreSQL (postgres://user@host:port/db), shared by every
                       fleetgate process given the same URL (default $FLEETGATE_REGISTRY_URL, then
                       config.json registry.url, else LevelDB in <data>/registry; docs/postgres.md)
+  --cluster-redis URL cluster mode: MQTT routing, persistent sessions and retained messages shared
+                      with the other nodes through Redis (redis://host:port); needs --registry
+                      (default config.json cluster.redis; docs/cluster.md)
+  --node-id ID        this node's name in the cluster: presence, device show, logs
+                      (default config.json cluster.nodeId, else host name and process id)
   --host H            address to listen on (default ${DEFAULT_LISTEN.host})
   --est-port P        EST port (default ${DEFAULT_LISTEN.estPort}; 0 picks a free port)
   --mqtt-port P       MQTT over TLS port (default ${DEFAULT_LISTEN.mqttPort})
@@ -33,6 +38,8 @@ Options:
   options: {
     data: { type: 'string' },
     registry: { type: 'string' },
+    'cluster-redis': { type: 'string' },
+    'node-id': { type: 'string' },
     host: { type: 'string' },
     'est-port': { type: 'string' },
     'mqtt-port': { type: 'string' },
@@ -59,6 +66,8 @@ Options:
         dataDir,
         logger,
         registryUrl,
+        clusterRedis: clusterRedisOption(values),
+        nodeId: nodeIdOption(values),
         listen: {
           host: (values.host as string | undefined) ?? DEFAULT_LISTEN.host,
           estPort: integerOption(values, 'est-port', DEFAULT_LISTEN.estPort, 0, 65535),

@@ -1,0 +1,108 @@
+import { createRequire } from 'node:module';
+import { hostname } from 'node:os';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+
+/*
+ * The Redis side of a cluster node: aedes' own engines, mqemitter-redis (message routing between
+ * nodes, and aedes' `$SYS/<id>/new/clients` that closes a client id's session on every other node
+ * when it connects to one) and aedes-persistence-redis (subscriptions of persistent sessions,
+ * their QoS 1 offline queues, retained messages, wills). fleetgate makes the Redis connections
+ * itself, so it owns their reconnection, their errors and their closing.
+ */
+
+const require = createRequire(import.meta.url);
+
+/** The subset of mqemitter fleetgate uses (the module ships no types fleetgate can import without `any`). */
+export interface MessageEmitter {
+  on(topic: string, listener: (message: { topic: string; payload?: unknown }, done: () => void) => void, callback?: () => void): unknown;
+  close(callback: () => void): void;
+}
+
+/** An aedes persistence instance (aedes types it as `any`). */
+export type AedesPersistence = object;
+
+type MqEmitterRedisFactory = (options: { pubConn: Redis; subConn: Redis }) => MessageEmitter;
+type PersistenceRedisFactory = (options: { conn: Redis; maxSessionDelivery?: number }) => AedesPersistence & { destroy(callback: () => void): void };
+
+/** The default node id: host name and process id, unique on a machine and readable in `device show`. */
+export function defaultNodeId(): string {
+  return `${hostname()}-${process.pid}`;
+}
+
+/** What a node shares with the others through Redis. */
+export interface ClusterBackends {
+  readonly nodeId: string;
+  readonly mq: MessageEmitter;
+  readonly persistence: AedesPersistence;
+  /** A general connection (cluster-wide rate limits). */
+  readonly redis: Redis;
+  /** Whether every connection is up (readiness). */
+  connected(): boolean;
+  close(): Promise<void>;
+}
+
+/** Options of {@link connectCluster}. */
+export interface ClusterOptions {
+  readonly url: string;
+  readonly nodeId: string;
+  readonly logger: Logger;
+  /** Offline messages delivered to a persistent session when it reconnects. */
+  readonly maxSessionDelivery?: number;
+}
+
+/**
+ * Connects a node to Redis: four connections (publish, subscribe, persistence, general), each
+ * reconnecting by itself with a capped backoff while Redis is away. Resolves once all answer.
+ */
+export async function connectCluster(options: ClusterOptions): Promise<ClusterBackends> {
+  const { url, logger } = options;
+  const connections: Redis[] = [];
+  const open = (role: string): Redis => {
+    const connection = new Redis(url, {
+      connectionName: `fleetgate:${options.nodeId}:${role}`,
+      // Reconnect forever, 50 ms doubling to 2 s: a Redis restart is ridden out, not fatal.
+      retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 6), 2_000),
+      maxRetriesPerRequest: null,
+      lazyConnect: true,
+    });
+    let down = false;
+    connection.on('error', (error: Error) => {
+      if (down) return;
+      down = true;
+      logger.warn({ err: error, role }, 'cluster Redis connection failed; reconnecting');
+    });
+    connection.on('ready', () => {
+      if (down) logger.info({ role }, 'cluster Redis connection back');
+      down = false;
+    });
+    connections.push(connection);
+    return connection;
+  };
+  const pub = open('publish');
+  const sub = open('subscribe');
+  const store = open('persistence');
+  const redis = open('general');
+  try {
+    await Promise.all(connections.map((connection) => connection.connect()));
+  } catch (error) {
+    connections.forEach((connection) => connection.disconnect());
+    throw error;
+  }
+  const mqemitterRedis = require('mqemitter-redis') as MqEmitterRedisFactory;
+  const persistenceRedis = require('aedes-persistence-redis') as PersistenceRedisFactory;
+  const mq = mqemitterRedis({ pubConn: pub, subConn: sub });
+  const persistence = persistenceRedis({ conn: store, ...(options.maxSessionDelivery ? { maxSessionDelivery: options.maxSessionDelivery } : {}) });
+  return {
+    nodeId: options.nodeId,
+    mq,
+    persistence,
+    redis,
+    connected: () => connections.every((connection) => connection.status === 'ready'),
+    async close() {
+      await new Promise<void>((resolve) => mq.close(resolve));
+      await new Promise<void>((resolve) => persistence.destroy(resolve));
+      await Promise.all(connections.map((connection) => connection.quit().catch(() => connection.disconnect())));
+    },
+  };
+}
