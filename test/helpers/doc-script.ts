@@ -150,14 +150,15 @@ export interface ListenerPorts {
 }
 
 /**
- * Four ports that were free a moment ago on 127.0.0.1, all different: they are held open
- * together before being released, so the operating system cannot hand out one of them twice.
+ * `count` sets of four listener ports that were free a moment ago on 127.0.0.1, all different:
+ * they are held open together before being released, so the operating system cannot hand out
+ * one of them twice (a guide that runs two servers at once needs two sets).
  */
-export async function freeListenerPorts(): Promise<ListenerPorts> {
+export async function freeListenerPortSets(count: number): Promise<ListenerPorts[]> {
   const servers: Server[] = [];
   try {
     const ports: number[] = [];
-    for (let index = 0; index < 4; index++) {
+    for (let index = 0; index < 4 * count; index++) {
       const server = createServer();
       servers.push(server);
       ports.push(
@@ -170,15 +171,24 @@ export async function freeListenerPorts(): Promise<ListenerPorts> {
         }),
       );
     }
-    const [est, mqtt, admin, metrics] = ports as [number, number, number, number];
-    return { est, mqtt, admin, metrics };
+    return Array.from({ length: count }, (_, set) => {
+      const [est, mqtt, admin, metrics] = ports.slice(4 * set, 4 * set + 4) as [number, number, number, number];
+      return { est, mqtt, admin, metrics };
+    });
   } finally {
     await Promise.all(servers.map((server) => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()))));
   }
 }
 
+/** Four listener ports that were free a moment ago on 127.0.0.1, all different. */
+export async function freeListenerPorts(): Promise<ListenerPorts> {
+  const [ports] = await freeListenerPortSets(1);
+  if (!ports) throw new Error('no ports');
+  return ports;
+}
+
 /** Variables a guide reads from the caller; the guide's own defaults apply instead. */
-const UNSET_VARIABLES = ['DATA', 'EST', 'FLEETGATE_DATA', 'FLEETGATE_CA_PASSPHRASE', 'OPENSSL_CONF', 'CURL_HOME'] as const;
+const UNSET_VARIABLES = ['DATA', 'EST', 'FLEETGATE_DATA', 'FLEETGATE_CA_PASSPHRASE', 'FLEETGATE_REGISTRY_URL', 'FLEETGATE_SERVER', 'OPENSSL_CONF', 'CURL_HOME'] as const;
 
 /**
  * The environment a guide runs in: the caller's, with `fleetgate` on PATH as a reader has it
