@@ -31,6 +31,7 @@ import { ENROLL_HTTP_STATUS } from '../server/src/enrollment/errors.ts';
 import * as batchModule from '../server/src/factory/bootstrap-batch.ts';
 import { BatchError } from '../server/src/factory/bootstrap-batch.ts';
 import * as serviceModule from '../server/src/factory/service-credential.ts';
+import * as clusterModule from '../server/src/cluster/errors.ts';
 import { ServiceCredentialError } from '../server/src/factory/service-credential.ts';
 import * as derModule from '../server/src/pki/der.ts';
 import { DerError } from '../server/src/pki/der.ts';
@@ -194,6 +195,7 @@ const SAMPLES: readonly FleetgateError[] = [
   new DataDirError('DATA_NOT_INITIALIZED', 'run init'),
   new BatchError('bad model'),
   new ServiceCredentialError('bad name'),
+  new clusterModule.ClusterError('SERVE_CLUSTER_INVALID', 'cluster mode needs PostgreSQL'),
   new CliError('CLI_TLS_FAILED', 'tls'),
   new UsageError('missing --count'),
   new SdkError('SDK_NETWORK', 'offline'),
@@ -234,6 +236,7 @@ test('the modules that declare error classes export none that does not extend Fl
     initModule,
     batchModule,
     serviceModule,
+    clusterModule,
     derModule,
     pkiModule,
     registryModule,

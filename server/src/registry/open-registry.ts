@@ -31,6 +31,8 @@ export interface RegistrySelection {
   readonly now?: () => Date;
   readonly logger?: Logger;
   readonly onBatchWritten?: (seconds: number) => void;
+  /** PostgreSQL: bring the schema up to date (the default); false to look without changing anything. */
+  readonly migrate?: boolean;
 }
 
 /** Opens the registry a selection names. The PostgreSQL driver is loaded only when one is named. */
@@ -46,5 +48,6 @@ export async function openRegistry(selection: RegistrySelection): Promise<Regist
     connectTimeoutMs: settings.connectTimeoutMs,
     queryTimeoutMs: settings.queryTimeoutMs,
     changeRetentionHours: settings.changeRetentionHours,
+    migrate: selection.migrate,
   });
 }

@@ -41,7 +41,8 @@ Keys are PKCS#8 PEM with mode 0600. Set ${PASSPHRASE_ENV} to encrypt the CA keys
 
 With --registry URL (or $FLEETGATE_REGISTRY_URL) the registry lives on PostgreSQL: init creates or
 upgrades its schema (under an advisory lock, safe while other processes start) and records the URL
-as registry.url in config.json, without its password (give that as PGPASSWORD or in ~/.pgpass).
+as registry.url in config.json, without its password (give that as PGPASSWORD), so that a later
+\`fleetgate serve --data DIR\` uses it with no flag and no variable.
 Without it, \`fleetgate serve\` keeps the registry in <data>/registry (LevelDB). docs/postgres.md
 
 Options:
@@ -65,7 +66,7 @@ Options:
       dataDir,
       hostnames: (values.hostname as string[] | undefined) ?? [],
       passphrase: process.env[PASSPHRASE_ENV] || undefined,
-      registryUrl: values.registry as string | undefined,
+      registryUrl,
     });
     if (values.json) {
       process.stdout.write(`${JSON.stringify(registry ? { ...report, registry } : report, null, 2)}\n`);

@@ -6,6 +6,7 @@ import { dataLayout, resolveDataDir } from '../../datadir/layout.ts';
 import { readRegistryExport, writeRegistryExport, type ExportSummary } from '../../registry/export-file.ts';
 import { openRegistry } from '../../registry/open-registry.ts';
 import type { Registry, RegistryStatus } from '../../registry/types.ts';
+import { RegistryError } from '../../registry/errors.ts';
 import { requireString, type Command } from '../args.ts';
 import { CliError } from '../errors.ts';
 import { exportSink } from '../export-sink.ts';
@@ -29,7 +30,7 @@ const REGISTRY_OPTIONS = {
 } as const;
 
 /** Opens the registry the options name. `mustExist`: refuse to create an empty LevelDB registry. */
-async function openNamedRegistry(values: Record<string, unknown>, mustExist: boolean): Promise<Registry> {
+async function openNamedRegistry(values: Record<string, unknown>, mustExist: boolean, migrate = true): Promise<Registry> {
   const dataDir = resolveDataDir(values.data as string | undefined);
   const layout = dataLayout(dataDir);
   const config = await loadConfig(layout.config);
@@ -39,12 +40,12 @@ async function openNamedRegistry(values: Record<string, unknown>, mustExist: boo
       throw new CliError('CLI_INPUT_INVALID', `no LevelDB registry at ${layout.registry} (give --data DIR, or --registry URL for PostgreSQL)`, { cause: error });
     });
   }
-  return openRegistry({ url, levelPath: layout.registry, settings: config.registry ?? DEFAULT_REGISTRY });
+  return openRegistry({ url, levelPath: layout.registry, settings: config.registry ?? DEFAULT_REGISTRY, migrate });
 }
 
 /** Runs `work` on the registry, closing it whatever happens. */
-async function withRegistry<T>(values: Record<string, unknown>, mustExist: boolean, work: (registry: Registry) => Promise<T>): Promise<T> {
-  const registry = await openNamedRegistry(values, mustExist);
+async function withRegistry<T>(values: Record<string, unknown>, mustExist: boolean, work: (registry: Registry) => Promise<T>, migrate = true): Promise<T> {
+  const registry = await openNamedRegistry(values, mustExist, migrate);
   try {
     return await work(registry);
   } finally {
@@ -86,7 +87,8 @@ Options:
   -h, --help          this help`,
   options: REGISTRY_OPTIONS,
   async run(values) {
-    const status = await withRegistry(values, true, (registry) => registry.status());
+    // A look changes nothing: no schema migration (a database without the schema is refused).
+    const status = await withRegistry(values, true, (registry) => registry.status(), false);
     if (values.json) printJson(status);
     else print(statusText(status));
     return 0;
@@ -182,7 +184,11 @@ Options:
       }
     }
     let summary: ExportSummary | undefined;
-    await withRegistry(values, false, (registry) => registry.importRecords(readRegistryExport(input, (read) => (summary = read))));
+    await withRegistry(values, false, (registry) => registry.importRecords(readRegistryExport(input, (read) => (summary = read)))).catch((error: unknown) => {
+      // The reader names the line; the operator also needs the file.
+      if (error instanceof RegistryError && error.code === 'REGISTRY_EXPORT_INVALID') throw new RegistryError(error.code, `${inFlag}: ${error.message}`, { cause: error });
+      throw error;
+    });
     if (!summary) throw new CliError('CLI_INPUT_INVALID', `${inFlag} was not read to its end`);
     if (values.json) printJson({ file: inFlag, ...summary });
     else print(summaryText('imported', summary, `from ${inFlag}`));

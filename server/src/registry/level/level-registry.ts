@@ -345,14 +345,17 @@ export class LevelRegistry implements Registry {
 
   async putTrust(trust: TrustRecord): Promise<void> {
     this.ensureOpen();
-    await this.queue.run(async (tx) => {
+    const { result: provisioned } = await this.queue.run(async (tx) => {
       tx.put(trustKey(trust.name), JSON.stringify(trust));
       // The ids of an allow-list are provisioned under this trust: listed, and revocable before
       // their first enrollment like the ids of a `bootstrap issue` batch.
       const allowList = allowListBatch(trust);
-      if (allowList) await this.provision(tx, allowList, trust.actor);
+      const fresh: DeviceRecord[] = [];
+      if (allowList) await this.provision(tx, allowList, trust.actor, fresh);
       tx.audit(trustAddedAudit(trust));
+      return fresh;
     }, { sync: true });
+    this.announceProvisioned(provisioned);
     for (const listener of this.trustListeners) listener();
   }
 
@@ -382,12 +385,20 @@ export class LevelRegistry implements Registry {
 
   async importBatch(batch: ProvisionBatch, actor: string): Promise<BatchImport> {
     this.ensureOpen();
-    const { result } = await this.queue.run((tx) => this.provision(tx, batch, actor), { sync: true });
+    const fresh: DeviceRecord[] = [];
+    const { result } = await this.queue.run((tx) => this.provision(tx, batch, actor, fresh), { sync: true });
+    this.announceProvisioned(fresh);
     return result;
   }
 
+  /** Tells the device listeners of ids a batch recorded (the census counts them). */
+  private announceProvisioned(devices: readonly DeviceRecord[]): void {
+    for (const device of devices) for (const listener of this.listeners) listener({ device, revokedSerials: [] });
+  }
+
   /** Records a batch's unknown ids as provisioned, inside a writer job. */
-  private async provision(tx: QueueTransaction, batch: ProvisionBatch, actor: string): Promise<BatchImport> {
+  /** `fresh` receives the records of the ids it adds (announced once the write is on disk). */
+  private async provision(tx: QueueTransaction, batch: ProvisionBatch, actor: string, fresh: DeviceRecord[]): Promise<BatchImport> {
     const knownJson = await tx.get(batchKey(batch.id));
     if (batchAlreadyImported(knownJson === undefined ? undefined : (JSON.parse(knownJson) as BatchSummary), batch)) {
       return { batch: batch.id, added: 0, existing: batch.devices.length };
@@ -401,7 +412,9 @@ export class LevelRegistry implements Registry {
         existing++;
         continue;
       }
-      tx.put(deviceKey(entry.id), JSON.stringify(provisionedDevice(batch, entry, timestamp)));
+      const record = provisionedDevice(batch, entry, timestamp);
+      tx.put(deviceKey(entry.id), JSON.stringify(record));
+      fresh.push(record);
       added++;
     }
     // A batch imported again with nothing new writes nothing, not even an audit entry.

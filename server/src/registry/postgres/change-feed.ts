@@ -5,6 +5,13 @@ import { CHANGE_CHANNEL, type ChangeRow } from './write-rounds.ts';
 /** How many changes one catch-up query reads. */
 const CATCH_UP_PAGE = 500;
 
+/**
+ * How often the feed reads on from the table even without a notification: a LISTEN connection
+ * that died silently (no FIN, no RST: a network partition) would otherwise deliver nothing until
+ * TCP keepalive notices. One indexed read per process every few seconds.
+ */
+const POLL_MS = 5_000;
+
 /** Reconnect delays of the listening connection: doubling from the first to the last, with jitter. */
 const RECONNECT_FIRST_MS = 100;
 const RECONNECT_MAX_MS = 2_000;
@@ -21,9 +28,9 @@ export type ResyncHandler = () => Promise<void>;
 /**
  * Changes committed by any process, delivered to this one in order, exactly once. PostgreSQL's
  * NOTIFY has no replay, so it only says "there is more": the feed reads the `changes` table from
- * the last number it delivered. On every (re)connect of its LISTEN connection, and after every
- * commit of this process, it reads on from there too, so a change made while the connection was
- * down (a database restart, a dropped socket) is delivered when it comes back.
+ * the last number it delivered. On every (re)connect of its LISTEN connection, after every commit
+ * of this process, and every few seconds, it reads on from there too, so a change made while the
+ * connection was down (a database restart, a dropped socket) is delivered when it comes back.
  */
 export class ChangeFeed {
   private delivered: number;
@@ -32,6 +39,7 @@ export class ChangeFeed {
   private again = false;
   private closed = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
   private failures = 0;
   /** Whether the LISTEN connection is up (readiness and metrics). */
   connected = false;
@@ -55,6 +63,10 @@ export class ChangeFeed {
   /** Opens the LISTEN connection (and keeps it open until {@link close}). */
   async start(): Promise<void> {
     await this.connect();
+    this.pollTimer = setInterval(() => {
+      this.catchUp().catch((error: unknown) => this.logger?.debug({ err: error }, 'registry change poll failed'));
+    }, POLL_MS);
+    this.pollTimer.unref();
   }
 
   /**
@@ -177,6 +189,7 @@ export class ChangeFeed {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.reconnectTimer);
+    clearInterval(this.pollTimer);
     const client = this.listener;
     this.listener = undefined;
     this.connected = false;

@@ -51,7 +51,8 @@ import type {
 } from '../types.ts';
 import { ChangeFeed } from './change-feed.ts';
 import { POSTGRES_DEFAULTS } from './defaults.ts';
-import { migrate, type MigrationOutcome } from './migrate.ts';
+import { migrate, schemaVersion, type MigrationOutcome } from './migrate.ts';
+import { SCHEMA_VERSION } from './schema.ts';
 import { isUnavailable, toRegistryError } from './pg-errors.ts';
 import { redactUrl } from '../open-registry.ts';
 import { WriteRounds, type ChangeRow, type RoundOutcome, type RoundTransaction } from './write-rounds.ts';
@@ -72,6 +73,11 @@ export interface PostgresRegistryOptions {
   readonly changeRetentionHours?: number;
   /** Most jobs in one write round (one transaction). */
   readonly maxRound?: number;
+  /**
+   * Bring the schema up to date on open (the default). Off for a look that must change nothing
+   * (`fleetgate registry status`): a database without the schema is then refused.
+   */
+  readonly migrate?: boolean;
 }
 
 /** How often each process prunes old changes. */
@@ -121,6 +127,8 @@ export class PostgresRegistry implements Registry {
       connectionTimeoutMillis: options.connectTimeoutMs ?? POSTGRES_DEFAULTS.connectTimeoutMs,
       query_timeout: options.queryTimeoutMs ?? POSTGRES_DEFAULTS.queryTimeoutMs,
       keepAlive: true,
+      // TCP keepalive probes after 10 s idle, not Linux's 2 h: a silently dropped connection is noticed.
+      keepAliveInitialDelayMillis: 10_000,
       application_name: 'fleetgate',
     };
     const pool = new pg.Pool({ ...connection, max: options.poolSize ?? POSTGRES_DEFAULTS.poolSize, idleTimeoutMillis: 10_000 });
@@ -128,7 +136,7 @@ export class PostgresRegistry implements Registry {
     // and the next query opens another. Without a listener the error would end the process.
     pool.on('error', (error) => options.logger?.warn({ err: error }, 'an idle registry database connection failed'));
     try {
-      const migration = await migrate(pool);
+      const migration = options.migrate === false ? await currentSchema(pool, url) : await migrate(pool);
       const head = await pool.query<{ change_seq: string }>('SELECT change_seq FROM registry_head WHERE id = 1');
       const now = options.now ?? (() => new Date());
       const rounds = new WriteRounds(pool, now, options.maxRound ?? POSTGRES_DEFAULTS.maxRound, options.onBatchWritten);
@@ -427,6 +435,8 @@ export class PostgresRegistry implements Registry {
     if (known !== undefined && added === 0) return { batch: batch.id, added, existing };
     if (added > 0) {
       const records = [...fresh.values()];
+      // Every process learns of the new ids (its device census, its broker's view).
+      for (const record of records) tx.change('device', { device: record, revokedSerials: [] } satisfies DeviceChangePayload);
       await tx.write('INSERT INTO devices (id, state, model, cert_not_after, record) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::json[])', [
         records.map((record) => record.id),
         records.map((record) => record.state),
@@ -628,14 +638,17 @@ export class PostgresRegistry implements Registry {
     let broken: Error | undefined;
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      // A cursor per table: each page continues where the last ended (OFFSET would re-read).
+      let cursors = 0;
       const rows = async function* <R extends pg.QueryResultRow>(sql: string): AsyncGenerator<R> {
-        let offset = 0;
+        const name = `export_${++cursors}`;
+        await client.query(`DECLARE ${name} NO SCROLL CURSOR FOR ${sql}`);
         for (;;) {
-          const page = (await client.query<R>(`${sql} LIMIT ${SCAN_PAGE} OFFSET ${offset}`)).rows;
+          const page = (await client.query<R>(`FETCH ${SCAN_PAGE} FROM ${name}`)).rows;
           yield* page;
-          if (page.length < SCAN_PAGE) return;
-          offset += page.length;
+          if (page.length < SCAN_PAGE) break;
         }
+        await client.query(`CLOSE ${name}`);
       };
       for await (const row of rows<{ record: TrustRecord }>('SELECT record FROM trusts ORDER BY name')) yield { kind: 'trust', record: row.record };
       for await (const row of rows<{ record: BatchSummary }>('SELECT record FROM batches ORDER BY id')) yield { kind: 'batch', record: row.record };
@@ -769,4 +782,12 @@ class RowImporter {
     const unnest = columns.map(([, type], index) => `$${index + 1}::${type}[]`).join(', ');
     await this.client.query(`INSERT INTO ${table} (${columns.map(([name]) => name).join(', ')}) SELECT * FROM unnest(${unnest})`, arrays);
   }
+}
+
+/** The schema as it is, for an open that does not migrate: refused when there is none, or a newer one. */
+async function currentSchema(pool: pg.Pool, url: string): Promise<MigrationOutcome> {
+  const version = await schemaVersion(pool);
+  if (version === 0) throw new RegistryError('REGISTRY_IO', `${redactUrl(url)} holds no fleetgate registry: run fleetgate init --registry URL first`);
+  if (version > SCHEMA_VERSION) throw new RegistryError('REGISTRY_IO', `the registry database has schema version ${version}, newer than this fleetgate knows (${SCHEMA_VERSION}): upgrade fleetgate`);
+  return { from: version, to: version };
 }
