@@ -62,7 +62,7 @@ export async function makeDataDir(t: ExecutionContext): Promise<DataDir> {
 }
 
 /** Starts a real server (EST on a free loopback port) over a fresh data directory. */
-export async function startFleet(t: ExecutionContext, options: { config?: ServerConfig; now?: () => Date; dataDir?: DataDir; registryUrl?: string; registry?: Registry } = {}): Promise<Fleet> {
+export async function startFleet(t: ExecutionContext, options: { config?: ServerConfig; now?: () => Date; dataDir?: DataDir; registryUrl?: string; registry?: Registry; clusterRedis?: string; nodeId?: string } = {}): Promise<Fleet> {
   const data = options.dataDir ?? (await makeDataDir(t));
   const server = await startServer({
     dataDir: data.dir,
@@ -71,6 +71,8 @@ export async function startFleet(t: ExecutionContext, options: { config?: Server
     config: options.config ?? testConfig(),
     now: options.now,
     registryUrl: options.registryUrl,
+    clusterRedis: options.clusterRedis,
+    nodeId: options.nodeId,
     registry: options.registry,
   });
   t.teardown(() => server.close());

@@ -88,6 +88,8 @@ export interface PresenceView {
   readonly connectedAt?: string;
   readonly peer?: string;
   readonly disconnectedAt?: string;
+  /** The node of the current or last connection (cluster mode; absent from servers before it). */
+  readonly node?: string;
 }
 
 /** Presence of a device in a listing: connected now, and when last heard from. */
@@ -299,6 +301,7 @@ export function presenceView(presence: PresenceRecord): PresenceView {
     connectedAt: presence.connectedAt,
     peer: presence.peer,
     disconnectedAt: presence.disconnectedAt,
+    node: presence.node,
   };
 }
 

@@ -25,6 +25,18 @@ export type AedesPersistence = object;
 type MqEmitterRedisFactory = (options: { pubConn: Redis; subConn: Redis }) => MessageEmitter;
 type PersistenceRedisFactory = (options: { conn: Redis; maxSessionDelivery?: number }) => AedesPersistence & { destroy(callback: () => void): void };
 
+/** How long closing waits for Redis to acknowledge before it drops the connections. */
+const CLOSE_WAIT_MS = 2_000;
+
+/** Settles with `work`, or after {@link CLOSE_WAIT_MS} (a Redis that is down answers nothing). */
+function bounded(work: Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, CLOSE_WAIT_MS);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** The default node id: host name and process id, unique on a machine and readable in `device show`. */
 export function defaultNodeId(): string {
   return `${hostname()}-${process.pid}`;
@@ -59,21 +71,24 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterBa
   const { url, logger } = options;
   const connections: Redis[] = [];
   const open = (role: string): Redis => {
+    // Until it has been up once, a failure is the caller's (serve exits with a clear code); after
+    // that it reconnects forever, 50 ms doubling to 2 s: a Redis restart is ridden out, not fatal.
+    let started = false;
     const connection = new Redis(url, {
       connectionName: `fleetgate:${options.nodeId}:${role}`,
-      // Reconnect forever, 50 ms doubling to 2 s: a Redis restart is ridden out, not fatal.
-      retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 6), 2_000),
+      retryStrategy: (attempt) => (started ? Math.min(50 * 2 ** Math.min(attempt, 6), 2_000) : null),
       maxRetriesPerRequest: null,
       lazyConnect: true,
     });
     let down = false;
     connection.on('error', (error: Error) => {
-      if (down) return;
+      if (!started || down) return;
       down = true;
       logger.warn({ err: error, role }, 'cluster Redis connection failed; reconnecting');
     });
     connection.on('ready', () => {
       if (down) logger.info({ role }, 'cluster Redis connection back');
+      started = true;
       down = false;
     });
     connections.push(connection);
@@ -100,9 +115,17 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterBa
     redis,
     connected: () => connections.every((connection) => connection.status === 'ready'),
     async close() {
+      // aedes' close has closed the emitter (and its two connections) already; this is idempotent.
       await new Promise<void>((resolve) => mq.close(resolve));
-      await new Promise<void>((resolve) => persistence.destroy(resolve));
-      await Promise.all(connections.map((connection) => connection.quit().catch(() => connection.disconnect())));
+      await bounded(new Promise<void>((resolve) => persistence.destroy(resolve)));
+      // A QUIT sent on a connection that has ended would wait in the offline queue for ever.
+      await Promise.all(
+        connections.map(async (connection) => {
+          if (connection.status === 'end') return;
+          await bounded(connection.quit().then(() => undefined)).catch(() => undefined);
+          connection.disconnect();
+        }),
+      );
     },
   };
 }

@@ -92,9 +92,9 @@ broker writes presence every few seconds). \`fleetgate device show ID\` gives on
 function printDetail(detail: DeviceDetail): void {
   const { device, presence } = detail;
   const connected = detail.connected
-    ? `yes, since ${shortTime(presence?.connectedAt)}${presence?.peer ? ` from ${presence.peer}` : ''}`
+    ? `yes, since ${shortTime(presence?.connectedAt)}${presence?.peer ? ` from ${presence.peer}` : ''}${presence?.node ? ` on node ${presence.node}` : ''}`
     : presence
-      ? `no, since ${shortTime(presence.disconnectedAt)}`
+      ? `no, since ${shortTime(presence.disconnectedAt)}${presence.node ? ` (last on node ${presence.node})` : ''}`
       : 'no (never connected)';
   print(
     table(
