@@ -64,11 +64,14 @@ const CJS_DEVICE = DEVICE_BODY(`const { readFileSync } = require('node:fs');
 const { FleetDevice, MemoryCredentialStore } = require('@fleetgate/device-sdk');`);
 
 /** A TypeScript consumer, once as an ES module and once as CommonJS; it must compile strictly. */
-const TS_CONSUMER = `import { FleetDevice, MemoryCredentialStore, SdkError, EST_PATHS, type DeviceState, type FleetDeviceOptions } from '@fleetgate/device-sdk';
+const TS_CONSUMER = `import { FleetDevice, MemoryCredentialStore, SdkError, EST_PATHS, type DeviceState, type EndpointChange, type FleetDeviceOptions } from '@fleetgate/device-sdk';
 import { MEDIA_TYPES } from '@fleetgate/device-sdk/protocol';
 
 const options: FleetDeviceOptions = { deviceId: 'thermostat-0123456789ab', estUrl: 'https://127.0.0.1:8443', mqttUrl: 'mqtts://127.0.0.1:8883', store: new MemoryCredentialStore('') };
 const device = new FleetDevice(options);
+const nodes: readonly string[] = ['mqtts://10.0.0.1:8883', 'mqtts://10.0.0.2:8883'];
+const cluster = new FleetDevice({ ...options, estUrl: ['https://10.0.0.1:8443', 'https://10.0.0.2:8443'], mqttUrl: nodes });
+cluster.on('endpoint', (change: EndpointChange) => console.log(change.kind, change.from, change.to, change.reason, cluster.endpoint.mqtt));
 function describe(state: DeviceState): string {
   switch (state.type) {
     case 'connected': return 'until ' + state.certExpires.toISOString();

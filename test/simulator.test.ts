@@ -9,40 +9,11 @@ import { freePort } from './helpers/ports.ts';
 import { run } from './helpers/run.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 import { SOURCE_NODE_ARGS } from './helpers/source-node.ts';
-import { waitFor, withDeadline } from './helpers/wait.ts';
+import { NoteWatcher } from './helpers/sim-notes.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const SIM_BIN = new URL('../simulator/bin/fleetgate-sim.js', import.meta.url).pathname;
 const quiet = new Progress(process.stderr, true);
-
-/** Quiet progress that lets a test wait for one of the simulator's notes (its log lines). */
-class NoteWatcher extends Progress {
-  private readonly notes: string[] = [];
-  private readonly listeners = new Set<() => void>();
-
-  constructor() {
-    super(process.stderr, true);
-  }
-
-  override note(line: string): void {
-    this.notes.push(line);
-    for (const listener of this.listeners) listener();
-  }
-
-  /** Resolves when a note matching `pattern` has been written (also one written before the call). */
-  line(pattern: RegExp, what: string): Promise<string> {
-    const found = new Promise<string>((resolve) => {
-      const check = (): void => {
-        const hit = this.notes.find((note) => pattern.test(note));
-        if (hit === undefined) return;
-        this.listeners.delete(check);
-        resolve(hit);
-      };
-      this.listeners.add(check);
-      check();
-    });
-    return withDeadline(found, { what, timeoutMs: 120_000 });
-  }
-}
 
 async function options(t: ExecutionContext, fleet: Fleet, extra: string[]): Promise<SimOptions> {
   const parsed = parseSimArgs(['--est', fleet.estUrl, '--mqtt', fleet.server.mqttUrl, '--admin', fleet.server.adminUrl, '--data', fleet.dir, '--report', await tempDir(t, 'fleetgate-sim-'), ...extra]);
@@ -74,6 +45,7 @@ test('steady: a mixed fleet enrolls, connects and sends telemetry; JSON and HTML
   t.is(outcome.report.latency.enrollMs.count, 30);
   t.true(outcome.report.series.length >= 3);
   t.true((totals.allConnectedAfterSeconds ?? 99) < 10);
+  t.deepEqual(outcome.report.nodes, { devicesPerNode: { [fleet.server.mqttUrl]: 30 }, failovers: 0, endpointMoves: { est: 0, mqtt: 0 } });
   const models = (await fleet.server.registry.listDevices()).map((device) => device.model);
   t.deepEqual([...new Set(models)].sort(), ['camera', 'car', 'thermostat']);
   t.deepEqual(JSON.parse(await readFile(outcome.jsonPath, 'utf8')).totals, totals);
@@ -163,6 +135,7 @@ test('--workers: the fleet runs in worker threads and the report sums them', asy
   t.is(outcome.report.totals.enrolled, 12);
   t.is(outcome.report.totals.connected, 12);
   t.is(outcome.report.latency.enrollMs.count, 12, 'latency samples merged from both workers');
+  t.deepEqual(outcome.report.nodes.devicesPerNode, { [fleet.server.mqttUrl]: 12 }, 'devices per node summed from both workers, taken before they stopped');
   t.is((await fleet.server.registry.listDevices()).length, 12);
   t.throws(() => parseSimArgs(['--data', 'x', '--workers', '2', '--scenario', 'revocation-sweep']), { message: /steady and enroll-storm/ });
 });

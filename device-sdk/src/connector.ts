@@ -1,8 +1,10 @@
 import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import type { SecureContext } from 'node:tls';
 import { connackRefusalCode, type ConnackRefusalCode } from './errors.ts';
 import { FleetgateError } from './fleetgate-error.ts';
+import { DEFAULT_PORTS } from './protocol.ts';
 
 /** Why a connection attempt failed. */
 export type ConnectFailure =
@@ -32,18 +34,31 @@ interface ConnectorEvents {
 }
 
 /**
+ * Where MQTT.js' TLS stream builder connects to, from an mqtts:// URL: it reads these options of
+ * the client each time it opens a stream. `servername` (SNI) follows a host name, and is cleared
+ * for an IP address (the builder then sets none).
+ */
+function brokerAddress(url: string): Pick<IClientOptions, 'host' | 'hostname' | 'port' | 'servername'> {
+  const parsed = new URL(url);
+  const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
+  return { host, hostname: host, port: parsed.port === '' ? DEFAULT_PORTS.mqtt : Number(parsed.port), servername: isIP(host) === 0 ? host : undefined };
+}
+
+/**
  * One MQTT.js client for the device's whole life. MQTT.js' own reconnect is off (fixed
  * interval, no jitter); every (re)connection goes through `connect`, which keeps the client's
- * message stores so in-flight QoS 1 messages are resent on the next connection, and swaps the
- * TLS credential in place for renewals.
+ * message stores so in-flight QoS 1 messages are resent on the next connection, swaps the TLS
+ * credential in place for renewals, and the broker address when the device moves to another
+ * node of a cluster (its subscriptions are made again there: MQTT.js resubscribes).
  */
 export class MqttConnector extends EventEmitter<ConnectorEvents> {
   private client: MqttClient | undefined;
+  /** The broker the client connects to. */
+  private url: string | undefined;
   private expectingClose = false;
   private connected = false;
 
   constructor(
-    private readonly url: string,
     private readonly clientId: string,
     private readonly root: string,
     private readonly extra: Partial<IClientOptions>,
@@ -60,12 +75,12 @@ export class MqttConnector extends EventEmitter<ConnectorEvents> {
     return this.connected;
   }
 
-  /** Connects, or reconnects with another credential; resolves on CONNACK 0. */
-  async connect(credential: ConnectCredential): Promise<void> {
+  /** Connects to `url`, or reconnects with another credential or to another broker; resolves on CONNACK 0. */
+  async connect(credential: ConnectCredential, url: string): Promise<void> {
     const tls = { secureContext: credential.secureContext };
     let client = this.client;
     if (!client) {
-      client = connect(this.url, {
+      client = connect(url, {
         clientId: this.clientId,
         ca: this.root,
         protocolVersion: 4,
@@ -79,19 +94,20 @@ export class MqttConnector extends EventEmitter<ConnectorEvents> {
       this.client = client;
       this.wire(client);
     } else {
-      await this.reconnect(client, tls);
+      await this.reconnect(client, url === this.url ? tls : { ...tls, ...brokerAddress(url) });
     }
+    this.url = url;
     return this.connack(client);
   }
 
   /**
-   * Reconnects the existing client with (possibly new) TLS material. MQTT.js' `reconnect()` on a
-   * connected client goes through `end()`, which closes the message stores; instead the stream
-   * is cut here, then `reconnect` reuses the open stores, so QoS 1 messages still waiting for
-   * PUBACK are sent again on the new connection and their promises resolve.
+   * Reconnects the existing client with (possibly new) TLS material or broker address. MQTT.js'
+   * `reconnect()` on a connected client goes through `end()`, which closes the message stores;
+   * instead the stream is cut here, then `reconnect` reuses the open stores, so QoS 1 messages
+   * still waiting for PUBACK are sent again on the new connection and their promises resolve.
    */
-  private async reconnect(client: MqttClient, tls: Record<string, unknown>): Promise<void> {
-    Object.assign(client.options, tls);
+  private async reconnect(client: MqttClient, options: Record<string, unknown>): Promise<void> {
+    Object.assign(client.options, options);
     if (this.connected) {
       this.expectingClose = true;
       const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
@@ -113,15 +129,19 @@ export class MqttConnector extends EventEmitter<ConnectorEvents> {
         cleanup();
         resolve();
       };
+      // What went wrong on the socket (refused, reset, TLS), named when it closes.
+      let cause = '';
       const onError = (error: Error & { code?: number | string }): void => {
         if (typeof error.code === 'number' && error.code > 0) {
           cleanup();
           reject(new ConnectError({ kind: 'refused', returnCode: error.code, message: error.message }));
+        } else {
+          cause ||= `: ${error.message}`;
         }
       };
       const onClose = (): void => {
         cleanup();
-        reject(new ConnectError({ kind: 'network', message: 'the connection closed before CONNACK' }));
+        reject(new ConnectError({ kind: 'network', message: `the connection closed before CONNACK${cause}` }));
       };
       client.on('connect', onConnect);
       client.on('error', onError);

@@ -1,4 +1,5 @@
 import type { DeviceErrorCode } from './errors.ts';
+import type { EndpointKind } from './protocol.ts';
 
 /** What the device knows about its current certificate. */
 export interface CertificateInfo {
@@ -26,6 +27,21 @@ export type DeviceState =
   | { readonly type: 'refused'; readonly code: DeviceErrorCode; readonly reason: string }
   | { readonly type: 'stopped' };
 
+/** The endpoints a device uses now (or tries next): one of its EST URLs and one of its MQTT URLs. */
+export interface DeviceEndpoints {
+  readonly est: string;
+  readonly mqtt: string;
+}
+
+/** The device moved from one endpoint to the next after a failure that says the node is unavailable. */
+export interface EndpointChange {
+  readonly kind: EndpointKind;
+  readonly from: string;
+  readonly to: string;
+  /** What failed on `from`. */
+  readonly reason: string;
+}
+
 /** Events of a FleetDevice, with their arguments. */
 export interface FleetDeviceEvents {
   /** Every state change. */
@@ -42,4 +58,6 @@ export interface FleetDeviceEvents {
   refused: [info: { readonly code: DeviceErrorCode; readonly reason: string }];
   /** A problem the device recovers from by itself (it is retrying). */
   warning: [error: Error];
+  /** The device moved to another of its EST or MQTT endpoints (given several): the one it used is unavailable. */
+  endpoint: [change: EndpointChange];
 }

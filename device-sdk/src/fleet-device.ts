@@ -6,22 +6,26 @@ import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.ts';
 import { systemClock, type Clock, type Random } from './clock.ts';
 import { ConnectError, MqttConnector } from './connector.ts';
 import { createCsr } from './csr.ts';
-import type { CertificateInfo, DeviceState, FleetDeviceEvents } from './device-state.ts';
+import type { CertificateInfo, DeviceEndpoints, DeviceState, FleetDeviceEvents } from './device-state.ts';
+import { EndpointSelector, endpointList } from './endpoints.ts';
 import { SdkError, type DeviceErrorCode } from './errors.ts';
 import { EstClient, type TlsCredential } from './est-client.ts';
 import { SoftwareKeyProvider, type DeviceKey, type KeyProvider } from './keys.ts';
 import { Refusal, Retry } from './lifecycle-errors.ts';
-import { deviceTopicRoot, isDeviceId } from './protocol.ts';
+import { deviceTopicRoot, isDeviceId, type EndpointKind } from './protocol.ts';
 import { DEFAULT_RENEWAL, renewalDelay, type RenewalOptions } from './renewal.ts';
 import type { CredentialStore, StoredCredential } from './store.ts';
 
 /** How a FleetDevice is set up. Only the first four are required. */
 export interface FleetDeviceOptions {
   readonly deviceId: string;
-  /** EST base URL, e.g. https://127.0.0.1:8443 */
-  readonly estUrl: string;
-  /** Broker URL, e.g. mqtts://127.0.0.1:8883 */
-  readonly mqttUrl: string;
+  /**
+   * EST base URL, e.g. https://127.0.0.1:8443, or the EST URLs of the nodes of a cluster: the
+   * device uses one and moves to the next when that node is unavailable (docs/sdk.md, "Failover").
+   */
+  readonly estUrl: string | readonly string[];
+  /** Broker URL, e.g. mqtts://127.0.0.1:8883, or the broker URLs of the nodes of a cluster (as `estUrl`). */
+  readonly mqttUrl: string | readonly string[];
   readonly store: CredentialStore;
   readonly keys?: KeyProvider;
   /** A new key at every renewal (default true). */
@@ -89,7 +93,10 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
   private readonly keys: KeyProvider;
   private readonly backoff: Backoff;
   private connector: MqttConnector | undefined;
-  private est: EstClient | undefined;
+  private readonly estEndpoints: EndpointSelector;
+  private readonly mqttEndpoints: EndpointSelector;
+  /** One EST client per endpoint used. */
+  private readonly estClients = new Map<string, EstClient>();
   private active: ActiveCredential | undefined;
   private timers = new Set<unknown>();
   private renewalTimer: unknown;
@@ -100,6 +107,8 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
   constructor(private readonly options: FleetDeviceOptions) {
     super();
     if (!isDeviceId(options.deviceId)) throw new SdkError('SDK_CSR_INVALID', `invalid device id ${options.deviceId}`);
+    this.estEndpoints = new EndpointSelector(endpointList('est', options.estUrl), options.deviceId);
+    this.mqttEndpoints = new EndpointSelector(endpointList('mqtt', options.mqttUrl), options.deviceId);
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
     this.keys = options.keys ?? new SoftwareKeyProvider();
@@ -112,6 +121,11 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
 
   get state(): DeviceState {
     return this.current;
+  }
+
+  /** The EST and MQTT endpoints in use (while connected: the broker the device is connected to). */
+  get endpoint(): DeviceEndpoints {
+    return { est: this.estEndpoints.current, mqtt: this.mqttEndpoints.current };
   }
 
   /** The device's topic namespace, `devices/<id>`. */
@@ -202,16 +216,18 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
     const root = await this.options.store.root();
     this.root = root;
     const localAddress = this.options.localAddress;
-    this.est = new EstClient({ url: this.options.estUrl, root, localAddress });
-    this.connector = new MqttConnector(this.options.mqttUrl, this.options.deviceId, root, { ...(localAddress ? { localAddress } : {}), ...this.options.mqtt });
+    this.connector = new MqttConnector(this.options.deviceId, root, { ...(localAddress ? { localAddress } : {}), ...this.options.mqtt });
     this.connector.on('message', (topic, payload) => this.emit('message', topic, payload));
     while (this.running) {
       try {
         const credential = await this.operationalCredential();
         if (!this.running) break;
         await this.connectWith(credential);
-        await this.untilLost();
+        const reason = await this.untilLost();
         if (!this.running) break;
+        // A connection the broker drops unasked looks like its node going down: the next attempt
+        // goes to the next node (a refused device learns so there with CONNACK 5).
+        if (reason !== undefined) this.moveOn('mqtt', reason);
         await this.wait(this.backoff.next(), 'connection lost');
       } catch (error) {
         if (!this.running) break;
@@ -260,7 +276,7 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
     const bootstrapKey = await this.keys.load(bootstrap.key);
     const key = await this.keys.generate();
     const csr = await createCsr(this.options.deviceId, key);
-    const result = await this.estCall(() => (this.est as EstClient).simpleEnroll(this.tlsOf(bootstrap.certPem, bootstrapKey), csr, key.spki));
+    const result = await this.estCall((est) => est.simpleEnroll(this.tlsOf(bootstrap.certPem, bootstrapKey), csr, key.spki));
     const stored: StoredCredential = { certPem: result.chainPem, key: key.stored };
     await this.options.store.save('operational', stored);
     const info = certificateInfo(result.certificate);
@@ -268,13 +284,30 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
     return { stored, key, info };
   }
 
-  /** Runs an EST call and sorts its failure: retry later, fall back, or refused for good. */
-  private async estCall<T>(call: () => Promise<T>): Promise<T> {
+  /** The client of the EST endpoint in use. */
+  private estClient(): EstClient {
+    const url = this.estEndpoints.current;
+    let client = this.estClients.get(url);
+    if (!client) {
+      client = new EstClient({ url, root: this.root, localAddress: this.options.localAddress });
+      this.estClients.set(url, client);
+    }
+    return client;
+  }
+
+  /**
+   * Runs an EST call on the endpoint in use and sorts its failure: retry later (on the next
+   * endpoint when the node is unavailable: no answer, or a 5xx), fall back, or refused for good.
+   * 408 and 429 are about this device's request, not the node: it stays.
+   */
+  private async estCall<T>(call: (est: EstClient) => Promise<T>): Promise<T> {
     try {
-      return await call();
+      return await call(this.estClient());
     } catch (error) {
       if (!(error instanceof SdkError)) throw error;
-      if (error.code === 'SDK_ENROLL_UNAVAILABLE' || error.code === 'SDK_NETWORK' || (error.status ?? 0) >= 500) {
+      const unavailable = error.code === 'SDK_NETWORK' || (error.status ?? 0) >= 500;
+      if (unavailable) this.moveOn('est', error.message);
+      if (unavailable || error.code === 'SDK_ENROLL_UNAVAILABLE') {
         throw new Retry(error.code, error.message, (error.retryAfterSeconds ?? 0) * 1000);
       }
       if (error.code === 'SDK_ENROLL_REJECTED') throw new Refusal(error.serverCode ?? 'SDK_REFUSED', error.message);
@@ -301,16 +334,20 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
     return credential.context;
   }
 
-  /** Connects; on a broker refusal, asks the EST server what is wrong with the credential. */
+  /**
+   * Connects to the broker endpoint in use; when its node is unavailable (no CONNACK, CONNACK 3)
+   * the next attempt goes to the next endpoint; on a refusal of the device (CONNACK 5), asks the
+   * EST server what is wrong with the credential, and stays.
+   */
   private async connectWith(credential: ActiveCredential): Promise<void> {
     this.setState({ type: 'connecting', certificate: credential.info });
     try {
-      await (this.connector as MqttConnector).connect({ secureContext: this.contextOf(credential) });
+      await (this.connector as MqttConnector).connect({ secureContext: this.contextOf(credential) }, this.mqttEndpoints.current);
     } catch (error) {
       if (!(error instanceof ConnectError)) throw error;
-      if (error.failure.kind === 'network') throw new Retry(error.code, error.failure.message);
-      if (error.failure.returnCode === 3) throw new Retry(error.code, 'the broker is unavailable (CONNACK 3)');
-      if (error.failure.returnCode !== 5) throw new Refusal(error.code, `the broker refused the connection: ${error.failure.message}`);
+      const unavailable = this.brokerUnavailable(error);
+      if (unavailable !== undefined) throw new Retry(error.code, unavailable);
+      if (error.failure.kind !== 'refused' || error.failure.returnCode !== 5) throw new Refusal(error.code, `the broker refused the connection: ${error.failure.message}`);
       const renewed = await this.investigateRefusal(credential);
       return this.connectWith(renewed);
     }
@@ -358,7 +395,7 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
   private async renewWith(credential: ActiveCredential): Promise<ActiveCredential> {
     const key = this.options.rotateKeyOnRenewal === false ? credential.key : await this.keys.generate();
     const csr = await createCsr(this.options.deviceId, key);
-    const result = await this.estCall(() => (this.est as EstClient).simpleReenroll({ secureContext: this.contextOf(credential) }, csr, key.spki));
+    const result = await this.estCall((est) => est.simpleReenroll({ secureContext: this.contextOf(credential) }, csr, key.spki));
     const stored: StoredCredential = { certPem: result.chainPem, key: key.stored };
     await this.options.store.save('pending', stored);
     return { stored, key, info: certificateInfo(result.certificate) };
@@ -404,16 +441,24 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
       return;
     }
     try {
-      await (this.connector as MqttConnector).connect({ secureContext: this.contextOf(renewed) });
+      await (this.connector as MqttConnector).connect({ secureContext: this.contextOf(renewed) }, this.mqttEndpoints.current);
     } catch (error) {
-      // The new credential did not get in: keep the old one (still valid) and try again later.
       this.emit('warning', error instanceof Error ? error : new Error(String(error)));
+      const unavailable = this.brokerUnavailable(error);
+      if (unavailable !== undefined) {
+        // The node went away, not the new credential: it stays pending (the lifecycle connects
+        // with it first), and the lifecycle goes on on the next endpoint.
+        this.backToLifecycle(`the broker became unavailable during the switch to the renewed certificate: ${unavailable}`);
+        return;
+      }
+      // The new credential did not get in: keep the old one (still valid) and try again later.
       await this.options.store.remove('pending');
       try {
-        await (this.connector as MqttConnector).connect({ secureContext: this.contextOf(credential) });
+        await (this.connector as MqttConnector).connect({ secureContext: this.contextOf(credential) }, this.mqttEndpoints.current);
         this.setState({ type: 'connected', certificate: credential.info, certExpires: credential.info.notAfter });
         this.renewalTimer = this.schedule(Math.max(1000, this.backoff.next()), () => void this.renew());
-      } catch {
+      } catch (fallbackError) {
+        this.brokerUnavailable(fallbackError);
         this.backToLifecycle('reconnection after a failed switch failed');
       }
       return;
@@ -431,13 +476,16 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
     this.wakeLifecycle?.();
   }
 
-  /** Resolves when the connection is lost (or the device stops). */
-  private untilLost(): Promise<void> {
-    return new Promise<void>((resolve) => {
+  /**
+   * Resolves when the connection is lost, with the reason (undefined when the device stops or a
+   * renewal handed the connection back).
+   */
+  private untilLost(): Promise<string | undefined> {
+    return new Promise<string | undefined>((resolve) => {
       const connector = this.connector as MqttConnector;
       // stop() may have run between the CONNACK and here.
       if (!this.running || !connector.isConnected) {
-        resolve();
+        resolve(undefined);
         return;
       }
       const done = (reason: string): void => {
@@ -445,16 +493,35 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
         this.wakeLifecycle = undefined;
         if (this.renewalTimer !== undefined) this.clock.clearTimeout(this.renewalTimer);
         if (this.running) this.emit('disconnected', { reason });
-        resolve();
+        resolve(reason);
       };
       const onLost = (reason: string): void => done(reason);
       connector.on('lost', onLost);
       this.wakeLifecycle = () => {
         connector.off('lost', onLost);
         this.wakeLifecycle = undefined;
-        resolve();
+        resolve(undefined);
       };
     });
+  }
+
+  /**
+   * When a failed connection attempt says the broker node is unavailable (no CONNACK: refused,
+   * reset, timed out, TLS failure; or CONNACK 3), moves on to the next MQTT endpoint and returns
+   * why; undefined for anything else (a refusal of this device keeps it where it is).
+   */
+  private brokerUnavailable(error: unknown): string | undefined {
+    if (!(error instanceof ConnectError)) return undefined;
+    const reason = error.failure.kind === 'network' ? error.failure.message : error.failure.returnCode === 3 ? 'the broker is unavailable (CONNACK 3)' : undefined;
+    if (reason !== undefined) this.moveOn('mqtt', reason);
+    return reason;
+  }
+
+  /** The endpoint of `kind` in use is unavailable: the next attempt goes to the next one, if there is another. */
+  private moveOn(kind: EndpointKind, reason: string): void {
+    const endpoints = kind === 'est' ? this.estEndpoints : this.mqttEndpoints;
+    const from = endpoints.current;
+    if (endpoints.advance()) this.emit('endpoint', { kind, from, to: endpoints.current, reason });
   }
 
   private wait(delayMs: number, reason: string): Promise<void> {

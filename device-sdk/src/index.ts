@@ -3,7 +3,7 @@
  */
 export * from './protocol.ts';
 export { FleetDevice, type FleetDeviceOptions } from './fleet-device.ts';
-export type { CertificateInfo, DeviceState, FleetDeviceEvents } from './device-state.ts';
+export type { CertificateInfo, DeviceEndpoints, DeviceState, EndpointChange, FleetDeviceEvents } from './device-state.ts';
 export { MemoryCredentialStore, type CredentialSlot, type CredentialStore, type StoredCredential } from './store.ts';
 export { FileCredentialStore } from './file-store.ts';
 export { SoftwareKeyProvider, DEVICE_KEY_ALGORITHM, type DeviceKey, type KeyProvider, type TlsKeyMaterial } from './keys.ts';

@@ -113,3 +113,31 @@ export function isDeviceId(value: string): boolean {
 export function deviceIdentityUri(deviceId: string): string {
   return `urn:fleetgate:device:${deviceId}`;
 }
+
+/** The URL scheme of each endpoint a device reaches: EST over HTTPS, MQTT over TLS (both mutual TLS). */
+export const ENDPOINT_SCHEMES = { est: 'https:', mqtt: 'mqtts:' } as const;
+
+/** Which of a device's endpoints: the enrollment endpoint (EST) or the broker (MQTT). */
+export type EndpointKind = keyof typeof ENDPOINT_SCHEMES;
+
+/**
+ * What is wrong with a list of endpoint URLs of one kind (the nodes of a cluster), or undefined
+ * when nothing is: the list is empty, an entry is not a URL, has another scheme than
+ * {@link ENDPOINT_SCHEMES} or no host, or is listed twice.
+ */
+export function endpointUrlsProblem(kind: EndpointKind, urls: readonly string[]): string | undefined {
+  const scheme = ENDPOINT_SCHEMES[kind];
+  if (urls.length === 0) return `no ${scheme}// URL given`;
+  for (const [index, url] of urls.entries()) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      return `"${url}" is not a URL`;
+    }
+    if (parsed.protocol !== scheme) return `"${url}" is not an ${scheme}// URL`;
+    if (parsed.hostname === '') return `"${url}" names no host`;
+    if (urls.indexOf(url) !== index) return `"${url}" is listed twice`;
+  }
+  return undefined;
+}

@@ -7,8 +7,9 @@ import type { RunRecorder } from './recorder.ts';
 export interface RunnerSettings {
   readonly devices: readonly FactoryCredential[];
   readonly rootPem: string;
-  readonly estUrl: string;
-  readonly mqttUrl: string;
+  /** Given to every device: one URL, or the nodes of a cluster. */
+  readonly estUrls: readonly string[];
+  readonly mqttUrls: readonly string[];
   /** Devices started per second (Infinity: all at once). */
   readonly ratePerSecond: number;
   readonly sourceAddresses: readonly string[];
@@ -26,6 +27,8 @@ interface SimDevice {
   connectedAt?: number;
   lastConnectedAt?: number;
   disconnectedAt?: number;
+  /** The MQTT endpoint of the device's last connection. */
+  connectedTo?: string;
   refusedAt?: number;
   connectsAfterRefusal: number;
   stopTraffic?: () => void;
@@ -69,8 +72,8 @@ export class FleetRunner {
     const addresses = this.settings.sourceAddresses;
     const device = new FleetDevice({
       deviceId: credential.id,
-      estUrl: this.settings.estUrl,
-      mqttUrl: this.settings.mqttUrl,
+      estUrl: this.settings.estUrls,
+      mqttUrl: this.settings.mqttUrls,
       store: this.storeFor(credential),
       backoff: this.settings.backoff,
       localAddress: addresses.length > 1 ? addresses[index % addresses.length] : undefined,
@@ -91,6 +94,9 @@ export class FleetRunner {
       recorder.counters.connects++;
       if (sim.refusedAt !== undefined) sim.connectsAfterRefusal++;
       sim.lastConnectedAt = now;
+      const endpoint = device.endpoint.mqtt;
+      if (sim.connectedTo !== undefined && sim.connectedTo !== endpoint) recorder.counters.failovers++;
+      sim.connectedTo = endpoint;
       if (sim.connectedAt === undefined) {
         sim.connectedAt = now;
         recorder.counters.connected++;
@@ -101,6 +107,7 @@ export class FleetRunner {
     device.on('disconnected', () => {
       sim.disconnectedAt = performance.now();
     });
+    device.on('endpoint', ({ kind }) => recorder.counters[kind === 'est' ? 'estMoves' : 'mqttMoves']++);
     device.on('renewed', () => recorder.counters.renewed++);
     device.on('refused', ({ code }) => {
       sim.refusedAt = performance.now();
@@ -174,6 +181,16 @@ export class FleetRunner {
   states(): Record<string, number> {
     const counts: Record<string, number> = {};
     for (const { device } of this.sims) counts[device.state.type] = (counts[device.state.type] ?? 0) + 1;
+    return counts;
+  }
+
+  /** Devices connected right now to each MQTT endpoint (every one given, 0 included). */
+  connectedPerNode(): Record<string, number> {
+    const counts: Record<string, number> = Object.fromEntries(this.settings.mqttUrls.map((url) => [url, 0]));
+    for (const { device } of this.sims) {
+      const { type } = device.state;
+      if (type === 'connected' || type === 'renewing') counts[device.endpoint.mqtt] = (counts[device.endpoint.mqtt] ?? 0) + 1;
+    }
     return counts;
   }
 

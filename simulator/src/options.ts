@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { endpointUrlsProblem, type EndpointKind } from '@fleetgate/device-sdk/protocol';
 import { SimUsageError } from './errors.ts';
 import { DEFAULT_TRAFFIC, type TrafficSettings } from './profiles.ts';
 
@@ -14,8 +15,10 @@ export interface SimOptions {
   /** How long after the last device started the run waits for every device to connect. */
   readonly settleMs: number;
   readonly scenario: Scenario;
-  readonly estUrl: string;
-  readonly mqttUrl: string;
+  /** EST endpoints: one URL, or the nodes of a cluster (each device uses one, and fails over). */
+  readonly estUrls: readonly string[];
+  /** MQTT endpoints, as `estUrls`. */
+  readonly mqttUrls: readonly string[];
   readonly root: string | undefined;
   readonly data: string | undefined;
   readonly factory: string | undefined;
@@ -53,8 +56,12 @@ Fleet:
   --traffic-scale X      multiply every traffic interval (0.1 = ten times as chatty; default 1)
 
 Server:
-  --est URL              EST base URL (default https://127.0.0.1:8443)
-  --mqtt URL             broker URL (default mqtts://127.0.0.1:8883)
+  --est URL[,URL...]     EST base URL (default https://127.0.0.1:8443), or the EST URLs of the
+                         nodes of a cluster, comma-separated
+  --mqtt URL[,URL...]    broker URL (default mqtts://127.0.0.1:8883), or the nodes' broker URLs;
+                         with several, each device starts on one (the fleet spreads over them),
+                         moves to the next when its node is unavailable and stays while it works;
+                         the report shows devices per node and the failovers
   --root FILE            the root certificate devices pin (default: <factory>/root.crt)
   --data DIR             mint factory credentials from this data directory's factory CA
                          (runs \`fleetgate bootstrap issue\`); also the operator credential
@@ -94,6 +101,14 @@ function positive(text: string | undefined, name: string, fallback: number, max:
   const value = Number(text);
   if (!Number.isFinite(value) || value <= 0 || value > max) throw new SimUsageError(`--${name} must be a number above 0 and at most ${max}`);
   return value;
+}
+
+/** Parses `--est` or `--mqtt`: one URL, or several separated by commas. */
+function endpoints(kind: EndpointKind, text: string): string[] {
+  const urls = text.split(',').map((url) => url.trim());
+  const problem = endpointUrlsProblem(kind, urls);
+  if (problem !== undefined) throw new SimUsageError(`--${kind}: ${problem}`);
+  return urls;
 }
 
 /** Parses `thermostat=70,camera=20,car=10` into shares that sum to 1. */
@@ -190,8 +205,8 @@ export function parseSimArgs(argv: string[]): SimOptions | undefined {
     durationMs: duration(values.duration ?? '20s'),
     settleMs: duration(values.settle ?? '30s'),
     scenario,
-    estUrl: values.est ?? 'https://127.0.0.1:8443',
-    mqttUrl: values.mqtt ?? 'mqtts://127.0.0.1:8883',
+    estUrls: endpoints('est', values.est ?? 'https://127.0.0.1:8443'),
+    mqttUrls: endpoints('mqtt', values.mqtt ?? 'mqtts://127.0.0.1:8883'),
     root: values.root,
     data,
     factory: values.factory,

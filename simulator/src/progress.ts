@@ -2,10 +2,18 @@ import type { TimePoint } from './report/types.ts';
 
 const ORDER = ['idle', 'enrolling', 'connecting', 'connected', 'renewing', 'backing-off', 'refused', 'stopped'];
 
-/** One line of progress: elapsed time, devices by state, rates, errors. */
+/** Devices per MQTT endpoint, short: `127.0.0.1:8883 12, 127.0.0.1:9883 8`. */
+export function perNodeText(counts: Readonly<Record<string, number>>): string {
+  return Object.entries(counts)
+    .map(([url, count]) => `${url.replace(/^mqtts:\/\//, '')} ${count}`)
+    .join(', ');
+}
+
+/** One line of progress: elapsed time, devices by state, rates, errors; connected per node when there are several. */
 export function progressLine(point: TimePoint, total: number, errors: number): string {
   const states = ORDER.filter((state) => point.states[state]).map((state) => `${state} ${point.states[state]}`).join(', ');
-  return `[${String(point.t).padStart(4)}s] ${states || 'starting'} of ${total} | enroll ${point.enrollmentsPerSecond}/s connect ${point.connectsPerSecond}/s msg ${point.messagesPerSecond}/s | errors ${errors}`;
+  const nodes = Object.keys(point.connectedPerNode).length > 1 ? ` | per node ${perNodeText(point.connectedPerNode)}` : '';
+  return `[${String(point.t).padStart(4)}s] ${states || 'starting'} of ${total} | enroll ${point.enrollmentsPerSecond}/s connect ${point.connectsPerSecond}/s msg ${point.messagesPerSecond}/s${nodes} | errors ${errors}`;
 }
 
 /** Live progress: a rewritten line on a terminal, a plain line every `plainEverySeconds` otherwise. */

@@ -55,11 +55,17 @@ export interface Counters {
   messagesAcknowledged: number;
   messagesFailed: number;
   errors: number;
+  /** Connections a device made to another MQTT endpoint than its previous connection's. */
+  failovers: number;
+  /** Moves of a device from an unavailable EST endpoint to the next. */
+  estMoves: number;
+  /** Moves of a device from an unavailable MQTT endpoint to the next. */
+  mqttMoves: number;
 }
 
 /** Everything one run measures. Workers send their recorders' snapshots to the main thread. */
 export class RunRecorder {
-  readonly counters: Counters = { enrolled: 0, connected: 0, connects: 0, renewed: 0, refused: 0, messagesSent: 0, messagesAcknowledged: 0, messagesFailed: 0, errors: 0 };
+  readonly counters: Counters = { enrolled: 0, connected: 0, connects: 0, renewed: 0, refused: 0, messagesSent: 0, messagesAcknowledged: 0, messagesFailed: 0, errors: 0, failovers: 0, estMoves: 0, mqttMoves: 0 };
   readonly errorsByCode = new Map<string, number>();
   readonly enroll = new LatencyRecorder();
   readonly connect = new LatencyRecorder();
@@ -73,11 +79,12 @@ export class RunRecorder {
   }
 
   /** Appends one point of the time series (called once a second). */
-  sample(t: number, states: Record<string, number>, seconds: number): TimePoint {
+  sample(t: number, states: Record<string, number>, connectedPerNode: Record<string, number>, seconds: number): TimePoint {
     const rate = (key: keyof Counters): number => Math.round((this.counters[key] - this.last[key]) / seconds);
     const point: TimePoint = {
       t,
       states,
+      connectedPerNode,
       enrollmentsPerSecond: rate('enrolled'),
       connectsPerSecond: rate('connects'),
       messagesPerSecond: rate('messagesSent'),

@@ -5,7 +5,7 @@ import { exportCredentials, mintFactory, readFactory, type FactoryBatch, type Fa
 import { FleetRunner } from './fleet-runner.ts';
 import { countsFor, type SimOptions } from './options.ts';
 import { profiles } from './profiles.ts';
-import { Progress, progressLine } from './progress.ts';
+import { Progress, perNodeText, progressLine } from './progress.ts';
 import { RunRecorder } from './recorder.ts';
 import { renderHtml } from './report/html.ts';
 import type { ScenarioResult, SimulationReport } from './report/types.ts';
@@ -63,8 +63,8 @@ async function runFleet(options: SimOptions, devices: FactoryCredential[], rootP
     {
       devices,
       rootPem,
-      estUrl: options.estUrl,
-      mqttUrl: options.mqttUrl,
+      estUrls: options.estUrls,
+      mqttUrls: options.mqttUrls,
       ratePerSecond: options.ratePerSecond,
       sourceAddresses: options.sourceAddresses,
       profiles: profiles(options.traffic),
@@ -78,10 +78,11 @@ async function runFleet(options: SimOptions, devices: FactoryCredential[], rootP
   let peakRss = process.memoryUsage.rss();
   let allConnectedAt: number | null = null;
   let cpuAtAllConnected: NodeJS.CpuUsage | undefined;
+  let devicesPerNode: Record<string, number> = {};
   let tick = 0;
   const sampler = setInterval(() => {
     tick++;
-    const point = recorder.sample(tick, runner.states(), 1);
+    const point = recorder.sample(tick, runner.states(), runner.connectedPerNode(), 1);
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
     if (allConnectedAt === null && runner.sims.length === devices.length && recorder.counters.connected === devices.length) {
       allConnectedAt = (performance.now() - began) / 1000;
@@ -127,11 +128,12 @@ async function runFleet(options: SimOptions, devices: FactoryCredential[], rootP
     }
   } finally {
     clearInterval(sampler);
+    devicesPerNode = runner.connectedPerNode();
     await runner.stop();
     progress.done();
   }
 
-  return writeReport(options, devices, recorder, { startedAt, devicesStarted: runner.sims.length, allConnectedAt, cpuBefore, cpuAtAllConnected, peakRss, scenarios });
+  return writeReport(options, devices, recorder, { startedAt, devicesStarted: runner.sims.length, allConnectedAt, cpuBefore, cpuAtAllConnected, peakRss, devicesPerNode, scenarios });
 }
 
 /** The same fleet in worker threads: the main thread only samples and reports. */
@@ -145,8 +147,8 @@ async function runInWorkers(options: SimOptions, devices: FactoryCredential[], r
   let tick = 0;
   const sampler = setInterval(() => {
     tick++;
-    const states = pool.collect();
-    const point = recorder.sample(tick, states, 1);
+    const { states, connectedPerNode } = pool.collect();
+    const point = recorder.sample(tick, states, connectedPerNode, 1);
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
     if (!cpuAtAllConnected && recorder.counters.connected === devices.length) cpuAtAllConnected = process.cpuUsage(cpuBefore);
     progress.update(progressLine(point, devices.length, recorder.counters.errors), tick);
@@ -160,7 +162,9 @@ async function runInWorkers(options: SimOptions, devices: FactoryCredential[], r
     progress.done();
   }
   const allConnectedAt = pool.allConnectedAtMs === null ? null : pool.allConnectedAtMs / 1000;
-  return writeReport(options, devices, recorder, { startedAt, devicesStarted: devices.length, allConnectedAt, cpuBefore, cpuAtAllConnected, peakRss, scenarios: [] });
+  // The workers' last figures: taken just before each stopped its devices.
+  const devicesPerNode = pool.collect().connectedPerNode;
+  return writeReport(options, devices, recorder, { startedAt, devicesStarted: devices.length, allConnectedAt, cpuBefore, cpuAtAllConnected, peakRss, devicesPerNode, scenarios: [] });
 }
 
 /** Figures of a run that are not in the recorder. */
@@ -171,6 +175,8 @@ interface RunFacts {
   readonly cpuBefore: NodeJS.CpuUsage;
   readonly cpuAtAllConnected: NodeJS.CpuUsage | undefined;
   readonly peakRss: number;
+  /** Devices connected to each MQTT endpoint at the end, before they were stopped. */
+  readonly devicesPerNode: Readonly<Record<string, number>>;
   readonly scenarios: ScenarioResult[];
 }
 
@@ -192,8 +198,10 @@ async function writeReport(options: SimOptions, devices: readonly FactoryCredent
       mix: options.mix,
       ratePerSecond: Number.isFinite(options.ratePerSecond) ? options.ratePerSecond : devices.length,
       durationSeconds: options.durationMs / 1000,
-      estUrl: options.estUrl,
-      mqttUrl: options.mqttUrl,
+      estUrl: options.estUrls.join(','),
+      mqttUrl: options.mqttUrls.join(','),
+      estUrls: options.estUrls,
+      mqttUrls: options.mqttUrls,
       workers: options.workers,
       sourceAddresses: options.sourceAddresses,
     },
@@ -210,6 +218,11 @@ async function writeReport(options: SimOptions, devices: readonly FactoryCredent
       errors: totals.errors,
       errorRate,
       allConnectedAfterSeconds: allConnectedAt,
+    },
+    nodes: {
+      devicesPerNode: facts.devicesPerNode,
+      failovers: totals.failovers,
+      endpointMoves: { est: totals.estMoves, mqtt: totals.mqttMoves },
     },
     errorsByCode: Object.fromEntries(recorder.errorsByCode),
     latency: { enrollMs: recorder.enroll.summary(), connectMs: recorder.connect.summary(), publishAckMs: recorder.publishAck.summary() },
@@ -234,6 +247,12 @@ async function writeReport(options: SimOptions, devices: readonly FactoryCredent
   return { report, jsonPath, htmlPath, passed: errorRate <= options.maxErrorRate };
 }
 
+/** Where the devices ended and how often they moved. */
+function nodesText(report: SimulationReport): string {
+  const { devicesPerNode, failovers, endpointMoves } = report.nodes;
+  return `devices per node at the end: ${perNodeText(devicesPerNode)}; failovers ${failovers} (moves from an unavailable endpoint: EST ${endpointMoves.est}, MQTT ${endpointMoves.mqtt})`;
+}
+
 /** The summary printed at the end of a run. */
 export function summaryText(outcome: SimulationOutcome, maxErrorRate: number): string {
   const { report } = outcome;
@@ -243,6 +262,7 @@ export function summaryText(outcome: SimulationOutcome, maxErrorRate: number): s
     `  all connected after: ${t.allConnectedAfterSeconds === null ? 'never' : `${t.allConnectedAfterSeconds.toFixed(1)} s`}`,
     `  enrollment latency: p50 ${report.latency.enrollMs.p50} ms, p99 ${report.latency.enrollMs.p99} ms; connect: p50 ${report.latency.connectMs.p50} ms, p99 ${report.latency.connectMs.p99} ms`,
     `  messages: ${t.messagesSent} sent, ${t.messagesAcknowledged} acknowledged, ${t.messagesFailed} failed; QoS 1 ack p50 ${report.latency.publishAckMs.p50} ms`,
+    ...(report.settings.mqttUrls.length > 1 || report.nodes.failovers > 0 ? [`  ${nodesText(report)}`] : []),
     `  simulator CPU: ${report.cpu.msPerDevice ?? '-'} ms per device to first connection; peak RSS ${report.cpu.peakRssMiB} MiB`,
     `  errors: ${t.errors} (${(t.errorRate * 100).toFixed(3)} %, limit ${(maxErrorRate * 100).toFixed(3)} %)${Object.keys(report.errorsByCode).length ? ` ${JSON.stringify(report.errorsByCode)}` : ''}`,
     ...report.scenarios.map((scenario) => `  ${scenario.name}: ${Object.entries(scenario).filter(([key]) => key !== 'name').map(([key, value]) => `${key} ${String(value)}`).join(', ')}`),

@@ -15,6 +15,8 @@ const WORKER_SCRIPT = import.meta.url.endsWith('.ts') ? new URL('../source-worke
 interface WorkerState {
   counters: Counters;
   states: Record<string, number>;
+  /** Connected per MQTT endpoint: every second, and at the end just before the worker stopped its devices. */
+  connectedPerNode: Record<string, number>;
   errorsByCode: Record<string, number>;
   done: boolean;
 }
@@ -41,8 +43,8 @@ export class WorkerPool {
       const input: WorkerInput = {
         devices: share,
         rootPem,
-        estUrl: this.options.estUrl,
-        mqttUrl: this.options.mqttUrl,
+        estUrls: this.options.estUrls,
+        mqttUrls: this.options.mqttUrls,
         ratePerSecond: this.options.ratePerSecond / count,
         sourceAddresses: this.options.sourceAddresses,
         traffic: this.options.traffic,
@@ -51,7 +53,7 @@ export class WorkerPool {
       };
       const worker = new Worker(WORKER_SCRIPT, { workerData: input });
       this.workers.push(worker);
-      const state: WorkerState = { counters: { ...this.recorder.counters }, states: {}, errorsByCode: {}, done: false };
+      const state: WorkerState = { counters: { ...this.recorder.counters }, states: {}, connectedPerNode: {}, errorsByCode: {}, done: false };
       this.states[index] = state;
       return new Promise<number | null>((resolve, reject) => {
         worker.on('message', (message: WorkerMessage) => {
@@ -61,6 +63,7 @@ export class WorkerPool {
           }
           state.counters = message.counters;
           state.errorsByCode = message.errorsByCode;
+          state.connectedPerNode = message.connectedPerNode;
           if (message.type === 'tick') {
             state.states = message.states;
             return;
@@ -85,17 +88,22 @@ export class WorkerPool {
     });
   }
 
-  /** Sums the workers' latest counters into the main recorder. */
-  collect(): Record<string, number> {
+  /**
+   * Sums the workers' latest counters into the main recorder; returns their devices by state and
+   * connected per MQTT endpoint (at the end: just before they stopped).
+   */
+  collect(): { states: Record<string, number>; connectedPerNode: Record<string, number> } {
     const totals = this.recorder.counters;
     for (const key of Object.keys(totals) as (keyof Counters)[]) totals[key] = this.states.reduce((sum, state) => sum + (state?.counters[key] ?? 0), 0);
     this.recorder.errorsByCode.clear();
     const states: Record<string, number> = {};
+    const connectedPerNode: Record<string, number> = Object.fromEntries(this.options.mqttUrls.map((url) => [url, 0]));
     for (const state of this.states) {
       for (const [code, count] of Object.entries(state?.errorsByCode ?? {})) this.recorder.errorsByCode.set(code, (this.recorder.errorsByCode.get(code) ?? 0) + count);
       for (const [name, count] of Object.entries(state?.states ?? {})) states[name] = (states[name] ?? 0) + count;
+      for (const [url, count] of Object.entries(state?.connectedPerNode ?? {})) connectedPerNode[url] = (connectedPerNode[url] ?? 0) + count;
     }
-    return states;
+    return { states, connectedPerNode };
   }
 
   async terminate(): Promise<void> {

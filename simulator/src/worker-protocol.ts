@@ -6,8 +6,8 @@ import type { TrafficSettings } from './profiles.ts';
 export interface WorkerInput {
   readonly devices: readonly FactoryCredential[];
   readonly rootPem: string;
-  readonly estUrl: string;
-  readonly mqttUrl: string;
+  readonly estUrls: readonly string[];
+  readonly mqttUrls: readonly string[];
   readonly ratePerSecond: number;
   readonly sourceAddresses: readonly string[];
   readonly traffic: TrafficSettings;
@@ -17,10 +17,12 @@ export interface WorkerInput {
 
 /** Messages from a worker. */
 export type WorkerMessage =
-  | { readonly type: 'tick'; readonly counters: Counters; readonly states: Record<string, number>; readonly errorsByCode: Record<string, number> }
+  | { readonly type: 'tick'; readonly counters: Counters; readonly states: Record<string, number>; readonly connectedPerNode: Record<string, number>; readonly errorsByCode: Record<string, number> }
   | {
       readonly type: 'done';
       readonly counters: Counters;
+      /** Devices connected to each MQTT endpoint just before the worker stopped them. */
+      readonly connectedPerNode: Record<string, number>;
       readonly errorsByCode: Record<string, number>;
       readonly enroll: readonly number[];
       readonly connect: readonly number[];

@@ -17,8 +17,8 @@ async function runWorker(input: WorkerInput): Promise<void> {
     {
       devices: input.devices,
       rootPem: input.rootPem,
-      estUrl: input.estUrl,
-      mqttUrl: input.mqttUrl,
+      estUrls: input.estUrls,
+      mqttUrls: input.mqttUrls,
       ratePerSecond: input.ratePerSecond,
       sourceAddresses: input.sourceAddresses,
       profiles: profiles(input.traffic),
@@ -28,7 +28,7 @@ async function runWorker(input: WorkerInput): Promise<void> {
   );
   const began = performance.now();
   const post = (message: WorkerMessage): void => port.postMessage(message);
-  const tick = setInterval(() => post({ type: 'tick', counters: { ...recorder.counters }, states: runner.states(), errorsByCode: Object.fromEntries(recorder.errorsByCode) }), 1000);
+  const tick = setInterval(() => post({ type: 'tick', counters: { ...recorder.counters }, states: runner.states(), connectedPerNode: runner.connectedPerNode(), errorsByCode: Object.fromEntries(recorder.errorsByCode) }), 1000);
   try {
     await runner.startAll();
     const settleBy = Math.max(began + input.durationMs, performance.now() + input.settleMs);
@@ -38,10 +38,12 @@ async function runWorker(input: WorkerInput): Promise<void> {
     const remaining = began + input.durationMs - performance.now();
     if (remaining > 0) await new Promise((resolve) => setTimeout(resolve, remaining));
     clearInterval(tick);
+    const connectedPerNode = runner.connectedPerNode();
     await runner.stop();
     post({
       type: 'done',
       counters: { ...recorder.counters },
+      connectedPerNode,
       errorsByCode: Object.fromEntries(recorder.errorsByCode),
       enroll: recorder.enroll.all(),
       connect: recorder.connect.all(),

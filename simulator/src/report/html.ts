@@ -84,11 +84,15 @@ export function renderHtml(report: SimulationReport): string {
     .map((scenario) => `<h3>${escape(scenario.name)}</h3>${table(Object.entries(scenario).filter(([key]) => key !== 'name').map(([key, value]) => [key, Array.isArray(value) ? value.join(', ') : (value as string | number | boolean)]))}`)
     .join('');
   const errors = Object.entries(report.errorsByCode).sort((a, b) => b[1] - a[1]);
+  const { devicesPerNode, failovers, endpointMoves } = report.nodes;
+  const nodeUrls = Object.keys(devicesPerNode);
+  const nodesChart =
+    nodeUrls.length > 1 ? lineChart('Connected devices per node', nodeUrls.map((url) => ({ name: url, values: series.map((point) => point.connectedPerNode[url] ?? 0) })), times) : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>fleetgate-sim report ${escape(report.startedAt)}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#111}table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ddd;padding:4px 10px;text-align:left}th{background:#f5f5f5}figure{margin:1em 0}svg{width:100%;height:auto;background:#fcfcfc;border:1px solid #eee}</style></head>
 <body><h1>fleetgate-sim: ${escape(report.scenario)}</h1>
-<p>${escape(report.startedAt)} → ${escape(report.finishedAt)}; ${report.settings.devices} devices (${escape(Object.entries(report.settings.mix).map(([model, share]) => `${model} ${Math.round(share * 100)}%`).join(', '))}) at ${report.settings.ratePerSecond}/s against ${escape(report.settings.mqttUrl)}; Node ${escape(report.machine.node)}, ${report.machine.cpus} CPUs.</p>
+<p>${escape(report.startedAt)} → ${escape(report.finishedAt)}; ${report.settings.devices} devices (${escape(Object.entries(report.settings.mix).map(([model, share]) => `${model} ${Math.round(share * 100)}%`).join(', '))}) at ${report.settings.ratePerSecond}/s against ${escape(report.settings.mqttUrls.join(', '))}; Node ${escape(report.machine.node)}, ${report.machine.cpus} CPUs.</p>
 <h2>Totals</h2>${table([
     ['devices started', totals.devicesStarted],
     ['enrolled', totals.enrolled],
@@ -101,6 +105,11 @@ export function renderHtml(report: SimulationReport): string {
     ['simulator CPU per device (ms)', report.cpu.msPerDevice],
     ['simulator peak RSS (MiB)', report.cpu.peakRssMiB],
   ])}
+<h2>Devices per node</h2>${table([
+    ...Object.entries(devicesPerNode).map(([url, count]): [string, number] => [`connected to ${url} at the end`, count]),
+    ['failovers (a connection to another node than the previous one)', failovers],
+    ['moves from an unavailable endpoint (EST / MQTT)', `${endpointMoves.est} / ${endpointMoves.mqtt}`],
+  ])}${nodesChart}
 <h2>Latency</h2>${histogram('Enrollment latency', report.latency.enrollMs)}${histogram('Connect latency (after enrollment)', report.latency.connectMs)}${histogram('QoS 1 publish to PUBACK', report.latency.publishAckMs)}
 <h2>Over time</h2>${lineChart('Devices by state', stateNames.map((name) => ({ name, values: series.map((point) => point.states[name] ?? 0) })), times)}
 ${lineChart('Throughput (per second)', [

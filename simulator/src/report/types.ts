@@ -22,6 +22,8 @@ export interface TimePoint {
   readonly t: number;
   /** Devices in each SDK state (`connected`, `enrolling`, ...). */
   readonly states: Readonly<Record<string, number>>;
+  /** Devices connected to each MQTT endpoint (`--mqtt` URL). */
+  readonly connectedPerNode: Readonly<Record<string, number>>;
   readonly enrollmentsPerSecond: number;
   readonly connectsPerSecond: number;
   readonly messagesPerSecond: number;
@@ -44,8 +46,12 @@ export interface SimulationReport {
     readonly mix: Readonly<Record<string, number>>;
     readonly ratePerSecond: number;
     readonly durationSeconds: number;
+    /** `--est` as given: one URL, or several separated by commas. */
     readonly estUrl: string | null;
+    /** `--mqtt` as given. */
     readonly mqttUrl: string;
+    readonly estUrls: readonly string[];
+    readonly mqttUrls: readonly string[];
     readonly workers: number;
     readonly sourceAddresses: readonly string[];
   };
@@ -64,6 +70,15 @@ export interface SimulationReport {
     readonly errorRate: number;
     /** Seconds from start until every device was connected once (null if some never were). */
     readonly allConnectedAfterSeconds: number | null;
+  };
+  /** Where the devices are: the nodes of a cluster given as several `--mqtt` URLs (or the one broker). */
+  readonly nodes: {
+    /** Devices connected to each MQTT endpoint at the end of the run (every `--mqtt` URL, 0 included). */
+    readonly devicesPerNode: Readonly<Record<string, number>>;
+    /** Connections a device made to another MQTT endpoint than its previous connection's. */
+    readonly failovers: number;
+    /** Moves of a device from an unavailable endpoint to the next (one per failed node tried). */
+    readonly endpointMoves: { readonly est: number; readonly mqtt: number };
   };
   readonly errorsByCode: Readonly<Record<string, number>>;
   readonly latency: {
