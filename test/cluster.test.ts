@@ -1,7 +1,11 @@
 import test, { type ExecutionContext } from 'ava';
 import { connectAsync, type MqttClient } from 'mqtt';
 import type { DeviceDetail } from '../server/src/admin/wire.ts';
+import { X509Certificate } from 'node:crypto';
+import { serialKey } from '../server/src/pki/serial.ts';
 import { admin } from './helpers/admin-client.ts';
+import { crlListsSerial } from './helpers/crl.ts';
+import { estRequest } from './helpers/est-client.ts';
 import { fleetgate, refused } from './helpers/cli.ts';
 import { connackCode, enrolledDevices, mqttOptions } from './helpers/device.ts';
 import { makeDataDir, serviceCredential, startFleet, type Fleet } from './helpers/fleet.ts';
@@ -118,6 +122,30 @@ test('revoked through node B, a device connected to node A is dropped within 1 s
   client.options.reconnectPeriod = 0;
   t.is(await connackCode(a, device.operational), 5);
   t.is(await connackCode(b, device.operational), 5);
+});
+
+test('CRL numbers and content are the same from every node, and list a revocation made through either', async (t) => {
+  const [a, b] = await cluster(t, ['node-a', 'node-b']);
+  if (!a || !b) throw new Error('no nodes');
+  const [device] = await enrolledDevices(t, b, 'thermostat', 1);
+  if (!device) throw new Error('no device');
+  const serial = serialKey(new X509Certificate(device.operational.certPem).serialNumber);
+  const crlOf = async (node: Fleet): Promise<Buffer> => {
+    const response = await estRequest({ url: node.estUrl, path: '/crl', ca: node.rootPem });
+    t.is(response.status, 200);
+    return response.body;
+  };
+  t.is((await admin(a, 'POST', `/v1/devices/${device.id}/revoke`, { body: {} })).status, 200);
+  // Each node signs on the revocation it hears of; both serve the newest either signed.
+  const [fromA, fromB] = await waitFor(
+    async () => {
+      const pair = await Promise.all([crlOf(a), crlOf(b)]);
+      return pair[0].equals(pair[1]) && crlListsSerial(pair[0], serial) ? pair : undefined;
+    },
+    { what: 'the same CRL, listing the revocation, from both nodes' },
+  );
+  t.true(crlListsSerial(fromB, serial));
+  t.true(fromA.equals(fromB));
 });
 
 test('cluster settings that cannot work are refused before anything starts', async (t) => {

@@ -4,7 +4,7 @@ import { signCrl, type CrlReason } from '../pki/crl.ts';
 import type { Registry } from '../registry/types.ts';
 
 /** What the CRL publisher reads: revocation events, the revoked certificates and the next cRLNumber. */
-type CrlStore = Pick<Registry, 'onDeviceChange' | 'revokedCertificates' | 'nextCrlNumber'>;
+type CrlStore = Pick<Registry, 'onDeviceChange' | 'revokedCertificates' | 'nextCrlNumber' | 'saveCrl' | 'currentCrl'>;
 
 /** How long a CRL is valid, and how often it is re-signed before that. */
 export interface CrlTiming {
@@ -19,9 +19,15 @@ export const DEFAULT_CRL_TIMING: CrlTiming = { validityMs: 24 * 3_600_000, refre
  * registry has it) and on a timer well before nextUpdate, so relying parties never hold an
  * expired one. The broker does not use it (it checks revocation in memory); it is published for
  * everyone else.
+ *
+ * Several processes on one registry (a cluster) each sign on a revocation they hear of, and each
+ * saves what it signed in the registry, which keeps the highest cRLNumber: every process serves
+ * that one, so a relying party gets the same number and the same bytes from every node.
  */
 export class CrlPublisher {
   private current: Buffer | undefined;
+  /** The cRLNumber of `current`. */
+  private currentNumber = 0n;
   /** The signing under way. */
   private running: Promise<Buffer> | undefined;
   /** The signing promised to callers that came during `running`. */
@@ -58,9 +64,11 @@ export class CrlPublisher {
     await this.revocationSigning;
   }
 
-  /** The current CRL (DER), signing one first if there is none yet. */
+  /** The current CRL (DER): the newest any process signed, signing one first if there is none yet. */
   async crl(): Promise<Buffer> {
-    return this.current ?? this.refresh();
+    const own = this.current ?? (await this.refresh());
+    const shared = await this.registry.currentCrl();
+    return shared !== undefined && BigInt(shared.number) > this.currentNumber ? Buffer.from(shared.der, 'base64') : own;
   }
 
   /**
@@ -101,8 +109,9 @@ export class CrlPublisher {
     try {
       const revoked = await this.registry.revokedCertificates();
       const now = this.now();
+      const number = await this.registry.nextCrlNumber();
       const der = await signCrl(this.issuer, {
-        number: await this.registry.nextCrlNumber(),
+        number,
         thisUpdate: now,
         nextUpdate: new Date(now.getTime() + this.timing.validityMs),
         revoked: revoked.map((record) => ({
@@ -111,8 +120,10 @@ export class CrlPublisher {
           reason: record.revocationReason as CrlReason | undefined,
         })),
       });
+      await this.registry.saveCrl({ number: number.toString(), der: der.toString('base64'), thisUpdate: now.toISOString() });
       this.current = der;
-      this.logger.info({ revoked: revoked.length }, 'CRL signed');
+      this.currentNumber = number;
+      this.logger.info({ revoked: revoked.length, number: number.toString() }, 'CRL signed');
       return der;
     } catch (error) {
       this.logger.error({ err: error }, 'CRL signing failed');

@@ -366,6 +366,15 @@ export type AuditVerification =
   | { readonly ok: true; readonly entries: number; readonly head: string }
   | { readonly ok: false; readonly entries: number; readonly brokenAt: number; readonly reason: string };
 
+/** The newest CRL any process signed: every process serves this one (same number, same bytes). */
+export interface StoredCrl {
+  /** Its cRLNumber, decimal. */
+  readonly number: string;
+  /** The CRL, base64 DER. */
+  readonly der: string;
+  readonly thisUpdate: string;
+}
+
 /** What `fleetgate registry status` shows. */
 export interface RegistryStatus {
   readonly engine: 'leveldb' | 'postgres';
@@ -454,6 +463,10 @@ export interface Registry {
   revokedCertificates(): Promise<CertificateRecord[]>;
   /** The next cRLNumber: strictly increasing across restarts (RFC 5280 §5.2.3). */
   nextCrlNumber(): Promise<bigint>;
+  /** Keeps `crl` as the current CRL unless one with a higher number is stored already. */
+  saveCrl(crl: StoredCrl): Promise<void>;
+  /** The current CRL (the highest number saved), if any. */
+  currentCrl(): Promise<StoredCrl | undefined>;
 
   /** Adds or replaces a trusted manufacturer CA. */
   putTrust(trust: TrustRecord): Promise<void>;

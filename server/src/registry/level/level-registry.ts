@@ -26,6 +26,7 @@ import type {
   RegistryRecord,
   RegistryStatus,
   DeviceState,
+  StoredCrl,
   TrustRecord,
   StateChange,
 } from '../types.ts';
@@ -61,6 +62,7 @@ import {
  *   p!<deviceId>                 PresenceRecord
  *   t!<name>                     TrustRecord (trusted manufacturer CA)
  *   m!crl-number                 last cRLNumber issued
+ *   m!crl                        StoredCrl: the newest CRL signed
  *   e!<deviceId>!<first>!<kind>!<code>   DeviceEventRecord (broker history, bounded per device)
  *   b!<batchId>                  BatchSummary (a provisioning batch, its ids are d! records)
  *   k!<serial>                   CredentialRecord (operator and service certificates)
@@ -73,6 +75,7 @@ const presenceKey = (id: string): string => `p!${id}`;
 const trustKey = (name: string): string => `t!${name}`;
 const deviceEventKey = (event: DeviceEventRecord): string => `e!${event.deviceId}!${event.first}!${event.kind}!${event.code}`;
 const CRL_NUMBER_KEY = 'm!crl-number';
+const CRL_KEY = 'm!crl';
 const batchKey = (id: string): string => `b!${id}`;
 const credentialKey = (serial: string): string => `k!${serial}`;
 
@@ -341,6 +344,18 @@ export class LevelRegistry implements Registry {
       return next;
     }, { sync: true });
     return result;
+  }
+
+  async saveCrl(crl: StoredCrl): Promise<void> {
+    this.ensureOpen();
+    await this.queue.run(async (tx) => {
+      const stored = await tx.get(CRL_KEY);
+      if (stored === undefined || BigInt((JSON.parse(stored) as StoredCrl).number) < BigInt(crl.number)) tx.put(CRL_KEY, JSON.stringify(crl));
+    }, { sync: false });
+  }
+
+  currentCrl(): Promise<StoredCrl | undefined> {
+    return this.readJson<StoredCrl>(CRL_KEY);
   }
 
   async putTrust(trust: TrustRecord): Promise<void> {

@@ -45,6 +45,7 @@ import type {
   RegistryRecord,
   RegistryStatus,
   DeviceState,
+  StoredCrl,
   RevocationReason,
   StateChange,
   TrustRecord,
@@ -379,6 +380,20 @@ export class PostgresRegistry implements Registry {
       return BigInt(row?.crl_number ?? '0');
     });
     return result;
+  }
+
+  async saveCrl(crl: StoredCrl): Promise<void> {
+    // Not a write of record (no audit, no change): the row only ever moves to a higher number.
+    await this.query(
+      'INSERT INTO crl (id, number, record) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET number = EXCLUDED.number, record = EXCLUDED.record WHERE crl.number < EXCLUDED.number',
+      [crl.number, JSON.stringify(crl)],
+      'saving the CRL',
+    );
+  }
+
+  async currentCrl(): Promise<StoredCrl | undefined> {
+    const rows = await this.query<{ record: StoredCrl }>('SELECT record FROM crl WHERE id = 1', [], 'reading the CRL');
+    return rows[0]?.record;
   }
 
   async putTrust(trust: TrustRecord): Promise<void> {

@@ -75,6 +75,12 @@ export const MIGRATIONS: readonly Migration[] = [
         name text NOT NULL,
         record json NOT NULL
       );
+      -- The newest CRL any process signed (one row): every process serves it.
+      CREATE TABLE crl (
+        id smallint PRIMARY KEY CHECK (id = 1),
+        number bigint NOT NULL,
+        record json NOT NULL
+      );
       CREATE TABLE presence (device_id text COLLATE "C" PRIMARY KEY, record json NOT NULL);
       CREATE TABLE device_events (
         device_id text COLLATE "C" NOT NULL,
