@@ -8,7 +8,8 @@ import { crlListsSerial } from './helpers/crl.ts';
 import { estRequest } from './helpers/est-client.ts';
 import { fleetgate, refused } from './helpers/cli.ts';
 import { connackCode, enrolledDevices, mqttOptions } from './helpers/device.ts';
-import { makeDataDir, serviceCredential, startFleet, type Fleet } from './helpers/fleet.ts';
+import type { ServerConfig } from '../server/src/config/config.ts';
+import { factoryCredentials, makeDataDir, serviceCredential, startFleet, testConfig, type Fleet } from './helpers/fleet.ts';
 import { sharedPostgres, stopSharedPostgres } from './helpers/postgres.ts';
 import { startRedis } from './helpers/redis.ts';
 import { waitFor, withDeadline } from './helpers/wait.ts';
@@ -20,14 +21,14 @@ import { waitFor, withDeadline } from './helpers/wait.ts';
 
 test.after.always(stopSharedPostgres);
 
-async function cluster(t: ExecutionContext, names: readonly string[]): Promise<Fleet[]> {
+async function cluster(t: ExecutionContext, names: readonly string[], config?: ServerConfig): Promise<Fleet[]> {
   const data = await makeDataDir(t);
   const registryUrl = await (await sharedPostgres()).createDatabase();
   const redis = await startRedis();
   t.teardown(() => redis.destroy());
   const nodes: Fleet[] = [];
   // One after the other: the first makes the schema (the advisory lock would serialise them anyway).
-  for (const nodeId of names) nodes.push(await startFleet(t, { dataDir: data, registryUrl, clusterRedis: redis.url, nodeId }));
+  for (const nodeId of names) nodes.push(await startFleet(t, { dataDir: data, registryUrl, clusterRedis: redis.url, nodeId, config }));
   return nodes;
 }
 
@@ -146,6 +147,21 @@ test('CRL numbers and content are the same from every node, and list a revocatio
   );
   t.true(crlListsSerial(fromB, serial));
   t.true(fromA.equals(fromB));
+});
+
+test('the per-identity enrollment limit holds across nodes (kept in Redis)', async (t) => {
+  const [a, b] = await cluster(t, ['node-a', 'node-b'], testConfig({ est: { perIdentityPerMinute: 3 } }));
+  if (!a || !b) throw new Error('no nodes');
+  const [bootstrap] = await factoryCredentials(t, a, 'thermostat', 1);
+  if (!bootstrap) throw new Error('no bootstrap credential');
+  const statuses: number[] = [];
+  // Alternating nodes: each node alone has seen at most two, the cluster four.
+  for (const node of [a, b, a, b]) {
+    const response = await estRequest({ url: node.estUrl, path: '/.well-known/est/simpleenroll', body: 'not a CSR', ca: node.rootPem, cert: bootstrap.certPem, key: bootstrap.keyPem });
+    statuses.push(response.status);
+    if (response.status === 429) t.truthy(response.headers['retry-after']);
+  }
+  t.deepEqual(statuses, [400, 400, 400, 429]);
 });
 
 test('cluster settings that cannot work are refused before anything starts', async (t) => {

@@ -11,6 +11,7 @@ import { toPem } from './pki/pem.ts';
 import { openRegistry, redactUrl } from './registry/open-registry.ts';
 import { connectCluster, defaultNodeId } from './cluster/redis-backends.ts';
 import { ClusterError } from './cluster/errors.ts';
+import { SharedRateLimiter } from './cluster/shared-rate-limiter.ts';
 import type { Registry } from './registry/types.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { X509Certificate } from 'node:crypto';
@@ -201,6 +202,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       crl,
       caCertificates: [issuing.certificate, root],
       tls: estTls,
+      // Per identity across the cluster; every other EST limit is per node (docs/cluster.md).
+      ...(cluster ? { identityLimiter: new SharedRateLimiter(cluster.redis, 'est-identity', config.est.perIdentityPerMinute, logger.child({ component: 'est' })) } : {}),
     });
     // Trusted manufacturer CAs: provisioners for the authority, CA chains for the TLS layer.
     const loadTrusts = async (): Promise<void> => {

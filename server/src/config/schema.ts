@@ -144,7 +144,7 @@ export const CONFIG_SCHEMA: SchemaNode = {
       maxBodyBytes: integer('Largest request body accepted (413 beyond).', 16 * 1024, 1),
       ratePerSecond: rate('Token bucket over all enrollments: enrollments per second.', 1000),
       rateBurst: integer('Token bucket over all enrollments: burst size.', 2000, 1),
-      perIdentityPerMinute: rate('Enrollment attempts allowed per identity per minute (a looping device gets 429).', 10),
+      perIdentityPerMinute: rate('Enrollment attempts allowed per identity per minute (a looping device gets 429). In cluster mode this one limit holds across every node (kept in Redis); the other EST limits are per node.', 10),
       maxConcurrent: integer(
         'Requests being processed at once before new ones get 503. A request takes a slot only once its body has arrived, so clients that send slowly cannot hold slots.',
         512,

@@ -1,3 +1,4 @@
+import type { KeyedLimiter } from '../cluster/shared-rate-limiter.ts';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -22,6 +23,8 @@ export interface EstServerOptions {
   readonly metrics: Metrics;
   readonly crl: CrlPublisher;
   readonly caCertificates: readonly Buffer[];
+  /** The per-identity limit (cluster mode: shared through Redis); absent: this process's own. */
+  readonly identityLimiter?: KeyedLimiter;
 }
 
 /** Creates the EST HTTPS server (not yet listening). */
@@ -35,7 +38,7 @@ export function createEstServer(options: EstServerOptions): Server {
     crl: options.crl,
     caCertificates: options.caCertificates,
     globalLimiter: new TokenBucket(limits.ratePerSecond, limits.rateBurst),
-    identityLimiter: new KeyedRateLimiter(limits.perIdentityPerMinute),
+    identityLimiter: options.identityLimiter ?? new KeyedRateLimiter(limits.perIdentityPerMinute),
     auditLimiter: new KeyedRateLimiter(limits.auditRefusalsPerSourcePerMinute),
     concurrency: new ConcurrencyGate(limits.maxConcurrent),
     refusalLog: new RefusalLog(logger, limits.refusalLogsPerSecond),

@@ -1,3 +1,4 @@
+import type { KeyedLimiter } from '../../cluster/shared-rate-limiter.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { EnrollmentAuthority } from '../../authority/enrollment-authority.ts';
@@ -19,8 +20,8 @@ export interface RouteContext {
   readonly caCertificates: readonly Buffer[];
   /** Enrollments overall; charged only for requests the per-identity limit admitted. */
   readonly globalLimiter: TokenBucket;
-  /** Enrollment attempts per verified identity. */
-  readonly identityLimiter: KeyedRateLimiter;
+  /** Enrollment attempts per verified identity (cluster mode: across every node, in Redis). */
+  readonly identityLimiter: KeyedLimiter;
   /** Audited refusals per remote address (the rest go to the logs only). */
   readonly auditLimiter: KeyedRateLimiter;
   /** Requests being processed; the issuance routes acquire a slot once the body has arrived. */
