@@ -73,6 +73,9 @@ const DEFAULTS_BEFORE_THE_SCHEMA: ServerConfig = {
     },
   },
   listeners: { handshakeTimeoutMs: 10_000, maxPendingConnections: 1024, maxPendingPerAddress: 128 },
+  // Added with the PostgreSQL registry and cluster mode (issues 11 and 12): no URL means LevelDB and one node.
+  registry: { poolSize: 10, connectTimeoutMs: 3_000, queryTimeoutMs: 10_000, changeRetentionHours: 24 },
+  cluster: { maxSessionDelivery: 1000 },
   health: { shutdownDrainMs: 0 },
 };
 
@@ -170,13 +173,18 @@ function* nodes(node: SchemaNode, path: string): Generator<[string, SchemaNode]>
   if (node.items) yield* nodes(node.items, `${path}[]`);
 }
 
-test('every setting in the schema has a type and a description; every number a lower bound; every fixed setting a default', (t) => {
+test('every setting in the schema has a type and a description; every number a lower bound; every fixed setting a default (an optional one, not `required`, may have none)', (t) => {
+  const optional = new Set<string>();
+  for (const [path, node] of nodes(CONFIG_SCHEMA, '')) {
+    for (const key of Object.keys(node.properties ?? {})) if (!(node.required ?? []).includes(key)) optional.add(path ? `${path}.${key}` : key);
+  }
+  t.deepEqual([...optional].filter((path) => path.includes('.') && !path.includes('<name>')).sort(), ['cluster.nodeId', 'cluster.redis', 'registry.url'], 'the optional settings: where leaving them out means something');
   for (const [path, node] of nodes(CONFIG_SCHEMA, '')) {
     t.truthy(node.description, `${path}: description`);
     if (node.type === 'integer' || node.type === 'number') t.true(node.minimum !== undefined || node.exclusiveMinimum !== undefined, `${path}: lower bound`);
     if (node.type === 'object' && node.properties === undefined) t.truthy(node.additionalProperties, `${path}: a map says what its entries are`);
     const inMap = path.includes('<name>');
-    if (path !== '' && !inMap && !path.endsWith('[]')) t.not(node.default, undefined, `${path}: default`);
+    if (path !== '' && !inMap && !path.endsWith('[]') && !optional.has(path)) t.not(node.default, undefined, `${path}: default`);
   }
 });
 

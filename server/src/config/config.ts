@@ -1,165 +1,38 @@
 import { readFile } from 'node:fs/promises';
 import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv';
-import type { KeyKind } from '../pki/algorithms.ts';
 import { FleetgateError } from '@fleetgate/device-sdk/errors';
 import type { OperatorCode } from '../cli/errors.ts';
-import type { ListenerLimits } from '../tls/listener-guard.ts';
-import { CONFIG_SCHEMA, SERVICE_NAME, schemaDefaults, type SchemaNode } from './schema.ts';
+import { CONFIG_SCHEMA, SERVICE_NAME, schemaDefaults, type ConfigOf, type SchemaNode } from './schema.ts';
 
-/** Policy for one device model. */
-export interface ModelPolicy {
-  /** Lifetime of operational certificates, in seconds. */
-  readonly certificateLifetimeSeconds: number;
-}
-
-/** When a device may enroll again with its bootstrap credential. */
-export type BootstrapReenrollPolicy = 'never' | 'after-expiry' | 'always';
-
-/** The enrollment policy. */
-export interface EnrollmentPolicy {
-  /** Key kinds accepted in CSRs. RSA only when listed, and then at least `rsaMinBits`. */
-  readonly keyKinds: readonly KeyKind[];
-  readonly rsaMinBits: number;
-  /** Policy for models not listed in `models`. */
-  readonly defaultModel: ModelPolicy;
-  readonly models: Readonly<Record<string, ModelPolicy>>;
-  /** How long after expiry an operational certificate may still renew itself. */
-  readonly renewalGraceSeconds: number;
-  /**
-   * A bootstrap identity enrolls once. `after-expiry` also allows it again once the device's
-   * operational certificate has expired beyond the grace (the SDK falls back to bootstrap then);
-   * an operator reset always allows one more.
-   */
-  readonly bootstrapReenroll: BootstrapReenrollPolicy;
-  /** notBefore is back-dated by this much for devices with slow clocks. */
-  readonly clockSkewSeconds: number;
-}
-
-/** Limits of the EST listener. */
-export interface EstLimits {
-  readonly maxBodyBytes: number;
-  /** Token bucket over all enrollments. */
-  readonly ratePerSecond: number;
-  readonly rateBurst: number;
-  /** Enrollment attempts allowed per identity per minute (a looping device gets 429). */
-  readonly perIdentityPerMinute: number;
-  /**
-   * Requests being processed at once before new ones get 503. A request takes a slot only once
-   * its body has arrived, so clients that send slowly cannot hold slots.
-   */
-  readonly maxConcurrent: number;
-  readonly requestTimeoutMs: number;
-  /** Time allowed for a request body to arrive once the headers are in (408 ENROLL_BODY_TIMEOUT). */
-  readonly bodyTimeoutMs: number;
-  /** Requests from one remote address in progress at once (reading the body included); more get 429. */
-  readonly maxInProgressPerSource: number;
-  /** Refusals of verified devices written to the audit log per remote address per minute; more go to the logs only. */
-  readonly auditRefusalsPerSourcePerMinute: number;
-  /** Refusal log lines per second; the rest are counted and summarised in the next line. */
-  readonly refusalLogsPerSecond: number;
-}
-
-/** Topic filters a device may publish or subscribe to; `{id}` and `{model}` are substituted. */
-export interface TopicRules {
-  readonly publish: readonly string[];
-  readonly subscribe: readonly string[];
-}
-
-/** Topic permissions: the default for every device, plus what each model adds. */
-export interface TopicPolicy {
-  readonly default: TopicRules;
-  readonly models: Readonly<Record<string, Partial<TopicRules>>>;
-}
-
-/** Limits of the MQTT broker. */
-export interface BrokerLimits {
-  readonly maxConnections: number;
-  /** New TCP connections per second on the listener (excess is closed before the TLS handshake). */
-  readonly connectionsPerSecond: number;
-  readonly connectionBurst: number;
-  /** Largest MQTT packet accepted; a larger one closes the connection. */
-  readonly maxPacketBytes: number;
-  readonly keepaliveMinSeconds: number;
-  readonly keepaliveMaxSeconds: number;
-  /** QoS 2 messages a client may have in flight towards the broker. */
-  readonly maxInflight: number;
-  readonly maxTopicLevels: number;
-  /** Messages per second one client may publish; beyond it the broker stops reading (backpressure). */
-  readonly messagesPerSecond: number;
-  readonly messageBurst: number;
-  /** Time allowed between TCP accept and CONNECT. */
-  readonly connectTimeoutMs: number;
-  /** How often presence is written to the registry. */
-  readonly presenceFlushMs: number;
-  /** Retained messages one device (or one service, all instances together) may hold in the broker. */
-  readonly maxRetainedPerDevice: number;
-  /** Bytes (topic + payload) of the retained messages one device may hold. */
-  readonly maxRetainedBytesPerDevice: number;
-  /** Bytes of all retained messages together. */
-  readonly maxRetainedBytes: number;
-  /** Subscriptions one client session may hold; more get SUBACK 0x80. */
-  readonly maxSubscriptionsPerClient: number;
-  /** Device history (refusals, session drops) entries kept per device in the registry. */
-  readonly historyPerDevice: number;
-  /** Identical history events of a device within this window are one entry with a count. */
-  readonly historySummaryWindowMs: number;
-  /** History entries open in memory, all devices together; beyond it events are counted, not recorded. */
-  readonly historyMaxOpen: number;
-}
-
-/**
- * Broker configuration. `services` allow-lists backend clients (certificates made by
- * `fleetgate service issue`): a service certificate whose name is not listed cannot connect, so
- * removing a name is how a service is cut off.
+/*
+ * The configuration's types, derived from the schema (schema.ts): each setting is written once,
+ * there, with its type, bounds, default and meaning (docs/configuration.md is generated from it).
  */
-export interface BrokerConfig {
-  readonly topics: TopicPolicy;
-  readonly services: Readonly<Record<string, TopicRules>>;
-  readonly limits: BrokerLimits;
-}
 
-/** Server configuration, `<data>/config.json`. Every field has a default (schema.ts; docs/configuration.md). */
-export interface ServerConfig {
-  readonly enrollment: EnrollmentPolicy;
-  readonly est: EstLimits;
-  readonly broker: BrokerConfig;
-  /** Bounds on unfinished connections, applied to each TLS listener (MQTT, EST, admin) on its own. */
-  readonly listeners: ListenerLimits;
-  /** Health checks (`/healthz`, `/readyz`); absent: {@link DEFAULT_HEALTH}. */
-  readonly health?: HealthConfig;
-  /** Where the registry lives; absent (older files): LevelDB with {@link DEFAULT_REGISTRY} settings. */
-  readonly registry?: RegistryConfig;
-  /** Cluster mode (Redis); absent or without `redis`: one node. */
-  readonly cluster?: ClusterConfig;
-}
-
-/** Cluster mode (docs/cluster.md). */
-export interface ClusterConfig {
-  /** The Redis URL of the cluster; absent: embedded (in-process MQTT routing). */
-  readonly redis?: string;
-  /** This node's name; absent: host name and process id. */
-  readonly nodeId?: string;
-  readonly maxSessionDelivery: number;
-}
-
-/** Where the registry lives and how fleetgate talks to PostgreSQL (docs/postgres.md). */
-export interface RegistryConfig {
-  /** A PostgreSQL URL; absent: LevelDB in `<data>/registry`. */
-  readonly url?: string;
-  readonly poolSize: number;
-  readonly connectTimeoutMs: number;
-  readonly queryTimeoutMs: number;
-  readonly changeRetentionHours: number;
-}
-
-/** Health checks of the metrics listener (`/healthz`, `/readyz`). */
-export interface HealthConfig {
-  /**
-   * At shutdown, how long `/readyz` answers 503 before the listeners stop accepting, so a load
-   * balancer that polls it stops sending new connections first (0: close at once).
-   */
-  readonly shutdownDrainMs: number;
-}
+/** Server configuration, `<data>/config.json`, as validated (every default filled in). */
+export type ServerConfig = ConfigOf<typeof CONFIG_SCHEMA>;
+/** The enrollment policy: what a CSR may contain and what the certificate gets. */
+export type EnrollmentPolicy = ServerConfig['enrollment'];
+/** The policy of one device model. */
+export type ModelPolicy = EnrollmentPolicy['defaultModel'];
+/** When a bootstrap identity may enroll again. */
+export type BootstrapReenrollPolicy = EnrollmentPolicy['bootstrapReenroll'];
+/** Limits of the EST listener. */
+export type EstLimits = ServerConfig['est'];
+/** The MQTT broker's settings. */
+export type BrokerConfig = ServerConfig['broker'];
+/** Topic permissions of devices: the default, and what each model adds. */
+export type TopicPolicy = BrokerConfig['topics'];
+/** Topic filters a client may publish and subscribe to. */
+export type TopicRules = TopicPolicy['default'];
+/** Limits of the MQTT listener and of each client. */
+export type BrokerLimits = BrokerConfig['limits'];
+/** Cluster mode (docs/cluster.md); absent from older files. */
+export type ClusterConfig = NonNullable<ServerConfig['cluster']>;
+/** Where the registry lives (docs/postgres.md); absent from older files. */
+export type RegistryConfig = NonNullable<ServerConfig['registry']>;
+/** Health checks of the metrics listener (`/healthz`, `/readyz`); absent from older files. */
+export type HealthConfig = NonNullable<ServerConfig['health']>;
 
 /** The health settings when config.json has none (older files). */
 export const DEFAULT_HEALTH: HealthConfig = { shutdownDrainMs: 0 };

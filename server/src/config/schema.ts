@@ -36,23 +36,29 @@ const MAX_TIMER_MS = 2_147_483_647;
 /** Syntax of a backend service name (also the prefix of its MQTT client ids). */
 export const SERVICE_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 
+/*
+ * The helpers below return their node's exact type (`as const`), not just SchemaNode: the types
+ * of the configuration (ConfigOf, config.ts) are derived from the schema, so a setting exists
+ * once, here, with its type, bounds, default and description.
+ */
+
 /** A section: fixed keys, each required once defaults are filled, unknown keys refused. */
-function section(description: string, properties: Record<string, SchemaNode>): SchemaNode {
-  return { type: 'object', description, default: {}, properties, required: Object.keys(properties), additionalProperties: false };
+function section<const P extends Readonly<Record<string, SchemaNode>>>(description: string, properties: P) {
+  return { type: 'object', description, default: {}, properties, required: Object.keys(properties) as (keyof P & string)[], additionalProperties: false } as const satisfies SchemaNode;
 }
 
-function integer(description: string, defaultValue: number, minimum: number, maximum?: number): SchemaNode {
-  return { type: 'integer', description, default: defaultValue, minimum, ...(maximum === undefined ? {} : { maximum }) };
+function integer(description: string, defaultValue: number, minimum: number, maximum?: number) {
+  return { type: 'integer', description, default: defaultValue, minimum, ...(maximum === undefined ? {} : { maximum }) } as const satisfies SchemaNode;
 }
 
 /** A duration in milliseconds that becomes a Node timer. */
-function milliseconds(description: string, defaultValue: number): SchemaNode {
+function milliseconds(description: string, defaultValue: number) {
   return integer(description, defaultValue, 1, MAX_TIMER_MS);
 }
 
 /** A rate: any positive number (0.5 per second is one every two seconds). */
-function rate(description: string, defaultValue: number): SchemaNode {
-  return { type: 'number', description, default: defaultValue, exclusiveMinimum: 0 };
+function rate(description: string, defaultValue: number) {
+  return { type: 'number', description, default: defaultValue, exclusiveMinimum: 0 } as const satisfies SchemaNode;
 }
 
 /**
@@ -62,7 +68,7 @@ function rate(description: string, defaultValue: number): SchemaNode {
 const LEVEL = String.raw`(?:\+|\{id\}|\{model\}|[^/#+{}]*)`;
 const TOPIC_TEMPLATE = `^(?:${LEVEL}/)*(?:${LEVEL}|#)$`;
 
-function topicList(description: string, defaultValue?: readonly string[]): SchemaNode {
+function topicList(description: string, defaultValue?: readonly string[]) {
   return {
     type: 'array',
     description,
@@ -73,10 +79,10 @@ function topicList(description: string, defaultValue?: readonly string[]): Schem
       minLength: 1,
       pattern: TOPIC_TEMPLATE,
     },
-  };
+  } as const satisfies SchemaNode;
 }
 
-const modelPolicy = (description: string, lifetime?: number): SchemaNode => ({
+const modelPolicy = (description: string, lifetime?: number) => ({
   type: 'object',
   description,
   ...(lifetime === undefined ? {} : { default: {} }),
@@ -90,9 +96,9 @@ const modelPolicy = (description: string, lifetime?: number): SchemaNode => ({
   },
   required: ['certificateLifetimeSeconds'],
   additionalProperties: false,
-});
+}) as const satisfies SchemaNode;
 
-const topicRules = (description: string): SchemaNode => ({
+const topicRules = (description: string) => ({
   type: 'object',
   description,
   properties: {
@@ -101,10 +107,10 @@ const topicRules = (description: string): SchemaNode => ({
   },
   required: ['publish', 'subscribe'],
   additionalProperties: false,
-});
+}) as const satisfies SchemaNode;
 
 /** The whole configuration file. Sections and settings left out take their default. */
-export const CONFIG_SCHEMA: SchemaNode = {
+export const CONFIG_SCHEMA = {
   type: 'object',
   description: 'Server configuration, `<data>/config.json`. Every setting has a default; a file sets only what it changes.',
   properties: {
@@ -264,7 +270,33 @@ export const CONFIG_SCHEMA: SchemaNode = {
   },
   required: ['enrollment', 'est', 'broker', 'listeners'],
   additionalProperties: false,
-};
+} as const satisfies SchemaNode;
+
+/**
+ * The TypeScript type of the values a schema node admits (what ajv lets through, with defaults
+ * filled): the configuration's types are this of {@link CONFIG_SCHEMA}, never written twice.
+ * Object keys listed in `required` are required, the others optional; a map
+ * (`additionalProperties` with a schema) is a record.
+ */
+export type ConfigOf<S> = S extends { readonly enum: readonly (infer E)[] }
+  ? E
+  : S extends { readonly type: 'integer' | 'number' }
+    ? number
+    : S extends { readonly type: 'string' }
+      ? string
+      : S extends { readonly type: 'array'; readonly items: infer I }
+        ? readonly ConfigOf<I>[]
+        : S extends { readonly type: 'object'; readonly properties: infer P }
+          ? ObjectOf<P, S extends { readonly required: readonly (infer R)[] } ? R : never>
+          : S extends { readonly type: 'object'; readonly additionalProperties: infer A }
+            ? Readonly<Record<string, ConfigOf<A>>>
+            : never;
+
+/** An object of fixed properties: the `Required` keys required, the others optional. */
+type ObjectOf<P, Required> = Flatten<{ readonly [K in keyof P & Required]: ConfigOf<P[K]> } & { readonly [K in Exclude<keyof P, Required>]?: ConfigOf<P[K]> }>;
+
+/** Shows an intersection as one object type (in editor hovers and error messages). */
+type Flatten<T> = { readonly [K in keyof T]: T[K] };
 
 /**
  * The value a schema gives when nothing is set: its `default`, with the defaults of its
