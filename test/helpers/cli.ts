@@ -15,6 +15,7 @@ export function fleetgate(args: readonly string[], options: { env?: Record<strin
   delete env.FLEETGATE_CA_PASSPHRASE;
   delete env.FLEETGATE_LOG_LEVEL;
   delete env.FLEETGATE_REGISTRY_URL;
+  delete env.FLEETGATE_CLUSTER_REDIS;
   return run(process.execPath, [...SOURCE_NODE_ARGS, FLEETGATE_BIN, ...args], { env: { ...env, ...options.env }, cwd: options.cwd });
 }
 

@@ -19,10 +19,14 @@ export function registryUrlOption(values: Record<string, unknown>, env: NodeJS.P
   return url;
 }
 
-/** The Redis URL of `--cluster-redis` (undefined: config.json `cluster.redis` decides, else one node). */
-export function clusterRedisOption(values: Record<string, unknown>): string | undefined {
-  const url = values['cluster-redis'] as string | undefined;
-  if (url !== undefined && !/^rediss?:\/\//.test(url)) throw new UsageError(`--cluster-redis must be a Redis URL (redis://host:port), not ${JSON.stringify(url)}`);
+/** The environment variable that names the cluster's Redis (between `--cluster-redis` and config.json). */
+export const CLUSTER_REDIS_ENV = 'FLEETGATE_CLUSTER_REDIS';
+
+/** The Redis URL of `--cluster-redis`, else FLEETGATE_CLUSTER_REDIS (undefined: config.json `cluster.redis` decides, else one node). */
+export function clusterRedisOption(values: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const flag = values['cluster-redis'] as string | undefined;
+  const url = flag ?? (env[CLUSTER_REDIS_ENV] || undefined);
+  if (url !== undefined && !/^rediss?:\/\//.test(url)) throw new UsageError(`${flag !== undefined ? '--cluster-redis' : CLUSTER_REDIS_ENV} must be a Redis URL (redis://host:port), not ${JSON.stringify(url)}`);
   return url;
 }
 

@@ -26,7 +26,7 @@ Options:
                       config.json registry.url, else LevelDB in <data>/registry; docs/postgres.md)
   --cluster-redis URL cluster mode: MQTT routing, persistent sessions and retained messages shared
                       with the other nodes through Redis (redis://host:port); needs --registry
-                      (default config.json cluster.redis; docs/cluster.md)
+                      (default $FLEETGATE_CLUSTER_REDIS, then config.json cluster.redis; docs/cluster.md)
   --node-id ID        this node's name in the cluster: presence, device show, logs
                       (default config.json cluster.nodeId, else host name and process id)
   --host H            address to listen on (default ${DEFAULT_LISTEN.host})
