@@ -12,6 +12,7 @@ import type { ServerConfig } from '../server/src/config/config.ts';
 import { factoryCredentials, makeDataDir, serviceCredential, startFleet, testConfig, type Fleet } from './helpers/fleet.ts';
 import { sharedPostgres, stopSharedPostgres } from './helpers/postgres.ts';
 import { startRedis } from './helpers/redis.ts';
+import { startServeProcess } from './helpers/serve-process.ts';
 import { waitFor, withDeadline } from './helpers/wait.ts';
 
 /*
@@ -123,6 +124,29 @@ test('revoked through node B, a device connected to node A is dropped within 1 s
   client.options.reconnectPeriod = 0;
   t.is(await connackCode(a, device.operational), 5);
   t.is(await connackCode(b, device.operational), 5);
+});
+
+test('a node killed without writing its devices\' disconnections no longer counts them as connected once its heartbeat expires', async (t) => {
+  const data = await makeDataDir(t);
+  const registryUrl = await (await sharedPostgres()).createDatabase();
+  const redis = await startRedis();
+  t.teardown(() => redis.destroy());
+  const a = await startFleet(t, { dataDir: data, registryUrl, clusterRedis: redis.url, nodeId: 'node-a' });
+  const b = await startServeProcess(t, data.dir, data.rootPem, { args: ['--registry', registryUrl, '--cluster-redis', redis.url, '--node-id', 'node-b'], mqttPort: true });
+  const [device] = await enrolledDevices(t, a, 'thermostat', 1);
+  if (!device) throw new Error('no device');
+  const client = await connectAsync(b.mqttUrl, { ...mqttOptions(a, device.operational), reconnectPeriod: 0 });
+  t.teardown(() => client.endAsync(true));
+  const show = async (): Promise<DeviceDetail> => (await admin(a, 'GET', `/v1/devices/${device.id}`)).json<DeviceDetail>();
+  await waitFor(async () => (await show()).presence?.node === 'node-b' && (await show()).connected, { what: 'the device connected on node B' });
+  b.child.kill('SIGKILL');
+  const started = performance.now();
+  const detail = await waitFor(async () => {
+    const answer = await show();
+    return answer.connected ? undefined : answer;
+  }, { what: 'node A to stop counting the device as connected', timeoutMs: 20_000 });
+  t.like(detail.presence, { connected: false, node: 'node-b' });
+  t.log(`node B killed; its device shown as not connected after ${Math.round(performance.now() - started)} ms`);
 });
 
 test('CRL numbers and content are the same from every node, and list a revocation made through either', async (t) => {

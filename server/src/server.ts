@@ -245,7 +245,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     const adminLogger = logger.child({ component: 'admin' });
     const operatorAuthority = new OperatorAuthority({ store: registry, crl, importBatches, logger: adminLogger, now: options.now });
     const admin = createAdminServer({
-      context: { authority: operatorAuthority, store: registry, crl, logger: adminLogger },
+      context: { authority: operatorAuthority, store: registry, crl, logger: adminLogger, ...(cluster ? { nodeAlive: (id: string) => cluster.nodeAlive(id) } : {}) },
       credentials: registry,
       issuing: issuing.x509,
       tls: { key: serverKey, cert: serverCert, clientCas: [toPem('CERTIFICATE', root), toPem('CERTIFICATE', issuing.certificate)] },

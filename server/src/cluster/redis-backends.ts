@@ -25,6 +25,12 @@ export type AedesPersistence = object;
 type MqEmitterRedisFactory = (options: { pubConn: Redis; subConn: Redis }) => MessageEmitter;
 type PersistenceRedisFactory = (options: { conn: Redis; maxSessionDelivery?: number }) => AedesPersistence & { destroy(callback: () => void): void };
 
+/** A node renews its "alive" key this often, with this lifetime. */
+const NODE_HEARTBEAT_MS = 3_000;
+const NODE_ALIVE_TTL_MS = 10_000;
+/** How long a liveness look waits for Redis before it answers "alive" (it cannot tell). */
+const NODE_ALIVE_WAIT_MS = 250;
+
 /** How long closing waits for Redis to acknowledge before it drops the connections. */
 const CLOSE_WAIT_MS = 2_000;
 
@@ -51,6 +57,12 @@ export interface ClusterBackends {
   readonly redis: Redis;
   /** Whether every connection is up (readiness). */
   connected(): boolean;
+  /**
+   * Whether a node is alive: it renews a key in Redis every few seconds while it runs. A node
+   * killed (or whose machine was lost) never writes its devices' disconnections; what it last
+   * wrote is stale once its key has expired.
+   */
+  nodeAlive(nodeId: string): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -107,6 +119,13 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterBa
   const mqemitterRedis = require('mqemitter-redis') as MqEmitterRedisFactory;
   const persistenceRedis = require('aedes-persistence-redis') as PersistenceRedisFactory;
   const mq = mqemitterRedis({ pubConn: pub, subConn: sub });
+  const aliveKey = (nodeId: string): string => `fleetgate:node:${nodeId}:alive`;
+  const beat = (): void => {
+    redis.set(aliveKey(options.nodeId), String(Date.now()), 'PX', NODE_ALIVE_TTL_MS).catch(() => undefined);
+  };
+  beat();
+  const heartbeat = setInterval(beat, NODE_HEARTBEAT_MS);
+  heartbeat.unref();
   const persistence = persistenceRedis({ conn: store, ...(options.maxSessionDelivery ? { maxSessionDelivery: options.maxSessionDelivery } : {}) });
   return {
     nodeId: options.nodeId,
@@ -114,7 +133,23 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterBa
     persistence,
     redis,
     connected: () => connections.every((connection) => connection.status === 'ready'),
+    // While Redis does not answer, a node cannot tell: it says alive rather than hide presence.
+    nodeAlive: async (nodeId) => {
+      let timer: NodeJS.Timeout | undefined;
+      const unknown = new Promise<number>((resolve) => {
+        timer = setTimeout(() => resolve(1), NODE_ALIVE_WAIT_MS);
+      });
+      try {
+        return (await Promise.race([redis.exists(aliveKey(nodeId)), unknown])) > 0;
+      } catch {
+        return true;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
     async close() {
+      clearInterval(heartbeat);
+      await bounded(redis.del(aliveKey(options.nodeId)).then(() => undefined)).catch(() => undefined);
       // aedes' close has closed the emitter (and its two connections) already; this is idempotent.
       await new Promise<void>((resolve) => mq.close(resolve));
       await bounded(new Promise<void>((resolve) => persistence.destroy(resolve)));

@@ -1,6 +1,6 @@
 import { isDeviceId, MODEL_PATTERN } from '@fleetgate/device-sdk/protocol';
 import type { DeviceCommand, DeviceOutcome } from '../../authority/operator-authority.ts';
-import { REVOCATION_REASONS, type DeviceAction, type DeviceRecord, type DeviceState, type RevocationReason } from '../../registry/types.ts';
+import { REVOCATION_REASONS, type DeviceAction, type DeviceRecord, type DeviceState, type PresenceRecord, type RevocationReason } from '../../registry/types.ts';
 import { ADMIN_CODE_OF_OPERATOR_REFUSAL, AdminError } from '../errors.ts';
 import { limitParameter, onlyFields, optionalString, readJson, sendJson } from '../http.ts';
 import {
@@ -61,7 +61,7 @@ export const listDevices: AdminRoute = {
     const expiresBefore = isoParameter(query, 'expiresBefore');
     const devices = await context.store.listDevices({ state: state as DeviceState | undefined, model, expiresBefore, after, limit });
     // Presence is advisory (the broker writes it in batches): one point read per device of the page.
-    const presence = await Promise.all(devices.map((device) => context.store.getPresence(device.id)));
+    const presence = await livePresence(context, await Promise.all(devices.map((device) => context.store.getPresence(device.id))));
     sendJson(response, 200, {
       devices: devices.map(deviceView),
       presence: Object.fromEntries(devices.map((device, index) => [device.id, presenceSummary(presence[index])])),
@@ -69,6 +69,19 @@ export const listDevices: AdminRoute = {
     } satisfies DevicePage);
   },
 };
+
+/**
+ * Presence as it stands: a node that was killed (or whose machine was lost) never wrote its
+ * devices' disconnections, so a "connected" it recorded is void once the node is gone (cluster
+ * mode; each node asked once per request).
+ */
+async function livePresence(context: AdminContext, records: readonly (PresenceRecord | undefined)[]): Promise<(PresenceRecord | undefined)[]> {
+  const { nodeAlive } = context;
+  if (!nodeAlive) return [...records];
+  const nodes = [...new Set(records.flatMap((record) => (record?.connected && record.node !== undefined ? [record.node] : [])))];
+  const gone = new Set((await Promise.all(nodes.map(async (node) => ((await nodeAlive(node)) ? [] : [node])))).flat());
+  return records.map((record) => (record?.connected && record.node !== undefined && gone.has(record.node) ? { ...record, connected: false } : record));
+}
 
 /** GET /v1/devices/:id — state, certificate, presence, certificates, history and broker events. */
 export const showDevice: AdminRoute = {
@@ -82,10 +95,11 @@ export const showDevice: AdminRoute = {
       context.store.readAudit({ deviceId: device.id }),
       context.store.listDeviceEvents(device.id),
     ]);
+    const [live] = await livePresence(context, [presence]);
     sendJson(request.response, 200, {
       device: deviceView(device),
-      presence: presence ? presenceView(presence) : null,
-      connected: presence?.connected ?? false,
+      presence: live ? presenceView(live) : null,
+      connected: live?.connected ?? false,
       certificates: certificates.map(certificateView),
       history: history.map(auditEntryView),
       brokerEvents: brokerEvents.map(deviceEventView),

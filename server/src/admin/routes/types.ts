@@ -21,6 +21,8 @@ export interface AdminContext {
   /** The current CRL (DER) of the device-issuing CA (crl/crl-publisher.ts). */
   readonly crl: { crl(): Promise<Buffer> };
   readonly logger: Logger;
+  /** Cluster mode: whether the node a presence record names still runs (cluster/redis-backends.ts). */
+  readonly nodeAlive?: (nodeId: string) => Promise<boolean>;
 }
 
 /** One admin request, after authentication. */
