@@ -24,6 +24,7 @@ import { OperatorAuthority } from './authority/operator-authority.ts';
 import { CrlPublisher } from './crl/crl-publisher.ts';
 import { TLS_SERVER_DEFAULTS } from './tls/defaults.ts';
 import { createMetricsServer } from './metrics/metrics-server.ts';
+import { startExpiryScan } from './metrics/expiry-scan.ts';
 import { DeviceCensus } from './metrics/device-census.ts';
 import { HealthState, listenerCheck } from './metrics/health.ts';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -54,8 +55,11 @@ export interface StartOptions {
   readonly registry?: Registry;
 }
 
-/** A running fleetgate server. */
-export interface RunningServer {
+/**
+ * A running fleetgate node: EST, MQTT and the admin API, without the metrics listener. A worker
+ * of `fleetgate serve --workers N` is one (the primary serves the metrics of all).
+ */
+export interface RunningNode {
   readonly registry: Registry;
   readonly authority: EnrollmentAuthority;
   readonly config: ServerConfig;
@@ -69,11 +73,22 @@ export interface RunningServer {
   /** Base URL of the admin API, e.g. https://127.0.0.1:9443 */
   readonly adminUrl: string;
   readonly adminPort: number;
-  /** URL of the Prometheus endpoint, e.g. http://127.0.0.1:9464/metrics (`/healthz` and `/readyz` beside it). */
-  readonly metricsUrl: string;
   /** Liveness and readiness as `/readyz` reports them. */
   readonly health: HealthState;
   readonly crl: CrlPublisher;
+  /** The node's name in the cluster (presence, `device show`): `--node-id`, else host name and process id. */
+  readonly nodeId: string;
+  /**
+   * Stops: readiness turns to not ready at once, then the listeners stop accepting and let
+   * in-flight requests finish, and the registry closes.
+   */
+  close(): Promise<void>;
+}
+
+/** A running fleetgate server: a node and its metrics listener. */
+export interface RunningServer extends RunningNode {
+  /** URL of the Prometheus endpoint, e.g. http://127.0.0.1:9464/metrics (`/healthz` and `/readyz` beside it). */
+  readonly metricsUrl: string;
   /**
    * Stops: `/readyz` answers 503 at once (for `health.shutdownDrainMs` before anything else
    * happens), then the listeners stop accepting and let in-flight requests finish, the registry
@@ -119,8 +134,53 @@ function closeHttpServer(server: Server, guard: ListenerGuard): Promise<void> {
   });
 }
 
-/** Starts fleetgate from a data directory made by `fleetgate init`. */
+/** How a URL names a host: an IPv6 address in brackets. */
+export function urlHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/** Starts fleetgate from a data directory made by `fleetgate init`: every listener, metrics included. */
 export async function startServer(options: StartOptions): Promise<RunningServer> {
+  const logger = options.logger ?? createLogger();
+  const node = await startNode({ ...options, logger });
+  const listenOptions = { ...DEFAULT_LISTEN, ...options.listen };
+  const metricsServer = createMetricsServer(node.metrics.registry, logger.child({ component: 'metrics' }), node.health);
+  const metricsHost = listenOptions.metricsHost ?? listenOptions.host;
+  let metricsPort: number;
+  try {
+    metricsPort = await listen(metricsServer.server, listenOptions.metricsPort, metricsHost);
+  } catch (error) {
+    await node.close();
+    throw error;
+  }
+  const metricsUrl = `http://${urlHost(metricsHost)}:${metricsPort}/metrics`;
+  logger.info({ estUrl: node.estUrl, mqttUrl: node.mqttUrl, adminUrl: node.adminUrl, metricsUrl, dataDir: options.dataDir }, 'fleetgate listening');
+  const drainMs = (node.config.health ?? DEFAULT_HEALTH).shutdownDrainMs;
+  let closing: Promise<void> | undefined;
+  return {
+    ...node,
+    metricsUrl,
+    close() {
+      closing ??= (async () => {
+        node.health.beginShutdown();
+        if (drainMs > 0) {
+          logger.info({ drainMs }, 'not ready: draining before the listeners close');
+          await delay(drainMs);
+        }
+        await node.close();
+        // Last: /readyz keeps answering (503) while everything else stops.
+        await metricsServer.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+/**
+ * Starts a node from a data directory made by `fleetgate init`: EST, MQTT and the admin API
+ * (`options.listen` metrics settings are not used). {@link startServer} adds the metrics listener.
+ */
+export async function startNode(options: StartOptions): Promise<RunningNode> {
   const listenOptions = { ...DEFAULT_LISTEN, ...options.listen };
   const logger = options.logger ?? createLogger();
   const layout = dataLayout(options.dataDir);
@@ -170,6 +230,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   try {
     const census = await DeviceCensus.start(registry, metrics.devices);
     closers.push(async () => census.close());
+    const stopExpiryScan = startExpiryScan(metrics, registry, logger.child({ component: 'metrics' }));
+    closers.push(async () => stopExpiryScan());
     const serverKey = await readFile(layout.serverKey, 'utf8');
     const serverCert = await readFile(layout.serverCert, 'utf8');
     const factoryProvisioner = new CaBootstrapProvisioner(FACTORY_TRUST, factory);
@@ -252,19 +314,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     closers.unshift(() => closeHttpServer(admin, adminGuard));
     health.add(listenerCheck('admin', admin));
 
-    const metricsServer = createMetricsServer(metrics, registry, logger.child({ component: 'metrics' }), health);
-    const metricsHost = listenOptions.metricsHost ?? listenOptions.host;
-    const metricsPort = await listen(metricsServer.server, listenOptions.metricsPort, metricsHost);
-    // Last: /readyz keeps answering (503) while everything else stops.
-    closers.push(() => metricsServer.close());
-    const drainMs = (config.health ?? DEFAULT_HEALTH).shutdownDrainMs;
-
-    const urlHost = (host: string): string => (host.includes(':') ? `[${host}]` : host);
     const estUrl = `https://${urlHost(listenOptions.host)}:${estPort}`;
     const mqttUrl = `mqtts://${urlHost(listenOptions.host)}:${mqttPort}`;
-    const metricsUrl = `http://${urlHost(metricsHost)}:${metricsPort}/metrics`;
     const adminUrl = `https://${urlHost(listenOptions.host)}:${adminPort}`;
-    logger.info({ estUrl, mqttUrl, adminUrl, metricsUrl, dataDir: options.dataDir }, 'fleetgate listening');
     let closing: Promise<void> | undefined;
     return {
       registry,
@@ -277,16 +329,12 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       mqttPort,
       adminUrl,
       adminPort,
-      metricsUrl,
       health,
       crl,
+      nodeId,
       close() {
         closing ??= (async () => {
           health.beginShutdown();
-          if (drainMs > 0) {
-            logger.info({ drainMs }, 'not ready: draining before the listeners close');
-            await delay(drainMs);
-          }
           for (const close of closers) await close();
           await cluster?.close();
           await registry.close();
