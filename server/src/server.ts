@@ -1,4 +1,3 @@
-import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:https';
 import { EnrollmentAuthority } from './authority/enrollment-authority.ts';
@@ -14,7 +13,6 @@ import { ClusterError } from './cluster/errors.ts';
 import type { Registry } from './registry/types.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { X509Certificate } from 'node:crypto';
-import type { Server as NetServer } from 'node:net';
 import { createBroker } from './broker/broker-server.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { createAdminServer } from './admin/admin-server.ts';
@@ -31,9 +29,9 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { listenerReporting } from './metrics/listener-reporting.ts';
 import { guardNamedListener, type ListenerGuard } from './tls/listener-guard.ts';
 
-import { DEFAULT_LISTEN, type ListenOptions } from './listen.ts';
+import { DEFAULT_LISTEN, LISTEN_BACKLOG, listen, urlHost, type ListenOptions } from './listen.ts';
 
-export { DEFAULT_LISTEN, type ListenOptions };
+export { DEFAULT_LISTEN, LISTEN_BACKLOG, type ListenOptions };
 
 export interface StartOptions {
   readonly dataDir: string;
@@ -100,18 +98,6 @@ export interface RunningServer extends RunningNode {
 /** How long shutdown waits for in-flight requests. */
 export const SHUTDOWN_GRACE_MS = 5_000;
 
-/** The listen backlog of every listener: connection storms must queue, not be refused. */
-export const LISTEN_BACKLOG = 4096;
-
-function listen(server: NetServer, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
-      server.off('error', reject);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
-}
 
 /**
  * Stops an HTTP(S) server: in-flight requests finish, a connection held past the grace is cut.
@@ -132,11 +118,6 @@ function closeHttpServer(server: Server, guard: ListenerGuard): Promise<void> {
     guard.closePending();
     server.closeIdleConnections();
   });
-}
-
-/** How a URL names a host: an IPv6 address in brackets. */
-export function urlHost(host: string): string {
-  return host.includes(':') ? `[${host}]` : host;
 }
 
 /** Starts fleetgate from a data directory made by `fleetgate init`: every listener, metrics included. */
