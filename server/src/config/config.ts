@@ -140,6 +140,8 @@ export interface ClusterConfig {
   /** This node's name; absent: host name and process id. */
   readonly nodeId?: string;
   readonly maxSessionDelivery: number;
+  /** Worker processes of `fleetgate serve` (node:cluster); absent: 1. */
+  readonly workers?: number;
 }
 
 /** Where the registry lives and how fleetgate talks to PostgreSQL (docs/postgres.md). */
