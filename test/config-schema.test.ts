@@ -178,7 +178,7 @@ test('every setting in the schema has a type and a description; every number a l
   for (const [path, node] of nodes(CONFIG_SCHEMA, '')) {
     for (const key of Object.keys(node.properties ?? {})) if (!(node.required ?? []).includes(key)) optional.add(path ? `${path}.${key}` : key);
   }
-  t.deepEqual([...optional].filter((path) => path.includes('.') && !path.includes('<name>')).sort(), ['cluster.nodeId', 'cluster.redis', 'registry.url'], 'the optional settings: where leaving them out means something');
+  t.deepEqual([...optional].filter((path) => path.includes('.') && !path.includes('<name>')).sort(), ['cluster.nodeId', 'cluster.redis', 'cluster.workers', 'registry.url'], 'the optional settings: where leaving them out means something');
   for (const [path, node] of nodes(CONFIG_SCHEMA, '')) {
     t.truthy(node.description, `${path}: description`);
     if (node.type === 'integer' || node.type === 'number') t.true(node.minimum !== undefined || node.exclusiveMinimum !== undefined, `${path}: lower bound`);

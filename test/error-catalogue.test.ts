@@ -196,6 +196,7 @@ const SAMPLES: readonly FleetgateError[] = [
   new BatchError('bad model'),
   new ServiceCredentialError('bad name'),
   new clusterModule.ClusterError('SERVE_CLUSTER_INVALID', 'cluster mode needs PostgreSQL'),
+  new clusterModule.WorkerError('SERVE_CLUSTER_UNREACHABLE', 'Redis does not answer at redis://127.0.0.1:6379'),
   new CliError('CLI_TLS_FAILED', 'tls'),
   new UsageError('missing --count'),
   new SdkError('SDK_NETWORK', 'offline'),

@@ -1,4 +1,3 @@
-import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:https';
 import { EnrollmentAuthority } from './authority/enrollment-authority.ts';
@@ -15,7 +14,6 @@ import { SharedRateLimiter } from './cluster/shared-rate-limiter.ts';
 import type { Registry } from './registry/types.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { X509Certificate } from 'node:crypto';
-import type { Server as NetServer } from 'node:net';
 import { createBroker } from './broker/broker-server.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { createAdminServer } from './admin/admin-server.ts';
@@ -25,15 +23,16 @@ import { OperatorAuthority } from './authority/operator-authority.ts';
 import { CrlPublisher } from './crl/crl-publisher.ts';
 import { TLS_SERVER_DEFAULTS } from './tls/defaults.ts';
 import { createMetricsServer } from './metrics/metrics-server.ts';
+import { startExpiryScan } from './metrics/expiry-scan.ts';
 import { DeviceCensus } from './metrics/device-census.ts';
 import { HealthState, listenerCheck } from './metrics/health.ts';
 import { setTimeout as delay } from 'node:timers/promises';
 import { listenerReporting } from './metrics/listener-reporting.ts';
 import { guardNamedListener, type ListenerGuard } from './tls/listener-guard.ts';
 
-import { DEFAULT_LISTEN, type ListenOptions } from './listen.ts';
+import { DEFAULT_LISTEN, LISTEN_BACKLOG, listen, urlHost, type ListenOptions } from './listen.ts';
 
-export { DEFAULT_LISTEN, type ListenOptions };
+export { DEFAULT_LISTEN, LISTEN_BACKLOG, type ListenOptions };
 
 export interface StartOptions {
   readonly dataDir: string;
@@ -55,8 +54,11 @@ export interface StartOptions {
   readonly registry?: Registry;
 }
 
-/** A running fleetgate server. */
-export interface RunningServer {
+/**
+ * A running fleetgate node: EST, MQTT and the admin API, without the metrics listener. A worker
+ * of `fleetgate serve --workers N` is one (the primary serves the metrics of all).
+ */
+export interface RunningNode {
   readonly registry: Registry;
   readonly authority: EnrollmentAuthority;
   readonly config: ServerConfig;
@@ -70,11 +72,22 @@ export interface RunningServer {
   /** Base URL of the admin API, e.g. https://127.0.0.1:9443 */
   readonly adminUrl: string;
   readonly adminPort: number;
-  /** URL of the Prometheus endpoint, e.g. http://127.0.0.1:9464/metrics (`/healthz` and `/readyz` beside it). */
-  readonly metricsUrl: string;
   /** Liveness and readiness as `/readyz` reports them. */
   readonly health: HealthState;
   readonly crl: CrlPublisher;
+  /** The node's name in the cluster (presence, `device show`): `--node-id`, else host name and process id. */
+  readonly nodeId: string;
+  /**
+   * Stops: readiness turns to not ready at once, then the listeners stop accepting and let
+   * in-flight requests finish, and the registry closes.
+   */
+  close(): Promise<void>;
+}
+
+/** A running fleetgate server: a node and its metrics listener. */
+export interface RunningServer extends RunningNode {
+  /** URL of the Prometheus endpoint, e.g. http://127.0.0.1:9464/metrics (`/healthz` and `/readyz` beside it). */
+  readonly metricsUrl: string;
   /**
    * Stops: `/readyz` answers 503 at once (for `health.shutdownDrainMs` before anything else
    * happens), then the listeners stop accepting and let in-flight requests finish, the registry
@@ -86,18 +99,6 @@ export interface RunningServer {
 /** How long shutdown waits for in-flight requests. */
 export const SHUTDOWN_GRACE_MS = 5_000;
 
-/** The listen backlog of every listener: connection storms must queue, not be refused. */
-export const LISTEN_BACKLOG = 4096;
-
-function listen(server: NetServer, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
-      server.off('error', reject);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
-}
 
 /**
  * Stops an HTTP(S) server: in-flight requests finish, a connection held past the grace is cut.
@@ -120,8 +121,48 @@ function closeHttpServer(server: Server, guard: ListenerGuard): Promise<void> {
   });
 }
 
-/** Starts fleetgate from a data directory made by `fleetgate init`. */
+/** Starts fleetgate from a data directory made by `fleetgate init`: every listener, metrics included. */
 export async function startServer(options: StartOptions): Promise<RunningServer> {
+  const logger = options.logger ?? createLogger();
+  const node = await startNode({ ...options, logger });
+  const listenOptions = { ...DEFAULT_LISTEN, ...options.listen };
+  const metricsServer = createMetricsServer(node.metrics.registry, logger.child({ component: 'metrics' }), node.health);
+  const metricsHost = listenOptions.metricsHost ?? listenOptions.host;
+  let metricsPort: number;
+  try {
+    metricsPort = await listen(metricsServer.server, listenOptions.metricsPort, metricsHost);
+  } catch (error) {
+    await node.close();
+    throw error;
+  }
+  const metricsUrl = `http://${urlHost(metricsHost)}:${metricsPort}/metrics`;
+  logger.info({ estUrl: node.estUrl, mqttUrl: node.mqttUrl, adminUrl: node.adminUrl, metricsUrl, dataDir: options.dataDir }, 'fleetgate listening');
+  const drainMs = (node.config.health ?? DEFAULT_HEALTH).shutdownDrainMs;
+  let closing: Promise<void> | undefined;
+  return {
+    ...node,
+    metricsUrl,
+    close() {
+      closing ??= (async () => {
+        node.health.beginShutdown();
+        if (drainMs > 0) {
+          logger.info({ drainMs }, 'not ready: draining before the listeners close');
+          await delay(drainMs);
+        }
+        await node.close();
+        // Last: /readyz keeps answering (503) while everything else stops.
+        await metricsServer.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+/**
+ * Starts a node from a data directory made by `fleetgate init`: EST, MQTT and the admin API
+ * (`options.listen` metrics settings are not used). {@link startServer} adds the metrics listener.
+ */
+export async function startNode(options: StartOptions): Promise<RunningNode> {
   const listenOptions = { ...DEFAULT_LISTEN, ...options.listen };
   const logger = options.logger ?? createLogger();
   const layout = dataLayout(options.dataDir);
@@ -171,6 +212,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   try {
     const census = await DeviceCensus.start(registry, metrics.devices);
     closers.push(async () => census.close());
+    const stopExpiryScan = startExpiryScan(metrics, registry, logger.child({ component: 'metrics' }));
+    closers.push(async () => stopExpiryScan());
     const serverKey = await readFile(layout.serverKey, 'utf8');
     const serverCert = await readFile(layout.serverCert, 'utf8');
     const factoryProvisioner = new CaBootstrapProvisioner(FACTORY_TRUST, factory);
@@ -255,19 +298,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     closers.unshift(() => closeHttpServer(admin, adminGuard));
     health.add(listenerCheck('admin', admin));
 
-    const metricsServer = createMetricsServer(metrics, registry, logger.child({ component: 'metrics' }), health);
-    const metricsHost = listenOptions.metricsHost ?? listenOptions.host;
-    const metricsPort = await listen(metricsServer.server, listenOptions.metricsPort, metricsHost);
-    // Last: /readyz keeps answering (503) while everything else stops.
-    closers.push(() => metricsServer.close());
-    const drainMs = (config.health ?? DEFAULT_HEALTH).shutdownDrainMs;
-
-    const urlHost = (host: string): string => (host.includes(':') ? `[${host}]` : host);
     const estUrl = `https://${urlHost(listenOptions.host)}:${estPort}`;
     const mqttUrl = `mqtts://${urlHost(listenOptions.host)}:${mqttPort}`;
-    const metricsUrl = `http://${urlHost(metricsHost)}:${metricsPort}/metrics`;
     const adminUrl = `https://${urlHost(listenOptions.host)}:${adminPort}`;
-    logger.info({ estUrl, mqttUrl, adminUrl, metricsUrl, dataDir: options.dataDir }, 'fleetgate listening');
     let closing: Promise<void> | undefined;
     return {
       registry,
@@ -280,16 +313,12 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       mqttPort,
       adminUrl,
       adminPort,
-      metricsUrl,
       health,
       crl,
+      nodeId,
       close() {
         closing ??= (async () => {
           health.beginShutdown();
-          if (drainMs > 0) {
-            logger.info({ drainMs }, 'not ready: draining before the listeners close');
-            await delay(drainMs);
-          }
           for (const close of closers) await close();
           await cluster?.close();
           await registry.close();

@@ -4,7 +4,7 @@ import { createCsr, generateDeviceKeyPair } from '../../device-sdk/src/csr.ts';
 import { EST_PATHS } from '../../device-sdk/src/protocol.ts';
 import { toPem } from '../../server/src/pki/pem.ts';
 import { csrBody, estRequest } from './est-client.ts';
-import { factoryCredentials, type Credential, type Fleet } from './fleet.ts';
+import { factoryCredentials, type Credential, type DataDir, type Fleet } from './fleet.ts';
 import { certificatesFromCertsOnly } from './pkcs7.ts';
 
 /** A device that went through the real enrollment: its bootstrap and operational credentials. */
@@ -15,7 +15,7 @@ export interface EnrolledDevice {
 }
 
 /** Enrolls a device over EST (SDK CSR, bootstrap mTLS) and returns both credentials. */
-export async function enrollWithBootstrap(fleet: Fleet, bootstrap: Credential): Promise<EnrolledDevice> {
+export async function enrollWithBootstrap(fleet: Pick<Fleet, 'estUrl' | 'rootPem'>, bootstrap: Credential): Promise<EnrolledDevice> {
   const keys = await generateDeviceKeyPair();
   const response = await estRequest({ url: fleet.estUrl, path: EST_PATHS.simpleenroll, body: csrBody(await createCsr(bootstrap.id, keys)), ca: fleet.rootPem, cert: bootstrap.certPem, key: bootstrap.keyPem });
   if (response.status !== 200) throw new Error(`enrollment of ${bootstrap.id} failed: ${response.text}`);
@@ -28,13 +28,13 @@ export async function enrollWithBootstrap(fleet: Fleet, bootstrap: Credential): 
 }
 
 /** Issues factory credentials and enrolls `count` devices of a model. */
-export async function enrolledDevices(t: ExecutionContext, fleet: Fleet, model = 'thermostat', count = 1): Promise<EnrolledDevice[]> {
+export async function enrolledDevices(t: ExecutionContext, fleet: DataDir & Pick<Fleet, 'estUrl'>, model = 'thermostat', count = 1): Promise<EnrolledDevice[]> {
   const bootstraps = await factoryCredentials(t, fleet, model, count);
   return Promise.all(bootstraps.map((bootstrap) => enrollWithBootstrap(fleet, bootstrap)));
 }
 
 /** MQTT.js connection options for a credential against the fleet's broker (no auto-reconnect). */
-export function mqttOptions(fleet: Fleet, credential: Credential, overrides: Partial<IClientOptions> = {}): IClientOptions {
+export function mqttOptions(fleet: Pick<Fleet, 'rootPem'>, credential: Credential, overrides: Partial<IClientOptions> = {}): IClientOptions {
   return {
     clientId: credential.id,
     ca: fleet.rootPem,

@@ -30,6 +30,8 @@ export const OPERATOR_ERRORS = {
   SERVE_CLUSTER_INVALID: 2,
   /** `fleetgate serve --cluster-redis`: Redis does not answer at start. */
   SERVE_CLUSTER_UNREACHABLE: 1,
+  /** `fleetgate serve --workers N`: a worker died at start without a code of its own, or kept dying (restarts per minute exhausted) (cluster/worker-pool.ts). */
+  SERVE_WORKER_FAILED: 1,
   /** No connection to the admin API: refused, unknown host, timed out, reset. */
   CLI_SERVER_UNREACHABLE: 1,
   /** The TLS connection failed: the server certificate does not chain to the root, or does not name the host, or the other end does not speak TLS. */

@@ -27,6 +27,7 @@ export interface SchemaNode {
   readonly propertyNames?: { readonly pattern: string };
 }
 
+import { MAX_WORKERS } from '../cluster/worker-protocol.ts';
 import { POSTGRES_DEFAULTS } from '../registry/postgres/defaults.ts';
 
 const DAY = 86_400;
@@ -254,12 +255,19 @@ export const CONFIG_SCHEMA = {
     },
     cluster: {
       type: 'object',
-      description: 'Cluster mode (docs/cluster.md): several fleetgate nodes share MQTT routing, persistent sessions and retained messages through Redis, and the registry through PostgreSQL (`registry.url`). `--cluster-redis` and `--node-id` override these.',
+      description: 'Cluster mode (docs/cluster.md): several fleetgate nodes share MQTT routing, persistent sessions and retained messages through Redis, and the registry through PostgreSQL (`registry.url`). `--cluster-redis`, `--node-id` and `--workers` override these.',
       default: {},
       properties: {
         redis: { type: 'string', description: 'the Redis URL every node of the cluster uses, `redis://host:port` (or `rediss://` for TLS)', pattern: '^rediss?://' },
         nodeId: { type: 'string', description: "this node's name in the cluster (presence, `device show`, logs); default: host name and process id", pattern: '^[A-Za-z0-9._-]{1,64}$' },
         maxSessionDelivery: integer('Offline QoS 1 messages delivered to a persistent session when it reconnects (aedes-persistence-redis).', 1000, 1, 1_000_000),
+        workers: {
+          type: 'integer',
+          description:
+            'Worker processes `fleetgate serve` runs on the same listening ports (node:cluster), each a cluster node named `<nodeId>-w<i>`. Above 1 needs `registry.url` and `redis`. The limits of this file apply to each worker. `--workers` overrides it; absent: 1 (one process).',
+          minimum: 1,
+          maximum: MAX_WORKERS,
+        },
       },
       required: ['maxSessionDelivery'],
       additionalProperties: false,

@@ -1,14 +1,17 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { Registry } from '../registry/types.ts';
-import type { HealthState } from './health.ts';
-import type { Metrics } from './metrics.ts';
-
-/** How often the expiring-certificates gauge is recomputed (it scans every device). */
-const EXPIRY_SCAN_MS = 60_000;
-const SEVEN_DAYS_MS = 7 * 86_400_000;
+import type { Registry as PromRegistry } from 'prom-client';
+import type { Readiness } from './health.ts';
 
 const PATHS = 'GET /metrics, /healthz, /readyz';
+
+/** What `/metrics` renders: a prom-client registry, or anything that renders like one. */
+export type MetricsSource = Pick<PromRegistry, 'contentType' | 'metrics'>;
+
+/** What `/readyz` asks. */
+export interface ReadinessSource {
+  readiness(): Promise<Readiness>;
+}
 
 /**
  * The plain-HTTP endpoint for monitoring, loopback by default: it carries no secrets, but it does
@@ -21,19 +24,10 @@ const PATHS = 'GET /metrics, /healthz, /readyz';
  *   listens, 503 naming what is not ready otherwise (and from the start of a shutdown on).
  *
  * `HEAD` is answered like `GET` without the body (some load balancers probe with it).
+ * `metrics` is a process's prom-client registry, or what renders the workers' registries together
+ * (cluster/worker-pool.ts); `health` is its HealthState, or the workers' readiness together.
  */
-export function createMetricsServer(metrics: Metrics, registry: Pick<Registry, 'listDevices'>, logger: Logger, health: HealthState): { server: Server; close(): Promise<void> } {
-  const scanExpiring = async (): Promise<void> => {
-    const horizon = Date.now() + SEVEN_DAYS_MS;
-    const devices = await registry.listDevices({ state: 'enrolled' });
-    metrics.certificatesExpiringSoon.set(devices.filter((device) => Date.parse(device.certNotAfter) < horizon).length);
-  };
-  const scan = (): void => {
-    scanExpiring().catch((error: unknown) => logger.warn({ err: error }, 'expiry scan failed'));
-  };
-  scan();
-  const timer = setInterval(scan, EXPIRY_SCAN_MS);
-  timer.unref();
+export function createMetricsServer(metrics: MetricsSource, logger: Logger, health: ReadinessSource): { server: Server; close(): Promise<void> } {
   const send = (request: IncomingMessage, response: ServerResponse, status: number, contentType: string, body: string): void => {
     response.writeHead(status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
     response.end(request.method === 'HEAD' ? undefined : body);
@@ -62,8 +56,8 @@ export function createMetricsServer(metrics: Metrics, registry: Pick<Registry, '
       send(request, response, 404, 'text/plain; charset=utf-8', `not found: ${PATHS}\n`);
       return;
     }
-    metrics.registry.metrics().then(
-      (text) => send(request, response, 200, metrics.registry.contentType, text),
+    metrics.metrics().then(
+      (text) => send(request, response, 200, metrics.contentType, text),
       (error: unknown) => {
         logger.error({ err: error }, 'metrics rendering failed');
         response.writeHead(500).end();
@@ -74,7 +68,6 @@ export function createMetricsServer(metrics: Metrics, registry: Pick<Registry, '
     server,
     close: () =>
       new Promise<void>((resolve) => {
-        clearInterval(timer);
         server.close(() => resolve());
         server.closeAllConnections();
       }),

@@ -3,6 +3,10 @@ import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetr
 /**
  * Every Prometheus metric fleetgate exports, in one place so names stay consistent.
  * One instance per server (tests start several servers in one process).
+ *
+ * Under `fleetgate serve --workers N` the primary sums each series over the workers
+ * (prom-client's `AggregatorRegistry.aggregate`): what a worker counts or holds itself adds up to
+ * the node's. The gauges every worker computes over the whole registry take the `max` instead.
  */
 export class Metrics {
   readonly registry = new PromRegistry();
@@ -96,6 +100,7 @@ export class Metrics {
     name: 'fleetgate_certificates_expiring_7d',
     help: 'Enrolled devices whose current certificate expires within 7 days',
     registers: [this.registry],
+    aggregator: 'max',
   });
 
   readonly devices = new Gauge({
@@ -103,6 +108,7 @@ export class Metrics {
     help: 'Devices in the registry by state and model (kept current on device changes, not counted per scrape)',
     labelNames: ['state', 'model'] as const,
     registers: [this.registry],
+    aggregator: 'max',
   });
 
   readonly deviceHistoryEvents = new Counter({
@@ -121,5 +127,39 @@ export class Metrics {
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'fleetgate_' });
+  }
+}
+
+/**
+ * The metrics of the primary of `fleetgate serve --workers N`, rendered with the workers' sums:
+ * its workers, their restarts, and how the MQTT connections are spread over them.
+ */
+export class WorkerPoolMetrics {
+  readonly registry = new PromRegistry();
+
+  readonly up = new Gauge({
+    name: 'fleetgate_worker_up',
+    help: 'Whether a worker process is up and serving (1) or starting, restarting or stopped (0), by worker (w0, w1, ...)',
+    labelNames: ['worker'] as const,
+    registers: [this.registry],
+  });
+
+  readonly restarts = new Counter({
+    name: 'fleetgate_worker_restarts_total',
+    help: 'Worker processes restarted after they died, by worker',
+    labelNames: ['worker'] as const,
+    registers: [this.registry],
+  });
+
+  readonly mqttConnections = new Gauge({
+    name: 'fleetgate_worker_mqtt_connections',
+    help: 'MQTT clients (devices and services) connected to each worker at the last scrape: how the listening port spreads them',
+    labelNames: ['worker'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    // The primary's own CPU and memory count in the node's totals (summed with the workers').
+    collectDefaultMetrics({ register: this.registry, prefix: 'fleetgate_' });
   }
 }
