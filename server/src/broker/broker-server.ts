@@ -61,7 +61,7 @@ const EXPIRY_SWEEP_MS = 30_000;
 export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const { config, logger, metrics } = options;
   const sessions = new SessionTable();
-  const presence = new PresenceRecorder(options.registry, config.limits.presenceFlushMs, logger, options.nodeId);
+  const presence = new PresenceRecorder(options.registry, config.limits.presenceFlushMs, logger, options.cluster ? options.nodeId : undefined);
   const history = new DeviceHistoryRecorder(
     options.registry,
     { keepPerDevice: config.limits.historyPerDevice, summaryWindowMs: config.limits.historySummaryWindowMs, maxOpen: config.limits.historyMaxOpen, flushMs: config.limits.presenceFlushMs },

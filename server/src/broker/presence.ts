@@ -18,8 +18,11 @@ export class PresenceRecorder {
     private readonly registry: PresenceStore,
     flushMs: number,
     private readonly logger: Logger,
-    /** This node: a connection's presence says where it is, and a disconnect here does not undo a connection elsewhere. */
-    private readonly nodeId: string,
+    /**
+     * Cluster mode: this node, so a connection's presence says where it is, and a disconnect here
+     * does not undo a connection elsewhere. Undefined for a node alone (nothing to tell apart).
+     */
+    private readonly nodeId: string | undefined,
     private readonly now: () => Date = () => new Date(),
   ) {
     this.timer = setInterval(() => void this.flush(), flushMs);
@@ -28,13 +31,13 @@ export class PresenceRecorder {
 
   connected(deviceId: string, peer: string | undefined): void {
     const time = this.now().toISOString();
-    this.dirty.set(deviceId, { deviceId, connected: true, lastSeen: time, connectedAt: time, peer, node: this.nodeId });
+    this.dirty.set(deviceId, { deviceId, connected: true, lastSeen: time, connectedAt: time, peer, ...this.node() });
   }
 
   disconnected(deviceId: string): void {
     const time = this.now().toISOString();
     const previous = this.dirty.get(deviceId);
-    this.dirty.set(deviceId, { ...previous, deviceId, connected: false, lastSeen: time, disconnectedAt: time, node: this.nodeId });
+    this.dirty.set(deviceId, { ...previous, deviceId, connected: false, lastSeen: time, disconnectedAt: time, ...this.node() });
   }
 
   /**
@@ -43,6 +46,10 @@ export class PresenceRecorder {
    */
   seen(deviceId: string): void {
     this.lastSeen.set(deviceId, Date.now());
+  }
+
+  private node(): { node?: string } {
+    return this.nodeId === undefined ? {} : { node: this.nodeId };
   }
 
   /** Writes what changed since the last flush. */
@@ -63,7 +70,7 @@ export class PresenceRecorder {
           batch.map(async (update) => {
             const stored = await this.registry.getPresence(update.deviceId);
             // The device moved to another node (a takeover): this node's disconnect is old news.
-            if (!update.connected && stored?.connected && stored.node !== undefined && stored.node !== this.nodeId) return undefined;
+            if (this.nodeId !== undefined && !update.connected && stored?.connected && stored.node !== undefined && stored.node !== this.nodeId) return undefined;
             return { ...stored, ...update };
           }),
         );
