@@ -113,7 +113,7 @@ test('the commands of docs/postgres.md run two processes on one PostgreSQL regis
   const exported = /^exported 2 devices, 2 certificates, 0 trusts, (\d+) credentials, 1 batches, (\d+) audit entries to \S+legacy\.jsonl\naudit head ([0-9a-f]{64})$/m.exec(out);
   t.truthy(exported, report);
   const [, credentials, entries, head] = exported ?? [];
-  t.regex(result.stderr, /^fleetgate: REGISTRY_EXPORT_INVALID: line \d+: audit chain: entry \d+ was altered$/m, report);
+  t.regex(result.stderr, /^fleetgate: REGISTRY_EXPORT_INVALID: tampered\.jsonl: line \d+: audit chain: entry \d+ was altered$/m, report);
   t.regex(out, new RegExp(`^refused \\(exit 1\\)\\nimported 2 devices, 2 certificates, 0 trusts, ${credentials} credentials, 1 batches, ${entries} audit entries from legacy\\.jsonl\\naudit head ${head}\\nrefused \\(exit 1\\)$`, 'm'), report);
   t.regex(result.stderr, new RegExp(`^fleetgate: REGISTRY_NOT_EMPTY: the registry at postgres://fleetgate@127\\.0\\.0\\.1:${postgres.port}/${database(movedUrl)} already holds devices or audit entries$`, 'm'), report);
   t.regex(out, /^updated  \S+legacy\/config\.json$/m, report);
