@@ -48,6 +48,7 @@ import { ChangeFeed } from './change-feed.ts';
 import { POSTGRES_DEFAULTS } from './defaults.ts';
 import { migrate } from './migrate.ts';
 import { toRegistryError } from './pg-errors.ts';
+import { prepared } from './prepared.ts';
 import { WriteRounds, type ChangeRow, type RoundOutcome, type RoundTransaction } from './write-rounds.ts';
 
 /** Options of the PostgreSQL registry (config.json `registry`; docs/postgres.md). */
@@ -143,11 +144,14 @@ export class PostgresRegistry implements Registry {
     if (this.closed) throw new RegistryError('REGISTRY_CLOSED', 'the registry is closed');
   }
 
-  /** A read on the pool, its failure as a RegistryError. */
-  private async query<R extends pg.QueryResultRow>(sql: string, params: unknown[], doing: string): Promise<R[]> {
+  /**
+   * A read on the pool, its failure as a RegistryError. `prepare`: constant SQL on a hot path
+   * (every enrollment, every renewal) runs as a prepared statement ({@link prepared}).
+   */
+  private async query<R extends pg.QueryResultRow>(sql: string, params: unknown[], doing: string, prepare = false): Promise<R[]> {
     this.ensureOpen();
     try {
-      return (await this.pool.query<R>(sql, params)).rows;
+      return (await this.pool.query<R>(prepare ? prepared(sql, params) : { text: sql, values: params })).rows;
     } catch (error) {
       throw toRegistryError(error, doing);
     }
@@ -162,12 +166,12 @@ export class PostgresRegistry implements Registry {
   }
 
   async getDevice(id: string): Promise<DeviceRecord | undefined> {
-    const rows = await this.query<{ record: DeviceRecord }>('SELECT record FROM devices WHERE id = $1', [id], 'reading a device');
+    const rows = await this.query<{ record: DeviceRecord }>('SELECT record FROM devices WHERE id = $1', [id], 'reading a device', true);
     return rows[0]?.record;
   }
 
   async getCertificate(serial: string): Promise<CertificateRecord | undefined> {
-    const rows = await this.query<{ record: CertificateRecord }>('SELECT record FROM certificates WHERE serial = $1', [serial], 'reading a certificate');
+    const rows = await this.query<{ record: CertificateRecord }>('SELECT record FROM certificates WHERE serial = $1', [serial], 'reading a certificate', true);
     return rows[0]?.record;
   }
 
