@@ -55,7 +55,8 @@ See docs/benchmarks.md.
 With --registry postgres, every repetition measures the server twice, on LevelDB and on
 PostgreSQL (a throwaway server of its own per run, default settings, pinned with fleetgate),
 and a second table compares them: enrollments/s, and server CPU per enrollment as fleetgate's
-process plus every process of that PostgreSQL server. JSON as above (each run has both).
+process plus every process of that PostgreSQL server. JSON as above, each repetition with both
+runs.
 
 Broker benchmark: fleetgate's MQTT broker and mosquitto, fresh per run, with the same enrolled
 device certificates and the same load: broker CPU per mTLS connect, CONNACK latency of an
@@ -67,8 +68,8 @@ Options:
   --only WHICH        enrollment or broker (default: both, enrollment first)
   --registry R        enrollment benchmark's registry: leveldb (default), or postgres or both,
                       which are the same: LevelDB and PostgreSQL in every repetition, alternating
-                      which goes first, and their ratio (PostgreSQL 15+ binaries under
-                      /usr/lib/postgresql; FLEETGATE_PG_BIN overrides)
+                      which goes first, and their ratio (the newest PostgreSQL, 14 or later, under
+                      /usr/lib/postgresql/<version>/bin; FLEETGATE_PG_BIN overrides)
   --enrollments N     timed enrollments per run, one fresh device each, up to 20000 (default ${DEFAULTS.enrollments})
   --concurrency C     concurrent clients, 1 to 512 (default ${DEFAULTS.concurrency})
   --repeat R          runs, each with a fresh data directory and server; medians reported (default ${DEFAULTS.repeat})
