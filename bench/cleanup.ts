@@ -8,8 +8,8 @@ import { progress } from './progress.ts';
 /**
  * Everything the benchmark starts or creates is registered here, so that a failure, an exit or a
  * Ctrl-C never leaves a server holding a port or a temp directory full of CA keys behind.
+ * Children are kept with the signal that stops them.
  */
-/** Children still running, with the signal that stops them. */
 const children = new Map<ChildProcess, NodeJS.Signals>();
 const tempDirs = new Set<string>();
 let interruptedBy: NodeJS.Signals | undefined;
