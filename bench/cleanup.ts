@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,8 +8,9 @@ import { progress } from './progress.ts';
 /**
  * Everything the benchmark starts or creates is registered here, so that a failure, an exit or a
  * Ctrl-C never leaves a server holding a port or a temp directory full of CA keys behind.
+ * Children are kept with the signal that stops them.
  */
-const children = new Set<ChildProcess>();
+const children = new Map<ChildProcess, NodeJS.Signals>();
 const tempDirs = new Set<string>();
 let interruptedBy: NodeJS.Signals | undefined;
 
@@ -18,9 +19,13 @@ export function interruption(): NodeJS.Signals | undefined {
   return interruptedBy;
 }
 
-/** Registers a child process to be killed if the benchmark stops before the child does. */
-export function trackChild(child: ChildProcess): void {
-  children.add(child);
+/**
+ * Registers a child process to be stopped if the benchmark stops before the child does: with
+ * `stopSignal` on an interrupt, and on exit with SIGKILL, or with `stopSignal` when it is not
+ * SIGTERM (PostgreSQL's SIGQUIT: a SIGKILLed postmaster would leave its backends behind).
+ */
+export function trackChild(child: ChildProcess, stopSignal: NodeJS.Signals = 'SIGTERM'): void {
+  children.set(child, stopSignal);
   child.once('exit', () => children.delete(child));
 }
 
@@ -28,23 +33,56 @@ function running(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null;
 }
 
-/** Sends `signal` to every child still running; returns how many were signalled. */
-export function signalChildren(signal: NodeJS.Signals): number {
+/** Sends each child still running its stop signal (SIGTERM unless registered otherwise); returns how many were signalled. */
+export function stopChildren(): number {
   let count = 0;
-  for (const child of children) {
+  for (const [child, signal] of children) {
     if (running(child) && child.kill(signal)) count++;
   }
   return count;
 }
 
+/** How long the exit handler waits for children stopped by their own signal to be gone. */
+const EXIT_WAIT_MS = 3_000;
+
+/** Whether a process has ended: gone, or a zombie (the exit handler cannot reap it). */
+function ended(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * For the exit handler, which cannot wait asynchronously: SIGKILL every child, except that a
+ * child registered with a stop signal of its own gets that signal and up to
+ * {@link EXIT_WAIT_MS} to end, so that its files are not deleted under it.
+ */
+function stopChildrenSync(): void {
+  const waiting: number[] = [];
+  for (const [child, signal] of children) {
+    if (!running(child) || child.pid === undefined) continue;
+    const own = signal !== 'SIGTERM';
+    if (child.kill(own ? signal : 'SIGKILL') && own) waiting.push(child.pid);
+  }
+  const deadline = performance.now() + EXIT_WAIT_MS;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  while (waiting.some((pid) => !ended(pid)) && performance.now() < deadline) Atomics.wait(pause, 0, 0, 10);
+}
+
 /** Temp directories are named `fleetgate-<kind>-<pid>-XXXXXX`, so a later run can tell whose they are. */
-const TEMP_DIR_PATTERN = /^fleetgate-(?:bench|floor)-(\d+)-/;
+const TEMP_DIR_PATTERN = /^fleetgate-(?:bench|floor|pgdata)-(\d+)-/;
+
+/** What a temp directory holds: a benchmark's data, a floor's, or a PostgreSQL cluster's. */
+export type TempDirKind = 'bench' | 'floor' | 'pgdata';
 
 /**
  * A fresh temp directory, removed when the benchmark ends even if nobody calls
  * {@link removeTempDir}. It holds CA keys: never leave one behind.
  */
-export async function makeTempDir(kind: 'bench' | 'floor'): Promise<string> {
+export async function makeTempDir(kind: TempDirKind): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), `fleetgate-${kind}-${process.pid}-`));
   tempDirs.add(dir);
   return dir;
@@ -85,18 +123,18 @@ export async function removeTempDir(dir: string): Promise<void> {
 const SIGNAL_GRACE_MS = 1_500;
 
 /**
- * On exit: SIGKILL what is left and delete temp directories (synchronously: 'exit' handlers cannot
- * wait). On SIGINT/SIGTERM/SIGHUP: ask children to stop, give them a moment, then exit 130 so the
- * exit handler finishes the job.
+ * On exit: stop what is left (SIGKILL, or a child's own stop signal) and delete temp directories
+ * (synchronously: 'exit' handlers cannot wait). On SIGINT/SIGTERM/SIGHUP: ask children to stop,
+ * give them a moment, then exit 130 so the exit handler finishes the job.
  */
 export function installCleanupHandlers(): void {
   process.once('exit', () => {
-    signalChildren('SIGKILL');
-    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+    stopChildrenSync();
+    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
   });
   const onSignal = (signal: NodeJS.Signals): void => {
     interruptedBy = signal;
-    progress(`${signal}: stopping ${signalChildren('SIGTERM')} child process(es) and exiting`);
+    progress(`${signal}: stopping ${stopChildren()} child process(es) and exiting`);
     setTimeout(() => process.exit(130), SIGNAL_GRACE_MS);
     // A second signal means "now".
     process.once(signal, () => process.exit(130));

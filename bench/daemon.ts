@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { trackChild } from './cleanup.ts';
-import { stopWithParent } from './orphan-guard.ts';
+import { stopWithParent, type ParentDeathOptions } from './orphan-guard.ts';
 
 /** A long-running child (fleetgate serve, openssl s_server) under the benchmark's control. */
 export interface Daemon {
@@ -11,8 +11,17 @@ export interface Daemon {
   exited(): boolean;
   /** The last few KB it printed, for error messages. */
   outputTail(): string;
-  /** SIGTERM, then SIGKILL if it is still running after `graceMs`. Resolves once it has exited. */
+  /** Its stop signal, then SIGKILL if it is still running after `graceMs`. Resolves once it has exited. */
   stop(graceMs?: number): Promise<void>;
+}
+
+/** How a daemon is started and stopped, beyond its command line. */
+export interface DaemonOptions extends ParentDeathOptions {
+  /**
+   * What {@link Daemon.stop} and the benchmark's cleanup send it (default SIGTERM). PostgreSQL
+   * gets SIGQUIT, its immediate shutdown: its data is thrown away afterwards.
+   */
+  readonly stopSignal?: NodeJS.Signals;
 }
 
 /** Output kept per daemon: enough for a stack trace, bounded however chatty the program is. */
@@ -23,10 +32,11 @@ const TAIL_BYTES = 16 * 1024;
  * stdout/stderr drained into a bounded tail, because an unread pipe would block a chatty server
  * once the pipe buffer fills. The daemon is told to stop if the benchmark process dies.
  */
-export function startDaemon(name: string, file: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Daemon {
-  const command = stopWithParent({ file, args: [...args] });
+export function startDaemon(name: string, file: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env, options: DaemonOptions = {}): Daemon {
+  const command = stopWithParent({ file, args: [...args] }, options);
+  const stopSignal = options.stopSignal ?? 'SIGTERM';
   const child = spawn(command.file, command.args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  trackChild(child);
+  trackChild(child, stopSignal);
   if (child.pid === undefined) {
     // spawn reports ENOENT asynchronously; the pid is missing when the program cannot start.
     child.once('error', () => undefined);
@@ -51,7 +61,7 @@ export function startDaemon(name: string, file: string, args: readonly string[],
     outputTail: () => tail,
     async stop(graceMs = 10_000) {
       if (hasExited()) return;
-      child.kill('SIGTERM');
+      child.kill(stopSignal);
       const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
       await exit;
       clearTimeout(timer);

@@ -12,13 +12,24 @@ import { startFleetgate, type FleetgateServer } from './fleetgate-serve.ts';
 import { runClosedLoop } from './load.ts';
 import { measureNodeFloor, type NodeFloorResult } from './node-floor.ts';
 import type { Pinning } from './pinning.ts';
-import { cpuBetween, readCpuTicks, readRssKiB, readSystemTicks, systemBetween, type CpuSpent } from './proc-cpu.ts';
+import { startPostgres, type PostgresServer } from './postgres.ts';
+import { activityBetween, readPostgresActivity, readPostgresSettings, type PostgresActivity } from './postgres-stats.ts';
+import { cpuBetween, readCpuTicks, readRssKiB, readSystemTicks, readTreeCpuTicks, systemBetween, type CpuSpent } from './proc-cpu.ts';
 import { progress } from './progress.ts';
 import { waitForQuietMachine } from './quiet.ts';
+import { readRegistryRounds, type RegistryRounds } from './registry-rounds.ts';
 import { percentile } from './stats.ts';
+
+/** Where the server under test keeps its registry. */
+export type RegistryEngine = 'leveldb' | 'postgres';
 
 /** Parameters of one enrollment run. */
 export interface EnrollmentRunOptions {
+  /**
+   * LevelDB in the data directory, or a throwaway PostgreSQL server of the run's own
+   * (bench/postgres.ts, PostgreSQL's default settings) pinned to the server's CPU.
+   */
+  readonly registry: RegistryEngine;
   /** Enrollments in the timed phase, one device each. */
   readonly enrollments: number;
   /** Enrollments before the timed phase (JIT, TLS and LevelDB warm-up), with their own devices. */
@@ -41,6 +52,12 @@ export const SETTLE_MS = 1_000;
 const QUIET_WAIT_MS = 60_000;
 
 /**
+ * Wait after the settle pause before PostgreSQL's activity counters are read: backends report
+ * them at most once a second. Nothing is measured meanwhile.
+ */
+const STATS_FLUSH_MS = 1_500;
+
+/**
  * How busy the machine was with things other than this benchmark while it measured. The server
  * and the load generator share two cores, so anything else running shows up in every figure.
  */
@@ -58,8 +75,31 @@ export interface Interference {
   readonly stealCores: number;
 }
 
+/** What the PostgreSQL processes did during a timed phase. */
+export interface DatabaseRunResult {
+  /** `server_version` and the settings that decide what a commit costs (postgres-stats.ts). */
+  readonly settings: Record<string, string>;
+  readonly postmasterPid: number;
+  /** Processes of the server (postmaster and children) at the end of the timed phase. */
+  readonly processes: number;
+  /** CPU of all of them over the timed phase, exited backends included. */
+  readonly cpu: CpuSpent;
+  readonly cpuMsPerEnrollment: number;
+  readonly cpuMsPerEnrollmentWithSettle: number;
+  /** pg_stat_database and pg_stat_wal over the timed phase and the settle pause. */
+  readonly activity: PostgresActivity;
+}
+
+/** Registry write rounds (LevelDB batches, PostgreSQL transactions) over the timed phase and the settle pause. */
+export interface RoundsResult extends RegistryRounds {
+  readonly enrollmentsPerRound: number;
+  /** Mean time to commit one round, in ms. */
+  readonly msPerRound: number;
+}
+
 /** What one run measured. Times in milliseconds. */
 export interface EnrollmentRunResult {
+  readonly registry: RegistryEngine;
   readonly enrollments: number;
   readonly succeeded: number;
   /** Failed enrollments by `<status> <error code>`. */
@@ -69,12 +109,21 @@ export interface EnrollmentRunResult {
   readonly enrollmentsPerSecond: number;
   readonly latencyMs: { readonly p50: number; readonly p99: number; readonly max: number };
   readonly serverPid: number;
+  /** CPU of the fleetgate process alone (the "server CPU" of the LevelDB figures). */
   readonly serverCpu: CpuSpent;
   readonly serverCpuMsPerEnrollment: number;
   /** Including CPU the server spent in the settle pause after the last response. */
   readonly serverCpuMsPerEnrollmentWithSettle: number;
   /** Server CPU over wall clock: 1.0 means the server's core was saturated. */
   readonly serverCpuUtilisation: number;
+  /** fleetgate plus its database's processes (PostgreSQL), per enrollment; fleetgate alone on LevelDB. */
+  readonly totalServerCpuMsPerEnrollment: number;
+  readonly totalServerCpuMsPerEnrollmentWithSettle: number;
+  /** fleetgate plus database CPU over wall clock: both run on the server's core when pinned. */
+  readonly totalServerCpuUtilisation: number;
+  /** PostgreSQL's part, on PostgreSQL runs. */
+  readonly database: DatabaseRunResult | undefined;
+  readonly rounds: RoundsResult;
   readonly serverRssKiB: number;
   /** CPU of the benchmark process itself (the TLS clients) per enrollment. */
   readonly loadCpuMsPerEnrollment: number;
@@ -147,54 +196,113 @@ async function warmUp(server: FleetgateServer, fleet: Fleet, concurrency: number
   progress(`warm-up: ${fleet.warmup.length} enrollments ok`);
 }
 
-/** The timed phase: every timed device enrolls once, between readings of the server's CPU. */
-async function measure(server: FleetgateServer, fleet: Fleet, concurrency: number, loadAverage: number) {
+/** The database a run's server uses, when it is PostgreSQL. */
+interface RunDatabase {
+  readonly url: string;
+  readonly postmasterPid: number;
+  readonly settings: Record<string, string>;
+  /** Stops the server and deletes its directory. */
+  destroy(): Promise<void>;
+}
+
+/** The timed phase: every timed device enrolls once, between readings of the server's CPU (and its database's). */
+async function measure(server: FleetgateServer, fleet: Fleet, concurrency: number, loadAverage: number, database: RunDatabase | undefined) {
   const { daemon, target } = server;
   const busyCoresBefore = await waitForQuietMachine(QUIET_WAIT_MS);
   const tenth = Math.max(1, Math.floor(fleet.timed.length / 10));
-  const cpuBefore = await readCpuTicks(daemon.pid);
+  // Counters first: a scrape and a query cost the server CPU, which must not land in the phase.
+  const roundsBefore = await readRegistryRounds(server.metricsUrl);
+  const activityBefore = database ? await readPostgresActivity(database.url) : undefined;
   const systemBefore = await readSystemTicks();
+  const cpuBefore = await readCpuTicks(daemon.pid);
+  const dbBefore = database ? await readTreeCpuTicks(database.postmasterPid) : undefined;
   const loadBefore = process.cpuUsage();
   const timed = await runClosedLoop(fleet.timed, concurrency, (device) => enrollOnce(target, device), (done, count) => {
     if (done % tenth === 0 || done === count) progress(`enrolled ${done}/${count}`);
   });
   const cpuAfter = await readCpuTicks(daemon.pid);
+  const dbAfter = database ? await readTreeCpuTicks(database.postmasterPid) : undefined;
   const system = systemBetween(systemBefore, await readSystemTicks());
   const load = process.cpuUsage(loadBefore);
   await sleep(SETTLE_MS);
   const cpuSettled = await readCpuTicks(daemon.pid);
+  const dbSettled = database ? await readTreeCpuTicks(database.postmasterPid) : undefined;
   const serverRssKiB = await readRssKiB(daemon.pid);
+  const roundsAfter = await readRegistryRounds(server.metricsUrl);
+  let activity: PostgresActivity | undefined;
+  if (database && activityBefore) {
+    await sleep(STATS_FLUSH_MS);
+    activity = activityBetween(activityBefore, await readPostgresActivity(database.url));
+  }
 
   const serverCpu = cpuBetween(cpuBefore, cpuAfter);
+  const dbCpu = dbBefore && dbAfter ? cpuBetween(dbBefore, dbAfter) : undefined;
   const loadCpuMs = (load.user + load.system) / 1000;
   const interference: Interference = {
     loadAverage,
     busyCoresBefore,
-    otherCores: Math.max(0, system.busyMs - serverCpu.totalMs - loadCpuMs) / timed.wallMs,
+    otherCores: Math.max(0, system.busyMs - serverCpu.totalMs - (dbCpu?.totalMs ?? 0) - loadCpuMs) / timed.wallMs,
     stealCores: system.stealMs / timed.wallMs,
   };
-  return { timed, serverCpu, settledCpu: cpuBetween(cpuBefore, cpuSettled), loadCpuMs, serverRssKiB, interference };
+  return {
+    timed,
+    serverCpu,
+    settledCpu: cpuBetween(cpuBefore, cpuSettled),
+    db: dbBefore && dbAfter && dbSettled && activity ? { cpu: cpuBetween(dbBefore, dbAfter), settledCpu: cpuBetween(dbBefore, dbSettled), processes: dbAfter.processes, activity } : undefined,
+    rounds: { count: roundsAfter.count - roundsBefore.count, seconds: roundsAfter.seconds - roundsBefore.seconds },
+    loadCpuMs,
+    serverRssKiB,
+    interference,
+  };
+}
+
+/**
+ * A throwaway PostgreSQL server for one run, pinned to the server's CPU (the server side is
+ * fleetgate and its database together), with a fresh database; PostgreSQL's default settings.
+ */
+async function startRunDatabase(pinning: Pinning): Promise<RunDatabase> {
+  const dir = await makeTempDir('pgdata');
+  let server: PostgresServer | undefined;
+  const destroy = async (): Promise<void> => {
+    await server?.destroy();
+    await removeTempDir(dir);
+  };
+  try {
+    server = await startPostgres({ dir, cpu: pinning.applied ? pinning.serverCpu : undefined, databasePrefix: 'fleetgate_bench' });
+    const url = await server.createDatabase();
+    const settings = await readPostgresSettings(url);
+    const postmasterPid = await server.postmasterPid();
+    progress(`PostgreSQL ${settings.server_version ?? '?'} pid ${postmasterPid} on 127.0.0.1:${server.port} (fsync ${settings.fsync}, synchronous_commit ${settings.synchronous_commit})`);
+    return { url, postmasterPid, settings, destroy };
+  } catch (error) {
+    await destroy();
+    throw error;
+  }
 }
 
 /**
  * One enrollment run from nothing: a fresh data directory (`fleetgate init`), bootstrap
- * credentials (`fleetgate bootstrap issue`), a fresh server (`fleetgate serve`), a warm-up, then
- * the timed phase between two readings of the server's CPU; then, optionally, the same load
- * against a bare Node https server. Stops every server and deletes the directory whatever happens.
+ * credentials (`fleetgate bootstrap issue`), on PostgreSQL a fresh PostgreSQL server, a fresh
+ * server (`fleetgate serve`), a warm-up, then the timed phase between two readings of the
+ * server's CPU (and the database's); then, optionally, the same load against a bare Node https
+ * server. Stops every server and deletes the directories whatever happens.
  */
 export async function runEnrollment(options: EnrollmentRunOptions): Promise<EnrollmentRunResult> {
   const loadAverage = loadavg()[0] ?? Number.NaN;
   const dir = await makeTempDir('bench');
   let server: FleetgateServer | undefined;
+  let database: RunDatabase | undefined;
   try {
     const fleet = await prepareFleet(dir, options);
+    if (options.registry === 'postgres') database = await startRunDatabase(options.pinning);
     const nodeArgs = options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
-    server = await startFleetgate({ dataDir: fleet.dataDir, rootPem: fleet.rootPem, pinning: options.pinning, nodeArgs });
-    progress(`fleetgate serve pid ${server.daemon.pid} on ${server.target.host}:${server.target.port}`);
+    server = await startFleetgate({ dataDir: fleet.dataDir, rootPem: fleet.rootPem, pinning: options.pinning, nodeArgs, registryUrl: database?.url });
+    progress(`fleetgate serve pid ${server.daemon.pid} on ${server.target.host}:${server.target.port}, registry ${database ? 'PostgreSQL' : 'LevelDB'}`);
     await warmUp(server, fleet, options.concurrency);
-    const measured = await measure(server, fleet, options.concurrency, loadAverage);
+    const measured = await measure(server, fleet, options.concurrency, loadAverage, database);
     const serverPid = server.daemon.pid;
     await server.daemon.stop();
+    await database?.destroy();
 
     const outcomes = verifyAnswers(fleet.timed, measured.timed.results, fleet.issuing);
     const succeeded = outcomes.filter((outcome) => outcome.ok).length;
@@ -208,7 +316,10 @@ export async function runEnrollment(options: EnrollmentRunOptions): Promise<Enro
       progress('node https floor: same load against a bare Node https server');
       nodeFloor = await measureNodeFloor({ ...fleet, devices: fleet.timed, concurrency: options.concurrency, pinning: options.pinning });
     }
+    const dbCpuMs = measured.db?.cpu.totalMs ?? 0;
+    const rounds = measured.rounds;
     return {
+      registry: options.registry,
       enrollments: count,
       succeeded,
       failures,
@@ -220,6 +331,22 @@ export async function runEnrollment(options: EnrollmentRunOptions): Promise<Enro
       serverCpuMsPerEnrollment: measured.serverCpu.totalMs / count,
       serverCpuMsPerEnrollmentWithSettle: measured.settledCpu.totalMs / count,
       serverCpuUtilisation: measured.serverCpu.totalMs / measured.timed.wallMs,
+      totalServerCpuMsPerEnrollment: (measured.serverCpu.totalMs + dbCpuMs) / count,
+      totalServerCpuMsPerEnrollmentWithSettle: (measured.settledCpu.totalMs + (measured.db?.settledCpu.totalMs ?? 0)) / count,
+      totalServerCpuUtilisation: (measured.serverCpu.totalMs + dbCpuMs) / measured.timed.wallMs,
+      database:
+        database && measured.db
+          ? {
+              settings: database.settings,
+              postmasterPid: database.postmasterPid,
+              processes: measured.db.processes,
+              cpu: measured.db.cpu,
+              cpuMsPerEnrollment: measured.db.cpu.totalMs / count,
+              cpuMsPerEnrollmentWithSettle: measured.db.settledCpu.totalMs / count,
+              activity: measured.db.activity,
+            }
+          : undefined,
+      rounds: { ...rounds, enrollmentsPerRound: count / rounds.count, msPerRound: (rounds.seconds * 1000) / rounds.count },
       serverRssKiB: measured.serverRssKiB,
       loadCpuMsPerEnrollment: measured.loadCpuMs / count,
       tlsVersions: countBy(outcomes.map((outcome) => outcome.protocol ?? 'none')),
@@ -228,6 +355,7 @@ export async function runEnrollment(options: EnrollmentRunOptions): Promise<Enro
     };
   } finally {
     await server?.daemon.stop();
+    await database?.destroy();
     await removeTempDir(dir);
   }
 }

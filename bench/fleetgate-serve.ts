@@ -11,6 +11,8 @@ import { waitUntilReady } from './wait-ready.ts';
 export interface FleetgateServer {
   readonly daemon: Daemon;
   readonly target: Target;
+  /** Its Prometheus endpoint (plain HTTP on 127.0.0.1). */
+  readonly metricsUrl: string;
 }
 
 /** How long the server may take from spawn to answering /cacerts (tsx compiles on first start). */
@@ -28,6 +30,8 @@ export async function startFleetgate(options: {
   readonly pinning: Pinning;
   /** Extra node flags for the server process (`--cpu-prof ...`). */
   readonly nodeArgs?: readonly string[];
+  /** `--registry URL`: the registry on PostgreSQL instead of LevelDB in the data directory. */
+  readonly registryUrl?: string;
 }): Promise<FleetgateServer> {
   // serve also starts the MQTT broker, the admin API and the metrics endpoint: they get free
   // ports too, so the benchmark never collides with a fleetgate already running on the defaults.
@@ -35,8 +39,9 @@ export async function startFleetgate(options: {
   if (port === undefined) throw new Error('no free port');
   const target: Target = { host: '127.0.0.1', port };
   const ports = ['--est-port', port, '--mqtt-port', mqttPort, '--admin-port', adminPort, '--metrics-port', metricsPort].map(String);
+  const registry = options.registryUrl === undefined ? [] : ['--registry', options.registryUrl];
   // process.execPath with the bin script, not npx: the pid we get must be the server itself.
-  const command = serverCommand(options.pinning, process.execPath, [...(options.nodeArgs ?? []), FLEETGATE_BIN, 'serve', '--data', options.dataDir, '--host', target.host, ...ports]);
+  const command = serverCommand(options.pinning, process.execPath, [...(options.nodeArgs ?? []), FLEETGATE_BIN, 'serve', '--data', options.dataDir, '--host', target.host, ...ports, ...registry]);
   const daemon = startDaemon('fleetgate serve', command.file, command.args, { ...process.env, FLEETGATE_LOG_LEVEL: 'warn' });
   try {
     await waitUntilReady(
@@ -51,7 +56,7 @@ export async function startFleetgate(options: {
     // measure the wrong process.
     const comm = await readCommand(daemon.pid);
     if (comm === 'taskset' || comm === 'setpriv') throw new Error(`pid ${daemon.pid} is still ${comm}, not the server`);
-    return { daemon, target };
+    return { daemon, target, metricsUrl: `http://${target.host}:${metricsPort}/metrics` };
   } catch (error) {
     await daemon.stop();
     throw error;

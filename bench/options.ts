@@ -4,6 +4,13 @@ import { BROKER_ARG_SPEC, BROKER_USAGE, BrokerUsageError, brokerOptionsFrom, typ
 /** Which benchmarks `npm run bench` runs (`--only`; both by default). */
 export type BenchSelection = 'all' | 'enrollment' | 'broker';
 
+/**
+ * The registries the enrollment benchmark measures (`--registry`): LevelDB alone (the default),
+ * or LevelDB and PostgreSQL in the same repetitions, so that their ratio pairs figures taken
+ * under the same conditions. `--registry postgres` and `--registry both` both mean the latter.
+ */
+export type RegistrySelection = 'leveldb' | 'both';
+
 /** What `npm run bench` was asked to do. */
 export interface BenchOptions {
   readonly enrollments: number;
@@ -19,6 +26,7 @@ export interface BenchOptions {
   /** Profile the server with `node --cpu-prof` (the profiler's overhead inflates its CPU figures). */
   readonly cpuProf: boolean;
   readonly only: BenchSelection;
+  readonly registry: RegistrySelection;
   /** The broker benchmark's options (bench/broker/options.ts). */
   readonly broker: BrokerBenchOptions;
 }
@@ -44,6 +52,12 @@ handshake with the same keys, and a bare Node https server under the same load. 
 progress on stderr, JSON in bench/results/latest.json and bench/results/enrollment-<timestamp>.json.
 See docs/benchmarks.md.
 
+With --registry postgres, every repetition measures the server twice, on LevelDB and on
+PostgreSQL (a throwaway server of its own per run, default settings, pinned with fleetgate),
+and a second table compares them: enrollments/s, and server CPU per enrollment as fleetgate's
+process plus every process of that PostgreSQL server. JSON as above, each repetition with both
+runs.
+
 Broker benchmark: fleetgate's MQTT broker and mosquitto, fresh per run, with the same enrolled
 device certificates and the same load: broker CPU per mTLS connect, CONNACK latency of an
 open-loop connection storm, QoS 1 messages/s through the ACL, RSS per held connection, and a
@@ -52,6 +66,10 @@ bench/results/latest-broker.json and bench/results/broker-<timestamp>.json.
 
 Options:
   --only WHICH        enrollment or broker (default: both, enrollment first)
+  --registry R        enrollment benchmark's registry: leveldb (default), or postgres or both,
+                      which are the same: LevelDB and PostgreSQL in every repetition, alternating
+                      which goes first, and their ratio (the newest PostgreSQL, 14 or later, under
+                      /usr/lib/postgresql/<version>/bin; FLEETGATE_PG_BIN overrides)
   --enrollments N     timed enrollments per run, one fresh device each, up to 20000 (default ${DEFAULTS.enrollments})
   --concurrency C     concurrent clients, 1 to 512 (default ${DEFAULTS.concurrency})
   --repeat R          runs, each with a fresh data directory and server; medians reported (default ${DEFAULTS.repeat})
@@ -99,6 +117,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | undef
         quick: { type: 'boolean' },
         'cpu-prof': { type: 'boolean' },
         only: { type: 'string' },
+        registry: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         ...BROKER_ARG_SPEC,
       },
@@ -110,6 +129,9 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | undef
   const quick = values.quick === true;
   const only = values.only ?? 'all';
   if (only !== 'all' && only !== 'enrollment' && only !== 'broker') throw new BenchUsageError(`--only must be enrollment or broker (got ${only})`);
+  const registry = values.registry ?? 'leveldb';
+  if (registry !== 'leveldb' && registry !== 'postgres' && registry !== 'both') throw new BenchUsageError(`--registry must be leveldb, postgres or both (got ${registry})`);
+  if (values.registry !== undefined && only === 'broker') throw new BenchUsageError('--registry applies to the enrollment benchmark, not to --only broker');
   const base = quick ? { ...DEFAULTS, ...QUICK } : DEFAULTS;
   return {
     // Each enrollment is a new connection from 127.0.0.1 to one port, and each run replays them
@@ -125,6 +147,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | undef
     quick,
     cpuProf: values['cpu-prof'] === true,
     only,
+    registry: registry === 'leveldb' ? 'leveldb' : 'both',
     broker: brokerOptions(values, quick),
   };
 }

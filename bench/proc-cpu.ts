@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 
 /** CPU time a process has used so far, in clock ticks, as /proc/<pid>/stat reports it. */
 export interface CpuTicks {
@@ -29,19 +29,69 @@ export function clockTicksPerSecond(): number {
   return ticksPerSecond;
 }
 
+/** The fields of /proc/<pid>/stat the benchmark uses. */
+interface ProcStat {
+  readonly ppid: number;
+  readonly utime: number;
+  readonly stime: number;
+  /** CPU of its children that exited and were waited for (fields 16 and 17). */
+  readonly cutime: number;
+  readonly cstime: number;
+}
+
+function parseStat(stat: string, pid: number | string): ProcStat {
+  // Field 2 (comm) is in parentheses and may itself contain spaces or ')': split after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state), so ppid (field 4) is at 1 and utime..cstime (fields 14-17) at 11-14.
+  const [ppid, utime, stime, cutime, cstime] = [fields[1], fields[11], fields[12], fields[13], fields[14]].map(Number);
+  if (![ppid, utime, stime, cutime, cstime].every(Number.isFinite)) throw new Error(`cannot parse /proc/${pid}/stat`);
+  return { ppid: ppid as number, utime: utime as number, stime: stime as number, cutime: cutime as number, cstime: cstime as number };
+}
+
 /**
  * utime and stime of a whole process (every thread: the main thread, libuv's pool, LevelDB's
  * compaction thread, V8's GC helpers), from /proc/<pid>/stat.
  */
 export async function readCpuTicks(pid: number): Promise<CpuTicks> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  // Field 2 (comm) is in parentheses and may itself contain spaces or ')': split after the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields[0] is field 3 (state), so utime (field 14) and stime (field 15) are at 11 and 12.
-  const user = Number(fields[11]);
-  const system = Number(fields[12]);
-  if (!Number.isFinite(user) || !Number.isFinite(system)) throw new Error(`cannot parse /proc/${pid}/stat`);
-  return { user, system };
+  const stat = parseStat(await readFile(`/proc/${pid}/stat`, 'utf8'), pid);
+  return { user: stat.utime, system: stat.stime };
+}
+
+/** CPU of a process and its descendants at one moment, and how many processes that was. */
+export interface TreeCpuTicks extends CpuTicks {
+  readonly processes: number;
+}
+
+/**
+ * CPU of a process and all its descendants (PostgreSQL: the postmaster, its backends and
+ * background workers), in clock ticks. Each process counts utime + stime + cutime + cstime:
+ * a backend that exits between two samples is waited for by the postmaster, and its CPU moves
+ * into the postmaster's cutime/cstime, so the difference of two samples still holds it.
+ */
+export async function readTreeCpuTicks(rootPid: number): Promise<TreeCpuTicks> {
+  const stats = new Map<number, ProcStat>();
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    // A process may end between readdir and the read: it is simply not counted here.
+    const text = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => undefined);
+    if (text !== undefined) stats.set(Number(name), parseStat(text, name));
+  }
+  if (!stats.has(rootPid)) throw new Error(`no process ${rootPid}`);
+  const children = new Map<number, number[]>();
+  for (const [pid, stat] of stats) children.set(stat.ppid, [...(children.get(stat.ppid) ?? []), pid]);
+  let user = 0;
+  let system = 0;
+  let processes = 0;
+  const pending = [rootPid];
+  for (let pid = pending.pop(); pid !== undefined; pid = pending.pop()) {
+    const stat = stats.get(pid);
+    if (!stat) continue;
+    user += stat.utime + stat.cutime;
+    system += stat.stime + stat.cstime;
+    processes++;
+    pending.push(...(children.get(pid) ?? []));
+  }
+  return { user, system, processes };
 }
 
 /** Milliseconds of CPU between two samples of the same process. */

@@ -4,14 +4,14 @@
  */
 import { runBrokerBenchmark } from './broker/broker-bench.ts';
 import { installCleanupHandlers, interruption, sweepStaleTempDirs } from './cleanup.ts';
-import { runEnrollment } from './enrollment.ts';
+import { runEnrollment, type EnrollmentRunResult, type RegistryEngine } from './enrollment.ts';
 import { describeMachine, type MachineInfo } from './machine.ts';
 import { measureOpensslFloor } from './openssl-floor.ts';
 import { BenchUsageError, parseBenchOptions, USAGE, type BenchOptions } from './options.ts';
 import { describePinning, pinLoadGenerator, type Pinning } from './pinning.ts';
 import { progress } from './progress.ts';
 import { PROFILES_DIR, writeResults } from './results.ts';
-import { summarize, tableRows, TARGETS, type BenchRun } from './summary.ts';
+import { postgresTableRows, summarize, tableRows, TARGETS, type BenchRun } from './summary.ts';
 import { renderTable } from './table.ts';
 
 async function main(options: BenchOptions): Promise<number> {
@@ -27,6 +27,17 @@ async function main(options: BenchOptions): Promise<number> {
   return status;
 }
 
+/** One enrollment run's headline, on stderr as it finishes. */
+function reportRun(label: string, enrollment: EnrollmentRunResult): void {
+  const database = enrollment.database ? ` (fleetgate ${enrollment.serverCpuMsPerEnrollment.toFixed(2)} + PostgreSQL ${enrollment.database.cpuMsPerEnrollment.toFixed(2)})` : '';
+  progress(
+    `${label} ${enrollment.registry === 'postgres' ? 'PostgreSQL' : 'LevelDB'}: ${enrollment.enrollmentsPerSecond.toFixed(0)} enrollments/s, ` +
+      `${enrollment.totalServerCpuMsPerEnrollment.toFixed(2)} ms server CPU each${database}, p99 ${enrollment.latencyMs.p99.toFixed(1)} ms, ` +
+      `${enrollment.rounds.enrollmentsPerRound.toFixed(1)} enrollments per registry write` +
+      (enrollment.nodeFloor ? `; bare Node https ${enrollment.nodeFloor.cpuMsPerRequest.toFixed(2)} ms` : ''),
+  );
+}
+
 /** The enrollment benchmark; returns its exit status. */
 async function enrollmentBenchmark(options: BenchOptions, machine: MachineInfo, pinning: Pinning): Promise<number> {
   const startedAt = new Date();
@@ -37,24 +48,43 @@ async function enrollmentBenchmark(options: BenchOptions, machine: MachineInfo, 
     // two figures taken under the same conditions: on a shared machine these drift by 20 %.
     const openssl = await measureOpensslFloor({ seconds: options.floorSeconds, pinning });
     progress(`${label}: ${options.enrollments} enrollments, ${options.concurrency} clients, ${options.warmup} warm-up`);
-    const enrollment = await runEnrollment({
-      enrollments: options.enrollments,
-      warmup: options.warmup,
-      concurrency: options.concurrency,
-      pinning,
-      nodeFloor: options.nodeFloor,
-      cpuProfileDir: options.cpuProf ? PROFILES_DIR : undefined,
-    });
-    progress(
-      `${label}: ${enrollment.enrollmentsPerSecond.toFixed(0)} enrollments/s, ` +
-        `${enrollment.serverCpuMsPerEnrollment.toFixed(2)} ms server CPU each, p99 ${enrollment.latencyMs.p99.toFixed(1)} ms` +
-        (enrollment.nodeFloor ? `; bare Node https ${enrollment.nodeFloor.cpuMsPerRequest.toFixed(2)} ms` : ''),
-    );
-    runs.push({ openssl, enrollment });
+    const enroll = (registry: RegistryEngine): Promise<EnrollmentRunResult> =>
+      runEnrollment({
+        registry,
+        enrollments: options.enrollments,
+        warmup: options.warmup,
+        concurrency: options.concurrency,
+        pinning,
+        // Replayed once per repetition, after the LevelDB run: the load is the same for both.
+        nodeFloor: options.nodeFloor && registry === 'leveldb',
+        cpuProfileDir: options.cpuProf ? PROFILES_DIR : undefined,
+      });
+    let enrollment: EnrollmentRunResult;
+    let postgres: EnrollmentRunResult | undefined;
+    if (options.registry === 'both' && index % 2 === 1) {
+      // Every other repetition starts with PostgreSQL, so a drift of the machine over a
+      // repetition does not always favour the same engine.
+      postgres = await enroll('postgres');
+      reportRun(label, postgres);
+      enrollment = await enroll('leveldb');
+      reportRun(label, enrollment);
+    } else {
+      enrollment = await enroll('leveldb');
+      reportRun(label, enrollment);
+      if (options.registry === 'both') {
+        postgres = await enroll('postgres');
+        reportRun(label, postgres);
+      }
+    }
+    runs.push({ openssl, enrollment, postgres });
   }
 
   const summary = summarize(runs);
   process.stdout.write(`\n${renderTable(['metric', 'value', 'target', 'ok?'], tableRows(summary, pinning))}\n`);
+  if (summary.postgres) {
+    process.stdout.write(`\nEnrollment on PostgreSQL vs LevelDB (same repetitions; ratio = PostgreSQL / LevelDB, paired per repetition)\n`);
+    process.stdout.write(`${renderTable(['metric', 'LevelDB', 'PostgreSQL', 'ratio', 'target', 'ok?'], postgresTableRows(summary.postgres))}\n`);
+  }
   if (options.repeat > 1) process.stdout.write(`\nvalues: median of ${options.repeat} runs (min-max)\n`);
   const path = await writeResults(
     { benchmark: 'enrollment', startedAt: startedAt.toISOString(), machine, options, pinning, targets: TARGETS, summary, runs },
@@ -62,7 +92,8 @@ async function enrollmentBenchmark(options: BenchOptions, machine: MachineInfo, 
   );
   progress(`results: ${path} (and bench/results/latest.json)`);
   if (options.cpuProf) progress(`server CPU profiles: ${PROFILES_DIR} (figures above include the profiler's overhead)`);
-  return summary.failedEnrollments === 0 ? 0 : 1;
+  const failed = summary.failedEnrollments + (summary.postgres?.postgres.failedEnrollments ?? 0);
+  return failed === 0 ? 0 : 1;
 }
 
 installCleanupHandlers();

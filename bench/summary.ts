@@ -8,12 +8,17 @@ export const TARGETS = {
   serverCpuMsPerEnrollment: 2.0,
   serverCpuMsPerEnrollmentStretch: 1.5,
   enrollmentsPerSecond: 300,
+  /** Enrollments/s on PostgreSQL over LevelDB's, measured in the same repetition. */
+  postgresThroughputRatio: 0.8,
 } as const;
 
 /** One repetition: the openssl floor and the enrollment run measured right after it. */
 export interface BenchRun {
   readonly openssl: FloorResult;
+  /** The LevelDB run. */
   readonly enrollment: EnrollmentRunResult;
+  /** The PostgreSQL run of the same repetition (`--registry postgres`). */
+  readonly postgres?: EnrollmentRunResult | undefined;
 }
 
 /**
@@ -59,6 +64,45 @@ export interface Summary {
   readonly otherCores: Spread;
   readonly stealCores: Spread;
   readonly loadAverage: Spread;
+  /** LevelDB against PostgreSQL, when the runs measured both. */
+  readonly postgres: PostgresComparison | undefined;
+}
+
+/** One registry engine's figures in the comparison (medians over the repetitions). */
+export interface EngineFigures {
+  readonly enrollmentsPerSecond: Spread;
+  /** fleetgate plus its database's processes. */
+  readonly serverCpuMsPerEnrollment: Spread;
+  readonly serverCpuMsPerEnrollmentWithSettle: Spread;
+  readonly fleetgateCpuMsPerEnrollment: Spread;
+  readonly databaseCpuMsPerEnrollment: Spread | undefined;
+  readonly serverCpuUtilisation: Spread;
+  /** Server CPU per enrollment minus the repetition's bare Node https floor. */
+  readonly aboveNodeFloorMs: Spread | undefined;
+  readonly latencyP50Ms: Spread;
+  readonly latencyP99Ms: Spread;
+  readonly failedEnrollments: number;
+  readonly enrollmentsPerRound: Spread;
+  readonly msPerRound: Spread;
+  readonly otherCores: Spread;
+  /** 1-minute load average when each run started. */
+  readonly loadAverage: Spread;
+}
+
+/** PostgreSQL against LevelDB, each ratio paired within a repetition. */
+export interface PostgresComparison {
+  readonly leveldb: EngineFigures;
+  readonly postgres: EngineFigures;
+  /** PostgreSQL enrollments/s over LevelDB's. */
+  readonly throughputRatio: Spread;
+  /** PostgreSQL server CPU per enrollment (fleetgate + database) over LevelDB's. */
+  readonly serverCpuRatio: Spread;
+  readonly transactionsPerEnrollment: Spread;
+  readonly walSyncsPerEnrollment: Spread;
+  readonly walBytesPerEnrollment: Spread;
+  readonly databaseProcesses: Spread;
+  /** Settings as the servers reported them (each distinct value once). */
+  readonly settings: Record<string, string>;
 }
 
 function spread(values: readonly number[]): Spread {
@@ -67,6 +111,57 @@ function spread(values: readonly number[]): Spread {
 
 function spreadOrUndefined(values: readonly number[]): Spread | undefined {
   return values.length > 0 ? spread(values) : undefined;
+}
+
+function engineFigures(pairs: readonly { run: EnrollmentRunResult; floor: number | undefined }[]): EngineFigures {
+  const of = (pick: (run: EnrollmentRunResult) => number): Spread => spread(pairs.map(({ run }) => pick(run)));
+  const databases = pairs.flatMap(({ run }) => (run.database ? [run.database] : []));
+  const floors = pairs.flatMap(({ run, floor }) => (floor === undefined ? [] : [run.totalServerCpuMsPerEnrollment - floor]));
+  return {
+    enrollmentsPerSecond: of((run) => run.enrollmentsPerSecond),
+    serverCpuMsPerEnrollment: of((run) => run.totalServerCpuMsPerEnrollment),
+    serverCpuMsPerEnrollmentWithSettle: of((run) => run.totalServerCpuMsPerEnrollmentWithSettle),
+    fleetgateCpuMsPerEnrollment: of((run) => run.serverCpuMsPerEnrollment),
+    databaseCpuMsPerEnrollment: spreadOrUndefined(databases.map((database) => database.cpuMsPerEnrollment)),
+    serverCpuUtilisation: of((run) => run.totalServerCpuUtilisation),
+    aboveNodeFloorMs: spreadOrUndefined(floors),
+    latencyP50Ms: of((run) => run.latencyMs.p50),
+    latencyP99Ms: of((run) => run.latencyMs.p99),
+    failedEnrollments: pairs.reduce((sum, { run }) => sum + (run.enrollments - run.succeeded), 0),
+    enrollmentsPerRound: of((run) => run.rounds.enrollmentsPerRound),
+    msPerRound: of((run) => run.rounds.msPerRound),
+    otherCores: of((run) => run.interference.otherCores),
+    loadAverage: of((run) => run.interference.loadAverage),
+  };
+}
+
+/** LevelDB against PostgreSQL over the repetitions that measured both. */
+function comparePostgres(benchRuns: readonly BenchRun[]): PostgresComparison | undefined {
+  const paired = benchRuns.flatMap((run) => (run.postgres ? [{ leveldb: run.enrollment, postgres: run.postgres }] : []));
+  if (paired.length === 0) return undefined;
+  // The repetition's Node floor (replayed after its LevelDB run) serves both engines: same load.
+  const floorOf = (leveldb: EnrollmentRunResult): number | undefined => leveldb.nodeFloor?.cpuMsPerRequest;
+  const databases = paired.flatMap(({ postgres }) => (postgres.database ? [{ run: postgres, database: postgres.database }] : []));
+  const perEnrollment = (pick: (activity: NonNullable<EnrollmentRunResult['database']>['activity']) => number): Spread =>
+    spread(databases.map(({ run, database }) => pick(database.activity) / run.enrollments));
+  const settings: Record<string, string> = {};
+  for (const { database } of databases) {
+    for (const [name, value] of Object.entries(database.settings)) {
+      const seen = settings[name]?.split(', ') ?? [];
+      if (!seen.includes(value)) settings[name] = [...seen, value].join(', ');
+    }
+  }
+  return {
+    leveldb: engineFigures(paired.map(({ leveldb }) => ({ run: leveldb, floor: floorOf(leveldb) }))),
+    postgres: engineFigures(paired.map(({ leveldb, postgres }) => ({ run: postgres, floor: floorOf(leveldb) }))),
+    throughputRatio: spread(paired.map(({ leveldb, postgres }) => postgres.enrollmentsPerSecond / leveldb.enrollmentsPerSecond)),
+    serverCpuRatio: spread(paired.map(({ leveldb, postgres }) => postgres.totalServerCpuMsPerEnrollment / leveldb.totalServerCpuMsPerEnrollment)),
+    transactionsPerEnrollment: perEnrollment((activity) => activity.commits),
+    walSyncsPerEnrollment: perEnrollment((activity) => activity.walSyncs),
+    walBytesPerEnrollment: perEnrollment((activity) => activity.walBytes),
+    databaseProcesses: spread(databases.map(({ database }) => database.processes)),
+    settings,
+  };
 }
 
 /** Reduces the runs to the headline figures. */
@@ -96,6 +191,7 @@ export function summarize(benchRuns: readonly BenchRun[]): Summary {
     otherCores: of((run) => run.interference.otherCores),
     stealCores: of((run) => run.interference.stealCores),
     loadAverage: of((run) => run.interference.loadAverage),
+    postgres: comparePostgres(benchRuns),
   };
 }
 
@@ -149,5 +245,58 @@ export function tableRows(summary: Summary, pinning: Pinning): string[][] {
     `< ${NOISY_CORES.toFixed(2)} cores`,
     summary.otherCores.median < NOISY_CORES ? 'yes' : 'NO: figures disturbed',
   ]);
+  return rows;
+}
+
+/** The PostgreSQL settings the comparison table names, in this order (all of them are in the JSON). */
+const DURABILITY_SETTINGS = ['fsync', 'synchronous_commit', 'wal_sync_method', 'full_page_writes', 'commit_delay'] as const;
+const SIZE_SETTINGS = ['shared_buffers', 'max_wal_size', 'checkpoint_timeout'] as const;
+
+/**
+ * Rows of the LevelDB / PostgreSQL table: metric, LevelDB, PostgreSQL, ratio, target, ok?.
+ * Values are medians (min-max over repetitions); ratios are paired within each repetition.
+ */
+export function postgresTableRows(comparison: PostgresComparison): string[][] {
+  const { leveldb, postgres } = comparison;
+  const both = (pick: (figures: EngineFigures) => Spread | undefined, digits: number, unit = ''): [string, string] => {
+    const format = (figures: EngineFigures): string => {
+      const value = pick(figures);
+      return value ? formatSpread(value, digits, unit) : '-';
+    };
+    return [format(leveldb), format(postgres)];
+  };
+  const percent = (value: Spread): Spread => ({ median: value.median * 100, min: value.min * 100, max: value.max * 100 });
+  const ratioOk = comparison.throughputRatio.median >= TARGETS.postgresThroughputRatio;
+  const failed = leveldb.failedEnrollments + postgres.failedEnrollments;
+  const settings = comparison.settings;
+  const rows: string[][] = [
+    ['enrollments/s (end to end)', ...both((f) => f.enrollmentsPerSecond, 0), formatSpread(percent(comparison.throughputRatio), 0, ' %'), `>= ${TARGETS.postgresThroughputRatio * 100} %`, yesNo(ratioOk)],
+    ['server CPU per enrollment (fleetgate + database)', ...both((f) => f.serverCpuMsPerEnrollment, 2, ' ms'), formatSpread(comparison.serverCpuRatio, 2, 'x'), '-', '-'],
+    ['  fleetgate process', ...both((f) => f.fleetgateCpuMsPerEnrollment, 2, ' ms'), '-', '-', '-'],
+    ['  PostgreSQL processes', ...both((f) => f.databaseCpuMsPerEnrollment, 2, ' ms'), '-', '-', '-'],
+    [`  incl. ${SETTLE_MS / 1000} s settle after the phase`, ...both((f) => f.serverCpuMsPerEnrollmentWithSettle, 2, ' ms'), '-', '-', '-'],
+    ['  above the bare Node https floor', ...both((f) => f.aboveNodeFloorMs, 2, ' ms'), '-', '-', '-'],
+    ['server CPU utilisation (fleetgate + database)', ...both((f) => f.serverCpuUtilisation, 2), '-', '-', '-'],
+    ['latency p50', ...both((f) => f.latencyP50Ms, 1, ' ms'), '-', '-', '-'],
+    ['latency p99', ...both((f) => f.latencyP99Ms, 1, ' ms'), '-', '-', '-'],
+    ['failed enrollments (all runs)', String(leveldb.failedEnrollments), String(postgres.failedEnrollments), '-', '0', yesNo(failed === 0)],
+    ['enrollments per registry write round', ...both((f) => f.enrollmentsPerRound, 1), '-', '-', '-'],
+    ['time to commit one round', ...both((f) => f.msPerRound, 2, ' ms'), '-', '-', '-'],
+    ['PostgreSQL transactions per enrollment', '-', formatSpread(comparison.transactionsPerEnrollment, 2), '-', '-', '-'],
+    ['PostgreSQL WAL flushes per enrollment', '-', formatSpread(comparison.walSyncsPerEnrollment, 3), '-', '-', '-'],
+    ['PostgreSQL WAL bytes per enrollment', '-', formatSpread(comparison.walBytesPerEnrollment, 0), '-', '-', '-'],
+    ['PostgreSQL processes (postmaster + children)', '-', formatSpread(comparison.databaseProcesses, 0), '-', '-', '-'],
+    ['PostgreSQL version', '-', settings.server_version ?? '?', '-', '-', '-'],
+    ['PostgreSQL durability', '-', DURABILITY_SETTINGS.map((name) => `${name} ${settings[name] ?? '?'}`).join(', '), '-', '-', '-'],
+    ['PostgreSQL memory and checkpoints', '-', SIZE_SETTINGS.map((name) => `${name} ${settings[name] ?? '?'}`).join(', '), '-', '-', '-'],
+    [
+      'other CPU use in timed phase (noise)',
+      ...both((f) => f.otherCores, 2, ' cores'),
+      '-',
+      `< ${NOISY_CORES.toFixed(2)} cores`,
+      leveldb.otherCores.median < NOISY_CORES && postgres.otherCores.median < NOISY_CORES ? 'yes' : 'NO: figures disturbed',
+    ],
+    ['load average (1 min) when each run started', ...both((f) => f.loadAverage, 1), '-', '-', '-'],
+  ];
   return rows;
 }

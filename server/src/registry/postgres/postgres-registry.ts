@@ -56,6 +56,7 @@ import { migrate, schemaVersion, type MigrationOutcome } from './migrate.ts';
 import { SCHEMA_VERSION } from './schema.ts';
 import { isUnavailable, toRegistryError } from './pg-errors.ts';
 import { redactUrl } from '../open-registry.ts';
+import { prepared } from './prepared.ts';
 import { WriteRounds, type ChangeRow, type RoundOutcome, type RoundTransaction } from './write-rounds.ts';
 
 /** Options of the PostgreSQL registry (config.json `registry`; docs/postgres.md). */
@@ -170,11 +171,14 @@ export class PostgresRegistry implements Registry {
     if (this.closed) throw new RegistryError('REGISTRY_CLOSED', 'the registry is closed');
   }
 
-  /** A read on the pool, its failure as a RegistryError. */
-  private async query<R extends pg.QueryResultRow>(sql: string, params: unknown[], doing: string): Promise<R[]> {
+  /**
+   * A read on the pool, its failure as a RegistryError. `prepare`: constant SQL on a hot path
+   * (every enrollment, every renewal) runs as a prepared statement ({@link prepared}).
+   */
+  private async query<R extends pg.QueryResultRow>(sql: string, params: unknown[], doing: string, prepare = false): Promise<R[]> {
     this.ensureOpen();
     try {
-      return (await this.pool.query<R>(sql, params)).rows;
+      return (await this.pool.query<R>(prepare ? prepared(sql, params) : { text: sql, values: params })).rows;
     } catch (error) {
       throw toRegistryError(error, doing);
     }
@@ -189,12 +193,12 @@ export class PostgresRegistry implements Registry {
   }
 
   async getDevice(id: string): Promise<DeviceRecord | undefined> {
-    const rows = await this.query<{ record: DeviceRecord }>('SELECT record FROM devices WHERE id = $1', [id], 'reading a device');
+    const rows = await this.query<{ record: DeviceRecord }>('SELECT record FROM devices WHERE id = $1', [id], 'reading a device', true);
     return rows[0]?.record;
   }
 
   async getCertificate(serial: string): Promise<CertificateRecord | undefined> {
-    const rows = await this.query<{ record: CertificateRecord }>('SELECT record FROM certificates WHERE serial = $1', [serial], 'reading a certificate');
+    const rows = await this.query<{ record: CertificateRecord }>('SELECT record FROM certificates WHERE serial = $1', [serial], 'reading a certificate', true);
     return rows[0]?.record;
   }
 

@@ -3,6 +3,7 @@ import { sealAuditEntry } from '../audit-chain.ts';
 import type { AuditEntry, AuditEvent } from '../types.ts';
 import { RegistryError } from '../errors.ts';
 import { toRegistryError } from './pg-errors.ts';
+import { prepared } from './prepared.ts';
 
 /** A change to tell every process about (device, trust or credential), as stored in `changes`. */
 export interface ChangeRow {
@@ -19,6 +20,7 @@ export const CHANGE_CHANNEL = 'fleetgate_changes';
 /**
  * What a job of a write round gets: reads and writes inside the round's transaction (a job sees
  * the writes of the jobs before it in the same round), and audit entries and changes to append.
+ * Their SQL must be constant text: each runs as a prepared statement ({@link prepared}).
  */
 export class RoundTransaction {
   readonly events: AuditEvent[] = [];
@@ -29,14 +31,14 @@ export class RoundTransaction {
   constructor(private readonly client: pg.PoolClient) {}
 
   async read<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
-    return (await this.client.query<R>(sql, params)).rows;
+    return (await this.client.query<R>(prepared(sql, params))).rows;
   }
 
   /** Runs a statement that may write; returns the rows it returns (RETURNING). */
   async write<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
     // Set before the statement: one that fails aborts the transaction, as a write would spoil it.
     this.wrote = true;
-    return (await this.client.query<R>(sql, params)).rows;
+    return (await this.client.query<R>(prepared(sql, params))).rows;
   }
 
   audit(event: AuditEvent): void {
@@ -130,7 +132,7 @@ export class WriteRounds {
     try {
       const started = performance.now();
       await client.query('BEGIN');
-      const head = (await client.query<HeadRow>('SELECT audit_seq, audit_hash, change_seq FROM registry_head WHERE id = 1 FOR UPDATE')).rows[0];
+      const head = (await client.query<HeadRow>(prepared('SELECT audit_seq, audit_hash, change_seq FROM registry_head WHERE id = 1 FOR UPDATE'))).rows[0];
       if (!head) throw new Error('registry_head has no row: the schema was not made by fleetgate');
       let auditSeq = Number(head.audit_seq);
       let auditHash = head.audit_hash;
@@ -171,22 +173,26 @@ export class WriteRounds {
         return [];
       }
       if (audit.length > 0) {
-        await client.query('INSERT INTO audit (seq, device_id, entry) SELECT * FROM unnest($1::bigint[], $2::text[], $3::json[])', [
-          audit.map((entry) => entry.seq),
-          audit.map((entry) => entry.deviceId ?? null),
-          audit.map((entry) => JSON.stringify(entry)),
-        ]);
+        await client.query(
+          prepared('INSERT INTO audit (seq, device_id, entry) SELECT * FROM unnest($1::bigint[], $2::text[], $3::json[])', [
+            audit.map((entry) => entry.seq),
+            audit.map((entry) => entry.deviceId ?? null),
+            audit.map((entry) => JSON.stringify(entry)),
+          ]),
+        );
       }
       if (changes.length > 0) {
-        await client.query('INSERT INTO changes (seq, kind, payload) SELECT * FROM unnest($1::bigint[], $2::text[], $3::json[])', [
-          changes.map((change) => change.seq),
-          changes.map((change) => change.kind),
-          changes.map((change) => JSON.stringify(change.payload)),
-        ]);
-        await client.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, String(changeSeq)]);
+        await client.query(
+          prepared('INSERT INTO changes (seq, kind, payload) SELECT * FROM unnest($1::bigint[], $2::text[], $3::json[])', [
+            changes.map((change) => change.seq),
+            changes.map((change) => change.kind),
+            changes.map((change) => JSON.stringify(change.payload)),
+          ]),
+        );
+        await client.query(prepared('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, String(changeSeq)]));
       }
       if (audit.length > 0 || changes.length > 0) {
-        await client.query('UPDATE registry_head SET audit_seq = $1, audit_hash = $2, change_seq = $3 WHERE id = 1', [auditSeq, auditHash, changeSeq]);
+        await client.query(prepared('UPDATE registry_head SET audit_seq = $1, audit_hash = $2, change_seq = $3 WHERE id = 1', [auditSeq, auditHash, changeSeq]));
       }
       await client.query('COMMIT');
       this.onRoundWritten?.((performance.now() - started) / 1000);
