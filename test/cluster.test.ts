@@ -6,6 +6,7 @@ import { fleetgate, refused } from './helpers/cli.ts';
 import { connackCode, enrolledDevices, mqttOptions } from './helpers/device.ts';
 import { makeDataDir, serviceCredential, startFleet, type Fleet } from './helpers/fleet.ts';
 import { sharedPostgres, stopSharedPostgres } from './helpers/postgres.ts';
+import { LogWatcher } from './helpers/log-watch.ts';
 import { startRedis } from './helpers/redis.ts';
 import { waitFor, withDeadline } from './helpers/wait.ts';
 
@@ -130,4 +131,26 @@ test('cluster settings that cannot work are refused before anything starts', asy
   const registryUrl = await (await sharedPostgres()).createDatabase();
   await redis.stop();
   refused(t, await fleetgate(['serve', '--data', data.dir, '--registry', registryUrl, '--cluster-redis', redis.url, '--est-port', '0', '--mqtt-port', '0', '--admin-port', '0', '--metrics-port', '0']), 'Redis down at start', 1, 'SERVE_CLUSTER_UNREACHABLE', /Redis does not answer/);
+});
+
+test('Redis killed under a running node: the node rides it out (readiness 503, then 200 when Redis is back), no crash', async (t) => {
+  const data = await makeDataDir(t);
+  const registryUrl = await (await sharedPostgres()).createDatabase();
+  const redis = await startRedis();
+  t.teardown(() => redis.destroy());
+  const log = new LogWatcher();
+  const node = await startFleet(t, { dataDir: data, registryUrl, clusterRedis: redis.url, nodeId: 'node-a', logger: log.logger });
+  const ready = async (): Promise<number> => (await fetch(new URL('/readyz', node.server.metricsUrl))).status;
+  t.is(await ready(), 200);
+  await redis.stop();
+  // mqemitter-redis re-emits its connections' errors on an emitter of its own: without a
+  // listener there, the first failed reconnection of the routing connections was an uncaught
+  // exception that ended the node. Both have failed once when the node has logged it.
+  for (const role of ['publish', 'subscribe']) {
+    await log.line((line) => line.role === role && line.msg === 'cluster Redis connection failed; reconnecting', `the ${role} connection to fail`);
+  }
+  t.is(await ready(), 503);
+  await redis.start();
+  await waitFor(async () => (await ready()) === 200, { what: '/readyz to answer 200 once Redis is back' });
+  await log.line((line) => line.role === 'subscribe' && line.msg === 'cluster Redis connection back', 'the subscribe connection to come back');
 });

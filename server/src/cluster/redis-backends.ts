@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { Redis } from 'ioredis';
@@ -17,6 +18,11 @@ const require = createRequire(import.meta.url);
 export interface MessageEmitter {
   on(topic: string, listener: (message: { topic: string; payload?: unknown }, done: () => void) => void, callback?: () => void): unknown;
   close(callback: () => void): void;
+  /**
+   * mqemitter-redis re-emits every error of its two connections here: an 'error' event without
+   * a listener would throw, and a Redis restart would take the whole node down with it.
+   */
+  readonly state: EventEmitter;
 }
 
 /** An aedes persistence instance (aedes types it as `any`). */
@@ -107,6 +113,8 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterBa
   const mqemitterRedis = require('mqemitter-redis') as MqEmitterRedisFactory;
   const persistenceRedis = require('aedes-persistence-redis') as PersistenceRedisFactory;
   const mq = mqemitterRedis({ pubConn: pub, subConn: sub });
+  // The connections' own listeners above report the outage once; these are the same errors.
+  mq.state.on('error', (error: Error) => logger.debug({ err: error }, 'cluster routing: Redis error'));
   const persistence = persistenceRedis({ conn: store, ...(options.maxSessionDelivery ? { maxSessionDelivery: options.maxSessionDelivery } : {}) });
   return {
     nodeId: options.nodeId,
