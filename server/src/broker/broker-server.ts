@@ -20,6 +20,7 @@ import { guardPacketSize } from './packet-guard.ts';
 import { PresenceRecorder, type PresenceStore } from './presence.ts';
 import { issuingCaOf } from './peer-identity.ts';
 import { persistGrantedOnly } from './persisted-subscriptions.ts';
+import { publishBeforePuback } from './publish-before-puback.ts';
 import { RetainedQuota } from './retained-quota.ts';
 import { SessionTable } from './sessions.ts';
 import type { AedesPersistence, MessageEmitter } from '../cluster/redis-backends.ts';
@@ -128,6 +129,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       done();
     });
   }
+  const ordering = publishBeforePuback(createAuthorizePublish(context));
   aedes = await Aedes.createBroker({
     id: options.nodeId,
     ...(options.cluster ? { mq: options.cluster.mq, persistence: options.cluster.persistence } : {}),
@@ -137,7 +139,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     drainTimeout: 30_000,
     preConnect: createPreConnect(context),
     authenticate: createAuthenticate(context),
-    authorizePublish: createAuthorizePublish(context),
+    authorizePublish: ordering.authorizePublish,
     authorizeSubscribe: createAuthorizeSubscribe(context),
     // Delivery is checked too (a message for an offline persistent session is queued by aedes'
     // persistence, outside the subscribe hook): a client only ever receives topics its subscribe
@@ -153,6 +155,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     },
   });
   const broker = aedes;
+  ordering.install(broker);
   persistGrantedOnly(broker, (client, filter) => sessions.get(client)?.subscriptions.has(filter) ?? false);
 
   const setConnectedGauges = (): void => {
