@@ -16,6 +16,7 @@ import { createAuthorizePublish } from './hooks/authorize-publish.ts';
 import { createAuthorizeSubscribe } from './hooks/authorize-subscribe.ts';
 import type { HookContext } from './hooks/context.ts';
 import { createPreConnect } from './hooks/pre-connect.ts';
+import { dedupeExactly } from './delivery-dedupe.ts';
 import { guardPacketSize } from './packet-guard.ts';
 import { PresenceRecorder, type PresenceStore } from './presence.ts';
 import { issuingCaOf } from './peer-identity.ts';
@@ -242,6 +243,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const guard = guardNamedListener(server, 'mqtt', options.listeners, 'manual', options.listenerReporting);
   server.on('secureConnection', (socket: TLSSocket) => {
     const client = broker.handle(socket);
+    // Before its CONNECT restores a persistent session's subscriptions.
+    dedupeExactly(client);
     guardPacketSize(client, config.limits.maxPacketBytes, (size) => {
       sessions.closing(client, 'BROKER_PACKET_TOO_LARGE');
       metrics.mqttRefusals.inc({ code: 'BROKER_PACKET_TOO_LARGE' });
