@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { connectAsync, type MqttClient } from 'mqtt';
+import { connect as connectMqtt, connectAsync, type IConnackPacket, type MqttClient } from 'mqtt';
 import type { DeviceDetail } from '../server/src/admin/wire.ts';
 import { admin } from './helpers/admin-client.ts';
 import { fleetgate, refused } from './helpers/cli.ts';
@@ -153,4 +153,41 @@ test('Redis killed under a running node: the node rides it out (readiness 503, t
   await redis.start();
   await waitFor(async () => (await ready()) === 200, { what: '/readyz to answer 200 once Redis is back' });
   await log.line((line) => line.role === 'subscribe' && line.msg === 'cluster Redis connection back', 'the subscribe connection to come back');
+});
+
+test('a persistent session subscribes to several filters in one SUBSCRIBE: SUBACK, and the session keeps them all', async (t) => {
+  const [a, b] = await cluster(t, ['node-a', 'node-b']);
+  if (!a || !b) throw new Error('no nodes');
+  const [device] = await enrolledDevices(t, a, 'thermostat', 1);
+  if (!device) throw new Error('no device');
+  const service = await serviceCredential(t, a);
+  const filters = ['devices/+/telemetry', 'devices/+/state', 'devices/+/events/#'];
+  // aedes-persistence-redis waited for each store's broadcast by client id and first filter; aedes
+  // stores once per filter: the SUBACK of a multi-filter SUBSCRIBE never came.
+  const backend = await connectAsync(b.server.mqttUrl, mqttOptions(b, service, { clientId: 'backend:ingest', clean: false }));
+  t.teardown(() => backend.endAsync(true));
+  const granted = await withDeadline(backend.subscribeAsync(filters, { qos: 1 }), { what: 'the SUBACK of three filters' });
+  t.deepEqual(granted.map((grant) => grant.qos), [1, 1, 1]);
+  await backend.endAsync();
+
+  // Stored in Redis: the session is present on the other node, and delivers on every filter.
+  const again = connectMqtt(a.server.mqttUrl, mqttOptions(a, service, { clientId: 'backend:ingest', clean: false }));
+  t.teardown(() => again.endAsync(true));
+  const connack = await withDeadline(new Promise<IConnackPacket>((resolve) => again.once('connect', resolve)), { what: 'the CONNACK on node A' });
+  t.true(connack.sessionPresent);
+  const onDevice = await connect(t, a, device.operational);
+  const topics = [`devices/${device.id}/telemetry`, `devices/${device.id}/state`, `devices/${device.id}/events/motion`];
+  const received: string[] = [];
+  const all = withDeadline(
+    new Promise<void>((resolve) => {
+      again.on('message', (topic) => {
+        received.push(topic);
+        if (topics.every((expected) => received.includes(expected))) resolve();
+      });
+    }),
+    { what: () => `a message on every filter (${received.join(', ')})` },
+  );
+  for (const topic of topics) await onDevice.publishAsync(topic, 'x', { qos: 1 });
+  await all;
+  t.pass();
 });
