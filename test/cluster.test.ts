@@ -191,3 +191,38 @@ test('a persistent session subscribes to several filters in one SUBSCRIBE: SUBAC
   await all;
   t.pass();
 });
+
+test('Redis restarted empty: a persistent session connected at the time is stored again and finds its session at its next connection; the retained charges start over', async (t) => {
+  const data = await makeDataDir(t);
+  const registryUrl = await (await sharedPostgres()).createDatabase();
+  const redis = await startRedis();
+  t.teardown(() => redis.destroy());
+  const log = new LogWatcher();
+  const node = await startFleet(t, { dataDir: data, registryUrl, clusterRedis: redis.url, nodeId: 'node-a', logger: log.logger });
+  const service = await serviceCredential(t, node);
+  const backend = await connectAsync(node.server.mqttUrl, mqttOptions(node, service, { clientId: 'backend:ingest', clean: false }));
+  t.teardown(() => backend.endAsync(true));
+  await backend.subscribeAsync(['devices/+/telemetry', 'devices/+/state'], { qos: 1 });
+  const [device] = await enrolledDevices(t, node, 'thermostat', 1);
+  if (!device) throw new Error('no device');
+  const onDevice = await connect(t, node, device.operational);
+  await onDevice.publishAsync(`devices/${device.id}/state`, 'heating', { qos: 1, retain: true });
+  const retainedHeld = async (): Promise<number> => (await node.server.metrics.mqttRetainedMessages.get()).values[0]?.value ?? 0;
+  t.is(await retainedHeld(), 1);
+  await redis.stop();
+  await redis.start();
+  // The node sees its marker gone when its general connection is back, and stores the sessions
+  // connected to it again (Redis held them; the node still does).
+  await log.line((line) => line.msg?.startsWith('cluster Redis came back without its data') === true, 'the node to see that Redis lost its data');
+  const restored = await log.line((line) => line.msg === 'persistent sessions connected to this node stored again in Redis', 'the sessions to be stored again');
+  t.is(restored.sessions, 1);
+  t.is(await retainedHeld(), 0, 'the retained message is gone, and so is its charge against the device');
+  await backend.endAsync();
+  const again = connectMqtt(node.server.mqttUrl, mqttOptions(node, service, { clientId: 'backend:ingest', clean: false }));
+  t.teardown(() => again.endAsync(true));
+  const connack = await withDeadline(new Promise<IConnackPacket>((resolve) => again.once('connect', resolve)), { what: 'the CONNACK after the restart' });
+  t.true(connack.sessionPresent, 'the session survived the restart');
+  const received = next<[string, Buffer]>(again, 'message', 'a reading through the restored subscription');
+  await onDevice.publishAsync(`devices/${device.id}/state`, 'idle', { qos: 1 });
+  t.is((await received)[0], `devices/${device.id}/state`);
+});

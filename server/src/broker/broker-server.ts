@@ -20,7 +20,7 @@ import { dedupeExactly } from './delivery-dedupe.ts';
 import { guardPacketSize } from './packet-guard.ts';
 import { PresenceRecorder, type PresenceStore } from './presence.ts';
 import { issuingCaOf } from './peer-identity.ts';
-import { persistGrantedOnly } from './persisted-subscriptions.ts';
+import { persistGrantedOnly, restoreSessions } from './persisted-subscriptions.ts';
 import { publishBeforePuback } from './publish-before-puback.ts';
 import { RetainedQuota } from './retained-quota.ts';
 import { SessionTable } from './sessions.ts';
@@ -45,7 +45,7 @@ export interface BrokerOptions {
   /** This node's name: aedes' broker id, and where presence says a device is connected. */
   readonly nodeId: string;
   /** Cluster mode: MQTT routing, sessions and retained messages shared through Redis. */
-  readonly cluster?: { readonly mq: MessageEmitter; readonly persistence: AedesPersistence };
+  readonly cluster?: { readonly mq: MessageEmitter; readonly persistence: AedesPersistence; readonly onDataLost?: (listener: () => void) => void };
 }
 
 /** The MQTT broker: aedes behind a TLS listener, with fleetgate's hooks. */
@@ -158,6 +158,16 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const broker = aedes;
   ordering.install(broker);
   persistGrantedOnly(broker, (client, filter) => sessions.get(client)?.subscriptions.has(filter) ?? false);
+
+  // Redis came back empty: the sessions connected here still hold their subscriptions, Redis no
+  // longer does. Stored again, they survive their client's next connection (anywhere in the
+  // cluster) instead of coming back without a session. The retained messages are gone: so are
+  // their charges.
+  options.cluster?.onDataLost?.(() => {
+    retained.clear();
+    context.retainedChanged();
+    void restoreSessions(broker, logger);
+  });
 
   const setConnectedGauges = (): void => {
     const counts = sessions.counts();

@@ -1,4 +1,5 @@
 import type { Aedes, Client, Subscription } from 'aedes';
+import type { Logger } from 'pino';
 
 /** The part of aedes' persistence this module wraps (aedes-persistence 10.x, async API). */
 interface SubscriptionStore {
@@ -41,4 +42,32 @@ export function persistGrantedOnly(aedes: Aedes, granted: (client: Client, filte
     });
     return next;
   };
+}
+
+/** What aedes keeps of a client's subscriptions (lib/handlers/subscribe.js). */
+type LiveClient = Client & { readonly subscriptions: Readonly<Record<string, { readonly qos: number }>> };
+
+/**
+ * Stores again the subscriptions of the persistent sessions connected to this broker, after the
+ * persistence lost them (a cluster's Redis restarted empty). Goes through the persistence's
+ * addSubscriptions, so {@link persistGrantedOnly} applies. Resolves with how many sessions.
+ */
+export async function restoreSessions(aedes: Aedes, logger: Logger): Promise<number> {
+  const store = (aedes as unknown as { persistence: SubscriptionStore }).persistence;
+  const clients = Object.values((aedes as unknown as { clients: Record<string, LiveClient> }).clients).filter((client) => !client.clean && !client.closed);
+  let restored = 0;
+  await Promise.all(
+    clients.map(async (client) => {
+      const subscriptions = Object.entries(client.subscriptions).map(([topic, { qos }]) => ({ topic, qos }) as Subscription);
+      if (subscriptions.length === 0) return;
+      try {
+        await store.addSubscriptions(client, subscriptions);
+        restored++;
+      } catch (error) {
+        logger.warn({ err: error, clientId: client.id }, 'storing a session again failed');
+      }
+    }),
+  );
+  logger.info({ sessions: restored }, 'persistent sessions connected to this node stored again in Redis');
+  return restored;
 }

@@ -57,6 +57,11 @@ export interface ClusterBackends {
   readonly redis: Redis;
   /** Whether every connection is up (readiness). */
   connected(): boolean;
+  /**
+   * Calls `listener` each time Redis comes back without what it held (restarted without
+   * persistence, flushed): see {@link connectCluster} for what that loses.
+   */
+  onDataLost(listener: () => void): void;
   close(): Promise<void>;
 }
 
@@ -69,9 +74,25 @@ export interface ClusterOptions {
   readonly maxSessionDelivery?: number;
 }
 
+/** The key a node keeps in Redis to tell, when a connection comes back, whether Redis lost its data. */
+export function dataMarkerKey(nodeId: string): string {
+  return `fleetgate:node:${nodeId}:data`;
+}
+
 /**
  * Connects a node to Redis: four connections (publish, subscribe, persistence, general), each
  * reconnecting by itself with a capped backoff while Redis is away. Resolves once all answer.
+ *
+ * A Redis restart without persistence comes back empty. The node rides it out: the connections
+ * come back by themselves, ioredis subscribes the routing connection again (autoResubscribe), and
+ * the node's memory still holds its clients' live subscriptions, so routing between nodes resumes
+ * by itself. Lost for good are what only Redis held: retained messages, the QoS 1 messages queued
+ * for offline persistent sessions, the stored subscriptions of the sessions offline at the time,
+ * and whatever was in flight through pub/sub (and what is published before the receiving node's
+ * subscriber connection is back: QoS 0 gone, QoS 1 still in a persistent session's new queue).
+ * The node notices the loss by a marker key of its own missing when its general connection comes
+ * back, and tells {@link ClusterBackends.onDataLost} listeners (the broker stores the sessions
+ * connected to this node again).
  */
 export async function connectCluster(options: ClusterOptions): Promise<ClusterBackends> {
   const { url, logger } = options;
@@ -112,6 +133,27 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterBa
   }
   const mqemitterRedis = require('mqemitter-redis') as MqEmitterRedisFactory;
   const persistenceRedis = require('aedes-persistence-redis') as PersistenceRedisFactory;
+  // Set once connected; when the general connection is back after a failure and the marker is
+  // gone, Redis lost what it held.
+  const marker = dataMarkerKey(options.nodeId);
+  const dataLost = new Set<() => void>();
+  await redis.set(marker, new Date().toISOString());
+  let checking = false;
+  redis.on('ready', () => {
+    if (checking) return;
+    checking = true;
+    redis
+      .set(marker, new Date().toISOString(), 'NX')
+      .then((created) => {
+        if (created !== 'OK') return;
+        logger.warn({ marker }, 'cluster Redis came back without its data (restarted empty): retained messages and the queues of offline persistent sessions are gone');
+        for (const listener of dataLost) listener();
+      })
+      .catch((error: unknown) => logger.warn({ err: error }, 'cluster Redis: checking for lost data failed'))
+      .finally(() => {
+        checking = false;
+      });
+  });
   const mq = mqemitterRedis({ pubConn: pub, subConn: sub });
   // The connections' own listeners above report the outage once; these are the same errors.
   mq.state.on('error', (error: Error) => logger.debug({ err: error }, 'cluster routing: Redis error'));
@@ -122,9 +164,12 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterBa
     persistence,
     redis,
     connected: () => connections.every((connection) => connection.status === 'ready'),
+    onDataLost: (listener) => void dataLost.add(listener),
     async close() {
       // aedes' close has closed the emitter (and its two connections) already; this is idempotent.
       await new Promise<void>((resolve) => mq.close(resolve));
+      // A node that is gone has no data to miss (a node killed leaves its few bytes behind).
+      if (redis.status === 'ready') await bounded(redis.del(marker).then(() => undefined)).catch(() => undefined);
       await bounded(new Promise<void>((resolve) => persistence.destroy(resolve)));
       // A QUIT sent on a connection that has ended would wait in the offline queue for ever.
       await Promise.all(
