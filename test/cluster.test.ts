@@ -1,10 +1,11 @@
 import test, { type ExecutionContext } from 'ava';
 import { connect as connectMqtt, connectAsync, type IConnackPacket, type MqttClient } from 'mqtt';
 import type { DeviceDetail } from '../server/src/admin/wire.ts';
+import { PostgresRegistry } from '../server/src/registry/postgres/postgres-registry.ts';
 import { admin } from './helpers/admin-client.ts';
 import { fleetgate, refused } from './helpers/cli.ts';
 import { connackCode, enrolledDevices, mqttOptions } from './helpers/device.ts';
-import { makeDataDir, serviceCredential, startFleet, type Fleet } from './helpers/fleet.ts';
+import { makeDataDir, serviceCredential, startFleet, testConfig, type Fleet } from './helpers/fleet.ts';
 import { sharedPostgres, stopSharedPostgres } from './helpers/postgres.ts';
 import { LogWatcher } from './helpers/log-watch.ts';
 import { startRedis } from './helpers/redis.ts';
@@ -225,4 +226,24 @@ test('Redis restarted empty: a persistent session connected at the time is store
   const received = next<[string, Buffer]>(again, 'message', 'a reading through the restored subscription');
   await onDevice.publishAsync(`devices/${device.id}/state`, 'idle', { qos: 1 });
   t.is((await received)[0], `devices/${device.id}/state`);
+});
+
+test('presence after a node died: a device that connects to another node and leaves again within one presence flush is shown disconnected there, not connected to the dead node', async (t) => {
+  const data = await makeDataDir(t);
+  const registryUrl = await (await sharedPostgres()).createDatabase();
+  // One flush, at the end: the connection and the disconnection reach the registry together.
+  const node = await startFleet(t, { dataDir: data, registryUrl, nodeId: 'node-a', config: testConfig({ brokerLimits: { presenceFlushMs: 600_000 } }) });
+  const [device] = await enrolledDevices(t, node, 'thermostat', 1);
+  if (!device) throw new Error('no device');
+  // What a node killed while the device was connected to it leaves behind.
+  const earlier = new Date(Date.now() - 60_000).toISOString();
+  await node.server.registry.recordPresence([{ deviceId: device.id, connected: true, connectedAt: earlier, lastSeen: earlier, node: 'node-dead' }]);
+  const client = await connect(t, node, device.operational);
+  await client.endAsync();
+  await node.server.close(); // flushes presence
+  const registry = await PostgresRegistry.open(registryUrl);
+  t.teardown(() => registry.close());
+  const presence = await registry.getPresence(device.id);
+  t.like(presence, { connected: false, node: 'node-a' });
+  t.true((presence?.connectedAt ?? '') > earlier);
 });
