@@ -34,7 +34,7 @@ export async function enrolledDevices(t: ExecutionContext, fleet: Fleet, model =
 }
 
 /** MQTT.js connection options for a credential against the fleet's broker (no auto-reconnect). */
-export function mqttOptions(fleet: Fleet, credential: Credential, overrides: Partial<IClientOptions> = {}): IClientOptions {
+export function mqttOptions(fleet: Pick<Fleet, 'rootPem'>, credential: Credential, overrides: Partial<IClientOptions> = {}): IClientOptions {
   return {
     clientId: credential.id,
     ca: fleet.rootPem,

@@ -17,17 +17,28 @@ export interface ServeProcess {
   readonly port: number;
   /** The admin API's URL, when a port was asked for (`adminPort: true`). */
   readonly adminUrl: string;
+  /** The broker's URL, when a port was asked for (`mqttPort: true`). */
+  readonly mqttUrl: string;
+  /** The Prometheus endpoint (`/healthz`, `/readyz` beside it), when a port was asked for (`metricsPort: true`). */
+  readonly metricsUrl: string;
   /** Everything it printed so far. */
   output(): string;
 }
 
 /** Starts `fleetgate serve` as a separate process and waits until EST answers. */
-export async function startServeProcess(t: ExecutionContext, dataDir: string, rootPem: string, options: { args?: readonly string[]; adminPort?: boolean } = {}): Promise<ServeProcess> {
+export async function startServeProcess(
+  t: ExecutionContext,
+  dataDir: string,
+  rootPem: string,
+  options: { args?: readonly string[]; adminPort?: boolean; mqttPort?: boolean; metricsPort?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Promise<ServeProcess> {
   const port = await freePort();
   const adminPort = options.adminPort ? await freePort() : 0;
-  const args = ['serve', '--data', dataDir, '--host', '127.0.0.1', '--est-port', String(port), '--mqtt-port', '0', '--admin-port', String(adminPort), '--metrics-port', '0', ...(options.args ?? [])];
+  const mqttPort = options.mqttPort ? await freePort() : 0;
+  const metricsPort = options.metricsPort ? await freePort() : 0;
+  const args = ['serve', '--data', dataDir, '--host', '127.0.0.1', '--est-port', String(port), '--mqtt-port', String(mqttPort), '--admin-port', String(adminPort), '--metrics-port', String(metricsPort), ...(options.args ?? [])];
   const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, FLEETGATE_BIN, ...args], {
-    env: { ...process.env, FLEETGATE_LOG_LEVEL: 'warn' },
+    env: { ...process.env, FLEETGATE_LOG_LEVEL: 'warn', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -52,5 +63,5 @@ export async function startServeProcess(t: ExecutionContext, dataDir: string, ro
     child.kill('SIGKILL');
     throw error;
   }
-  return { child, estUrl, port, adminUrl: `https://127.0.0.1:${adminPort}`, output: () => output };
+  return { child, estUrl, port, adminUrl: `https://127.0.0.1:${adminPort}`, mqttUrl: `mqtts://127.0.0.1:${mqttPort}`, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, output: () => output };
 }
