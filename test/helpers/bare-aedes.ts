@@ -1,7 +1,6 @@
 import type { ExecutionContext } from 'ava';
 import { Aedes, type AedesOptions, type Client } from 'aedes';
 import { EventEmitter } from 'node:events';
-import { createRequire } from 'node:module';
 import { Duplex } from 'node:stream';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { nextEvent } from './wait.ts';
@@ -12,9 +11,8 @@ import { nextEvent } from './wait.ts';
  * for the ordering of aedes' own steps (PUBACK, queueing, routing, delivery).
  */
 
-const require = createRequire(import.meta.url);
+/** The part of aedes' emitter (mqemitter) the bare broker wraps. */
 type Emitter = { emit(packet: { topic: string }, done: (error?: Error) => void): void };
-const mqemitter = require('mqemitter') as () => Emitter;
 
 /** A client of the bare broker, seen from its side of the connection. */
 export interface BareClient {
@@ -40,7 +38,10 @@ export interface BareBrokerOptions {
 }
 
 export async function bareBroker(t: ExecutionContext, options: BareBrokerOptions = {}) {
-  const mq = mqemitter();
+  const aedes = await Aedes.createBroker({ ...options.aedes });
+  t.teardown(() => new Promise<void>((resolve) => aedes.close(() => resolve())));
+  // aedes' own in-process emitter, wrapped once the broker has started (it announced itself).
+  const mq = (aedes as unknown as { mq: Emitter }).mq;
   const held = new EventEmitter<{ emit: [topic: string, release: () => void] }>();
   const emitted: string[] = [];
   const emit = mq.emit.bind(mq);
@@ -55,8 +56,6 @@ export async function bareBroker(t: ExecutionContext, options: BareBrokerOptions
     if (options.hold?.(packet.topic)) held.emit('emit', packet.topic, release);
     else release();
   };
-  const aedes = await Aedes.createBroker({ mq: mq as never, ...options.aedes });
-  t.teardown(() => new Promise<void>((resolve) => aedes.close(() => resolve())));
   const published: string[] = [];
   aedes.on('publish', (packet, client) => {
     if (client) published.push(packet.topic);
