@@ -1,6 +1,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { connect as connectMqtt, connectAsync, type IConnackPacket, type MqttClient } from 'mqtt';
 import type { DeviceDetail } from '../server/src/admin/wire.ts';
+import { storedOrEchoLost } from '../server/src/cluster/redis-backends.ts';
 import { PostgresRegistry } from '../server/src/registry/postgres/postgres-registry.ts';
 import { admin } from './helpers/admin-client.ts';
 import { fleetgate, refused } from './helpers/cli.ts';
@@ -9,7 +10,7 @@ import { makeDataDir, serviceCredential, startFleet, testConfig, type Fleet } fr
 import { sharedPostgres, stopSharedPostgres } from './helpers/postgres.ts';
 import { LogWatcher } from './helpers/log-watch.ts';
 import { startRedis } from './helpers/redis.ts';
-import { waitFor, withDeadline } from './helpers/wait.ts';
+import { untilClockPasses, waitFor, withDeadline } from './helpers/wait.ts';
 
 /*
  * Cluster mode: fleetgate nodes sharing the registry (PostgreSQL) and MQTT (Redis). Each node here
@@ -246,4 +247,24 @@ test('presence after a node died: a device that connects to another node and lea
   const presence = await registry.getPresence(device.id);
   t.like(presence, { connected: false, node: 'node-a' });
   t.true((presence?.connectedAt ?? '') > earlier);
+});
+
+test('a subscription store whose broadcast never comes back settles once routing has been up long enough, never while it is down', async (t) => {
+  const never = new Promise<void>(() => undefined);
+  let upSince: number | undefined;
+  let lost = 0;
+  const upFor = (): number => (upSince === undefined ? 0 : performance.now() - upSince);
+  const settled = storedOrEchoLost(never, upFor, () => lost++, 200);
+  let done = false;
+  void settled.then(() => (done = true));
+  // Routing down: the store keeps waiting (its Redis commands are queued until Redis is back).
+  await untilClockPasses(Date.now() + 400, { what: 'twice the patience, routing down' });
+  t.false(done);
+  upSince = performance.now();
+  await withDeadline(settled, { what: 'the store to settle once routing was up for the patience' });
+  t.true(upFor() >= 200);
+  t.is(lost, 1);
+  // A store that completes settles with it, at once.
+  await withDeadline(storedOrEchoLost(Promise.resolve(), upFor, () => lost++, 60_000), { what: 'a completed store' });
+  t.is(lost, 1);
 });

@@ -45,7 +45,12 @@ export interface BrokerOptions {
   /** This node's name: aedes' broker id, and where presence says a device is connected. */
   readonly nodeId: string;
   /** Cluster mode: MQTT routing, sessions and retained messages shared through Redis. */
-  readonly cluster?: { readonly mq: MessageEmitter; readonly persistence: AedesPersistence; readonly onDataLost?: (listener: () => void) => void };
+  readonly cluster?: {
+    readonly mq: MessageEmitter;
+    readonly persistence: AedesPersistence;
+    readonly onDataLost?: (listener: () => void) => void;
+    readonly settleStore?: (stored: Promise<void>, clientId: string) => Promise<void>;
+  };
 }
 
 /** The MQTT broker: aedes behind a TLS listener, with fleetgate's hooks. */
@@ -157,7 +162,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   });
   const broker = aedes;
   ordering.install(broker);
-  persistGrantedOnly(broker, (client, filter) => sessions.get(client)?.subscriptions.has(filter) ?? false);
+  persistGrantedOnly(broker, (client, filter) => sessions.get(client)?.subscriptions.has(filter) ?? false, options.cluster?.settleStore);
 
   // Redis came back empty: the sessions connected here still hold their subscriptions, Redis no
   // longer does. Stored again, they survive their client's next connection (anywhere in the

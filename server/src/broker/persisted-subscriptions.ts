@@ -22,11 +22,12 @@ interface SubscriptionStore {
  * second store of the same SUBSCRIBE replaced the first one's waiter, which never returned, and a
  * persistent session that subscribed to two filters at once never got its SUBACK (MQTT.js does
  * exactly that when it subscribes again after a session was lost). Chained per client, each store
- * finishes before the next begins.
+ * finishes before the next begins. `settle` bounds a store whose broadcast was lost (cluster mode,
+ * see storedOrEchoLost), so that one lost message cannot hold the client's SUBSCRIBEs for ever.
  *
  * Relies on aedes internals (`broker.persistence`); the test suite checks it end to end.
  */
-export function persistGrantedOnly(aedes: Aedes, granted: (client: Client, filter: string) => boolean): void {
+export function persistGrantedOnly(aedes: Aedes, granted: (client: Client, filter: string) => boolean, settle: (stored: Promise<void>, clientId: string) => Promise<void> = (stored) => stored): void {
   const store = (aedes as unknown as { persistence?: SubscriptionStore }).persistence;
   if (!store || typeof store.addSubscriptions !== 'function') throw new Error('aedes internals changed: broker.persistence.addSubscriptions is missing');
   const add = store.addSubscriptions.bind(store);
@@ -34,7 +35,7 @@ export function persistGrantedOnly(aedes: Aedes, granted: (client: Client, filte
   const storing = new Map<string, Promise<void>>();
   store.addSubscriptions = (client, subscriptions) => {
     const previous = storing.get(client.id) ?? Promise.resolve();
-    const next = previous.then(() => add(client, subscriptions.filter((subscription) => granted(client, subscription.topic))));
+    const next = previous.then(() => settle(add(client, subscriptions.filter((subscription) => granted(client, subscription.topic))), client.id));
     const settled = next.catch(() => undefined);
     storing.set(client.id, settled);
     void settled.then(() => {

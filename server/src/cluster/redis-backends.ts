@@ -59,9 +59,14 @@ export interface ClusterBackends {
   connected(): boolean;
   /**
    * Calls `listener` each time Redis comes back without what it held (restarted without
-   * persistence, flushed): see {@link connectCluster} for what that loses.
+   * persistence, flushed), once routing is up again: see {@link connectCluster} for what that loses.
    */
   onDataLost(listener: () => void): void;
+  /**
+   * Settles with `stored` (aedes-persistence-redis storing a session's subscriptions), or once
+   * routing has been up long enough that the broadcast it waits for must have been lost.
+   */
+  settleStore(stored: Promise<void>, clientId: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -72,6 +77,33 @@ export interface ClusterOptions {
   readonly logger: Logger;
   /** Offline messages delivered to a persistent session when it reconnects. */
   readonly maxSessionDelivery?: number;
+}
+
+/**
+ * How long a store of subscriptions may wait, with routing up all that time, before the broadcast
+ * it waits for counts as lost.
+ */
+export const STORE_ECHO_PATIENCE_MS = 5_000;
+
+/**
+ * aedes-persistence-redis stores a session's subscriptions, then broadcasts them to every node
+ * (its topic trees) and waits until its own broadcast comes back through pub/sub. A broadcast
+ * published while the node's subscriber connection is not subscribed again (after a Redis
+ * restart) never comes back, and the SUBSCRIBE would wait for ever for its SUBACK. Settles with
+ * `stored`, or once it has waited `patienceMs` and routing has been up for as long.
+ */
+export function storedOrEchoLost(stored: Promise<void>, routingUpForMs: () => number, onLost: () => void, patienceMs = STORE_ECHO_PATIENCE_MS): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const started = performance.now();
+  const lost = new Promise<void>((resolve) => {
+    timer = setInterval(() => {
+      if (performance.now() - started < patienceMs || routingUpForMs() < patienceMs) return;
+      onLost();
+      resolve();
+    }, Math.max(10, patienceMs / 10));
+    timer.unref();
+  });
+  return Promise.race([stored, lost]).finally(() => clearInterval(timer));
 }
 
 /** The key a node keeps in Redis to tell, when a connection comes back, whether Redis lost its data. */
@@ -131,6 +163,41 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterBa
     connections.forEach((connection) => connection.disconnect());
     throw error;
   }
+  // Routing is up when every connection is ready and the subscriber connection has subscribed
+  // again: ioredis sends its SUBSCRIBEs right after 'ready', and a PING answered after them says
+  // Redis has them.
+  let subscribed = true;
+  let upSince: number | undefined = performance.now();
+  const routingWaiters = new Set<() => void>();
+  const routingChanged = (): void => {
+    if (!subscribed || !connections.every((connection) => connection.status === 'ready')) {
+      upSince = undefined;
+      return;
+    }
+    upSince ??= performance.now();
+    for (const resolve of routingWaiters) resolve();
+    routingWaiters.clear();
+  };
+  for (const connection of connections) {
+    connection.on('ready', routingChanged);
+    connection.on('close', routingChanged);
+  }
+  sub.on('close', () => {
+    subscribed = false;
+    routingChanged();
+  });
+  sub.on('ready', () => {
+    setImmediate(() => {
+      sub.ping().then(
+        () => {
+          subscribed = true;
+          routingChanged();
+        },
+        () => undefined, // closed again: the next 'ready' tries again
+      );
+    });
+  });
+  const routingUp = (): Promise<void> => (upSince !== undefined ? Promise.resolve() : new Promise((resolve) => routingWaiters.add(resolve)));
   const mqemitterRedis = require('mqemitter-redis') as MqEmitterRedisFactory;
   const persistenceRedis = require('aedes-persistence-redis') as PersistenceRedisFactory;
   // Set once connected; when the general connection is back after a failure and the marker is
@@ -144,9 +211,11 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterBa
     checking = true;
     redis
       .set(marker, new Date().toISOString(), 'NX')
-      .then((created) => {
+      .then(async (created) => {
         if (created !== 'OK') return;
         logger.warn({ marker }, 'cluster Redis came back without its data (restarted empty): retained messages and the queues of offline persistent sessions are gone');
+        // Storing sessions again broadcasts them: not before this node listens again.
+        await routingUp();
         for (const listener of dataLost) listener();
       })
       .catch((error: unknown) => logger.warn({ err: error }, 'cluster Redis: checking for lost data failed'))
@@ -165,6 +234,12 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterBa
     redis,
     connected: () => connections.every((connection) => connection.status === 'ready'),
     onDataLost: (listener) => void dataLost.add(listener),
+    settleStore: (stored, clientId) =>
+      storedOrEchoLost(
+        stored,
+        () => (upSince === undefined ? 0 : performance.now() - upSince),
+        () => logger.warn({ clientId }, 'cluster: the broadcast of a subscription store never came back; answering the SUBSCRIBE anyway (other nodes learn the subscription when the client connects to them)'),
+      ),
     async close() {
       // aedes' close has closed the emitter (and its two connections) already; this is idempotent.
       await new Promise<void>((resolve) => mq.close(resolve));
