@@ -1,8 +1,10 @@
 import test, { type ExecutionContext } from 'ava';
-import { connectAsync, type MqttClient } from 'mqtt';
+import { connect as connectMqtt, connectAsync, type IConnackPacket, type MqttClient } from 'mqtt';
 import type { DeviceDetail } from '../server/src/admin/wire.ts';
 import { X509Certificate } from 'node:crypto';
 import { serialKey } from '../server/src/pki/serial.ts';
+import { storedOrEchoLost } from '../server/src/cluster/redis-backends.ts';
+import { PostgresRegistry } from '../server/src/registry/postgres/postgres-registry.ts';
 import { admin } from './helpers/admin-client.ts';
 import { crlListsSerial } from './helpers/crl.ts';
 import { estRequest } from './helpers/est-client.ts';
@@ -11,9 +13,10 @@ import { connackCode, enrolledDevices, mqttOptions } from './helpers/device.ts';
 import type { ServerConfig } from '../server/src/config/config.ts';
 import { factoryCredentials, makeDataDir, serviceCredential, startFleet, testConfig, type Fleet } from './helpers/fleet.ts';
 import { sharedPostgres, stopSharedPostgres } from './helpers/postgres.ts';
+import { LogWatcher } from './helpers/log-watch.ts';
 import { startRedis } from './helpers/redis.ts';
 import { startServeProcess } from './helpers/serve-process.ts';
-import { waitFor, withDeadline } from './helpers/wait.ts';
+import { untilClockPasses, waitFor, withDeadline } from './helpers/wait.ts';
 
 /*
  * Cluster mode: fleetgate nodes sharing the registry (PostgreSQL) and MQTT (Redis). Each node here
@@ -203,4 +206,138 @@ test('cluster settings that cannot work are refused before anything starts', asy
   const registryUrl = await (await sharedPostgres()).createDatabase();
   await redis.stop();
   refused(t, await fleetgate(['serve', '--data', data.dir, '--registry', registryUrl, '--cluster-redis', redis.url, '--est-port', '0', '--mqtt-port', '0', '--admin-port', '0', '--metrics-port', '0']), 'Redis down at start', 1, 'SERVE_CLUSTER_UNREACHABLE', /Redis does not answer/);
+});
+
+test('Redis killed under a running node: the node rides it out (readiness 503, then 200 when Redis is back), no crash', async (t) => {
+  const data = await makeDataDir(t);
+  const registryUrl = await (await sharedPostgres()).createDatabase();
+  const redis = await startRedis();
+  t.teardown(() => redis.destroy());
+  const log = new LogWatcher();
+  const node = await startFleet(t, { dataDir: data, registryUrl, clusterRedis: redis.url, nodeId: 'node-a', logger: log.logger });
+  const ready = async (): Promise<number> => (await fetch(new URL('/readyz', node.server.metricsUrl))).status;
+  t.is(await ready(), 200);
+  await redis.stop();
+  // mqemitter-redis re-emits its connections' errors on an emitter of its own: without a
+  // listener there, the first failed reconnection of the routing connections was an uncaught
+  // exception that ended the node. Both have failed once when the node has logged it.
+  for (const role of ['publish', 'subscribe']) {
+    await log.line((line) => line.role === role && line.msg === 'cluster Redis connection failed; reconnecting', `the ${role} connection to fail`);
+  }
+  t.is(await ready(), 503);
+  await redis.start();
+  await waitFor(async () => (await ready()) === 200, { what: '/readyz to answer 200 once Redis is back' });
+  await log.line((line) => line.role === 'subscribe' && line.msg === 'cluster Redis connection back', 'the subscribe connection to come back');
+});
+
+test('a persistent session subscribes to several filters in one SUBSCRIBE: SUBACK, and the session keeps them all', async (t) => {
+  const [a, b] = await cluster(t, ['node-a', 'node-b']);
+  if (!a || !b) throw new Error('no nodes');
+  const [device] = await enrolledDevices(t, a, 'thermostat', 1);
+  if (!device) throw new Error('no device');
+  const service = await serviceCredential(t, a);
+  const filters = ['devices/+/telemetry', 'devices/+/state', 'devices/+/events/#'];
+  // aedes-persistence-redis waited for each store's broadcast by client id and first filter; aedes
+  // stores once per filter: the SUBACK of a multi-filter SUBSCRIBE never came.
+  const backend = await connectAsync(b.server.mqttUrl, mqttOptions(b, service, { clientId: 'backend:ingest', clean: false }));
+  t.teardown(() => backend.endAsync(true));
+  const granted = await withDeadline(backend.subscribeAsync(filters, { qos: 1 }), { what: 'the SUBACK of three filters' });
+  t.deepEqual(granted.map((grant) => grant.qos), [1, 1, 1]);
+  await backend.endAsync();
+
+  // Stored in Redis: the session is present on the other node, and delivers on every filter.
+  const again = connectMqtt(a.server.mqttUrl, mqttOptions(a, service, { clientId: 'backend:ingest', clean: false }));
+  t.teardown(() => again.endAsync(true));
+  const connack = await withDeadline(new Promise<IConnackPacket>((resolve) => again.once('connect', resolve)), { what: 'the CONNACK on node A' });
+  t.true(connack.sessionPresent);
+  const onDevice = await connect(t, a, device.operational);
+  const topics = [`devices/${device.id}/telemetry`, `devices/${device.id}/state`, `devices/${device.id}/events/motion`];
+  const received: string[] = [];
+  const all = withDeadline(
+    new Promise<void>((resolve) => {
+      again.on('message', (topic) => {
+        received.push(topic);
+        if (topics.every((expected) => received.includes(expected))) resolve();
+      });
+    }),
+    { what: () => `a message on every filter (${received.join(', ')})` },
+  );
+  for (const topic of topics) await onDevice.publishAsync(topic, 'x', { qos: 1 });
+  await all;
+  t.pass();
+});
+
+test('Redis restarted empty: a persistent session connected at the time is stored again and finds its session at its next connection; the retained charges start over', async (t) => {
+  const data = await makeDataDir(t);
+  const registryUrl = await (await sharedPostgres()).createDatabase();
+  const redis = await startRedis();
+  t.teardown(() => redis.destroy());
+  const log = new LogWatcher();
+  const node = await startFleet(t, { dataDir: data, registryUrl, clusterRedis: redis.url, nodeId: 'node-a', logger: log.logger });
+  const service = await serviceCredential(t, node);
+  const backend = await connectAsync(node.server.mqttUrl, mqttOptions(node, service, { clientId: 'backend:ingest', clean: false }));
+  t.teardown(() => backend.endAsync(true));
+  await backend.subscribeAsync(['devices/+/telemetry', 'devices/+/state'], { qos: 1 });
+  const [device] = await enrolledDevices(t, node, 'thermostat', 1);
+  if (!device) throw new Error('no device');
+  const onDevice = await connect(t, node, device.operational);
+  await onDevice.publishAsync(`devices/${device.id}/state`, 'heating', { qos: 1, retain: true });
+  const retainedHeld = async (): Promise<number> => (await node.server.metrics.mqttRetainedMessages.get()).values[0]?.value ?? 0;
+  t.is(await retainedHeld(), 1);
+  await redis.stop();
+  await redis.start();
+  // The node sees its marker gone when its general connection is back, and stores the sessions
+  // connected to it again (Redis held them; the node still does).
+  await log.line((line) => line.msg?.startsWith('cluster Redis came back without its data') === true, 'the node to see that Redis lost its data');
+  const restored = await log.line((line) => line.msg === 'persistent sessions connected to this node stored again in Redis', 'the sessions to be stored again');
+  t.is(restored.sessions, 1);
+  t.is(await retainedHeld(), 0, 'the retained message is gone, and so is its charge against the device');
+  await backend.endAsync();
+  const again = connectMqtt(node.server.mqttUrl, mqttOptions(node, service, { clientId: 'backend:ingest', clean: false }));
+  t.teardown(() => again.endAsync(true));
+  const connack = await withDeadline(new Promise<IConnackPacket>((resolve) => again.once('connect', resolve)), { what: 'the CONNACK after the restart' });
+  t.true(connack.sessionPresent, 'the session survived the restart');
+  const received = next<[string, Buffer]>(again, 'message', 'a reading through the restored subscription');
+  await onDevice.publishAsync(`devices/${device.id}/state`, 'idle', { qos: 1 });
+  t.is((await received)[0], `devices/${device.id}/state`);
+});
+
+test('presence after a node died: a device that connects to another node and leaves again within one presence flush is shown disconnected there, not connected to the dead node', async (t) => {
+  const data = await makeDataDir(t);
+  const registryUrl = await (await sharedPostgres()).createDatabase();
+  // One flush, at the end: the connection and the disconnection reach the registry together.
+  const node = await startFleet(t, { dataDir: data, registryUrl, nodeId: 'node-a', config: testConfig({ brokerLimits: { presenceFlushMs: 600_000 } }) });
+  const [device] = await enrolledDevices(t, node, 'thermostat', 1);
+  if (!device) throw new Error('no device');
+  // What a node killed while the device was connected to it leaves behind.
+  const earlier = new Date(Date.now() - 60_000).toISOString();
+  await node.server.registry.recordPresence([{ deviceId: device.id, connected: true, connectedAt: earlier, lastSeen: earlier, node: 'node-dead' }]);
+  const client = await connect(t, node, device.operational);
+  await client.endAsync();
+  await node.server.close(); // flushes presence
+  const registry = await PostgresRegistry.open(registryUrl);
+  t.teardown(() => registry.close());
+  const presence = await registry.getPresence(device.id);
+  t.like(presence, { connected: false, node: 'node-a' });
+  t.true((presence?.connectedAt ?? '') > earlier);
+});
+
+test('a subscription store whose broadcast never comes back settles once routing has been up long enough, never while it is down', async (t) => {
+  const never = new Promise<void>(() => undefined);
+  let upSince: number | undefined;
+  let lost = 0;
+  const upFor = (): number => (upSince === undefined ? 0 : performance.now() - upSince);
+  const settled = storedOrEchoLost(never, upFor, () => lost++, 200);
+  let done = false;
+  void settled.then(() => (done = true));
+  // Routing down: the store keeps waiting (its Redis commands are queued until Redis is back).
+  await untilClockPasses(Date.now() + 400, { what: 'twice the patience, routing down' });
+  t.false(done);
+  upSince = performance.now();
+  await withDeadline(settled, { what: 'the store to settle once routing was up for the patience' });
+  t.true(upFor() >= 200);
+  t.is(lost, 1);
+  // A store that completes settles with it, at once.
+  await withDeadline(storedOrEchoLost(Promise.resolve(), upFor, () => lost++, 60_000), { what: 'a completed store' });
+  t.is(lost, 1);
 });

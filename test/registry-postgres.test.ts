@@ -7,7 +7,7 @@ import { SCHEMA_VERSION } from '../server/src/registry/postgres/schema.ts';
 import type { DeviceChange, DeviceRecord, Registry } from '../server/src/registry/types.ts';
 import { RECORD_TIME as NOW, enrollmentCommit as enrollment } from './helpers/registry-records.ts';
 import { sharedPostgres, startPostgres, stopSharedPostgres, type PostgresServer } from './helpers/postgres.ts';
-import { withDeadline, waitFor } from './helpers/wait.ts';
+import { untilClockPasses, withDeadline, waitFor } from './helpers/wait.ts';
 
 /*
  * What only a registry shared by several processes must do. Each handle opened here has its own
@@ -144,6 +144,29 @@ test('PostgreSQL restarted between a revocation and the check: the other process
   // And live notifications flow again.
   await writer.changeState({ deviceId: 'car-2', to: 'disabled', actor: 'operator:test' });
   await waitFor(() => states.get('car-2') === 'disabled', { what: 'a change after the restart', timeoutMs: 2_000 });
+});
+
+test('after an outage of 3 s, a revocation committed as soon as the database answers reaches another process within 1 s', async (t) => {
+  const server = await ownServer(t);
+  const url = await server.createDatabase();
+  const [writer, reader] = await Promise.all([open(t, url, { connectTimeoutMs: 1_000 }), open(t, url, { connectTimeoutMs: 1_000 })]);
+  await writer.commitIssuance(enrollment('car-1', 'a1'));
+  const seen = new Map<string, number>();
+  reader.onDeviceChange((change) => {
+    if (change.device.state === 'revoked') seen.set(change.device.id, performance.now());
+  });
+  const downAt = Date.now();
+  await server.stop();
+  await waitFor(() => !reader.following, { what: 'the reader to notice its LISTEN connection dropped' });
+  // Long enough for the reader's reconnection backoff to reach its cap.
+  await untilClockPasses(downAt + 3_000, { what: 'three seconds of outage' });
+  await server.start();
+  const committed = await waitFor(
+    () => writer.changeState({ deviceId: 'car-1', to: 'revoked', actor: 'operator:test' }).then(() => performance.now(), () => undefined),
+    { what: 'the writer to reach the database again' },
+  );
+  const arrived = await waitFor(() => seen.get('car-1'), { what: 'the reader to catch up on the revocation', timeoutMs: 5_000 });
+  t.true(arrived - committed < 1_000, `reached the other process ${(arrived - committed).toFixed(0)} ms after its commit`);
 });
 
 test('changes pruned before a process read them: it replays the registry instead of missing them', async (t) => {

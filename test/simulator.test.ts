@@ -2,15 +2,18 @@ import test, { type ExecutionContext } from 'ava';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { Progress, parseSimArgs, simulate, type SimOptions } from '../simulator/src/index.ts';
+import { connect, connectAsync, type IConnackPacket } from 'mqtt';
+import { Progress, parseSimArgs, simulate, type AckExport, type SimOptions } from '../simulator/src/index.ts';
 import { startServer } from '../server/src/server.ts';
-import { startFleet, testConfig, type Fleet } from './helpers/fleet.ts';
+import { mqttOptions } from './helpers/device.ts';
+import { serviceCredential, startFleet, testConfig, type Fleet } from './helpers/fleet.ts';
+import { Ingest } from './helpers/ingest.ts';
 import { freePort } from './helpers/ports.ts';
 import { run } from './helpers/run.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 import { SOURCE_NODE_ARGS } from './helpers/source-node.ts';
 import { NoteWatcher } from './helpers/sim-notes.ts';
-import { waitFor } from './helpers/wait.ts';
+import { waitFor, withDeadline } from './helpers/wait.ts';
 
 const SIM_BIN = new URL('../simulator/bin/fleetgate-sim.js', import.meta.url).pathname;
 const quiet = new Progress(process.stderr, true);
@@ -24,7 +27,7 @@ async function options(t: ExecutionContext, fleet: Fleet, extra: string[]): Prom
 test('fleetgate-sim --help, and usage errors exit 2 with a code', async (t) => {
   const help = await run(process.execPath, [...SOURCE_NODE_ARGS, SIM_BIN, '--help']);
   t.is(help.code, 0);
-  for (const flag of ['--devices', '--mix', '--rate', '--duration', '--est', '--mqtt', '--root', '--data', '--factory', '--report', '--scenario', '--max-error-rate']) t.true(help.stdout.includes(flag), flag);
+  for (const flag of ['--devices', '--mix', '--rate', '--duration', '--est', '--mqtt', '--root', '--data', '--factory', '--report', '--scenario', '--max-error-rate', '--persistent-sessions', '--export-acks']) t.true(help.stdout.includes(flag), flag);
   for (const args of [['--devices', '10'], ['--devices', '0', '--data', 'x'], ['--mix', 'thermostat', '--data', 'x'], ['--scenario', 'chaos', '--data', 'x'], ['--duration', 'soon', '--data', 'x'], ['--source-addresses', '10.0.0.1', '--data', 'x']]) {
     const result = await run(process.execPath, [...SOURCE_NODE_ARGS, SIM_BIN, ...args]);
     t.is(result.code, 2, args.join(' '));
@@ -138,4 +141,44 @@ test('--workers: the fleet runs in worker threads and the report sums them', asy
   t.deepEqual(outcome.report.nodes.devicesPerNode, { [fleet.server.mqttUrl]: 12 }, 'devices per node summed from both workers, taken before they stopped');
   t.is((await fleet.server.registry.listDevices()).length, 12);
   t.throws(() => parseSimArgs(['--data', 'x', '--workers', '2', '--scenario', 'revocation-sweep']), { message: /steady and enroll-storm/ });
+});
+
+test('--persistent-sessions and --export-acks: every QoS 1 message a device got a PUBACK for reaches a backend, by its number; the sessions persist', async (t) => {
+  const fleet = await startFleet(t);
+  const service = await serviceCredential(t, fleet);
+  const backend = await connectAsync(fleet.server.mqttUrl, mqttOptions(fleet, service, { clientId: 'backend:ingest', clean: false }));
+  t.teardown(() => backend.endAsync(true));
+  const ingest = new Ingest(backend);
+  await backend.subscribeAsync('devices/#', { qos: 1 });
+  const dir = await tempDir(t);
+  const acksPath = join(dir, 'acks.json');
+  const exported = join(dir, 'credentials');
+  const outcome = await simulate(await options(t, fleet, ['--devices', '12', '--mix', 'thermostat=50,camera=50', '--rate', 'all', '--duration', '3s', '--traffic-scale', '0.02', '--persistent-sessions', '--export-acks', acksPath, '--export-credentials', exported]), quiet);
+  t.is(outcome.report.totals.errors, 0, JSON.stringify(outcome.report.errorsByCode));
+  const acks = JSON.parse(await readFile(acksPath, 'utf8')) as AckExport;
+  t.is(acks.format, 'fleetgate-sim-acks/1');
+  t.is(Object.keys(acks.devices).length, 12, 'every device listed');
+  t.is(acks.count, Object.values(acks.devices).reduce((sum, numbers) => sum + numbers.length, 0));
+  t.true(acks.count > 12, `${acks.count} acknowledged`);
+  t.is(acks.count, outcome.report.totals.messagesAcknowledged, 'thermostats and cameras publish QoS 1 only');
+  let missing: string[] = [];
+  await waitFor(() => (missing = ingest.missing(acks)).length === 0, { what: () => `the backend to receive every acknowledged message (missing ${missing.slice(0, 10).join(', ')})` });
+  t.is(ingest.unnumbered, 0, 'every payload carries its number');
+
+  // The broker kept a thermostat's session (and its commands subscription) after the run.
+  const thermostat = Object.keys(acks.devices).find((id) => id.startsWith('thermostat-'));
+  if (!thermostat) throw new Error('no thermostat');
+  const credential = { id: thermostat, certPem: await readFile(join(exported, `${thermostat}.crt`), 'utf8'), keyPem: await readFile(join(exported, `${thermostat}.key`), 'utf8') };
+  const again = connect(fleet.server.mqttUrl, mqttOptions(fleet, credential, { clean: false }));
+  t.teardown(() => again.endAsync(true));
+  const connack = await withDeadline(
+    new Promise<IConnackPacket>((resolve, reject) => {
+      again.once('connect', resolve);
+      again.once('error', reject);
+    }),
+    { what: "the thermostat's CONNACK" },
+  );
+  t.true(connack.sessionPresent, 'session present: the simulated device connected with clean session off');
+
+  t.throws(() => parseSimArgs(['--data', 'x', '--workers', '2', '--export-acks', 'acks.json']), { message: '--export-acks needs --workers 1' });
 });

@@ -1,6 +1,6 @@
 import { FleetDevice, MemoryCredentialStore, SdkError, type DeviceState } from '@fleetgate/device-sdk';
 import type { FactoryCredential } from './credentials.ts';
-import type { DeviceProfile, ProfileIo } from './profiles.ts';
+import { encodePayload, type DeviceProfile, type ProfileIo } from './profiles.ts';
 import type { RunRecorder } from './recorder.ts';
 
 /** Everything one runner (the main thread, or one worker) needs. */
@@ -16,6 +16,10 @@ export interface RunnerSettings {
   readonly profiles: ReadonlyMap<string, DeviceProfile>;
   /** Reconnect backoff of the simulated devices. */
   readonly backoff: { readonly initialMs: number; readonly maxMs: number; readonly multiplier: number };
+  /** MQTT persistent sessions (clean session off): the broker keeps subscriptions and queues QoS 1 messages while a device is away. */
+  readonly persistentSessions?: boolean;
+  /** Keep the number of every QoS 1 message acknowledged (PUBACK), per device (--export-acks). */
+  readonly recordAcks?: boolean;
 }
 
 /** One simulated device and what the runner knows of it. */
@@ -32,6 +36,10 @@ interface SimDevice {
   refusedAt?: number;
   connectsAfterRefusal: number;
   stopTraffic?: () => void;
+  /** Messages published so far: the last message's number (its payload carries it). */
+  sequence: number;
+  /** Numbers of the QoS 1 messages the broker acknowledged (when recorded). */
+  readonly acknowledged: number[];
 }
 
 /** Error code of anything a device reports. */
@@ -80,8 +88,9 @@ export class FleetRunner {
       // fleetgate's listeners hold the issuing CAs: presenting the leaf only makes every TLS
       // context cheaper for thousands of devices (a third-party broker needs them in its CA file).
       presentChain: 'leaf',
+      ...(this.settings.persistentSessions ? { mqtt: { clean: false } } : {}),
     });
-    const sim: SimDevice = { credential, device, startedAt: performance.now(), connectsAfterRefusal: 0 };
+    const sim: SimDevice = { credential, device, startedAt: performance.now(), connectsAfterRefusal: 0, sequence: 0, acknowledged: [] };
     this.sims.push(sim);
     const recorder = this.recorder;
     device.on('enrolled', () => {
@@ -123,14 +132,17 @@ export class FleetRunner {
     if (!profile) return;
     const recorder = this.recorder;
     const io: ProfileIo = {
-      publish: (subtopic, payload, qos) => {
+      publish: (subtopic, content, qos) => {
         if (this.stopped || sim.device.state.type === 'refused' || sim.device.state.type === 'stopped') return;
         recorder.counters.messagesSent++;
+        const seq = ++sim.sequence;
         const sent = performance.now();
-        sim.device.publish(subtopic, payload, { qos }).then(
+        sim.device.publish(subtopic, encodePayload(content, seq), { qos }).then(
           () => {
             recorder.counters.messagesAcknowledged++;
-            if (qos === 1) recorder.publishAck.add(performance.now() - sent);
+            if (qos !== 1) return;
+            recorder.publishAck.add(performance.now() - sent);
+            if (this.settings.recordAcks) sim.acknowledged.push(seq);
           },
           (error: unknown) => {
             recorder.counters.messagesFailed++;
@@ -175,6 +187,11 @@ export class FleetRunner {
       if (stored) out.push({ id: sim.credential.id, model: sim.credential.model, certPem: stored.certPem, keyPem: stored.key, kind: 'operational' });
     }
     return out;
+  }
+
+  /** The numbers of the QoS 1 messages each device got a PUBACK for, in order (with `recordAcks`). */
+  acknowledged(): Record<string, number[]> {
+    return Object.fromEntries(this.sims.map((sim) => [sim.credential.id, [...sim.acknowledged].sort((a, b) => a - b)]));
   }
 
   /** Devices by SDK state right now. */

@@ -38,6 +38,10 @@ export interface SimOptions {
   readonly json: boolean;
   /** Worker threads running the fleet (1: the main thread). */
   readonly workers: number;
+  /** Devices connect with clean session off (MQTT persistent sessions). */
+  readonly persistentSessions: boolean;
+  /** Where to write the numbers of the QoS 1 messages each device got a PUBACK for. */
+  readonly exportAcks: string | undefined;
 }
 
 export const HELP = `Usage: fleetgate-sim --devices N --est URL --mqtt URL --root FILE (--data DIR | --factory DIR) [options]
@@ -54,6 +58,10 @@ Fleet:
   --settle D             wait at most this long after the last device started for all to connect (default 30s)
   --scenario S           ${SCENARIOS.join(', ')} (default steady)
   --traffic-scale X      multiply every traffic interval (0.1 = ten times as chatty; default 1)
+  --persistent-sessions  devices connect with clean session off: the broker keeps their
+                         subscriptions and queues QoS 1 messages for them while they are away
+                         (on any node of a cluster); a QoS 1 message still waiting for its PUBACK
+                         is sent again on the next connection
 
 Server:
   --est URL[,URL...]     EST base URL (default https://127.0.0.1:8443), or the EST URLs of the
@@ -85,6 +93,9 @@ Output:
   --report DIR           where report.json and report.html go (default ./reports)
   --max-error-rate X     exit 1 when errors / (devices + messages) exceeds X (default 0.01)
   --json                 print the report as JSON on stdout instead of the summary
+  --export-acks FILE     write, per device, the numbers of the QoS 1 messages the broker
+                         acknowledged (every payload carries its number, "seq"), so a backend
+                         can check that it received each of them
   -h, --help             this help
 
 Progress is a live line on a terminal, a plain line every 5 s otherwise.`;
@@ -170,6 +181,8 @@ export function parseSimArgs(argv: string[]): SimOptions | undefined {
         'max-error-rate': { type: 'string' },
         json: { type: 'boolean' },
         workers: { type: 'string' },
+        'persistent-sessions': { type: 'boolean' },
+        'export-acks': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -196,6 +209,7 @@ export function parseSimArgs(argv: string[]): SimOptions | undefined {
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new SimUsageError('--workers must be a whole number from 1 to 64');
   if (workers > 1 && scenario !== 'steady' && scenario !== 'enroll-storm') throw new SimUsageError(`--workers runs steady and enroll-storm only (${scenario} steers the whole fleet from one thread)`);
   if (workers > 1 && values['export-credentials']) throw new SimUsageError('--export-credentials needs --workers 1');
+  if (workers > 1 && values['export-acks']) throw new SimUsageError('--export-acks needs --workers 1');
   const data = values.data;
   return {
     workers,
@@ -222,5 +236,7 @@ export function parseSimArgs(argv: string[]): SimOptions | undefined {
     restartCommand: values['restart-cmd'],
     traffic: { ...DEFAULT_TRAFFIC, scale },
     json: values.json ?? false,
+    persistentSessions: values['persistent-sessions'] ?? false,
+    exportAcks: values['export-acks'],
   };
 }

@@ -7,9 +7,15 @@ export interface DeviceProfile {
   run(device: FleetDevice, io: ProfileIo): () => void;
 }
 
+/**
+ * What a message says: a JSON object, or bytes (a camera frame). The runner numbers every
+ * message of a device ({@link encodePayload}), so a consumer can tell which ones arrived.
+ */
+export type MessageContent = Readonly<Record<string, unknown>> | Buffer;
+
 /** What a profile may do: publish (measured) and schedule. */
 export interface ProfileIo {
-  publish(subtopic: string, payload: string | Buffer, qos: 0 | 1): void;
+  publish(subtopic: string, content: MessageContent, qos: 0 | 1): void;
   every(ms: number, action: () => void): void;
   after(ms: number, action: () => void): void;
   random(): number;
@@ -38,6 +44,26 @@ export const DEFAULT_TRAFFIC: TrafficSettings = {
   scale: 1,
 };
 
+/**
+ * The payload of a device's `seq`-th message (1, 2, 3 ... across all its topics): a JSON object
+ * gets a `seq` field first; bytes get a first line `{"seq":n}` before them.
+ */
+export function encodePayload(content: MessageContent, seq: number): string | Buffer {
+  if (Buffer.isBuffer(content)) return Buffer.concat([Buffer.from(`{"seq":${seq}}\n`), content]);
+  return JSON.stringify({ seq, ...content });
+}
+
+/** The message number a simulated device's payload carries (see {@link encodePayload}); undefined for anything else. */
+export function payloadSeq(payload: Buffer): number | undefined {
+  const end = payload.indexOf(0x0a);
+  try {
+    const seq = (JSON.parse(payload.subarray(0, end === -1 ? payload.length : end).toString('utf8')) as { seq?: unknown }).seq;
+    return typeof seq === 'number' && Number.isInteger(seq) && seq > 0 ? seq : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const between = (io: ProfileIo, [low, high]: readonly [number, number]): number => Math.floor(low + io.random() * (high - low + 1));
 
 /** A small JSON reading every interval; listens for commands. */
@@ -51,7 +77,7 @@ export function thermostat(settings: TrafficSettings): DeviceProfile {
       io.after(io.random() * settings.thermostatIntervalMs * settings.scale, () => {
         const report = (): void => {
           temperature += (io.random() - 0.5) * 0.4;
-          io.publish('telemetry', JSON.stringify({ temperature: Number(temperature.toFixed(2)), humidity: Math.round(35 + io.random() * 20) }), 1);
+          io.publish('telemetry', { temperature: Number(temperature.toFixed(2)), humidity: Math.round(35 + io.random() * 20) }, 1);
         };
         report();
         io.every(settings.thermostatIntervalMs * settings.scale, report);
@@ -72,7 +98,7 @@ export function camera(settings: TrafficSettings): DeviceProfile {
         const gap = -Math.log(1 - io.random()) * settings.cameraEventMeanMs * settings.scale;
         io.after(gap, () => {
           const frames = between(io, settings.cameraBurst);
-          io.publish('events/motion', JSON.stringify({ at: new Date().toISOString(), frames }), 1);
+          io.publish('events/motion', { at: new Date().toISOString(), frames }, 1);
           for (let frame = 0; frame < frames; frame++) io.publish('events/frame', Buffer.alloc(between(io, settings.cameraPayloadBytes), frame), 1);
           next();
         });
@@ -97,7 +123,7 @@ export function car(settings: TrafficSettings): DeviceProfile {
         if (!driving) return;
         latitude += (io.random() - 0.5) * 0.001;
         longitude += (io.random() - 0.5) * 0.001;
-        io.publish('position', JSON.stringify({ latitude: Number(latitude.toFixed(5)), longitude: Number(longitude.toFixed(5)), speed: Math.round(20 + io.random() * 90) }), 0);
+        io.publish('position', { latitude: Number(latitude.toFixed(5)), longitude: Number(longitude.toFixed(5)), speed: Math.round(20 + io.random() * 90) }, 0);
       });
       const toggle = (): void => {
         driving = !driving;

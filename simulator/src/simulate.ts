@@ -1,6 +1,7 @@
 import { cpus } from 'node:os';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { writeAcks } from './acks.ts';
 import { exportCredentials, mintFactory, readFactory, type FactoryBatch, type FactoryCredential } from './credentials.ts';
 import { FleetRunner } from './fleet-runner.ts';
 import { countsFor, type SimOptions } from './options.ts';
@@ -69,6 +70,8 @@ async function runFleet(options: SimOptions, devices: FactoryCredential[], rootP
       sourceAddresses: options.sourceAddresses,
       profiles: profiles(options.traffic),
       backoff: { initialMs: 1000, maxMs: 30_000, multiplier: 2 },
+      persistentSessions: options.persistentSessions,
+      recordAcks: options.exportAcks !== undefined,
     },
     recorder,
   );
@@ -131,6 +134,11 @@ async function runFleet(options: SimOptions, devices: FactoryCredential[], rootP
     devicesPerNode = runner.connectedPerNode();
     await runner.stop();
     progress.done();
+  }
+  // After the stop: PUBACKs of the messages still in flight came in while the devices flushed them.
+  if (options.exportAcks) {
+    const count = await writeAcks(options.exportAcks, runner.acknowledged());
+    progress.note(`${count} acknowledged QoS 1 message numbers written to ${options.exportAcks}`);
   }
 
   return writeReport(options, devices, recorder, { startedAt, devicesStarted: runner.sims.length, allConnectedAt, cpuBefore, cpuAtAllConnected, peakRss, devicesPerNode, scenarios });

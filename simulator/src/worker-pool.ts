@@ -48,6 +48,7 @@ export class WorkerPool {
         ratePerSecond: this.options.ratePerSecond / count,
         sourceAddresses: this.options.sourceAddresses,
         traffic: this.options.traffic,
+        persistentSessions: this.options.persistentSessions,
         durationMs: this.options.durationMs,
         settleMs: this.options.settleMs,
       };

@@ -11,6 +11,7 @@ export interface WorkerInput {
   readonly ratePerSecond: number;
   readonly sourceAddresses: readonly string[];
   readonly traffic: TrafficSettings;
+  readonly persistentSessions: boolean;
   readonly durationMs: number;
   readonly settleMs: number;
 }

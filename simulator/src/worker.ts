@@ -23,6 +23,7 @@ async function runWorker(input: WorkerInput): Promise<void> {
       sourceAddresses: input.sourceAddresses,
       profiles: profiles(input.traffic),
       backoff: { initialMs: 1000, maxMs: 30_000, multiplier: 2 },
+      persistentSessions: input.persistentSessions,
     },
     recorder,
   );

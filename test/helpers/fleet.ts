@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { DEFAULT_CONFIG, type ServerConfig } from '../../server/src/config/config.ts';
 import { loadAuthorityFromDataDir } from '../../server/src/datadir/authorities.ts';
 import { initDataDir } from '../../server/src/datadir/init.ts';
@@ -62,12 +62,12 @@ export async function makeDataDir(t: ExecutionContext): Promise<DataDir> {
 }
 
 /** Starts a real server (EST on a free loopback port) over a fresh data directory. */
-export async function startFleet(t: ExecutionContext, options: { config?: ServerConfig; now?: () => Date; dataDir?: DataDir; registryUrl?: string; registry?: Registry; clusterRedis?: string; nodeId?: string } = {}): Promise<Fleet> {
+export async function startFleet(t: ExecutionContext, options: { config?: ServerConfig; now?: () => Date; dataDir?: DataDir; registryUrl?: string; registry?: Registry; clusterRedis?: string; nodeId?: string; logger?: Logger } = {}): Promise<Fleet> {
   const data = options.dataDir ?? (await makeDataDir(t));
   const server = await startServer({
     dataDir: data.dir,
     listen: { host: '127.0.0.1', estPort: 0, mqttPort: 0, adminPort: 0, metricsPort: 0 },
-    logger: pino({ level: process.env.FLEETGATE_TEST_LOG ?? 'silent' }),
+    logger: options.logger ?? pino({ level: process.env.FLEETGATE_TEST_LOG ?? 'silent' }),
     config: options.config ?? testConfig(),
     now: options.now,
     registryUrl: options.registryUrl,

@@ -16,10 +16,12 @@ import { createAuthorizePublish } from './hooks/authorize-publish.ts';
 import { createAuthorizeSubscribe } from './hooks/authorize-subscribe.ts';
 import type { HookContext } from './hooks/context.ts';
 import { createPreConnect } from './hooks/pre-connect.ts';
+import { dedupeExactly } from './delivery-dedupe.ts';
 import { guardPacketSize } from './packet-guard.ts';
 import { PresenceRecorder, type PresenceStore } from './presence.ts';
 import { issuingCaOf } from './peer-identity.ts';
-import { persistGrantedOnly } from './persisted-subscriptions.ts';
+import { persistGrantedOnly, restoreSessions } from './persisted-subscriptions.ts';
+import { publishBeforePuback } from './publish-before-puback.ts';
 import { RetainedQuota } from './retained-quota.ts';
 import { SessionTable } from './sessions.ts';
 import type { AedesPersistence, MessageEmitter } from '../cluster/redis-backends.ts';
@@ -43,7 +45,12 @@ export interface BrokerOptions {
   /** This node's name: aedes' broker id, and where presence says a device is connected. */
   readonly nodeId: string;
   /** Cluster mode: MQTT routing, sessions and retained messages shared through Redis. */
-  readonly cluster?: { readonly mq: MessageEmitter; readonly persistence: AedesPersistence };
+  readonly cluster?: {
+    readonly mq: MessageEmitter;
+    readonly persistence: AedesPersistence;
+    readonly onDataLost?: (listener: () => void) => void;
+    readonly settleStore?: (stored: Promise<void>, clientId: string) => Promise<void>;
+  };
 }
 
 /** The MQTT broker: aedes behind a TLS listener, with fleetgate's hooks. */
@@ -128,6 +135,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       done();
     });
   }
+  const ordering = publishBeforePuback(createAuthorizePublish(context));
   aedes = await Aedes.createBroker({
     id: options.nodeId,
     ...(options.cluster ? { mq: options.cluster.mq, persistence: options.cluster.persistence } : {}),
@@ -137,7 +145,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     drainTimeout: 30_000,
     preConnect: createPreConnect(context),
     authenticate: createAuthenticate(context),
-    authorizePublish: createAuthorizePublish(context),
+    authorizePublish: ordering.authorizePublish,
     authorizeSubscribe: createAuthorizeSubscribe(context),
     // Delivery is checked too (a message for an offline persistent session is queued by aedes'
     // persistence, outside the subscribe hook): a client only ever receives topics its subscribe
@@ -153,7 +161,18 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     },
   });
   const broker = aedes;
-  persistGrantedOnly(broker, (client, filter) => sessions.get(client)?.subscriptions.has(filter) ?? false);
+  ordering.install(broker);
+  persistGrantedOnly(broker, (client, filter) => sessions.get(client)?.subscriptions.has(filter) ?? false, options.cluster?.settleStore);
+
+  // Redis came back empty: the sessions connected here still hold their subscriptions, Redis no
+  // longer does. Stored again, they survive their client's next connection (anywhere in the
+  // cluster) instead of coming back without a session. The retained messages are gone: so are
+  // their charges.
+  options.cluster?.onDataLost?.(() => {
+    retained.clear();
+    context.retainedChanged();
+    void restoreSessions(broker, logger);
+  });
 
   const setConnectedGauges = (): void => {
     const counts = sessions.counts();
@@ -239,6 +258,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const guard = guardNamedListener(server, 'mqtt', options.listeners, 'manual', options.listenerReporting);
   server.on('secureConnection', (socket: TLSSocket) => {
     const client = broker.handle(socket);
+    // Before its CONNECT restores a persistent session's subscriptions.
+    dedupeExactly(client);
     guardPacketSize(client, config.limits.maxPacketBytes, (size) => {
       sessions.closing(client, 'BROKER_PACKET_TOO_LARGE');
       metrics.mqttRefusals.inc({ code: 'BROKER_PACKET_TOO_LARGE' });

@@ -69,8 +69,10 @@ export class PresenceRecorder {
         const merged = await Promise.all(
           batch.map(async (update) => {
             const stored = await this.registry.getPresence(update.deviceId);
-            // The device moved to another node (a takeover): this node's disconnect is old news.
-            if (this.nodeId !== undefined && !update.connected && stored?.connected && stored.node !== undefined && stored.node !== this.nodeId) return undefined;
+            // The device moved to another node (a takeover): this node's disconnect is old news,
+            // unless this node's connection began after the stored one (connected and gone within
+            // one flush, after a node that died without writing its disconnects).
+            if (this.nodeId !== undefined && !update.connected && stored?.connected && stored.node !== undefined && stored.node !== this.nodeId && !startedLater(update, stored)) return undefined;
             return { ...stored, ...update };
           }),
         );
@@ -89,4 +91,9 @@ export class PresenceRecorder {
     clearInterval(this.timer);
     await this.flush();
   }
+}
+
+/** Whether `update`'s connection began after `stored`'s (ISO times compare as strings). */
+function startedLater(update: PresenceRecord, stored: PresenceRecord): boolean {
+  return update.connectedAt !== undefined && stored.connectedAt !== undefined && update.connectedAt > stored.connectedAt;
 }

@@ -87,6 +87,13 @@ export class RetainedQuota {
     if (usage.count === 0) this.owners.delete(stored.owner);
   }
 
+  /** Forgets every charge: the messages they counted are gone (a cluster's Redis restarted empty). */
+  clear(): void {
+    this.topics.clear();
+    this.owners.clear();
+    this.bytes = 0;
+  }
+
   /** What one owner holds. */
   usage(owner: string): { readonly count: number; readonly bytes: number } {
     const usage = this.owners.get(owner);

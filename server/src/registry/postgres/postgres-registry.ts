@@ -521,9 +521,11 @@ export class PostgresRegistry implements Registry {
     // One row per device (the last update wins): an upsert may not touch a row twice.
     const latest = [...new Map(updates.map((update) => [update.deviceId, update])).values()];
     await this.query(
-      // A disconnect never overwrites a connection another node recorded meanwhile (a takeover).
+      // A disconnect never overwrites a connection another node recorded meanwhile (a takeover),
+      // unless the disconnected connection began after it (that node died without a word).
       `INSERT INTO presence (device_id, record) SELECT * FROM unnest($1::text[], $2::json[]) ON CONFLICT (device_id) DO UPDATE SET record = EXCLUDED.record
-       WHERE (EXCLUDED.record->>'connected')::boolean OR NOT (presence.record->>'connected')::boolean OR (presence.record->>'node') IS NULL OR (presence.record->>'node') = (EXCLUDED.record->>'node')`,
+       WHERE (EXCLUDED.record->>'connected')::boolean OR NOT (presence.record->>'connected')::boolean OR (presence.record->>'node') IS NULL OR (presence.record->>'node') = (EXCLUDED.record->>'node')
+          OR (EXCLUDED.record->>'connectedAt') COLLATE "C" > (presence.record->>'connectedAt') COLLATE "C"`,
       [latest.map((update) => update.deviceId), latest.map((update) => JSON.stringify(update))],
       'writing presence',
     );
