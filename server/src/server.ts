@@ -279,6 +279,7 @@ export async function startNode(options: StartOptions): Promise<RunningNode> {
       metrics,
       tls: { key: serverKey, cert: serverCert, clientCas: [toPem('CERTIFICATE', root), toPem('CERTIFICATE', issuing.certificate)] },
       nodeId,
+      sharedRegistry: registryUrl !== undefined,
       ...(cluster ? { cluster } : {}),
     });
     closers.unshift(() => broker.close());

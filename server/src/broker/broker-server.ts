@@ -44,6 +44,11 @@ export interface BrokerOptions {
   readonly metrics: Metrics;
   /** This node's name: aedes' broker id, and where presence says a device is connected. */
   readonly nodeId: string;
+  /**
+   * Whether other processes share the registry (PostgreSQL): presence then names this node, so a
+   * disconnect here never undoes a connection recorded by another. A process alone leaves it out.
+   */
+  readonly sharedRegistry?: boolean;
   /** Cluster mode: MQTT routing, sessions and retained messages shared through Redis. */
   readonly cluster?: {
     readonly mq: MessageEmitter;
@@ -68,7 +73,7 @@ const EXPIRY_SWEEP_MS = 30_000;
 export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const { config, logger, metrics } = options;
   const sessions = new SessionTable();
-  const presence = new PresenceRecorder(options.registry, config.limits.presenceFlushMs, logger, options.cluster ? options.nodeId : undefined);
+  const presence = new PresenceRecorder(options.registry, config.limits.presenceFlushMs, logger, options.sharedRegistry || options.cluster ? options.nodeId : undefined);
   const history = new DeviceHistoryRecorder(
     options.registry,
     { keepPerDevice: config.limits.historyPerDevice, summaryWindowMs: config.limits.historySummaryWindowMs, maxOpen: config.limits.historyMaxOpen, flushMs: config.limits.presenceFlushMs },

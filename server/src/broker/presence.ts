@@ -73,7 +73,10 @@ export class PresenceRecorder {
             // unless this node's connection began after the stored one (connected and gone within
             // one flush, after a node that died without writing its disconnects).
             if (this.nodeId !== undefined && !update.connected && stored?.connected && stored.node !== undefined && stored.node !== this.nodeId && !startedLater(update, stored)) return undefined;
-            return { ...stored, ...update };
+            const merged: PresenceRecord = { ...stored, ...update };
+            // A process alone names no node: a name left by an earlier shared setup would be stale.
+            if (this.nodeId === undefined) delete (merged as { node?: string }).node;
+            return merged;
           }),
         );
         await this.registry.recordPresence(merged.filter((record): record is PresenceRecord => record !== undefined));
