@@ -90,7 +90,7 @@ test('the commands of docs/postgres.md run two processes on one PostgreSQL regis
   t.regex(out, /^"engine":"postgres"\n"engine":"postgres"$/m, report);
   t.regex(out, new RegExp(`^enrolled ${id} at port ${first.est}$`, 'm'), report);
   t.regex(out, new RegExp(`^${id}\\s+thermostat\\s+enrolled\\s+\\d{4}-`, 'm'), report);
-  t.regex(out, /^connected\s+yes, since \S+ \S+ from 127\.0\.0\.1$/m, report);
+  t.regex(out, /^connected\s+yes, since \S+ \S+ from 127\.0\.0\.1 on node \S+$/m, report);
   t.regex(out, new RegExp(`^device ${id} revoked \\(keyCompromise\\): `, 'm'), report);
   t.regex(out, /^the session at the first process was dropped \(mosquitto_sub exit \d+\)$/m, report);
   for (const port of [first.mqtt, second.mqtt]) {
