@@ -7,7 +7,8 @@ import { loadAuthorityFromDataDir, readCertificateFile } from './datadir/authori
 import { dataLayout } from './datadir/layout.ts';
 import { createEstServer } from './enrollment/est-server.ts';
 import { toPem } from './pki/pem.ts';
-import { openRegistry, redactUrl } from './registry/open-registry.ts';
+import { openRegistry } from './registry/open-registry.ts';
+import { redactUrl } from './registry/registry-url.ts';
 import { connectCluster, defaultNodeId } from './cluster/redis-backends.ts';
 import { ClusterError } from './cluster/errors.ts';
 import { SharedRateLimiter } from './cluster/shared-rate-limiter.ts';

@@ -1,4 +1,5 @@
-import { isPostgresUrl, REGISTRY_URL_ENV } from '../registry/open-registry.ts';
+import { NODE_ID, REDIS_URL } from '../config/schema.ts';
+import { isPostgresUrl, REGISTRY_URL_ENV } from '../registry/registry-url.ts';
 import { UsageError } from './args.ts';
 
 /*
@@ -26,13 +27,13 @@ export const CLUSTER_REDIS_ENV = 'FLEETGATE_CLUSTER_REDIS';
 export function clusterRedisOption(values: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): string | undefined {
   const flag = values['cluster-redis'] as string | undefined;
   const url = flag ?? (env[CLUSTER_REDIS_ENV] || undefined);
-  if (url !== undefined && !/^rediss?:\/\//.test(url)) throw new UsageError(`${flag !== undefined ? '--cluster-redis' : CLUSTER_REDIS_ENV} must be a Redis URL (redis://host:port), not ${JSON.stringify(url)}`);
+  if (url !== undefined && !REDIS_URL.test(url)) throw new UsageError(`${flag !== undefined ? '--cluster-redis' : CLUSTER_REDIS_ENV} must be a Redis URL (redis://host:port), not ${JSON.stringify(url)}`);
   return url;
 }
 
 /** The node name of `--node-id`: letters, digits, `.`, `_`, `-`, at most 64. */
 export function nodeIdOption(values: Record<string, unknown>): string | undefined {
   const id = values['node-id'] as string | undefined;
-  if (id !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(id)) throw new UsageError(`--node-id must be 1 to 64 letters, digits, '.', '_' or '-', not ${JSON.stringify(id)}`);
+  if (id !== undefined && !NODE_ID.test(id)) throw new UsageError(`--node-id must be 1 to 64 letters, digits, '.', '_' or '-', not ${JSON.stringify(id)}`);
   return id;
 }

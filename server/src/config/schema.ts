@@ -29,6 +29,7 @@ export interface SchemaNode {
 
 import { MAX_WORKERS } from '../cluster/worker-protocol.ts';
 import { POSTGRES_DEFAULTS } from '../registry/postgres/defaults.ts';
+import { POSTGRES_URL } from '../registry/registry-url.ts';
 
 const DAY = 86_400;
 /** Node's timers hold at most 2^31-1 ms; a longer delay fires after 1 ms instead (with a warning). */
@@ -36,6 +37,12 @@ const MAX_TIMER_MS = 2_147_483_647;
 
 /** Syntax of a backend service name (also the prefix of its MQTT client ids). */
 export const SERVICE_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+
+/** Syntax of a cluster node id (`--node-id`, `cluster.nodeId`). */
+export const NODE_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** What the cluster's Redis URL starts with (`--cluster-redis`, `cluster.redis`). */
+export const REDIS_URL = /^rediss?:\/\//;
 
 /*
  * The helpers below return their node's exact type (`as const`), not just SchemaNode: the types
@@ -243,7 +250,7 @@ export const CONFIG_SCHEMA = {
         url: {
           type: 'string',
           description: 'a PostgreSQL connection URL, `postgres://user@host:port/database` (a password is better given as PGPASSWORD or in ~/.pgpass than written here)',
-          pattern: '^postgres(ql)?://',
+          pattern: POSTGRES_URL.source,
         },
         poolSize: integer('PostgreSQL connections of one fleetgate process (one more listens for changes).', POSTGRES_DEFAULTS.poolSize, 1, 1000),
         connectTimeoutMs: milliseconds('How long to wait for a PostgreSQL connection before answering "unavailable" (EST 503, admin API 503), in milliseconds.', POSTGRES_DEFAULTS.connectTimeoutMs),
@@ -258,8 +265,8 @@ export const CONFIG_SCHEMA = {
       description: 'Cluster mode (docs/cluster.md): several fleetgate nodes share MQTT routing, persistent sessions and retained messages through Redis, and the registry through PostgreSQL (`registry.url`). `--cluster-redis`, `--node-id` and `--workers` override these.',
       default: {},
       properties: {
-        redis: { type: 'string', description: 'the Redis URL every node of the cluster uses, `redis://host:port` (or `rediss://` for TLS)', pattern: '^rediss?://' },
-        nodeId: { type: 'string', description: "this node's name in the cluster (presence, `device show`, logs); default: host name and process id", pattern: '^[A-Za-z0-9._-]{1,64}$' },
+        redis: { type: 'string', description: 'the Redis URL every node of the cluster uses, `redis://host:port` (or `rediss://` for TLS)', pattern: REDIS_URL.source },
+        nodeId: { type: 'string', description: "this node's name in the cluster (presence, `device show`, logs); default: host name and process id", pattern: NODE_ID.source },
         maxSessionDelivery: integer('Offline QoS 1 messages delivered to a persistent session when it reconnects (aedes-persistence-redis).', 1000, 1, 1_000_000),
         workers: {
           type: 'integer',

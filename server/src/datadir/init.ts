@@ -9,6 +9,7 @@ import { fromPem, toPem } from '../pki/pem.ts';
 import { KeyObjectSigner } from '../pki/signer.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
 import { DEFAULT_CONFIG } from '../config/config.ts';
+import { withoutPassword } from '../registry/registry-url.ts';
 import { dataLayout, type AuthorityName, type DataLayout } from './layout.ts';
 import { createHash } from 'node:crypto';
 import { FleetgateError } from '@fleetgate/device-sdk/errors';
@@ -216,11 +217,4 @@ async function ensureIntermediate(
   await writeFileAtomic(layout.authorityCert(name), toPem('CERTIFICATE', issued.der));
   report.created.push(layout.authorityCert(name));
   return loadAuthority(issued.der, signer);
-}
-
-/** A connection URL with its password taken out. */
-function withoutPassword(url: string): string {
-  const parsed = new URL(url);
-  parsed.password = '';
-  return parsed.toString();
 }

@@ -3,25 +3,6 @@ import type { RegistryConfig } from '../config/config.ts';
 import { LevelRegistry } from './level/level-registry.ts';
 import type { Registry } from './types.ts';
 
-/** The environment variable that names a PostgreSQL registry (between `--registry` and config.json). */
-export const REGISTRY_URL_ENV = 'FLEETGATE_REGISTRY_URL';
-
-/** Whether `url` names a PostgreSQL database (the only registry server fleetgate speaks to). */
-export function isPostgresUrl(url: string): boolean {
-  return /^postgres(ql)?:\/\//.test(url);
-}
-
-/** A URL fit for logs and output: the password replaced. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== '') parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '(an unparseable URL)';
-  }
-}
-
 /** How to open the registry of a data directory. */
 export interface RegistrySelection {
   /** A PostgreSQL URL ({@link resolveRegistryUrl}); absent: LevelDB at `levelPath`. */

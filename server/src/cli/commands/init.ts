@@ -14,7 +14,7 @@ interface RegistryReport {
 
 /** Creates or upgrades the schema of a PostgreSQL registry (the driver is loaded only here). */
 async function prepareRegistry(url: string): Promise<RegistryReport> {
-  const [{ PostgresRegistry }, { redactUrl }] = await Promise.all([import('../../registry/postgres/postgres-registry.ts'), import('../../registry/open-registry.ts')]);
+  const [{ PostgresRegistry }, { redactUrl }] = await Promise.all([import('../../registry/postgres/postgres-registry.ts'), import('../../registry/registry-url.ts')]);
   const registry = await PostgresRegistry.open(url);
   try {
     return { location: redactUrl(url), schemaVersion: registry.schemaVersion, migratedFrom: registry.migratedFrom };

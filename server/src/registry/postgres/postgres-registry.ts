@@ -55,7 +55,7 @@ import { POSTGRES_DEFAULTS } from './defaults.ts';
 import { migrate, schemaVersion, type MigrationOutcome } from './migrate.ts';
 import { SCHEMA_VERSION } from './schema.ts';
 import { isUnavailable, toRegistryError } from './pg-errors.ts';
-import { redactUrl } from '../open-registry.ts';
+import { redactUrl } from '../registry-url.ts';
 import { prepared } from './prepared.ts';
 import { WriteRounds, type ChangeRow, type RoundOutcome, type RoundTransaction } from './write-rounds.ts';
 
