@@ -11,10 +11,10 @@ import { estRequest } from './helpers/est-client.ts';
 import { fleetgate, refused } from './helpers/cli.ts';
 import { connackCode, enrolledDevices, mqttOptions } from './helpers/device.ts';
 import type { ServerConfig } from '../server/src/config/config.ts';
-import { factoryCredentials, makeDataDir, serviceCredential, startFleet, testConfig, type Fleet } from './helpers/fleet.ts';
+import { factoryCredentials, makeDataDir, type DataDir, serviceCredential, startFleet, testConfig, type Fleet } from './helpers/fleet.ts';
 import { sharedPostgres, stopSharedPostgres } from './helpers/postgres.ts';
 import { LogWatcher } from './helpers/log-watch.ts';
-import { startRedis } from './helpers/redis.ts';
+import { startRedis, type RedisServer } from './helpers/redis.ts';
 import { startServeProcess } from './helpers/serve-process.ts';
 import { untilClockPasses, waitFor, withDeadline } from './helpers/wait.ts';
 
@@ -25,11 +25,17 @@ import { untilClockPasses, waitFor, withDeadline } from './helpers/wait.ts';
 
 test.after.always(stopSharedPostgres);
 
-async function cluster(t: ExecutionContext, names: readonly string[], config?: ServerConfig): Promise<Fleet[]> {
+/** What the nodes of one test share: a data directory, a database of its own, a Redis of its own. */
+async function backends(t: ExecutionContext): Promise<{ data: DataDir; registryUrl: string; redis: RedisServer }> {
   const data = await makeDataDir(t);
   const registryUrl = await (await sharedPostgres()).createDatabase();
   const redis = await startRedis();
   t.teardown(() => redis.destroy());
+  return { data, registryUrl, redis };
+}
+
+async function cluster(t: ExecutionContext, names: readonly string[], config?: ServerConfig): Promise<Fleet[]> {
+  const { data, registryUrl, redis } = await backends(t);
   const nodes: Fleet[] = [];
   // One after the other: the first makes the schema (the advisory lock would serialise them anyway).
   for (const nodeId of names) nodes.push(await startFleet(t, { dataDir: data, registryUrl, clusterRedis: redis.url, nodeId, config }));
@@ -135,10 +141,7 @@ test('revoked through node B, a device connected to node A is dropped within 1 s
 });
 
 test('a node killed without writing its devices\' disconnections no longer counts them as connected once its heartbeat expires', async (t) => {
-  const data = await makeDataDir(t);
-  const registryUrl = await (await sharedPostgres()).createDatabase();
-  const redis = await startRedis();
-  t.teardown(() => redis.destroy());
+  const { data, registryUrl, redis } = await backends(t);
   const a = await startFleet(t, { dataDir: data, registryUrl, clusterRedis: redis.url, nodeId: 'node-a' });
   const b = await startServeProcess(t, data.dir, data.rootPem, { args: ['--registry', registryUrl, '--cluster-redis', redis.url, '--node-id', 'node-b'], mqttPort: true });
   const [device] = await enrolledDevices(t, a, 'thermostat', 1);
@@ -209,10 +212,7 @@ test('cluster settings that cannot work are refused before anything starts', asy
 });
 
 test('Redis killed under a running node: the node rides it out (readiness 503, then 200 when Redis is back), no crash', async (t) => {
-  const data = await makeDataDir(t);
-  const registryUrl = await (await sharedPostgres()).createDatabase();
-  const redis = await startRedis();
-  t.teardown(() => redis.destroy());
+  const { data, registryUrl, redis } = await backends(t);
   const log = new LogWatcher();
   const node = await startFleet(t, { dataDir: data, registryUrl, clusterRedis: redis.url, nodeId: 'node-a', logger: log.logger });
   const ready = async (): Promise<number> => (await fetch(new URL('/readyz', node.server.metricsUrl))).status;
@@ -268,10 +268,7 @@ test('a persistent session subscribes to several filters in one SUBSCRIBE: SUBAC
 });
 
 test('Redis restarted empty: a persistent session connected at the time is stored again and finds its session at its next connection; the retained charges start over', async (t) => {
-  const data = await makeDataDir(t);
-  const registryUrl = await (await sharedPostgres()).createDatabase();
-  const redis = await startRedis();
-  t.teardown(() => redis.destroy());
+  const { data, registryUrl, redis } = await backends(t);
   const log = new LogWatcher();
   const node = await startFleet(t, { dataDir: data, registryUrl, clusterRedis: redis.url, nodeId: 'node-a', logger: log.logger });
   const service = await serviceCredential(t, node);
