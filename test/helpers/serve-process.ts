@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
 import { EST_PATHS } from '../../device-sdk/src/protocol.ts';
 import { estRequest } from './est-client.ts';
-import { freePort } from './ports.ts';
+import { freePorts } from './ports.ts';
 import { SOURCE_NODE_ARGS } from './source-node.ts';
 import { waitFor } from './wait.ts';
 
@@ -25,18 +25,33 @@ export interface ServeProcess {
   output(): string;
 }
 
-/** Starts `fleetgate serve` as a separate process and waits until EST answers. */
-export async function startServeProcess(
-  t: ExecutionContext,
-  dataDir: string,
-  rootPem: string,
-  options: { args?: readonly string[]; adminPort?: boolean; mqttPort?: boolean; metricsPort?: boolean; env?: Record<string, string> } = {},
-): Promise<ServeProcess> {
-  const port = await freePort();
-  const chosen = async (wanted: boolean | undefined): Promise<number> => (wanted ? freePort() : 0);
-  const adminPort = await chosen(options.adminPort);
-  const mqttPort = await chosen(options.mqttPort);
-  const metricsPort = await chosen(options.metricsPort);
+type ServeOptions = { args?: readonly string[]; adminPort?: boolean; mqttPort?: boolean; metricsPort?: boolean; env?: Record<string, string> };
+
+/** Attempts when a chosen port was taken between choosing and binding (another test's process). */
+const LISTEN_ATTEMPTS = 3;
+
+/**
+ * Starts `fleetgate serve` as a separate process and waits until EST answers. A port taken between
+ * choosing and binding (`SERVE_LISTEN_FAILED ... EADDRINUSE`) is a race with parallel tests, not a
+ * finding: the start is tried again on new ports.
+ */
+export async function startServeProcess(t: ExecutionContext, dataDir: string, rootPem: string, options: ServeOptions = {}): Promise<ServeProcess> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await startServeProcessOnce(t, dataDir, rootPem, options);
+    } catch (error) {
+      const raced = error instanceof Error && /SERVE_LISTEN_FAILED.*EADDRINUSE/.test(error.message);
+      if (!raced || attempt >= LISTEN_ATTEMPTS) throw error;
+      t.log(`a chosen port was taken before fleetgate serve bound it; starting again on new ports (attempt ${attempt + 1})`);
+    }
+  }
+}
+
+async function startServeProcessOnce(t: ExecutionContext, dataDir: string, rootPem: string, options: ServeOptions): Promise<ServeProcess> {
+  const [port = 0, admin = 0, mqtt = 0, metrics = 0] = await freePorts(4);
+  const adminPort = options.adminPort ? admin : 0;
+  const mqttPort = options.mqttPort ? mqtt : 0;
+  const metricsPort = options.metricsPort ? metrics : 0;
   const args = ['serve', '--data', dataDir, '--host', '127.0.0.1', '--est-port', String(port), '--mqtt-port', String(mqttPort), '--admin-port', String(adminPort), '--metrics-port', String(metricsPort), ...(options.args ?? [])];
   const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, FLEETGATE_BIN, ...args], {
     env: { ...process.env, FLEETGATE_LOG_LEVEL: 'warn', ...options.env },
