@@ -20,9 +20,10 @@ export function dataFiles(dataDir: string) {
   } as const;
 }
 
-/** `fleetgate init --data DIR`. */
-export async function fleetgateInit(dataDir: string): Promise<void> {
-  await execCommand(process.execPath, [FLEETGATE_BIN, 'init', '--data', dataDir], { timeoutMs: 60_000 });
+/** `fleetgate init --data DIR`, with `--registry URL` when the registry is to be on PostgreSQL. */
+export async function fleetgateInit(dataDir: string, options: { readonly registryUrl?: string } = {}): Promise<void> {
+  const registry = options.registryUrl === undefined ? [] : ['--registry', options.registryUrl];
+  await execCommand(process.execPath, [FLEETGATE_BIN, 'init', '--data', dataDir, ...registry], { timeoutMs: 60_000 });
 }
 
 /** A bootstrap credential written by `fleetgate bootstrap issue`. */

@@ -1,8 +1,12 @@
 import { parseArgs } from 'node:util';
 import { BROKER_ARG_SPEC, BROKER_USAGE, BrokerUsageError, brokerOptionsFrom, type BrokerBenchOptions } from './broker/options.ts';
+import { CLUSTER_ARG_SPEC, CLUSTER_USAGE, ClusterUsageError, clusterOptionsFrom, type ClusterBenchOptions } from './cluster/options.ts';
 
-/** Which benchmarks `npm run bench` runs (`--only`; both by default). */
-export type BenchSelection = 'all' | 'enrollment' | 'broker';
+/**
+ * Which benchmarks `npm run bench` runs (`--only`): enrollment and broker by default; the cluster
+ * benchmark only when asked for, since it needs PostgreSQL and Redis besides mosquitto.
+ */
+export type BenchSelection = 'all' | 'enrollment' | 'broker' | 'cluster';
 
 /**
  * The registries the enrollment benchmark measures (`--registry`): LevelDB alone (the default),
@@ -29,6 +33,8 @@ export interface BenchOptions {
   readonly registry: RegistrySelection;
   /** The broker benchmark's options (bench/broker/options.ts). */
   readonly broker: BrokerBenchOptions;
+  /** The cluster benchmark's options (bench/cluster/options.ts). */
+  readonly cluster: ClusterBenchOptions;
 }
 
 /** The command line is wrong. */
@@ -64,8 +70,15 @@ open-loop connection storm, QoS 1 messages/s through the ACL, RSS per held conne
 QoS 0 flood at twice the measured capacity. Table on stdout, JSON in
 bench/results/latest-broker.json and bench/results/broker-<timestamp>.json.
 
+Cluster benchmark (--only cluster, not part of the default run): fleetgate on a throwaway
+PostgreSQL and Redis with 1 worker, then 2 workers, and mosquitto, unpinned: each one's storm
+capacity (the highest open-loop arrival rate whose CONNACK p99 stays within 500 ms, found by
+stepping the rate), the CPU per connect of fleetgate with Redis and PostgreSQL, and QoS 1
+messages from devices to a backend service within one node and across two nodes. JSON in
+bench/results/latest-cluster.json and bench/results/cluster-<timestamp>.json.
+
 Options:
-  --only WHICH        enrollment or broker (default: both, enrollment first)
+  --only WHICH        enrollment, broker or cluster (default: enrollment, then broker)
   --registry R        enrollment benchmark's registry: leveldb (default), or postgres or both,
                       which are the same: LevelDB and PostgreSQL in every repetition, alternating
                       which goes first, and their ratio (the newest PostgreSQL, 14 or later, under
@@ -84,6 +97,8 @@ Options:
   -h, --help          this help
 
 ${BROKER_USAGE}
+
+${CLUSTER_USAGE}
 
 Exit status: 0 when every enrollment and every broker connection succeeded and both brokers
 survived the overload (targets met or not: see the tables), 1 when one of those failed or a
@@ -120,6 +135,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | undef
         registry: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         ...BROKER_ARG_SPEC,
+        ...CLUSTER_ARG_SPEC,
       },
     }));
   } catch (error) {
@@ -128,10 +144,12 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | undef
   if (values.help) return undefined;
   const quick = values.quick === true;
   const only = values.only ?? 'all';
-  if (only !== 'all' && only !== 'enrollment' && only !== 'broker') throw new BenchUsageError(`--only must be enrollment or broker (got ${only})`);
+  if (only !== 'all' && only !== 'enrollment' && only !== 'broker' && only !== 'cluster') throw new BenchUsageError(`--only must be enrollment, broker or cluster (got ${only})`);
   const registry = values.registry ?? 'leveldb';
   if (registry !== 'leveldb' && registry !== 'postgres' && registry !== 'both') throw new BenchUsageError(`--registry must be leveldb, postgres or both (got ${registry})`);
-  if (values.registry !== undefined && only === 'broker') throw new BenchUsageError('--registry applies to the enrollment benchmark, not to --only broker');
+  if (values.registry !== undefined && (only === 'broker' || only === 'cluster')) throw new BenchUsageError(`--registry applies to the enrollment benchmark, not to --only ${only}`);
+  const clusterFlags = Object.keys(CLUSTER_ARG_SPEC).filter((name) => values[name as keyof typeof values] !== undefined);
+  if (clusterFlags.length > 0 && only !== 'cluster') throw new BenchUsageError(`--${clusterFlags[0]} applies to --only cluster`);
   const base = quick ? { ...DEFAULTS, ...QUICK } : DEFAULTS;
   return {
     // Each enrollment is a new connection from 127.0.0.1 to one port, and each run replays them
@@ -149,7 +167,17 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | undef
     only,
     registry: registry === 'leveldb' ? 'leveldb' : 'both',
     broker: brokerOptions(values, quick),
+    cluster: clusterOptions(values, quick),
   };
+}
+
+function clusterOptions(values: Readonly<Record<string, unknown>>, quick: boolean): ClusterBenchOptions {
+  try {
+    return clusterOptionsFrom(values, quick);
+  } catch (error) {
+    if (error instanceof ClusterUsageError) throw new BenchUsageError(error.message);
+    throw error;
+  }
 }
 
 /** The broker options; --repeat, --quick, --no-pin and --cpu-prof are shared with the enrollment benchmark. */

@@ -9,14 +9,14 @@ export const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
 export const PROFILES_DIR = join(RESULTS_DIR, 'profiles');
 
 /** Which benchmark a report belongs to: it names the files. */
-export type BenchmarkName = 'enrollment' | 'broker';
+export type BenchmarkName = 'enrollment' | 'broker' | 'cluster';
 
 /** The "latest" file of each benchmark (the enrollment benchmark's predates the broker's). */
-const LATEST: Readonly<Record<BenchmarkName, string>> = { enrollment: 'latest.json', broker: 'latest-broker.json' };
+const LATEST: Readonly<Record<BenchmarkName, string>> = { enrollment: 'latest.json', broker: 'latest-broker.json', cluster: 'latest-cluster.json' };
 
 /**
  * Writes `report` as `<benchmark>-<timestamp>.json` and as the benchmark's latest file
- * (`latest.json` for enrollment, `latest-broker.json` for broker); returns the first path.
+ * (`latest.json` for enrollment, `latest-<benchmark>.json` for the others); returns the first path.
  * The timestamp has no colons so the name is valid on every file system.
  */
 export async function writeResults(report: unknown, startedAt: Date, benchmark: BenchmarkName = 'enrollment'): Promise<string> {

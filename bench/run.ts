@@ -1,8 +1,10 @@
 /**
- * `npm run bench`: the enrollment benchmark and the broker benchmark (`--only` picks one). See
+ * `npm run bench`: the enrollment benchmark and the broker benchmark (`--only` picks one), or the
+ * cluster benchmark (`--only cluster`). See
  * `npm run bench -- --help` and docs/benchmarks.md.
  */
 import { runBrokerBenchmark } from './broker/broker-bench.ts';
+import { runClusterBenchmark } from './cluster/cluster-bench.ts';
 import { installCleanupHandlers, interruption, sweepStaleTempDirs } from './cleanup.ts';
 import { runEnrollment, type EnrollmentRunResult, type RegistryEngine } from './enrollment.ts';
 import { describeMachine, type MachineInfo } from './machine.ts';
@@ -21,6 +23,7 @@ async function main(options: BenchOptions): Promise<number> {
   const machine = await describeMachine();
   const pinning = await pinLoadGenerator(options.pin);
   progress(`${machine.nproc} CPUs, node ${machine.node}, ${machine.openssl}; ${describePinning(pinning)}`);
+  if (options.only === 'cluster') return runClusterBenchmark(options.cluster, { pinning, machine });
   let status = 0;
   if (options.only !== 'broker') status = Math.max(status, await enrollmentBenchmark(options, machine, pinning));
   if (options.only !== 'enrollment') status = Math.max(status, await runBrokerBenchmark(options.broker, { pinning, machine }));

@@ -1,4 +1,5 @@
 import type { Daemon } from '../daemon.ts';
+import type { CpuProbe } from './phase-meter.ts';
 import { waitUntilReady } from '../wait-ready.ts';
 import { openConnection, type BrokerAddress, type ClientIdentity } from './mqtt-connection.ts';
 
@@ -16,6 +17,11 @@ export interface BrokerUnderTest {
   readonly daemon: Daemon;
   /** What differs from the broker's defaults, for the report. */
   readonly settings: readonly string[];
+  /**
+   * The CPU the broker's figures count, when it is more than the daemon's own process: a
+   * `--workers` primary with its workers, plus the Redis and PostgreSQL a cluster runs on.
+   */
+  readonly cpu?: CpuProbe;
 }
 
 /** Keepalive every benchmark client asks for: inside both brokers' limits, never reached in a phase. */

@@ -55,7 +55,7 @@ export async function measureConnectCost(
   options: { readonly connects: number; readonly concurrency: number },
 ): Promise<ConnectCostResult> {
   const identities = cycleIdentities(devices, options.connects, 0);
-  const meter = await startPhaseMeter(broker.daemon.pid);
+  const meter = await startPhaseMeter(broker.cpu ?? broker.daemon.pid);
   const phase = await runClosedLoop(identities, options.concurrency, (identity) => connectCycle(broker.address, identity));
   const reading = await meter.stop();
   await sleep(SETTLE_MS);

@@ -42,14 +42,15 @@ function identity(clientId: string, rootPem: string, credential: { readonly chai
 /**
  * The fleet both brokers are measured with, made through fleetgate's real paths: `fleetgate
  * init`, `bootstrap issue`, `service issue`, then every device enrolled over EST against a
- * `fleetgate serve` that is stopped afterwards (it holds the registry's lock). Each device's TLS
+ * `fleetgate serve` that is stopped afterwards (it holds the LevelDB registry's lock). Each device's TLS
  * context is built here, once, before anything is timed.
  */
-export async function prepareBrokerFleet(dir: string, count: number, pinning: Pinning): Promise<BrokerFleet> {
+export async function prepareBrokerFleet(dir: string, count: number, pinning: Pinning, options: { readonly registryUrl?: string } = {}): Promise<BrokerFleet> {
   const dataDir = join(dir, 'data');
   const files = dataFiles(dataDir);
-  progress(`init ${dataDir}`);
-  await fleetgateInit(dataDir);
+  progress(`init ${dataDir}${options.registryUrl === undefined ? '' : ' (registry on PostgreSQL)'}`);
+  // With --registry, init records the URL in config.json and every later `serve` uses it.
+  await fleetgateInit(dataDir, options);
   progress(`bootstrap issue --count ${count}; service issue --name ${SERVICE_NAME}`);
   const bootstrap = await fleetgateBootstrap(dataDir, join(dir, 'bootstrap'), 'thermostat', count);
   const service = await issueService(dataDir, join(dir, 'service'));

@@ -49,7 +49,7 @@ export type OpenResult =
  */
 export class MqttConnection {
   onPuback: (messageId: number) => void = () => undefined;
-  onPublish: () => void = () => undefined;
+  onPublish: (messageId: number | undefined) => void = () => undefined;
   onPacket: (packet: Packet) => void = () => undefined;
   onClose: () => void = () => undefined;
   private closedFlag = false;
@@ -59,7 +59,7 @@ export class MqttConnection {
   constructor(readonly socket: TLSSocket) {
     const framer = new MqttFramer({
       puback: (id) => this.onPuback(id),
-      publish: () => this.onPublish(),
+      publish: (messageId) => this.onPublish(messageId),
       packet: (packet) => this.onPacket(packet),
       error: (error) => {
         this.errorCode = `protocol error: ${error.message}`;

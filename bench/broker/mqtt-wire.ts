@@ -79,6 +79,11 @@ export function publishBatch(template: PublishTemplate, count: number, firstId: 
   return out;
 }
 
+/** PUBACK (MQTT 3.1.1 §3.4) for a QoS 1 delivery. */
+export function pubackPacket(messageId: number): Buffer {
+  return Buffer.from([0x40, 0x02, messageId >> 8, messageId & 0xff]);
+}
+
 /** Next packet identifier after `id`, skipping 0. */
 export function nextPacketId(id: number, step = 1): number {
   return ((id - 1 + step) % 65_535) + 1;
@@ -88,8 +93,11 @@ export function nextPacketId(id: number, step = 1): number {
 export interface FrameHandlers {
   /** A PUBACK for this packet identifier. */
   puback(messageId: number): void;
-  /** A PUBLISH from the broker (a subscriber's delivery); counted, not decoded. */
-  publish(): void;
+  /**
+   * A PUBLISH from the broker (a subscriber's delivery); counted, not decoded, except for its
+   * packet identifier at QoS 1 or 2 (undefined at QoS 0), which the subscriber must acknowledge.
+   */
+  publish(messageId: number | undefined): void;
   /** Any other packet, decoded by mqtt-packet. */
   packet(packet: Packet): void;
   /** The stream is not MQTT. */
@@ -133,7 +141,7 @@ export class MqttFramer {
       const end = position + length;
       const type = first >> 4;
       if (type === 4 && length === 2) this.handlers.puback(buffer.readUInt16BE(position));
-      else if (type === 3) this.handlers.publish();
+      else if (type === 3) this.handlers.publish(((first >> 1) & 3) === 0 ? undefined : buffer.readUInt16BE(position + 2 + buffer.readUInt16BE(position)));
       else {
         const decoded = decodeWhole(buffer.subarray(offset, end));
         if (decoded instanceof Error) {

@@ -4,8 +4,9 @@ import { KEEPALIVE_SECONDS, type BrokerUnderTest } from './broker-under-test.ts'
 import { connectCycle, PAYLOAD, type CycleOutcome } from './connect-cycle.ts';
 import { countBy } from './count.ts';
 import { openConnection, type ClientIdentity, type MqttConnection } from './mqtt-connection.ts';
-import { publishBatch, publishTemplate, subscribePacket, type PublishTemplate } from './mqtt-wire.ts';
+import { publishBatch, publishTemplate, type PublishTemplate } from './mqtt-wire.ts';
 import { startPhaseMeter, type PhaseReading } from './phase-meter.ts';
+import { subscribeService } from './service-subscriber.ts';
 
 /** What the overload test saw. */
 export interface OverloadResult {
@@ -86,28 +87,6 @@ class Flooder {
   }
 }
 
-/** The backend service subscribed to every device's flood topic, counting deliveries. */
-async function subscribe(broker: BrokerUnderTest, service: ClientIdentity): Promise<{ connection: MqttConnection; delivered: () => number }> {
-  const opened = await openConnection(broker.address, service, { keepaliveSeconds: KEEPALIVE_SECONDS, timeoutMs: 30_000, serverCheck: 'chain' });
-  if (!opened.ok) throw new Error(`${broker.kind}: the subscriber could not connect: ${opened.failure}`);
-  const { connection } = opened;
-  let delivered = 0;
-  connection.onPublish = () => {
-    delivered++;
-  };
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${broker.kind}: no SUBACK`)), 10_000);
-    connection.onPacket = (packet) => {
-      if (packet.cmd !== 'suback') return;
-      clearTimeout(timer);
-      if (packet.granted.includes(128)) reject(new Error(`${broker.kind}: subscription refused (SUBACK 0x80)`));
-      else resolve();
-    };
-    connection.write(subscribePacket(1, `devices/+/${FLOOD_LEVEL}`, 0));
-  });
-  return { connection, delivered: () => delivered };
-}
-
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -130,7 +109,7 @@ export async function runOverload(
 ): Promise<OverloadResult> {
   const pid = broker.daemon.pid;
   const offeredPerSecond = 2 * options.capacityPerSecond;
-  const subscriber = await subscribe(broker, fleet.service);
+  const subscriber = await subscribeService(broker, fleet.service, `devices/+/${FLOOD_LEVEL}`, 0);
   const flooders = await Promise.all(
     fleet.flooders.map(async (identity) => {
       const opened = await openConnection(broker.address, identity, { keepaliveSeconds: KEEPALIVE_SECONDS, timeoutMs: 30_000, serverCheck: 'chain' });
@@ -156,7 +135,7 @@ export async function runOverload(
     );
   }, SAMPLE_MS);
 
-  const meter = await startPhaseMeter(pid);
+  const meter = await startPhaseMeter(broker.cpu ?? pid);
   const origin = performance.now();
   const end = origin + options.seconds * 1000;
   while (performance.now() < end) {

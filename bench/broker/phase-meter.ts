@@ -1,9 +1,12 @@
-import { cpuBetween, readCpuTicks, readSystemTicks, systemBetween, type CpuSpent } from '../proc-cpu.ts';
+import { cpuBetween, readCpuTicks, readSystemTicks, systemBetween, type CpuSpent, type CpuTicks } from '../proc-cpu.ts';
+
+/** Reads the CPU used so far by what is measured: one process, or a cluster's processes together. */
+export type CpuProbe = () => Promise<CpuTicks>;
 
 /** CPU spent during one timed phase, by whom. */
 export interface PhaseReading {
   readonly wallMs: number;
-  /** The broker process, every thread, from /proc/<pid>/stat. */
+  /** The broker process, every thread, from /proc/<pid>/stat (or every process of a cluster: its probe). */
   readonly brokerCpu: CpuSpent;
   /** This process: the load generator (every client). */
   readonly loadCpuMs: number;
@@ -18,19 +21,20 @@ export interface PhaseReading {
  * `stop()` reads them again and returns the differences; `brokerCpuSinceStart()` reads the
  * broker's alone, later (after a settle pause).
  */
-export async function startPhaseMeter(brokerPid: number): Promise<{ stop(): Promise<PhaseReading>; brokerCpuSinceStart(): Promise<CpuSpent> }> {
-  const brokerBefore = await readCpuTicks(brokerPid);
+export async function startPhaseMeter(broker: number | CpuProbe): Promise<{ stop(): Promise<PhaseReading>; brokerCpuSinceStart(): Promise<CpuSpent> }> {
+  const readBroker: CpuProbe = typeof broker === 'number' ? () => readCpuTicks(broker) : broker;
+  const brokerBefore = await readBroker();
   const systemBefore = await readSystemTicks();
   const loadBefore = process.cpuUsage();
   const started = performance.now();
   return {
     async brokerCpuSinceStart() {
-      return cpuBetween(brokerBefore, await readCpuTicks(brokerPid));
+      return cpuBetween(brokerBefore, await readBroker());
     },
     async stop() {
       const wallMs = performance.now() - started;
       const load = process.cpuUsage(loadBefore);
-      const brokerCpu = cpuBetween(brokerBefore, await readCpuTicks(brokerPid));
+      const brokerCpu = cpuBetween(brokerBefore, await readBroker());
       const system = systemBetween(systemBefore, await readSystemTicks());
       const loadCpuMs = (load.user + load.system) / 1000;
       return {

@@ -90,7 +90,7 @@ export async function runStorm(
   const held: MqttConnection[] = [];
   const outcomes: { result: OpenResult; scheduledAt: number; startedAt: number; answeredAt: number }[] = [];
   const pending: Promise<void>[] = [];
-  const meter = await startPhaseMeter(pid);
+  const meter = await startPhaseMeter(broker.cpu ?? pid);
   await openOnSchedule(count, options.rate, (index, scheduledAt) => {
     const startedAt = performance.now();
     const identity = devices[index] as ClientIdentity;

@@ -29,7 +29,7 @@ const RAMP_MS = 1_000;
 const DRAIN_TIMEOUT_MS = 10_000;
 
 /** One publisher keeping `window` QoS 1 messages in flight on its own topic. */
-class WindowedPublisher {
+export class WindowedPublisher {
   sent = 0;
   acked = 0;
   /** Acknowledgements counted inside the timed window. */
@@ -102,7 +102,7 @@ export async function measureThroughput(
   const publishers = connections.map(({ identity, connection }) => new WindowedPublisher(connection, `devices/${identity.clientId}/t`, options.window));
   for (const publisher of publishers) publisher.start();
   await sleep(RAMP_MS);
-  const meter = await startPhaseMeter(broker.daemon.pid);
+  const meter = await startPhaseMeter(broker.cpu ?? broker.daemon.pid);
   for (const publisher of publishers) publisher.counting = true;
   await sleep(options.seconds * 1000);
   for (const publisher of publishers) publisher.counting = false;
