@@ -73,10 +73,20 @@ async function mosquittoCapacity(dir: string, fleet: BrokerFleet, options: Clust
   }
 }
 
-/** QoS 1 device -> service within one node and across two nodes (one process each), then within mosquitto. */
-async function messagePhases(dir: string, fleet: BrokerFleet, backends: ClusterBackends, options: ClusterBenchOptions): Promise<Pick<ClusterMeasurements, 'sameNode' | 'crossNode' | 'mosquittoMessages'>> {
+/** QoS 1 device -> service through a lone node without Redis, within one cluster node and across two (one process each), then within mosquitto. */
+async function messagePhases(dir: string, fleet: BrokerFleet, backends: ClusterBackends, options: ClusterBenchOptions): Promise<Pick<ClusterMeasurements, 'sameNode' | 'crossNode' | 'withoutRedis' | 'mosquittoMessages'>> {
   const phase = { publishers: options.publishers, window: options.window, seconds: options.messageSeconds };
   const identities = { devices: fleet.devices, service: fleet.service };
+  // What routing through Redis costs: the same load through a lone node that routes in memory.
+  const lone = await startClusterNode({ fleet, backends, nodeId: 'bench-lone', workers: 1, withoutRedis: true });
+  let withoutRedis: MessageResult;
+  try {
+    const cpu = clusterCpu([lone], backends);
+    const node = { ...lone, cpu: cpu.probe };
+    withoutRedis = await measureDeviceToService('one node without Redis (in-memory routing)', { device: node, service: node }, identities, phase, cpu);
+  } finally {
+    await lone.daemon.stop();
+  }
   const [a, b] = await Promise.all([startClusterNode({ fleet, backends, nodeId: 'bench-a', workers: 1 }), startClusterNode({ fleet, backends, nodeId: 'bench-b', workers: 1 })]);
   let sameNode: MessageResult;
   let crossNode: MessageResult;
@@ -93,7 +103,7 @@ async function messagePhases(dir: string, fleet: BrokerFleet, backends: ClusterB
   const mosquitto = await startMosquitto({ dir, fleet, pinning: UNPINNED });
   try {
     const mosquittoMessages = await measureDeviceToService('mosquitto (one broker)', { device: mosquitto, service: mosquitto }, identities, phase, undefined);
-    return { sameNode, crossNode, mosquittoMessages };
+    return { sameNode, crossNode, withoutRedis, mosquittoMessages };
   } finally {
     await mosquitto.daemon.stop();
   }

@@ -40,12 +40,15 @@ export async function startClusterNode(options: {
   readonly backends: ClusterBackends;
   readonly nodeId: string;
   readonly workers: number;
+  /** Without `--cluster-redis`: a lone node on the PostgreSQL registry, aedes' in-memory routing (one worker only). */
+  readonly withoutRedis?: boolean;
 }): Promise<ClusterNode> {
   const [estPort, mqttPort, adminPort, metricsPort] = await freePorts(4);
   if (metricsPort === undefined || mqttPort === undefined) throw new Error('no free port');
   const ports = ['--est-port', estPort, '--mqtt-port', mqttPort, '--admin-port', adminPort, '--metrics-port', metricsPort].map(String);
   const args = [FLEETGATE_BIN, 'serve', '--data', options.fleet.dataDir, '--host', '127.0.0.1', ...ports];
-  args.push('--cluster-redis', options.backends.redis.url, '--node-id', options.nodeId, '--workers', String(options.workers));
+  if (!options.withoutRedis) args.push('--cluster-redis', options.backends.redis.url);
+  args.push('--node-id', options.nodeId, '--workers', String(options.workers));
   const name = `fleetgate ${options.nodeId} (${options.workers} worker${options.workers === 1 ? '' : 's'})`;
   const daemon = startDaemon(name, process.execPath, args, { ...process.env, FLEETGATE_LOG_LEVEL: 'warn' });
   const address = { host: '127.0.0.1', port: mqttPort } as const;
@@ -71,6 +74,6 @@ export async function startClusterNode(options: {
     nodeId: options.nodeId,
     workers: options.workers,
     readyUrl,
-    settings: [`--workers ${options.workers}, --node-id ${options.nodeId}, registry on PostgreSQL, --cluster-redis`],
+    settings: [`--workers ${options.workers}, --node-id ${options.nodeId}, registry on PostgreSQL${options.withoutRedis ? ', no Redis' : ', --cluster-redis'}`],
   };
 }

@@ -18,6 +18,8 @@ export interface ClusterMeasurements {
   readonly mosquitto: CapacityResult;
   readonly sameNode: MessageResult;
   readonly crossNode: MessageResult;
+  /** The same load through one node that routes in memory (no `--cluster-redis`): what Redis costs. */
+  readonly withoutRedis: MessageResult;
   readonly mosquittoMessages: MessageResult;
 }
 
@@ -132,7 +134,7 @@ export function clusterStormRows(measured: ClusterMeasurements, summary: Cluster
 export const MESSAGE_TABLE_HEADERS = ['QoS 1 device -> backend service', 'msgs/s delivered', 'server CPU per message', 'by process (us)', 'acknowledged, not delivered', 'load generator'] as const;
 
 export function clusterMessageRows(measured: ClusterMeasurements): string[][] {
-  return [measured.sameNode, measured.crossNode, measured.mosquittoMessages].map((result) => [
+  return [measured.withoutRedis, measured.sameNode, measured.crossNode, measured.mosquittoMessages].map((result) => [
     result.label,
     result.deliveredPerSecond.toFixed(0),
     `${result.serverCpuUsPerMessage.toFixed(1)} us`,
