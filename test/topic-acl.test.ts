@@ -1,6 +1,6 @@
 import test from 'ava';
 import { DEFAULT_CONFIG, mergeConfig, ConfigError } from '../server/src/config/config.ts';
-import { filterWithin, rulesForDevice, topicMatches, topicProblem } from '../server/src/broker/topic-acl.ts';
+import { filterWithin, rulesForDevice, TopicGrantTable, topicMatches, topicProblem } from '../server/src/broker/topic-acl.ts';
 
 test('topicMatches follows MQTT 3.1.1 §4.7', (t) => {
   t.true(topicMatches('devices/a/#', 'devices/a'));
@@ -41,6 +41,38 @@ test('rules substitute the device id and model and add what the model grants', (
   t.deepEqual(camera.publish, ['devices/camera-1/#', 'devices/camera-1/events/#']);
   const custom = rulesForDevice({ default: { publish: ['{model}/{id}/up'], subscribe: [] }, models: {} }, 'car-9', 'car');
   t.deepEqual(custom.publish, ['car/car-9/up']);
+});
+
+test('compiled grants, shared by a model, decide exactly as the expanded filters do', (t) => {
+  const policy = {
+    default: { publish: ['devices/{id}/#', '{model}/{id}/up', 'shared/{id}'], subscribe: ['devices/{id}/#', 'fleet/{model}/commands', 'a/+/{id}/#', '$ota/{id}/#'] },
+    models: { car: { publish: ['cars/{id}/+/gps'] } },
+  };
+  const table = new TopicGrantTable(policy, { backend: { publish: ['devices/{id}/x'], subscribe: ['devices/+/#', '#'] } });
+  const topics = [
+    'devices/car-9', 'devices/car-9/', 'devices/car-9/x/y', 'devices/car-90/x', 'devices/car-', 'devices/car-9x', 'devices', 'devices/',
+    'car/car-9/up', 'car/car-9/up/more', 'car/car-8/up', 'thermostat/car-9/up', 'shared/car-9', 'shared/car-9/x',
+    'fleet/car/commands', 'fleet/thermostat/commands', 'a/b/car-9', 'a/b/car-9/z', 'a/b/c/car-9', '$ota/car-9/fw', 'cars/car-9/s1/gps', 'cars/car-9/gps',
+    'devices/{id}/x',
+  ];
+  for (const [model, id] of [['car', 'car-9'], ['thermostat', 'car-9'], ['car', 'car-8']] as const) {
+    const grants = table.forModel(model);
+    t.is(table.forModel(model), grants, 'one compiled set per model');
+    const expanded = rulesForDevice(policy, id, model);
+    t.deepEqual(grants.rulesFor(id), expanded);
+    for (const topic of topics) {
+      t.is(grants.mayPublish(topic, id), expanded.publish.some((filter) => topicMatches(filter, topic)), `${model} ${id} publish ${topic}`);
+      t.is(grants.mayReceive(topic, id), expanded.subscribe.some((filter) => topicMatches(filter, topic)), `${model} ${id} receive ${topic}`);
+    }
+  }
+  // A service's filters are literal: {id} is the text "{id}", never a device's id.
+  const backend = table.forService('backend');
+  t.truthy(backend);
+  t.true(backend?.mayPublish('devices/{id}/x', 'backend:1'));
+  t.false(backend?.mayPublish('devices/backend:1/x', 'backend:1'));
+  t.true(backend?.mayReceive('devices/a/b', 'backend:1'));
+  t.false(backend?.mayReceive('$SYS/x', 'backend:1'), '# does not reach $ topics');
+  t.is(table.forService('nobody'), undefined);
 });
 
 test('topicProblem: empty, null characters, wildcards in names, too deep', (t) => {

@@ -15,6 +15,7 @@ import { createAuthenticate } from './hooks/authenticate.ts';
 import { createAuthorizePublish } from './hooks/authorize-publish.ts';
 import { createAuthorizeSubscribe } from './hooks/authorize-subscribe.ts';
 import type { HookContext } from './hooks/context.ts';
+import { TopicGrantTable } from './topic-acl.ts';
 import { createPreConnect } from './hooks/pre-connect.ts';
 import { dedupeExactly } from './delivery-dedupe.ts';
 import { guardPacketSize } from './packet-guard.ts';
@@ -118,6 +119,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     access,
     sessions,
     config,
+    grants: new TopicGrantTable(config.topics, config.services),
     logger,
     refused: (code) => metrics.mqttRefusals.inc({ code }),
     history,
@@ -156,7 +158,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     // persistence, outside the subscribe hook): a client only ever receives topics its subscribe
     // rules cover. Returning null drops the message for this client (and clears it from its queue).
     authorizeForward: (client, packet) => {
-      if (!sessions.get(client)?.mayReceive(packet.topic)) {
+      const session = sessions.get(client);
+      if (!session?.grants.mayReceive(packet.topic, session.subject)) {
         metrics.mqttRefusals.inc({ code: 'BROKER_DELIVERY_DENIED' });
         logger.warn({ code: 'BROKER_DELIVERY_DENIED', clientId: client.id, topic: packet.topic }, 'delivery refused');
         return null;

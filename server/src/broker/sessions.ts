@@ -1,5 +1,5 @@
 import type { Client } from 'aedes';
-import type { DeviceTopicRules } from './topic-acl.ts';
+import type { TopicGrants } from './topic-acl.ts';
 import type { PeerIdentity } from './peer-identity.ts';
 import type { TokenBucket } from '../rate-limiter.ts';
 import type { DropReason } from './device-history.ts';
@@ -11,11 +11,10 @@ export interface DeviceSession {
   readonly key: string;
   /** Device model, or `service`. */
   readonly model: string;
-  readonly rules: DeviceTopicRules;
-  /** The publish rules compiled once per session (checked for every message). */
-  readonly mayPublish: (topic: string) => boolean;
-  /** The subscribe rules compiled once per session (checked for every delivery). */
-  readonly mayReceive: (topic: string) => boolean;
+  /** The topic rules of its model or service, shared by all their sessions (checked for every message and delivery). */
+  readonly grants: TopicGrants;
+  /** What the rules are checked for: the device id (a service's rules are literal; its client id). */
+  readonly subject: string;
   /** Publish rate of this client (backpressure beyond it). */
   readonly messages: TokenBucket;
   readonly peer: string | undefined;

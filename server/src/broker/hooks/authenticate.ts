@@ -3,7 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import { TokenBucket } from '../../rate-limiter.ts';
 import { BrokerError } from '../errors.ts';
 import { peerIdentity, sessionKey, type PeerIdentity } from '../peer-identity.ts';
-import { compileFilter, rulesForDevice, topicMatches, type DeviceTopicRules } from '../topic-acl.ts';
+import { topicMatches, type TopicGrants } from '../topic-acl.ts';
 import type { HookContext } from './context.ts';
 
 /** What may follow `<service>:` in a service client id. */
@@ -33,7 +33,7 @@ export function createAuthenticate(context: HookContext) {
       }
       const identity = peerIdentity(client.conn as TLSSocket, context.issuing);
       verified = identity;
-      let rules: DeviceTopicRules;
+      let grants: TopicGrants;
       let model: string;
       if (identity.kind === 'device') {
         if (client.id !== identity.deviceId) {
@@ -43,7 +43,7 @@ export function createAuthenticate(context: HookContext) {
         if (!device) throw new BrokerError('BROKER_DEVICE_UNKNOWN', identity.deviceId);
         if (device.state === 'revoked') throw new BrokerError('BROKER_DEVICE_REVOKED', identity.deviceId);
         if (device.state === 'disabled') throw new BrokerError('BROKER_DEVICE_DISABLED', identity.deviceId);
-        rules = rulesForDevice(context.config.topics, identity.deviceId, device.model);
+        grants = context.grants.forModel(device.model);
         model = device.model;
       } else {
         // Several instances of one service connect at once: `<name>` or `<name>:<instance>`. A
@@ -54,9 +54,9 @@ export function createAuthenticate(context: HookContext) {
         if (!bareName && !(instance !== undefined && SERVICE_INSTANCE.test(instance))) {
           throw new BrokerError('BROKER_CLIENT_ID_MISMATCH', `client id "${client.id}"; service ${identity.service} connects as ${identity.service} or ${identity.service}:<instance>`);
         }
-        const serviceRules = context.config.services[identity.service];
-        if (!serviceRules) throw new BrokerError('BROKER_SERVICE_UNKNOWN', identity.service);
-        rules = serviceRules;
+        const serviceGrants = context.grants.forService(identity.service);
+        if (!serviceGrants) throw new BrokerError('BROKER_SERVICE_UNKNOWN', identity.service);
+        grants = serviceGrants;
         model = 'service';
       }
       if (context.access.isRevoked(identity.serial)) throw new BrokerError('BROKER_CERT_REVOKED', identity.serial);
@@ -68,22 +68,20 @@ export function createAuthenticate(context: HookContext) {
       if (keepalive < limits.keepaliveMinSeconds || keepalive > limits.keepaliveMaxSeconds) {
         throw new BrokerError('BROKER_KEEPALIVE', `${keepalive}s requested; allowed ${limits.keepaliveMinSeconds}-${limits.keepaliveMaxSeconds}s`);
       }
-      if (pending?.willTopic !== undefined && !rules.publish.some((filter) => topicMatches(filter, pending.willTopic as string))) {
+      const subject = identity.kind === 'device' ? identity.deviceId : client.id;
+      if (pending?.willTopic !== undefined && !grants.rulesFor(subject).publish.some((filter) => topicMatches(filter, pending.willTopic as string))) {
         throw new BrokerError('BROKER_WILL_DENIED', pending.willTopic);
       }
       const key = sessionKey(identity, client.id);
       // MQTT-3.1.4-2: aedes closes the session this CONNECT takes over once it is accepted.
       const previous = context.sessions.clientOf(key);
       if (previous && previous !== client) context.sessions.closing(previous, 'takeover');
-      const publishMatchers = rules.publish.map(compileFilter);
-      const receiveMatchers = rules.subscribe.map(compileFilter);
       context.sessions.set(client, {
         identity,
         key,
         model,
-        rules,
-        mayPublish: (topic) => publishMatchers.some((matches) => matches(topic)),
-        mayReceive: (topic) => receiveMatchers.some((matches) => matches(topic)),
+        grants,
+        subject,
         messages: new TokenBucket(limits.messagesPerSecond, limits.messageBurst),
         peer: (client.conn as TLSSocket).remoteAddress,
         subscriptions: new Set(),

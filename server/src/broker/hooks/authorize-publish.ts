@@ -36,7 +36,7 @@ export function createAuthorizePublish(context: HookContext) {
     if (!session) error = new BrokerError('BROKER_PUBLISH_DENIED', 'no authenticated session');
     else if (problem) error = new BrokerError('BROKER_TOPIC_INVALID', problem);
     else if (packet.payload.length > context.config.limits.maxPacketBytes) error = new BrokerError('BROKER_PACKET_TOO_LARGE', `${packet.payload.length} bytes`);
-    else if (!session.mayPublish(packet.topic)) error = new BrokerError('BROKER_PUBLISH_DENIED', packet.topic);
+    else if (!session.grants.mayPublish(packet.topic, session.subject)) error = new BrokerError('BROKER_PUBLISH_DENIED', packet.topic);
     else if (packet.retain) {
       const verdict = context.retained.admit(quotaOwner(session.identity), packet.topic, packet.payload.length);
       if (verdict.admitted) context.retainedChanged();

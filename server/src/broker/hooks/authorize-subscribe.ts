@@ -19,7 +19,7 @@ export function createAuthorizeSubscribe(context: HookContext) {
     if (!context.sessions.get(client) && afterConnect(client, () => authorizeSubscribe(client, subscription, callback))) return;
     const session = context.sessions.get(client);
     const problem = topicProblem(subscription.topic, 'filter', context.config.limits.maxTopicLevels);
-    const allowed = session !== undefined && problem === undefined && session.rules.subscribe.some((rule) => filterWithin(subscription.topic, rule));
+    const allowed = session !== undefined && problem === undefined && session.grants.rulesFor(session.subject).subscribe.some((rule) => filterWithin(subscription.topic, rule));
     const limit = context.config.limits.maxSubscriptionsPerClient;
     let error: BrokerError;
     if (!allowed) {

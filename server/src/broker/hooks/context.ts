@@ -6,6 +6,7 @@ import type { DeviceHistoryRecorder } from '../device-history.ts';
 import type { BrokerErrorCode } from '../errors.ts';
 import type { RetainedQuota } from '../retained-quota.ts';
 import type { SessionTable } from '../sessions.ts';
+import type { TopicGrantTable } from '../topic-acl.ts';
 
 /** What every broker hook needs. */
 export interface HookContext {
@@ -13,6 +14,8 @@ export interface HookContext {
   readonly access: DeviceAccess;
   readonly sessions: SessionTable;
   readonly config: BrokerConfig;
+  /** The topic rules of every model and service, compiled once for all their sessions. */
+  readonly grants: TopicGrantTable;
   readonly logger: Logger;
   /** Counts a refusal by code (metrics). */
   readonly refused: (code: BrokerErrorCode) => void;
