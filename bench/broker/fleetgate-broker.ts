@@ -63,11 +63,13 @@ export async function startFleetgateBroker(options: {
   /** Why the limits differ from the defaults, appended to each change in the report. */
   readonly why: string;
   readonly cpuProfileDir?: string;
+  /** More node flags for the server process (`--heapsnapshot-signal=...`). */
+  readonly nodeArgs?: readonly string[];
 }): Promise<BrokerUnderTest> {
   const changes = await setBrokerLimits(options.fleet.dataDir, options.limits);
   const [estPort, mqttPort, adminPort, metricsPort] = (await freePorts(4)).map(String);
   if (mqttPort === undefined) throw new Error('no free port');
-  const nodeArgs = options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
+  const nodeArgs = [...(options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : []), ...(options.nodeArgs ?? [])];
   const ports = ['--est-port', estPort, '--mqtt-port', mqttPort, '--admin-port', adminPort, '--metrics-port', metricsPort].map(String);
   // process.execPath with the bin script, not npx: the pid must be the server's own.
   const command = serverCommand(options.pinning, process.execPath, [...nodeArgs, FLEETGATE_BIN, 'serve', '--data', options.fleet.dataDir, '--host', '127.0.0.1', ...ports]);

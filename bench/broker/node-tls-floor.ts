@@ -13,9 +13,9 @@ const TSX_LOADER = import.meta.resolve('tsx');
  * minimal MQTT responder) on a free port, pinned like the brokers. What fleetgate costs above it
  * is aedes and fleetgate's own work; below it is Node's TLS, which no code in fleetgate can avoid.
  */
-export async function startNodeTlsFloor(options: { readonly fleet: BrokerFleet; readonly pinning: Pinning }): Promise<BrokerUnderTest> {
+export async function startNodeTlsFloor(options: { readonly fleet: BrokerFleet; readonly pinning: Pinning; readonly nodeArgs?: readonly string[] }): Promise<BrokerUnderTest> {
   const port = await freePort();
-  const command = serverCommand(options.pinning, process.execPath, ['--import', TSX_LOADER, SERVER_SCRIPT, options.fleet.dataDir, String(port)]);
+  const command = serverCommand(options.pinning, process.execPath, [...(options.nodeArgs ?? []), '--import', TSX_LOADER, SERVER_SCRIPT, options.fleet.dataDir, String(port)]);
   const daemon = startDaemon('node TLS floor server', command.file, command.args);
   const address = { host: '127.0.0.1', port } as const;
   try {
