@@ -7,7 +7,8 @@ import { Progress, parseSimArgs, simulate } from '../simulator/src/index.ts';
 import { admin } from './helpers/admin-client.ts';
 import { buildDashboardUi, CHROMIUM_ARGS, requireChromium, startDashboard, type DashboardProcess } from './helpers/dashboard.ts';
 import { connectMqtt, enrolledDevices } from './helpers/device.ts';
-import { startFleet, type Fleet } from './helpers/fleet.ts';
+import { DEFAULT_CONFIG } from '../server/src/config/config.ts';
+import { startFleet, testConfig, type Fleet } from './helpers/fleet.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 import { waitFor, withDeadline } from './helpers/wait.ts';
 
@@ -50,7 +51,9 @@ async function screenshot(page: Page, name: string): Promise<void> {
 
 /** A simulated fleet (enrolled, connected, then gone) plus two devices of the test's own. */
 async function fleetWithDevices(t: Parameters<typeof startFleet>[0]): Promise<{ fleet: Fleet; simulated: number }> {
-  const fleet = await startFleet(t);
+  // Lamps get 3-day certificates: they are the overview's "expiring in 7 days".
+  const config = testConfig({ enrollment: { models: { ...DEFAULT_CONFIG.enrollment.models, lamp: { certificateLifetimeSeconds: 3 * 86_400 } } } });
+  const fleet = await startFleet(t, { config });
   const parsed = parseSimArgs([
     '--est', fleet.estUrl, '--mqtt', fleet.server.mqttUrl, '--admin', fleet.server.adminUrl, '--data', fleet.dir,
     '--report', await tempDir(t, 'fleetgate-sim-'), '--devices', '12', '--mix', 'thermostat=2,camera=1', '--rate', 'all', '--duration', '1s', '--traffic-scale', '0.01',
@@ -155,6 +158,8 @@ test.serial('in chromium: the overview counts the fleet, search finds a device, 
     t.is(await page.getByTestId('by-model').locator(`[data-count-of="${model}"]`).textContent(), String(count), `devices of model ${model}`);
   }
   t.is(await page.getByTestId('by-state').locator('[data-count-of="enrolled"]').textContent(), String(listed.length));
+  t.is(await page.getByTestId('expiring-count').textContent(), '2', 'the two lamps expire within 7 days');
+  t.deepEqual((await page.getByTestId('expiring').locator('tbody tr td:first-child').allTextContents()).sort(), [target!.id, other!.id].sort());
   const enrolledSeries = page.locator('figure[data-series="enrolled"]');
   await waitFor(async () => (await enrolledSeries.getAttribute('data-total')) === String(simulated + 2), { what: 'the enrollments chart to count every enrollment', timeoutMs: 20_000, intervalMs: 200 });
   await screenshot(page, 'overview');

@@ -74,7 +74,7 @@ export function OverviewPage() {
         <p class="muted">None.</p>
       ) : (
         <div class="table-wrap">
-          <table>
+          <table data-testid="expiring">
             <thead><tr><th scope="col">Device</th><th scope="col">Model</th><th scope="col">Expires</th></tr></thead>
             <tbody>
               {expiring.devices.slice(0, 50).map((device) => (
