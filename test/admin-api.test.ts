@@ -6,6 +6,7 @@ import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { createCsr, generateDeviceKeyPair } from '../device-sdk/src/csr.ts';
 import { EST_PATHS, ERROR_CODE_HEADER } from '../device-sdk/src/protocol.ts';
+import { SHUTDOWN_GRACE_MS } from '../server/src/server.ts';
 import { createRootCertificate, issueCertificate, loadAuthority } from '../server/src/pki/ca.ts';
 import { generateKeyPair, privateKeyToPem, spkiDer } from '../server/src/pki/keys.ts';
 import { OID } from '../server/src/pki/oids.ts';
@@ -249,4 +250,10 @@ test('GET /v1/summary counts the fleet; GET /v1/events streams sessions starting
   client.end(true);
   await waitFor(async () => (await summary()).devices.some((entry) => entry.state === 'disabled' && entry.count === 1), { what: 'the census to count the disabled device' });
   t.is((await summary()).connected, 0);
+  // Shutting down ends the open stream instead of waiting out the grace period for it.
+  const ended = once(stream, 'end');
+  const closing = performance.now();
+  await fleet.server.close();
+  await ended;
+  t.true(performance.now() - closing < SHUTDOWN_GRACE_MS, 'the open event stream did not hold the shutdown');
 });

@@ -9,6 +9,7 @@ import { buildDashboardUi, CHROMIUM_ARGS, requireChromium, startDashboard, type 
 import { connectMqtt, enrolledDevices } from './helpers/device.ts';
 import { DEFAULT_CONFIG } from '../server/src/config/config.ts';
 import { startFleet, testConfig, type Fleet } from './helpers/fleet.ts';
+import { freePort } from './helpers/ports.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 import { waitFor, withDeadline } from './helpers/wait.ts';
 
@@ -121,6 +122,13 @@ test.serial('the dashboard answers only with its token and the action header; st
   t.is(codeOf(refused), 'ADMIN_BAD_REQUEST');
   t.is(codeOf(await call(`${dashboard.origin}/api/operators`, { headers: { cookie } })), 'DASHBOARD_NOT_FOUND', 'only the operations the pages use are reachable');
 
+  // An admin API that does not answer: the dashboard still starts, and says so per request.
+  const orphan = await startDashboard(t, fleet.dir, `https://127.0.0.1:${await freePort()}`);
+  const unreachable = await call(`${orphan.origin}/api/devices`, { headers: { cookie: `fleetgate_dashboard=${orphan.token}` } });
+  t.is(unreachable.status, 502);
+  t.is(codeOf(unreachable), 'DASHBOARD_ADMIN_UNREACHABLE');
+  t.is((await call(`${orphan.origin}/api/devices`, { headers: { cookie } })).status, 401, 'a token is good for its own run only');
+
   // A live stream is open: SIGTERM still ends the process promptly and cleanly.
   const live = request(`${dashboard.origin}/api/live`, { headers: { cookie }, agent: false });
   live.on('error', () => undefined);
@@ -178,6 +186,14 @@ test.serial('in chromium: the overview counts the fleet, search finds a device, 
   await page.getByRole('heading', { name: `Device ${target!.id}` }).waitFor();
   await page.getByTestId('device-online').filter({ hasText: 'online' }).waitFor();
   await screenshot(page, 'device');
+  // Keyboard: a confirmation opens from the focused button and Escape cancels it, changing nothing.
+  await page.getByRole('button', { name: 'Disable…' }).focus();
+  await page.keyboard.press('Enter');
+  const disableDialog = page.getByRole('dialog', { name: `Disable device ${target!.id}?` });
+  await disableDialog.waitFor();
+  await page.keyboard.press('Escape');
+  await disableDialog.waitFor({ state: 'detached' });
+  t.is((await admin(fleet, 'GET', `/v1/devices/${target!.id}`)).json<{ device: { state: string } }>().device.state, 'enrolled', 'a cancelled confirmation changes nothing');
   await page.getByRole('button', { name: 'Revoke…' }).click();
   const dialog = page.getByRole('dialog', { name: `Revoke device ${target!.id}?` });
   await dialog.waitFor();

@@ -15,7 +15,7 @@ test('docs/dashboard.md lists the options of fleetgate dashboard --help, and its
   const guide = await readFile(GUIDE, 'utf8');
   const help = await fleetgate(['dashboard', '--help']);
   t.is(help.code, 0);
-  const helpFlags = new Set([...help.stdout.matchAll(/^\s+(--[a-z]+)/gm)].map((match) => match[1]));
+  const helpFlags = new Set([...help.stdout.matchAll(/^\s+(--[a-z]+)/gm)].map((match) => match[1] ?? ''));
   const table = guide.slice(guide.indexOf('| option | meaning |'), guide.indexOf('## Security model'));
   const documented = new Set([...table.matchAll(/^\| `([^|]+)` \|/gm)].flatMap((match) => [...(match[1] ?? '').matchAll(/--[a-z]+/g)].map((flag) => flag[0])));
   for (const flag of documented) t.true(helpFlags.has(flag), `--help documents ${flag}`);
