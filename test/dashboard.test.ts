@@ -9,6 +9,7 @@ import { buildDashboardUi, CHROMIUM_ARGS, requireChromium, startDashboard, type 
 import { connectMqtt, enrolledDevices } from './helpers/device.ts';
 import { DEFAULT_CONFIG } from '../server/src/config/config.ts';
 import { startFleet, testConfig, type Fleet } from './helpers/fleet.ts';
+import { manufacturer } from './helpers/manufacturer.ts';
 import { freePort } from './helpers/ports.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 import { waitFor, withDeadline } from './helpers/wait.ts';
@@ -172,14 +173,20 @@ test.serial('in chromium: the overview counts the fleet, search finds a device, 
   await waitFor(async () => (await enrolledSeries.getAttribute('data-total')) === String(simulated + 2), { what: 'the enrollments chart to count every enrollment', timeoutMs: 20_000, intervalMs: 200 });
   await screenshot(page, 'overview');
 
-  // Devices: search by id prefix, through the labelled field and the keyboard.
+  // Devices: every device on one page (50 a page), sorted by id either way by the admin API.
   await page.getByRole('link', { name: 'Devices' }).click();
+  const rows = page.getByTestId('device-table').locator('tbody tr');
+  const ids = (await admin(fleet, 'GET', '/v1/devices')).json<{ devices: { id: string }[] }>().devices.map((device) => device.id);
+  await waitFor(async () => (await rows.count()) === ids.length, { what: 'the device list', timeoutMs: 15_000, intervalMs: 100 });
+  t.is(await rows.first().getAttribute('data-device'), ids[0] ?? null);
+  await screenshot(page, 'devices');
+  await page.getByRole('button', { name: /^Device id/ }).click();
+  await waitFor(async () => (await rows.first().getAttribute('data-device')) === ids.at(-1), { what: 'the list in descending id order', timeoutMs: 15_000, intervalMs: 100 });
+  // Search by id prefix, through the labelled field and the keyboard.
   const search = page.getByLabel('Device id starts with');
   await search.fill(target!.id.slice(0, -2));
   await search.press('Enter');
-  const rows = page.getByTestId('device-table').locator('tbody tr');
   await waitFor(async () => (await rows.count()) === 1 && (await rows.first().getAttribute('data-device')) === target!.id, { what: 'the search to list the device alone', timeoutMs: 15_000, intervalMs: 100 });
-  await screenshot(page, 'devices');
 
   // The device page, and a revocation behind a confirmation that names the device.
   await rows.first().getByRole('link', { name: target!.id }).click();
@@ -218,14 +225,36 @@ test.serial('in chromium: the overview counts the fleet, search finds a device, 
   await page.locator(`[data-testid="live-events"] li[data-type="audit"][data-device="${target!.id}"]`).first().waitFor({ timeout: 15_000 });
   await screenshot(page, 'live');
 
-  // Trusts and audit render; the chain verifies.
+  // Trusts: a manufacturer CA uploaded as a PEM file, listed, then untrusted behind a confirmation.
+  const acme = await manufacturer('Acme');
   await page.getByRole('link', { name: 'Trusts' }).click();
   await page.getByRole('heading', { name: 'Trust a manufacturer CA' }).waitFor();
+  await page.getByLabel('Name', { exact: true }).fill('acme');
+  await page.getByLabel('Model', { exact: true }).fill('sensor');
+  await page.getByLabel('Id namespace (prefix)').fill('acme-');
+  await page.getByLabel('CA certificate (PEM file)').setInputFiles({ name: 'acme-ca.pem', mimeType: 'application/x-pem-file', buffer: Buffer.from(acme.pem) });
+  await waitFor(async () => (await page.getByLabel('or paste the PEM').inputValue()) === acme.pem, { what: 'the uploaded PEM to fill the form' });
+  await page.getByRole('button', { name: 'Trust', exact: true }).click();
+  // The page's answer: the notice, or the admin API's refusal (reported as the failure).
+  await page.locator('.notice, .error').first().waitFor();
+  t.regex((await page.locator('.notice, .error').first().textContent()) ?? '', /^Trusted acme \(/);
+  await page.getByTestId('trusts').locator('tr', { hasText: 'acme' }).waitFor();
+  t.like((await admin(fleet, 'GET', '/v1/trusts')).json<{ trusts: { name: string; model: string; namespace: string }[] }>().trusts.find((trust) => trust.name === 'acme'), { model: 'sensor', namespace: 'acme-' });
   await screenshot(page, 'trusts');
+  await page.getByTestId('trusts').locator('tr', { hasText: 'acme' }).getByRole('button', { name: 'Untrust…' }).click();
+  await page.getByRole('dialog', { name: 'Untrust acme?' }).getByRole('button', { name: 'Untrust acme' }).click();
+  await page.getByText('acme is no longer trusted.').waitFor();
+  t.false((await admin(fleet, 'GET', '/v1/trusts')).json<{ trusts: { name: string }[] }>().trusts.some((trust) => trust.name === 'acme'));
+
+  // Audit: the chain verifies; a filter by type lists the revocation alone.
   await page.getByRole('link', { name: 'Audit' }).click();
   await page.getByTestId('chain').filter({ hasText: 'Intact' }).waitFor();
   await page.getByTestId('audit').locator('tbody tr').first().waitFor();
   await screenshot(page, 'audit');
+  await page.getByLabel('Type').selectOption('revoked');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await waitFor(async () => (await page.getByTestId('audit').locator('tbody tr').count()) === 1, { what: 'the audit filter to list the one revocation' });
+  t.regex((await page.getByTestId('audit').locator('tbody tr').textContent()) ?? '', new RegExp(`revoked${target!.id}operator:`));
 
   // Readable on a phone-sized window: nothing wider than the screen but the tables' own scroll.
   await page.setViewportSize({ width: 390, height: 844 });

@@ -47,7 +47,9 @@ function App() {
   useEffect(() => {
     document.title = `${SECTIONS.find((entry) => entry.href === section)?.label ?? 'Overview'} · fleetgate dashboard`;
     // Moves focus to the new view's heading, so keyboard and screen-reader users land on it.
-    document.querySelector<HTMLElement>('main h2')?.focus();
+    const heading = document.querySelector<HTMLElement>('main h2');
+    heading?.setAttribute('tabindex', '-1');
+    heading?.focus();
   }, [hash]);
   return (
     <>

@@ -7,9 +7,9 @@ import { shortTime } from '../format.ts';
  */
 export function MinuteChart({ label, minutes, values, kind }: { label: string; minutes: readonly string[]; values: readonly number[]; kind: 'enrolled' | 'renewed' | 'refused' }) {
   const width = 600;
-  const height = 120;
-  const top = 10;
-  const bottom = 18;
+  const height = 150;
+  const top = 22;
+  const bottom = 26;
   const peak = Math.max(1, ...values);
   const total = values.reduce((sum, value) => sum + value, 0);
   const step = width / Math.max(1, values.length);
@@ -30,7 +30,7 @@ export function MinuteChart({ label, minutes, values, kind }: { label: string; m
         })}
         <text x="0" y={height - 4}>{shortTime(minutes[0]).slice(11, 16)}</text>
         <text x={width} y={height - 4} text-anchor="end">{shortTime(minutes.at(-1)).slice(11, 16)}</text>
-        <text x="2" y={top + 2}>{peak}</text>
+        <text x="2" y={top - 4}>{peak}</text>
       </svg>
       <figcaption class="muted">{total} in the last hour</figcaption>
     </figure>

@@ -32,7 +32,8 @@ export function LivePage() {
     const source = new EventSource('/api/live');
     const take = (event: MessageEvent<string>): void => {
       const item = JSON.parse(event.data) as LiveItem;
-      setItems((current) => [item, ...current].slice(0, KEEP));
+      // Newest first by the time it happened: audit entries arrive up to 2 s after the broker's events.
+      setItems((current) => [item, ...current].sort((a, b) => b.time.localeCompare(a.time)).slice(0, KEEP));
     };
     for (const type of ['connected', 'disconnected', 'refused', 'audit']) source.addEventListener(type, take as EventListener);
     source.onopen = () => setStatus('live');

@@ -25,6 +25,7 @@ export function TrustsPage() {
   };
   const add = async (event: Event): Promise<void> => {
     event.preventDefault();
+    const formElement = event.currentTarget as HTMLFormElement;
     setError(undefined);
     setNotice(undefined);
     const allowList = form.allowList.split(/[\s,]+/).filter(Boolean);
@@ -37,6 +38,8 @@ export function TrustsPage() {
       });
       setNotice(answer.changed ? `Trusted ${answer.trust.name} (${answer.trust.fingerprint}).` : `${answer.trust.name} was already trusted with these settings.`);
       setForm({ name: '', model: '', caPem: '', namespace: '', allowList: '' });
+      // Clears the file field too (the text fields follow the state).
+      formElement.reset();
       load();
     } catch (failure) {
       setError(failure);
@@ -88,7 +91,7 @@ export function TrustsPage() {
         <div class="filters">
           <label>Name<input name="name" required value={form.name} onInput={field('name')} /></label>
           <label>Model<input name="model" required value={form.model} onInput={field('model')} /></label>
-          <label>Id namespace (prefix)<input name="namespace" value={form.namespace} onInput={field('namespace')} /></label>
+          <label>Id namespace (prefix)<input name="namespace" placeholder="acme-" title="the start of every device id this CA may enroll, ending with '.', '_' or '-'" value={form.namespace} onInput={field('namespace')} /></label>
         </div>
         <label>CA certificate (PEM file)<input name="caFile" type="file" accept=".pem,.crt,.cer" onChange={(event) => void readPem(event)} /></label>
         <label>or paste the PEM<textarea name="caPem" required value={form.caPem} onInput={field('caPem')} /></label>
