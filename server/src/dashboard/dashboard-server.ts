@@ -41,7 +41,7 @@ const MAX_BODY = 4 * 1024 * 1024;
 const EXPIRING_LIMIT = 1000;
 const SEVEN_DAYS_MS = 7 * 86_400_000;
 /**
- * How long the expiring list is reused: finding it reads every device in the registry (0.55 s at
+ * How long the expiring list is reused: on LevelDB finding it reads every device (0.55 s at
  * 100,000 devices, bench/device-list.ts), and expiry moves in days, so once a minute is plenty,
  * however often the overview refreshes.
  */
