@@ -90,7 +90,8 @@ test.serial('the dashboard answers only with its token and the action header; st
   const bad = await call(`${dashboard.origin}/?token=${'x'.repeat(43)}`);
   t.is(bad.status, 401);
   t.is(codeOf(bad), 'DASHBOARD_TOKEN_INVALID');
-  t.is(codeOf(await call(`${dashboard.origin}/api/devices`, { headers: { cookie: 'fleetgate_dashboard=nope' } })), 'DASHBOARD_TOKEN_INVALID');
+  const cookieName = `fleetgate_dashboard_${new URL(dashboard.origin).port}`;
+  t.is(codeOf(await call(`${dashboard.origin}/api/devices`, { headers: { cookie: `${cookieName}=nope` } })), 'DASHBOARD_TOKEN_INVALID');
 
   // The first visit trades the token for a cookie and takes it out of the address bar.
   const first = await call(`${dashboard.url}`, { headers });
@@ -125,10 +126,10 @@ test.serial('the dashboard answers only with its token and the action header; st
 
   // An admin API that does not answer: the dashboard still starts, and says so per request.
   const orphan = await startDashboard(t, fleet.dir, `https://127.0.0.1:${await freePort()}`);
-  const unreachable = await call(`${orphan.origin}/api/devices`, { headers: { cookie: `fleetgate_dashboard=${orphan.token}` } });
+  const unreachable = await call(`${orphan.origin}/api/devices`, { headers: { cookie: `fleetgate_dashboard_${new URL(orphan.origin).port}=${orphan.token}` } });
   t.is(unreachable.status, 502);
   t.is(codeOf(unreachable), 'DASHBOARD_ADMIN_UNREACHABLE');
-  t.is((await call(`${orphan.origin}/api/devices`, { headers: { cookie } })).status, 401, 'a token is good for its own run only');
+  t.is((await call(`${orphan.origin}/api/devices`, { headers: { cookie: `fleetgate_dashboard_${new URL(orphan.origin).port}=${dashboard.token}` } })).status, 401, 'a token is good for its own run only');
 
   // A live stream is open: SIGTERM still ends the process promptly and cleanly.
   const live = request(`${dashboard.origin}/api/live`, { headers: { cookie }, agent: false });

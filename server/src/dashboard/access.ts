@@ -2,8 +2,11 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { DashboardError } from './errors.ts';
 
-/** The session cookie set on the first visit with the token. */
-export const SESSION_COOKIE = 'fleetgate_dashboard';
+/**
+ * The session cookie set on the first visit with the token, named after the port: cookies are not
+ * kept apart by port, and two dashboards on one machine (two fleets) must not replace each other's.
+ */
+export const sessionCookieName = (port: number): string => `fleetgate_dashboard_${port}`;
 
 /** The header the page sets on every state-changing request; a cross-site form or image cannot. */
 export const ACTION_HEADER = 'x-fleetgate-dashboard';
@@ -36,6 +39,7 @@ export class DashboardAccess {
   readonly token: string;
   private readonly tokenDigest: Buffer;
   private hosts: ReadonlySet<string> = new Set();
+  private cookieName = sessionCookieName(0);
 
   constructor(token: string = randomBytes(32).toString('base64url')) {
     this.token = token;
@@ -45,6 +49,7 @@ export class DashboardAccess {
   /** The addresses the dashboard answers to, once it listens. */
   listeningOn(port: number): void {
     this.hosts = new Set([`127.0.0.1:${port}`, `localhost:${port}`]);
+    this.cookieName = sessionCookieName(port);
   }
 
   /** Whether `candidate` is the token (compared in constant time). */
@@ -59,13 +64,13 @@ export class DashboardAccess {
 
   /** The Set-Cookie value that keeps the session. */
   sessionCookie(): string {
-    return `${SESSION_COOKIE}=${this.token}; HttpOnly; SameSite=Strict; Path=/`;
+    return `${this.cookieName}=${this.token}; HttpOnly; SameSite=Strict; Path=/`;
   }
 
   /** Throws the refusal a request earns, or returns (it may go on). */
   check(request: IncomingMessage, url: URL): void {
     if (!this.hosts.has(String(request.headers.host ?? '').toLowerCase())) throw new DashboardError('DASHBOARD_HOST_REFUSED', 'the dashboard answers on its own address only (http://127.0.0.1:PORT)');
-    const presented = this.urlToken(url) ?? cookies(request).get(SESSION_COOKIE);
+    const presented = this.urlToken(url) ?? cookies(request).get(this.cookieName);
     if (presented === undefined || presented === '') throw new DashboardError('DASHBOARD_TOKEN_REQUIRED', 'open the URL `fleetgate dashboard` printed (it carries the token)');
     if (!this.matches(presented)) throw new DashboardError('DASHBOARD_TOKEN_INVALID', 'the token is not this dashboard\'s: open the URL the running `fleetgate dashboard` printed');
     if (!SAFE_METHODS.has(request.method ?? 'GET') && request.headers[ACTION_HEADER] !== '1') {
