@@ -1,6 +1,7 @@
 import test from 'ava';
 import { once, type EventEmitter } from 'node:events';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { request } from 'node:http';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { Progress, parseSimArgs, simulate } from '../simulator/src/index.ts';
@@ -130,6 +131,13 @@ test.serial('the dashboard answers only with its token and the action header; st
   t.is(unreachable.status, 502);
   t.is(codeOf(unreachable), 'DASHBOARD_ADMIN_UNREACHABLE');
   t.is((await call(`${orphan.origin}/api/devices`, { headers: { cookie: `fleetgate_dashboard_${new URL(orphan.origin).port}=${dashboard.token}` } })).status, 401, 'a token is good for its own run only');
+
+  // --open hands the URL to the desktop's opener (xdg-open on Linux; a stand-in here that notes it).
+  const bin = await tempDir(t, 'fleetgate-opener-');
+  const opened = join(bin, 'opened.txt');
+  await writeFile(join(bin, 'xdg-open'), `#!/bin/sh\nprintf '%s' "$1" > '${opened}'\n`, { mode: 0o755 });
+  const withOpen = await startDashboard(t, fleet.dir, fleet.server.adminUrl, ['--open'], { PATH: `${bin}:${process.env.PATH ?? ''}` });
+  await waitFor(async () => (await readFile(opened, 'utf8').catch(() => '')) === withOpen.url, { what: '--open to open the printed URL' });
 
   // A live stream is open: SIGTERM still ends the process promptly and cleanly.
   const live = request(`${dashboard.origin}/api/live`, { headers: { cookie }, agent: false });

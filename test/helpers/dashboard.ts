@@ -40,9 +40,9 @@ export interface DashboardProcess {
 }
 
 /** Starts `fleetgate dashboard --data DIR --server URL` and waits for the URL it prints. */
-export async function startDashboard(t: ExecutionContext, dataDir: string, adminUrl: string, extra: readonly string[] = []): Promise<DashboardProcess> {
+export async function startDashboard(t: ExecutionContext, dataDir: string, adminUrl: string, extra: readonly string[] = [], env: Readonly<Record<string, string>> = {}): Promise<DashboardProcess> {
   const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, FLEETGATE_BIN, 'dashboard', '--data', dataDir, '--server', adminUrl, ...extra], {
-    env: { ...process.env, FLEETGATE_LOG_LEVEL: 'warn' },
+    env: { ...process.env, FLEETGATE_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
