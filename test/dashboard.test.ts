@@ -267,10 +267,15 @@ test.serial('in chromium: the overview counts the fleet, search finds a device, 
 
   // Readable on a phone-sized window: nothing wider than the screen but the tables' own scroll.
   await page.setViewportSize({ width: 390, height: 844 });
-  await page.getByRole('link', { name: 'Overview' }).click();
-  await page.getByTestId('total-devices').waitFor();
-  // Evaluated in the page (a string: the test's own types have no DOM).
-  t.true(await page.evaluate<boolean>('document.documentElement.scrollWidth <= window.innerWidth'), 'no horizontal scroll on a phone');
+  for (const [link, ready] of [['Devices', 'device-table'], ['Trusts', 'trust-form'], ['Audit', 'audit'], ['Live', 'live-events'], ['Overview', 'total-devices']] as const) {
+    await page.getByRole('link', { name: link, exact: true }).click();
+    await page.getByTestId(ready).waitFor();
+    // Evaluated in the page (a string: the test's own types have no DOM).
+    t.true(await page.evaluate<boolean>('document.documentElement.scrollWidth <= window.innerWidth'), `${link}: no horizontal scroll on a phone`);
+  }
+  // The refused reconnection of the revoked device is on the overview now: by code, and per minute.
+  t.is(await page.getByTestId('refusals-by-code').locator('[data-count-of="BROKER_DEVICE_REVOKED"]').textContent(), '1');
+  t.is(await page.locator('figure[data-series="refused"]').getAttribute('data-total'), '1');
   await screenshot(page, 'phone');
   t.deepEqual(problems, [], 'no script error and no CSP violation in the console');
 });

@@ -87,7 +87,7 @@ export function TrustsPage() {
         </ConfirmDialog>
       ) : null}
       <h3>Trust a manufacturer CA</h3>
-      <form class="card" onSubmit={(event) => void add(event)}>
+      <form class="card" data-testid="trust-form" onSubmit={(event) => void add(event)}>
         <div class="filters">
           <label>Name<input name="name" required value={form.name} onInput={field('name')} /></label>
           <label>Model<input name="model" required value={form.model} onInput={field('model')} /></label>
