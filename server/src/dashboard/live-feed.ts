@@ -38,14 +38,11 @@ export class LiveFeed {
   constructor(
     private readonly client: AdminClient,
     private readonly logger: Logger,
-    now: () => number = Date.now,
+    private readonly now: () => number = Date.now,
   ) {
     this.counts = new MinuteCounts(WINDOW_MINUTES, now);
     this.stream = new AdminEventStream(client.connection, (event) => this.publish(event), logger);
-    this.now = now;
   }
-
-  private readonly now: () => number;
 
   /** Reads the last hour of the audit log, then follows it and the event stream. */
   async start(): Promise<void> {
