@@ -1,9 +1,12 @@
 import test from 'ava';
 import { once, type EventEmitter } from 'node:events';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { createCsr, generateDeviceKeyPair } from '../device-sdk/src/csr.ts';
 import { EST_PATHS, ERROR_CODE_HEADER } from '../device-sdk/src/protocol.ts';
+import { SHUTDOWN_GRACE_MS } from '../server/src/server.ts';
 import { createRootCertificate, issueCertificate, loadAuthority } from '../server/src/pki/ca.ts';
 import { generateKeyPair, privateKeyToPem, spkiDer } from '../server/src/pki/keys.ts';
 import { OID } from '../server/src/pki/oids.ts';
@@ -35,6 +38,15 @@ test('only operator certificates reach the admin API: none 401, a device 403, th
   const bad = await admin(fleet, 'GET', '/v1/devices?state=lost');
   t.is(bad.status, 400);
   t.is(bad.json<{ error: { code: string } }>().error.code, 'ADMIN_BAD_REQUEST');
+  // Search by id prefix and order (the dashboard's device list), validated like the other filters.
+  const ids = async (path: string): Promise<string[]> => (await admin(fleet, 'GET', path)).json<{ devices: { id: string }[] }>().devices.map((entry) => entry.id);
+  t.deepEqual(await ids(`/v1/devices?prefix=${device!.id.slice(0, 5)}&order=desc`), [device!.id]);
+  t.deepEqual(await ids('/v1/devices?prefix=zz'), []);
+  for (const query of ['prefix=Camera', 'prefix=', 'prefix=a%2Fb', 'order=up']) {
+    const refused = await admin(fleet, 'GET', `/v1/devices?${query}`);
+    t.is(refused.status, 400, query);
+    t.is(refused.json<{ error: { code: string } }>().error.code, 'ADMIN_BAD_REQUEST', query);
+  }
 });
 
 test('device show, revoke (live session closed, CRL updated and verified by openssl), audit', async (t) => {
@@ -201,4 +213,47 @@ test('metrics: enrollments, connections, refusals and messages move', async (t) 
   t.is(value(after, 'fleetgate_mqtt_refusals_total{code="BROKER_SUBSCRIBE_DENIED"}'), 1);
   t.true(value(after, 'fleetgate_registry_write_seconds_count') >= 1);
   t.regex(after, /fleetgate_certificates_expiring_7d \d/);
+});
+
+test('GET /v1/summary counts the fleet; GET /v1/events streams sessions starting and ending as they happen', async (t) => {
+  const fleet = await startFleet(t);
+  const [device] = await enrolledDevices(t, fleet, 'camera', 2);
+  const operator = { cert: await readFile(fleet.layout.operatorCert, 'utf8'), key: await readFile(fleet.layout.operatorKey, 'utf8') };
+  // The stream, read as it arrives: the events seen so far, as parsed data lines.
+  const events: { type: string; deviceId: string; reason?: string }[] = [];
+  const stream = await new Promise<IncomingMessage>((resolve, reject) => {
+    const req = httpsRequest(new URL('/v1/events', fleet.server.adminUrl), { ca: fleet.rootPem, ...operator, agent: false }, resolve);
+    req.on('error', reject);
+    req.end();
+  });
+  t.teardown(() => stream.destroy());
+  t.is(stream.statusCode, 200);
+  t.regex(String(stream.headers['content-type']), /^text\/event-stream/);
+  let buffered = '';
+  stream.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    for (let end = buffered.indexOf('\n\n'); end >= 0; end = buffered.indexOf('\n\n')) {
+      const data = buffered.slice(0, end).split('\n').find((line) => line.startsWith('data: '));
+      buffered = buffered.slice(end + 2);
+      if (data) events.push(JSON.parse(data.slice(6)) as { type: string; deviceId: string });
+    }
+  });
+  const summary = async (): Promise<{ devices: { state: string; model: string; count: number }[]; total: number; connected: number }> => (await admin(fleet, 'GET', '/v1/summary')).json();
+  t.like(await summary(), { total: 2, connected: 0, devices: [{ state: 'enrolled', model: 'camera', count: 2 }] });
+
+  const client = await connectMqtt(t, fleet, device!.operational);
+  await waitFor(() => events.some((event) => event.type === 'connected' && event.deviceId === device!.id), { what: 'a connected event' });
+  t.is((await summary()).connected, 1);
+  t.is((await admin(fleet, 'POST', `/v1/devices/${device!.id}/disable`, { body: { reason: 'test' } })).status, 200);
+  await waitFor(() => events.find((event) => event.type === 'disconnected' && event.deviceId === device!.id), { what: 'a disconnected event' });
+  t.like(events.find((event) => event.type === 'disconnected'), { reason: 'BROKER_DEVICE_DISABLED' });
+  client.end(true);
+  await waitFor(async () => (await summary()).devices.some((entry) => entry.state === 'disabled' && entry.count === 1), { what: 'the census to count the disabled device' });
+  t.is((await summary()).connected, 0);
+  // Shutting down ends the open stream instead of waiting out the grace period for it.
+  const ended = once(stream, 'end');
+  const closing = performance.now();
+  await fleet.server.close();
+  await ended;
+  t.true(performance.now() - closing < SHUTDOWN_GRACE_MS, 'the open event stream did not hold the shutdown');
 });

@@ -6,6 +6,7 @@ import { readAudit, verifyAudit } from '../server/src/admin/routes/audit.ts';
 import { currentCrl } from '../server/src/admin/routes/crl.ts';
 import { disableDevice, enableDevice, listDevices, resetDevice, revokeDevice, showDevice } from '../server/src/admin/routes/devices.ts';
 import { deleteTrust, listTrusts, putTrust } from '../server/src/admin/routes/trusts.ts';
+import { fleetSummary, liveEvents } from '../server/src/admin/routes/fleet.ts';
 import { importBatches } from '../server/src/admin/routes/batches.ts';
 import { listOperators, listServices, revokeOperators, revokeServices } from '../server/src/admin/routes/credentials.ts';
 import type { AdminRoute } from '../server/src/admin/routes/types.ts';
@@ -18,7 +19,7 @@ import { DOC_FENCE_LANGUAGES, REPO_ROOT, fencedBlocks } from './helpers/doc-scri
  */
 
 const GUIDE = join(REPO_ROOT, 'docs', 'admin-api.md');
-const ROUTES: readonly AdminRoute[] = [listDevices, showDevice, revokeDevice, disableDevice, enableDevice, resetDevice, listTrusts, putTrust, deleteTrust, readAudit, verifyAudit, currentCrl, importBatches, listOperators, listServices, revokeOperators, revokeServices];
+const ROUTES: readonly AdminRoute[] = [listDevices, showDevice, revokeDevice, disableDevice, enableDevice, resetDevice, listTrusts, putTrust, deleteTrust, readAudit, verifyAudit, currentCrl, importBatches, listOperators, listServices, revokeOperators, revokeServices, fleetSummary, liveEvents];
 
 test('docs/admin-api.md has one section per admin route, and no section for a route that does not exist', async (t) => {
   const guide = await readFile(GUIDE, 'utf8');

@@ -11,6 +11,8 @@ import { Refusal, Retry } from '../device-sdk/src/lifecycle-errors.ts';
 import * as sdkIndexModule from '../device-sdk/src/index.ts';
 import { ENROLL_ERROR_CODES, ENROLL_ERRORS } from '../device-sdk/src/protocol.ts';
 import * as adminModule from '../server/src/admin/errors.ts';
+import * as dashboardModule from '../server/src/dashboard/errors.ts';
+import { DASHBOARD_ERRORS, DashboardError } from '../server/src/dashboard/errors.ts';
 import { ADMIN_CODE_OF_OPERATOR_REFUSAL, ADMIN_ERRORS, AdminError } from '../server/src/admin/errors.ts';
 import * as authorityModule from '../server/src/authority/errors.ts';
 import { EnrollmentError, OPERATOR_AUTHORITY_ERRORS, OperatorAuthorityError } from '../server/src/authority/errors.ts';
@@ -127,6 +129,7 @@ const CATALOGUES: readonly Catalogue[] = [
   // Reasons a listener closes a socket before any protocol answer: no error class, no metadata.
   { section: 'TLS listeners', name: 'LISTENER_CLOSE_CODES', codes: Object.keys(LISTENER_CLOSE_CODES) },
   { section: 'Admin API', name: 'ADMIN_ERRORS', codes: Object.keys(ADMIN_ERRORS), metadata: (code) => String(entry(ADMIN_ERRORS, code)) },
+  { section: 'Dashboard', name: 'DASHBOARD_ERRORS', codes: Object.keys(DASHBOARD_ERRORS), metadata: (code) => String(entry(DASHBOARD_ERRORS, code)) },
   { section: 'Operator (CLI and data directory)', name: 'OPERATOR_ERRORS', codes: Object.keys(OPERATOR_ERRORS), metadata: (code) => String(entry(OPERATOR_ERRORS, code)) },
   { section: 'Device SDK', name: 'SDK_ERRORS', codes: Object.keys(SDK_ERRORS) },
   {
@@ -190,6 +193,7 @@ const SAMPLES: readonly FleetgateError[] = [
   new OperatorAuthorityError('OPERATOR_TRUST_CONFLICT', 'namespace acme. overlaps acme.b.'),
   new BrokerError('BROKER_KEEPALIVE', 'keepalive 0'),
   new AdminError('ADMIN_DEVICE_NOT_FOUND', 'no device x'),
+  new DashboardError('DASHBOARD_TOKEN_INVALID', 'not this run\'s token'),
   new ConfigError('bad config'),
   new InitError('bad hostname'),
   new DataDirError('DATA_NOT_INITIALIZED', 'run init'),
@@ -227,6 +231,7 @@ test('the modules that declare error classes export none that does not extend Fl
     sdkLifecycleModule,
     sdkIndexModule,
     adminModule,
+    dashboardModule,
     authorityModule,
     brokerModule,
     adminClientModule,

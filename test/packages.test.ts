@@ -98,6 +98,9 @@ test('the packed SDK, server and simulator install outside the repository and wo
     t.false(paths.some((path) => path.startsWith('src/') || path.endsWith('.test.ts') || path.endsWith('.key')), `${entry.name} ships no sources, tests or keys`);
     t.true(paths.some((path) => path.endsWith('.d.ts')), `${entry.name} ships declarations`);
   }
+  // `fleetgate dashboard` serves its page from the package: built, never fetched from a CDN.
+  const serverPaths = packed.find((entry) => entry.name === '@fleetgate/server')?.files.map((file) => file.path) ?? [];
+  for (const asset of ['dist/ui/index.html', 'dist/ui/app.js', 'dist/ui/app.css']) t.true(serverPaths.includes(asset), `the server package ships ${asset}`);
 
   await writeFile(join(scratch, 'package.json'), `${JSON.stringify({ name: 'firmware', private: true, version: '1.0.0' }, null, 2)}\n`);
   const tarballs = packed.map((entry) => join(packs, entry.filename));

@@ -126,6 +126,16 @@ for (const engine of ENGINES) {
     t.deepEqual((await registry.listDevices({ state: 'disabled' })).map((entry) => entry.id), ['lamp-1']);
     t.deepEqual((await registry.listDevices({ model: 'car' })).map((entry) => entry.id), ['zz-car-1']);
     t.deepEqual((await registry.listDevices({ expiresBefore: '2026-12-01T00:00:00Z' })).map((entry) => entry.id), ['zz-car-1']);
+    // Id prefix and order (the dashboard's search and sort), with the cursor in either order.
+    t.deepEqual((await registry.listDevices({ prefix: 'lamp-' })).map((entry) => entry.id), ['lamp-0', 'lamp-1', 'lamp-2', 'lamp-3', 'lamp-4']);
+    t.deepEqual((await registry.listDevices({ prefix: 'lamp-3' })).map((entry) => entry.id), ['lamp-3']);
+    t.deepEqual((await registry.listDevices({ prefix: 'lamp_' })).map((entry) => entry.id), [], 'an underscore is not a wildcard');
+    t.deepEqual((await registry.listDevices({ prefix: 'zz' })).map((entry) => entry.id), ['zz-car-1']);
+    t.deepEqual((await registry.listDevices({ order: 'desc', limit: 3 })).map((entry) => entry.id), ['zz-car-1', 'lamp-4', 'lamp-3']);
+    t.deepEqual((await registry.listDevices({ order: 'desc', after: 'lamp-3', limit: 2 })).map((entry) => entry.id), ['lamp-2', 'lamp-1']);
+    t.deepEqual((await registry.listDevices({ prefix: 'lamp-', order: 'desc', after: 'lamp-1' })).map((entry) => entry.id), ['lamp-0']);
+    t.deepEqual((await registry.listDevices({ prefix: 'lamp-', after: 'lamp-3', state: 'enrolled' })).map((entry) => entry.id), ['lamp-4']);
+    t.deepEqual((await registry.listDevices({ prefix: 'lamp-', after: 'a' })).map((entry) => entry.id).length, 5, 'a cursor before the prefix starts at the prefix');
 
     // Batches: provisioned ids, idempotent re-import, known ids left alone.
     const batch = { id: 'b-1', model: 'lamp', trust: 'fleetgate-factory', issuedAt: NOW, devices: [{ id: 'lamp-0' }, { id: 'lamp-9', serial: '0a' }] };

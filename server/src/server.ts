@@ -26,6 +26,7 @@ import { TLS_SERVER_DEFAULTS } from './tls/defaults.ts';
 import { createMetricsServer } from './metrics/metrics-server.ts';
 import { startExpiryScan } from './metrics/expiry-scan.ts';
 import { DeviceCensus } from './metrics/device-census.ts';
+import { LiveEvents } from './live-events.ts';
 import { HealthState, listenerCheck } from './metrics/health.ts';
 import { setTimeout as delay } from 'node:timers/promises';
 import { listenerReporting } from './metrics/listener-reporting.ts';
@@ -269,6 +270,7 @@ export async function startNode(options: StartOptions): Promise<RunningNode> {
     closers.unshift(() => closeHttpServer(est, estGuard));
     health.add(listenerCheck('est', est));
 
+    const live = new LiveEvents();
     const broker = await createBroker({
       registry,
       issuing: issuing.x509,
@@ -281,6 +283,7 @@ export async function startNode(options: StartOptions): Promise<RunningNode> {
       tls: { key: serverKey, cert: serverCert, clientCas: [toPem('CERTIFICATE', root), toPem('CERTIFICATE', issuing.certificate)] },
       nodeId,
       sharedRegistry: registryUrl !== undefined,
+      live: live.publish,
       ...(cluster ? { cluster } : {}),
     });
     closers.unshift(() => broker.close());
@@ -290,7 +293,14 @@ export async function startNode(options: StartOptions): Promise<RunningNode> {
     const adminLogger = logger.child({ component: 'admin' });
     const operatorAuthority = new OperatorAuthority({ store: registry, crl, importBatches, logger: adminLogger, now: options.now });
     const admin = createAdminServer({
-      context: { authority: operatorAuthority, store: registry, crl, logger: adminLogger, ...(cluster ? { nodeAlive: (id: string) => cluster.nodeAlive(id) } : {}) },
+      context: {
+        authority: operatorAuthority,
+        store: registry,
+        crl,
+        logger: adminLogger,
+        fleet: { census: () => census.byStateAndModel(), connectedDevices: () => broker.connectedDevices(), live },
+        ...(cluster ? { nodeAlive: (id: string) => cluster.nodeAlive(id) } : {}),
+      },
       credentials: registry,
       issuing: issuing.x509,
       tls: { key: serverKey, cert: serverCert, clientCas: [toPem('CERTIFICATE', root), toPem('CERTIFICATE', issuing.certificate)] },
@@ -298,6 +308,8 @@ export async function startNode(options: StartOptions): Promise<RunningNode> {
     const adminGuard = guardNamedListener(admin, 'admin', config.listeners, 'first-request', reporting);
     const adminPort = await listen(admin, listenOptions.adminPort, listenOptions.host);
     closers.unshift(() => closeHttpServer(admin, adminGuard));
+    // Open event streams end first, so the admin listener's close does not wait for them.
+    closers.unshift(async () => live.close());
     health.add(listenerCheck('admin', admin));
 
     const estUrl = `https://${urlHost(listenOptions.host)}:${estPort}`;

@@ -15,6 +15,7 @@ import { importBatches } from './routes/batches.ts';
 import { listOperators, listServices, revokeOperators, revokeServices } from './routes/credentials.ts';
 import { currentCrl } from './routes/crl.ts';
 import { disableDevice, disableDevices, enableDevice, enableDevices, listDevices, resetDevice, revokeDevice, revokeDevices, showDevice } from './routes/devices.ts';
+import { fleetSummary, liveEvents } from './routes/fleet.ts';
 import { deleteTrust, listTrusts, putTrust } from './routes/trusts.ts';
 import type { AdminContext, AdminRoute } from './routes/types.ts';
 
@@ -39,6 +40,8 @@ const ROUTES: readonly AdminRoute[] = [
   listServices,
   revokeServices,
   importBatches,
+  fleetSummary,
+  liveEvents,
 ];
 
 interface CompiledRoute {

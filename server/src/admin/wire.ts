@@ -362,3 +362,19 @@ export function batchImportView(report: BatchImportReport): BatchImportView {
     invalid: report.invalid.map((skipped) => ({ file: skipped.file, code: skipped.code, message: skipped.message })),
   };
 }
+
+/** Devices of one state and model. */
+export interface DeviceCount {
+  readonly state: string;
+  readonly model: string;
+  readonly count: number;
+}
+
+/** GET /v1/summary */
+export interface FleetSummary {
+  readonly devices: readonly DeviceCount[];
+  readonly total: number;
+  /** Devices connected to this process's broker now (in a cluster, this node's). */
+  readonly connected: number;
+  readonly time: string;
+}

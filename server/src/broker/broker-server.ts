@@ -20,6 +20,7 @@ import { createPreConnect } from './hooks/pre-connect.ts';
 import { dedupeExactly } from './delivery-dedupe.ts';
 import { guardPacketSize } from './packet-guard.ts';
 import { PresenceRecorder, type PresenceStore } from './presence.ts';
+import type { LiveEventSink } from '../live-events.ts';
 import { issuingCaOf } from './peer-identity.ts';
 import { persistGrantedOnly, restoreSessions } from './persisted-subscriptions.ts';
 import { publishBeforePuback } from './publish-before-puback.ts';
@@ -50,6 +51,8 @@ export interface BrokerOptions {
    * disconnect here never undoes a connection recorded by another. A process alone leaves it out.
    */
   readonly sharedRegistry?: boolean;
+  /** Where sessions starting and ending, and refused connections, are reported as they happen (the admin API's live feed). */
+  readonly live?: LiveEventSink;
   /** Cluster mode: MQTT routing, sessions and retained messages shared through Redis. */
   readonly cluster?: {
     readonly mq: MessageEmitter;
@@ -63,6 +66,8 @@ export interface BrokerOptions {
 export interface Broker {
   readonly server: Server;
   readonly aedes: Aedes;
+  /** Devices with a session on this process now. */
+  connectedDevices(): number;
   /** Closes the listener and every session, flushes presence. */
   close(): Promise<void>;
 }
@@ -123,6 +128,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     logger,
     refused: (code) => metrics.mqttRefusals.inc({ code }),
     history,
+    ...(options.live ? { live: options.live } : {}),
     connectedClients: () => aedes?.connectedClients ?? 0,
     retained,
     retainedChanged: () => {
@@ -193,7 +199,10 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     const session = sessions.get(client);
     metrics.mqttConnects.inc();
     setConnectedGauges();
-    if (session?.identity.kind === 'device') presence.connected(session.identity.deviceId, session.peer);
+    if (session?.identity.kind === 'device') {
+      presence.connected(session.identity.deviceId, session.peer);
+      options.live?.({ type: 'connected', deviceId: session.identity.deviceId, time: new Date().toISOString(), ...(session.peer ? { peer: session.peer } : {}) });
+    }
     if (session?.identity.kind === 'service') {
       const { service, serial, notAfter, notBefore } = session.identity;
       access.serviceConnected(service, serial, notAfter, notBefore).catch((error: unknown) => logger.warn({ err: error, service, serial }, 'recording a service certificate failed'));
@@ -204,7 +213,9 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     setConnectedGauges();
     if (session?.identity.kind !== 'device') return;
     if (!sessions.clientOf(session.key)) presence.disconnected(session.identity.deviceId);
-    history.dropped(session.identity.deviceId, dropReason(client), session.peer);
+    const reason = dropReason(client);
+    history.dropped(session.identity.deviceId, reason, session.peer);
+    options.live?.({ type: 'disconnected', deviceId: session.identity.deviceId, time: new Date().toISOString(), reason });
   });
   // aedes sets _disconnected when the client sent DISCONNECT (MQTT-3.14.4-3); it has no event for it.
   const dropReason = (client: Client): DropReason =>
@@ -290,6 +301,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   return {
     server,
     aedes: broker,
+    connectedDevices: () => sessions.counts().devices,
     close() {
       closing ??= (async () => {
         shuttingDown = true;

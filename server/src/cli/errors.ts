@@ -38,6 +38,10 @@ export const OPERATOR_ERRORS = {
   CLI_TLS_FAILED: 1,
   /** The server answered something that is not the admin API's JSON (or CRL). */
   CLI_BAD_RESPONSE: 1,
+  /** `fleetgate dashboard`: the page's bundle is missing (a checkout where `npm run build` has not run) (dashboard/assets.ts). */
+  CLI_DASHBOARD_NOT_BUILT: 1,
+  /** `fleetgate dashboard --port P`: the port cannot be bound on 127.0.0.1 (taken, or not allowed). */
+  CLI_DASHBOARD_LISTEN_FAILED: 1,
   /** A file named on the command line cannot be read or does not hold what it should. */
   CLI_INPUT_INVALID: 1,
   /** `fleetgate audit verify` found the audit hash chain broken (on the server, or in an exported file). */

@@ -47,6 +47,7 @@ const COMMANDS: readonly CommandEntry[] = [
   { path: ['audit'], summary: 'read the audit log: enrollments, renewals, refusals, operator actions (admin API)', load: async () => (await import('./commands/audit.ts')).auditCommand },
   { path: ['audit', 'verify'], summary: "check the audit log's hash chain, or an exported file offline; exit 1 if it is broken", load: async () => (await import('./commands/audit.ts')).auditVerifyCommand },
   { path: ['audit', 'export'], summary: 'save the audit log as JSON Lines with its hash chain, for `audit verify --file` (admin API)', load: async () => (await import('./commands/audit.ts')).auditExportCommand },
+  { path: ['dashboard'], summary: 'run the operator web UI on 127.0.0.1 with a one-time token, over the admin API', load: async () => (await import('./commands/dashboard.ts')).dashboardCommand },
   { path: ['crl'], summary: 'save the current CRL of the device-issuing CA (admin API)', load: async () => (await import('./commands/crl.ts')).crlCommand },
   { path: ['operator', 'issue'], summary: 'issue an operator certificate for the admin API (offline, from the issuing CA)', load: async () => (await import('./commands/operator-issue.ts')).operatorIssueCommand },
   { path: ['operator', 'list'], summary: 'list the operator certificates on record: name, serial, issued, expires, state (admin API)', load: async () => (await import('./commands/credentials.ts')).operatorListCommand },

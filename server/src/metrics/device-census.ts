@@ -47,6 +47,11 @@ export class DeviceCensus {
     this.adjust(next, 1);
   }
 
+  /** Devices by state and model now (pairs that dropped to zero included). */
+  byStateAndModel(): { state: string; model: string; count: number }[] {
+    return this.pairs.map((pair, index) => ({ ...pair, count: this.counts[index] ?? 0 }));
+  }
+
   /** Devices counted now. */
   get size(): number {
     return this.devices.size;

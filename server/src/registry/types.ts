@@ -311,7 +311,11 @@ export interface DeviceQuery {
   readonly model?: string;
   /** Only devices whose current certificate expires before this time (ISO 8601), expired ones included. */
   readonly expiresBefore?: string;
-  /** Start after this id (pagination). */
+  /** Only devices whose id starts with this (a search box; served from the id order, so it stays fast). */
+  readonly prefix?: string;
+  /** Id order: ascending (default) or descending. */
+  readonly order?: 'asc' | 'desc';
+  /** Start after this id in the chosen order (pagination). */
   readonly after?: string;
   readonly limit?: number;
 }

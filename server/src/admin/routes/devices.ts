@@ -45,21 +45,26 @@ function isoParameter(query: URLSearchParams, name: string): string | undefined 
   return new Date(raw).toISOString();
 }
 
-/** GET /v1/devices?state=&model=&expiresBefore=&after=&limit= */
+/** GET /v1/devices?state=&model=&expiresBefore=&prefix=&order=&after=&limit= */
 export const listDevices: AdminRoute = {
   method: 'GET',
   path: '/v1/devices',
-  query: ['state', 'model', 'expiresBefore', 'after', 'limit'],
+  query: ['state', 'model', 'expiresBefore', 'prefix', 'order', 'after', 'limit'],
   async handle({ query, response }, context) {
     const state = query.get('state') ?? undefined;
     const model = query.get('model') ?? undefined;
     const after = query.get('after') ?? undefined;
+    const prefix = query.get('prefix') ?? undefined;
+    const order = query.get('order') ?? 'asc';
+    // A prefix of a device id is itself a valid id (the pattern constrains each character, and the first).
+    if (prefix !== undefined && !isDeviceId(prefix)) throw new AdminError('ADMIN_BAD_REQUEST', `prefix must be the start of a device id (lower-case letters, digits, ".", "_", "-"), got "${prefix.slice(0, 80)}"`);
+    if (order !== 'asc' && order !== 'desc') throw new AdminError('ADMIN_BAD_REQUEST', 'order must be asc or desc');
     const limit = limitParameter(query, MAX_LIST);
     if (state !== undefined && !STATES.includes(state as DeviceState)) throw new AdminError('ADMIN_BAD_REQUEST', `state must be one of ${STATES.join(', ')}`);
     if (model !== undefined && !MODEL_PATTERN.test(model)) throw new AdminError('ADMIN_BAD_REQUEST', `"${model.slice(0, 64)}" is not a model name`);
     if (after !== undefined && !isDeviceId(after)) throw new AdminError('ADMIN_BAD_REQUEST', `after must be a device id (the "next" of the previous page)`);
     const expiresBefore = isoParameter(query, 'expiresBefore');
-    const devices = await context.store.listDevices({ state: state as DeviceState | undefined, model, expiresBefore, after, limit });
+    const devices = await context.store.listDevices({ state: state as DeviceState | undefined, model, expiresBefore, prefix, order, after, limit });
     // Presence is advisory (the broker writes it in batches): one point read per device of the page.
     const presence = await livePresence(context, await Promise.all(devices.map((device) => context.store.getPresence(device.id))));
     sendJson(response, 200, {

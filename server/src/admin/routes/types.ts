@@ -1,7 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { OperatorAuthority } from '../../authority/operator-authority.ts';
+import type { LiveEvents } from '../../live-events.ts';
 import type { Registry } from '../../registry/types.ts';
+import type { DeviceCount } from '../wire.ts';
 
 /**
  * What the admin routes read to answer: listings, a device in full (presence, certificates,
@@ -23,6 +25,17 @@ export interface AdminContext {
   readonly logger: Logger;
   /** Cluster mode: whether the node a presence record names still runs (cluster/redis-backends.ts). */
   readonly nodeAlive?: (nodeId: string) => Promise<boolean>;
+  /**
+   * Counts kept current by the server and its broker's live events (`GET /v1/summary`,
+   * `GET /v1/events`); absent from an admin server built without a broker.
+   */
+  readonly fleet?: {
+    /** Devices by state and model (metrics/device-census.ts). */
+    census(): readonly DeviceCount[];
+    /** Devices with a session on this process's broker now. */
+    connectedDevices(): number;
+    readonly live: LiveEvents;
+  };
 }
 
 /** One admin request, after authentication. */

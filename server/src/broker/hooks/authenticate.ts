@@ -96,7 +96,10 @@ export function createAuthenticate(context: HookContext) {
       context.refused(error.code);
       const peer = (client.conn as TLSSocket).remoteAddress;
       // Devices the registry knows only: an unknown id would grow history nobody can look up.
-      if (verified?.kind === 'device' && context.access.device(verified.deviceId)) context.history.refused(verified.deviceId, error.code, peer, error.message);
+      if (verified?.kind === 'device' && context.access.device(verified.deviceId)) {
+        context.history.refused(verified.deviceId, error.code, peer, error.message);
+        context.live?.({ type: 'refused', deviceId: verified.deviceId, time: new Date().toISOString(), code: error.code, ...(peer ? { peer } : {}) });
+      }
       context.logger.info({ code: error.code, reason: error.message, clientId: client.id, peer: (client.conn as TLSSocket).remoteAddress }, 'connection refused');
       done(Object.assign(new Error(error.message), { returnCode: error.returnCode }) as AuthenticateError, false);
     }

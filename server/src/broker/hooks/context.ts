@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { BrokerConfig } from '../../config/config.ts';
 import type { DeviceAccess } from '../device-access.ts';
 import type { DeviceHistoryRecorder } from '../device-history.ts';
+import type { LiveEventSink } from '../../live-events.ts';
 import type { BrokerErrorCode } from '../errors.ts';
 import type { RetainedQuota } from '../retained-quota.ts';
 import type { SessionTable } from '../sessions.ts';
@@ -25,6 +26,8 @@ export interface HookContext {
   readonly retained: RetainedQuota;
   /** Refusals and drops of verified devices, for their history (not the audit log). */
   readonly history: DeviceHistoryRecorder;
+  /** The live feed of the admin API (refused connections of registered devices), when one is wired. */
+  readonly live?: LiveEventSink;
   /** Called after the retained messages changed (gauges). */
   readonly retainedChanged: () => void;
 }

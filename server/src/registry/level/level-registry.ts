@@ -69,6 +69,21 @@ import {
  */
 const deviceKey = (id: string): string => `d!${id}`;
 const certKey = (serial: string): string => `c!${serial}`;
+
+/**
+ * The key range of a device listing: the id prefix narrows the range itself (ids are the keys, in
+ * byte order), so a search reads only matching devices; `after` moves the near end, in either order.
+ */
+function deviceRange(query: DeviceQuery): { gt?: string; gte?: string; lt?: string; lte?: string; reverse: boolean } {
+  const low = query.prefix ? deviceKey(query.prefix) : 'd!';
+  // No id contains a byte above 0x7e (DEVICE_ID_PATTERN), so prefix + "\x7f" bounds every id with the prefix.
+  const high = query.prefix ? `${deviceKey(query.prefix)}\x7f` : 'd"';
+  if (query.order === 'desc') {
+    const end = query.after !== undefined && deviceKey(query.after) < high ? deviceKey(query.after) : high;
+    return { gte: low, lt: end, reverse: true };
+  }
+  return query.after !== undefined && deviceKey(query.after) >= low ? { gt: deviceKey(query.after), lt: high, reverse: false } : { gte: low, lt: high, reverse: false };
+}
 const deviceCertKey = (record: CertificateRecord): string => `dc!${record.deviceId}!${record.issuedAt}!${record.serial}`;
 const revokedKey = (serial: string): string => `r!${serial}`;
 const presenceKey = (id: string): string => `p!${id}`;
@@ -160,8 +175,7 @@ export class LevelRegistry implements Registry {
     this.ensureOpen();
     const limit = query.limit ?? Number.POSITIVE_INFINITY;
     const out: DeviceRecord[] = [];
-    const range = { gt: query.after ? deviceKey(query.after) : 'd!', lt: 'd"' };
-    for await (const value of this.db.values(range)) {
+    for await (const value of this.db.values(deviceRange(query))) {
       const device = JSON.parse(value) as DeviceRecord;
       if (query.state && device.state !== query.state) continue;
       if (query.model && device.model !== query.model) continue;

@@ -209,7 +209,14 @@ export class PostgresRegistry implements Registry {
       params.push(value);
       conditions.push(condition(`$${params.length}`));
     };
-    if (query.after !== undefined) where((p) => `id > ${p}`, query.after);
+    const descending = query.order === 'desc';
+    if (query.after !== undefined) where((p) => `id ${descending ? '<' : '>'} ${p}`, query.after);
+    // A range on the primary key (COLLATE "C", byte order) rather than LIKE, whose "_" is a wildcard:
+    // no id has a byte above 0x7e, so prefix + "\x7f" bounds every id with the prefix.
+    if (query.prefix !== undefined && query.prefix !== '') {
+      where((p) => `id >= ${p}`, query.prefix);
+      where((p) => `id < ${p}`, `${query.prefix}\x7f`);
+    }
     if (query.state !== undefined) where((p) => `state = ${p}`, query.state);
     if (query.model !== undefined) where((p) => `model = ${p}`, query.model);
     if (query.expiresBefore !== undefined) {
@@ -218,7 +225,7 @@ export class PostgresRegistry implements Registry {
       if (Number.isNaN(before)) return [];
       where((p) => `cert_not_after <> '' AND cert_not_after < ${p}`, new Date(before).toISOString());
     }
-    let sql = `SELECT record FROM devices${conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : ''} ORDER BY id`;
+    let sql = `SELECT record FROM devices${conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : ''} ORDER BY id${descending ? ' DESC' : ''}`;
     if (query.limit !== undefined && Number.isFinite(query.limit)) sql += ` LIMIT ${Math.max(0, Math.floor(query.limit))}`;
     return (await this.query<{ record: DeviceRecord }>(sql, params, 'listing devices')).map((row) => row.record);
   }
