@@ -242,8 +242,8 @@ export const CONFIG_SCHEMA = {
       maxPendingConnections: integer('Unfinished connections on one listener, in total. Beyond it new sockets are closed at once.', 1024, 1),
       maxPendingPerAddress: integer('Unfinished connections from one source address on one listener.', 128, 1),
       shedPendingConnections: integer(
-        'Load shedding on the MQTT and EST listeners: at this many unfinished connections (MQTT: until the CONNACK) a new socket is closed at once, before the TLS handshake (`TLS_LOAD_SHED`; MQTT also `BROKER_LOAD_SHED`), and the client retries later. Sized so that an admitted device gets its CONNACK within 500 ms at about 4 ms CPU per full connect (docs/broker.md, "Load shedding"). The admin API only has `maxPendingConnections`.',
-        128,
+        'Load shedding on the MQTT and EST listeners: at this many unfinished connections (MQTT: until the CONNACK) a new socket is closed at once, before the TLS handshake (`TLS_LOAD_SHED`; MQTT also `BROKER_LOAD_SHED`), and the client retries later. Sized so that an admitted device gets its CONNACK within about 500 ms: one event loop, about 6.5 ms CPU per full mTLS connect measured (docs/broker.md, "Load shedding"). The admin API only has `maxPendingConnections`.',
+        64,
         1,
       ),
       shedEventLoopDelayMs: integer(
