@@ -8,9 +8,13 @@ import { ConnectError, MqttConnector } from '../device-sdk/src/connector.ts';
 import { FleetDevice } from '../device-sdk/src/fleet-device.ts';
 import { MemoryCredentialStore } from '../device-sdk/src/store.ts';
 import type { DeviceState } from '../device-sdk/src/device-state.ts';
+import { pino } from 'pino';
+import { Writable } from 'node:stream';
+import { Metrics } from '../server/src/metrics/metrics.ts';
+import { listenerReporting } from '../server/src/metrics/listener-reporting.ts';
 import { loadShedder } from '../server/src/tls/load-shed.ts';
 import { enrolledDevices } from './helpers/device.ts';
-import { factoryCredentials, makeDataDir, type DataDir } from './helpers/fleet.ts';
+import { factoryCredentials, makeDataDir, startFleet, testConfig, type DataDir } from './helpers/fleet.ts';
 import { startServeProcess, type ServeProcess } from './helpers/serve-process.ts';
 import { metric } from './helpers/sockets.ts';
 import { waitFor, withDeadline } from './helpers/wait.ts';
@@ -170,4 +174,73 @@ test('the shed decision: unfinished connections at the threshold, or a sustained
   t.false(shed(0));
   const withoutLoop = loadShedder({ shedPendingConnections: 3, shedEventLoopDelayMs: 0 }, { delayMs: 10_000 });
   t.false(withoutLoop(0), '0 turns the event-loop gate off');
+});
+
+test('a storm of shed sockets is counted one by one but logged once per listener, at warn level, with the count', async (t) => {
+  const lines: { level: number; listener?: string; code?: string; shed?: number }[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
+      done();
+    },
+  });
+  const metrics = new Metrics({ processMetrics: false });
+  const report = listenerReporting(metrics, pino({ level: 'debug' }, sink));
+  for (let index = 0; index < 500; index++) {
+    report.closed('mqtt', 'TLS_LOAD_SHED');
+    report.log({ listener: 'mqtt', code: 'TLS_LOAD_SHED', peer: '127.0.0.1' });
+  }
+  report.closed('est', 'TLS_LOAD_SHED');
+  report.log({ listener: 'est', code: 'TLS_LOAD_SHED', peer: '127.0.0.1' });
+  report.log({ listener: 'mqtt', code: 'TLS_HANDSHAKE_FAILED', peer: '127.0.0.1' });
+  await new Promise((resolve) => setImmediate(resolve));
+  const warnings = lines.filter((line) => line.level === 40);
+  t.deepEqual(
+    warnings.map(({ listener, code, shed }) => ({ listener, code, shed })),
+    [
+      { listener: 'mqtt', code: 'TLS_LOAD_SHED', shed: 1 },
+      { listener: 'est', code: 'TLS_LOAD_SHED', shed: 1 },
+    ],
+    'one warning per listener within the 10 s; the next one will carry the count since',
+  );
+  t.is(lines.filter((line) => line.level === 20).length, 1, 'other closes stay at debug, one line each');
+  const counted = (await metrics.listenerSocketsClosed.get()).values.find((value) => value.labels.listener === 'mqtt' && value.labels.code === 'TLS_LOAD_SHED')?.value;
+  t.is(counted, 500, 'every shed socket is counted');
+});
+
+/** Whether the server closed a raw TLS connection before its handshake completed. */
+function closedBeforeHandshake(port: number, rootPem: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket: TLSSocket = tlsConnect({ host: '127.0.0.1', port, ca: rootPem, servername: 'localhost' });
+    socket.on('error', () => undefined);
+    socket.once('secureConnect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('close', () => resolve(true));
+  });
+}
+
+test.serial('a process whose event loop stays late sheds new connections before the handshake, and stops once it recovers', async (t) => {
+  const fleet = await startFleet(t, { config: testConfig({ listeners: { shedEventLoopDelayMs: 100, shedPendingConnections: 10_000 } }) });
+  const shedCount = () => metric(fleet.server.metricsUrl, 'fleetgate_mqtt_refusals_total{code="BROKER_LOAD_SHED"}');
+  t.false(await closedBeforeHandshake(fleet.server.mqttPort, fleet.rootPem), 'an idle process admits');
+  // Something else keeps the process busy: 200 ms blocks with short breaks, for as long as needed.
+  let busy = true;
+  const block = (): void => {
+    if (!busy) return;
+    const until = performance.now() + 200;
+    while (performance.now() < until) {
+      // busy
+    }
+    setTimeout(block, 5);
+  };
+  block();
+  try {
+    await waitFor(async () => (await closedBeforeHandshake(fleet.server.mqttPort, fleet.rootPem)) && (await shedCount()) > 0, { what: 'a connection shed while the loop is late', timeoutMs: 30_000 });
+  } finally {
+    busy = false;
+  }
+  t.true((await shedCount()) >= 1, 'counted as BROKER_LOAD_SHED');
+  await waitFor(async () => !(await closedBeforeHandshake(fleet.server.mqttPort, fleet.rootPem)), { what: 'connections admitted again once the loop recovered', timeoutMs: 30_000 });
 });

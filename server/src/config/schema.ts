@@ -240,7 +240,6 @@ export const CONFIG_SCHEMA = {
         10_000,
       ),
       maxPendingConnections: integer('Unfinished connections on one listener, in total. Beyond it new sockets are closed at once.', 1024, 1),
-      maxPendingPerAddress: integer('Unfinished connections from one source address on one listener.', 128, 1),
       shedPendingConnections: integer(
         'Load shedding on the MQTT and EST listeners: at this many unfinished connections (MQTT: until the CONNACK) a new socket is closed at once, before the TLS handshake (`TLS_LOAD_SHED`; MQTT also `BROKER_LOAD_SHED`), and the client retries later. Sized so that an admitted device gets its CONNACK within about 500 ms: one event loop, about 6.5 ms CPU per full mTLS connect measured (docs/broker.md, "Load shedding"). The admin API only has `maxPendingConnections`.',
         64,
@@ -252,6 +251,8 @@ export const CONFIG_SCHEMA = {
         0,
         60_000,
       ),
+      // Last of the section: config.json lists it last in `listeners` (docs/cluster.md shows that line).
+      maxPendingPerAddress: integer('Unfinished connections from one source address on one listener.', 128, 1),
     }),
     tls: section('TLS session resumption on the MQTT and EST listeners (docs/broker.md, "TLS session resumption"). Ticket keys are derived from `<data>/tls/ticket.secret` and the current window, so every process and node sharing the data directory accepts the same tickets.', {
       ticketKeyWindowSeconds: integer(
