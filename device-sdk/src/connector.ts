@@ -175,21 +175,24 @@ export class MqttConnector extends EventEmitter<ConnectorEvents> {
       };
       // What went wrong on the socket (refused, reset, TLS), named when it closes.
       let cause = '';
+      let causeCode: string | undefined;
       const onError = (error: Error & { code?: number | string }): void => {
         if (typeof error.code === 'number' && error.code > 0) {
           cleanup();
           reject(new ConnectError({ kind: 'refused', returnCode: error.code, message: error.message }));
         } else {
           cause ||= `: ${error.message}`;
+          causeCode ??= typeof error.code === 'string' ? error.code : '';
         }
       };
       const handshake = this.handshake;
       const onClose = (): void => {
         cleanup();
-        const message = handshake.done
-          ? `the connection closed before CONNACK${cause}`
-          : `the connection closed before the TLS handshake completed (the broker may be shedding load; retry later)${cause}`;
-        reject(new ConnectError({ kind: 'network', message, handshake: handshake.done }));
+        // Closed or reset by the server before the handshake, not a certificate the device
+        // rejected: how a node sheds load (or goes down).
+        const shed = !handshake.done && (causeCode === undefined || causeCode === '' || causeCode === 'ECONNRESET' || causeCode === 'EPIPE');
+        const hint = shed ? ' (before the TLS handshake completed: the broker may be shedding load; retry later)' : '';
+        reject(new ConnectError({ kind: 'network', message: `the connection closed before CONNACK${cause}${hint}`, handshake: handshake.done }));
       };
       client.on('connect', onConnect);
       client.on('error', onError);
