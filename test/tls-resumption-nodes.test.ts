@@ -6,6 +6,7 @@ import { makeDataDir } from './helpers/fleet.ts';
 import { sharedPostgres, stopSharedPostgres } from './helpers/postgres.ts';
 import { rawConnect } from './helpers/raw-mqtt.ts';
 import { startServeProcess } from './helpers/serve-process.ts';
+import { startRedis } from './helpers/redis.ts';
 import { waitFor } from './helpers/wait.ts';
 
 /*
@@ -92,4 +93,43 @@ test.serial('both nodes change keys at the same window boundary without talking:
   const back = await rawConnect(on(first), credential, fresh);
   if (ticketWindowAt(Date.now(), windowSeconds) === windowOfFresh) t.true(back.resumed, 'a ticket of the new window from node 2 resumes on node 1');
   else t.log('a second boundary passed before the last step; its check was skipped');
+});
+
+/*
+ * Workers of one node: node:cluster itself hands the first worker's ticket keys to the others
+ * when they listen (`_getServerData`/`_setServerData` of node:tls), so before a rotation they
+ * would agree even with keys of their own. After a rotation each worker sets the keys it derived:
+ * this test crosses a window boundary first, so it shows that every worker derives the same ones.
+ */
+test.serial('--workers 2: after a key rotation, every reconnect with one ticket resumes, whichever worker the primary hands it to', async (t) => {
+  t.timeout(180_000);
+  const windowSeconds = 4;
+  const data = await makeDataDir(t);
+  const config = JSON.parse(await readFile(data.layout.config, 'utf8')) as Record<string, unknown>;
+  await writeFile(data.layout.config, JSON.stringify({ ...config, tls: { ticketKeyWindowSeconds: windowSeconds, sessionTimeoutSeconds: 60 } }));
+  const registryUrl = await (await sharedPostgres()).createDatabase();
+  const redis = await startRedis();
+  t.teardown(() => redis.destroy());
+  const serve = await startServeProcess(t, data.dir, data.rootPem, {
+    args: ['--registry', registryUrl, '--cluster-redis', redis.url, '--workers', '2', '--node-id', 'node'],
+    mqttPort: true,
+    metricsPort: true,
+  });
+  await waitFor(async () => (await fetch(new URL('/readyz', serve.metricsUrl))).status === 200, { what: () => `both workers ready: ${serve.output()}`, timeoutMs: 60_000, intervalMs: 100 });
+  const [device] = await enrolledDevices(t, { ...data, estUrl: serve.estUrl });
+  const target = { port: Number(new URL(serve.mqttUrl).port), rootPem: data.rootPem };
+  // Past the next boundary (and the workers' timers, a few ms after it): every worker has rotated.
+  const started = ticketWindowAt(Date.now(), windowSeconds);
+  await waitFor(() => Date.now() >= (started + 1) * windowSeconds * 1000 + 200, { what: 'the next window boundary', timeoutMs: windowSeconds * 3000, intervalMs: 50 });
+  for (let attempt = 0; ; attempt++) {
+    const window = ticketWindowAt(Date.now(), windowSeconds);
+    const issued = await rawConnect(target, device!.operational);
+    // The primary hands connections to the workers in turn (node:cluster round robin): of eight
+    // reconnects, about half land on the worker that did not issue the ticket.
+    const results = [];
+    for (let index = 0; index < 8; index++) results.push(await rawConnect(target, device!.operational, issued.session));
+    if (ticketWindowAt(Date.now(), windowSeconds) !== window && attempt < 4) continue;
+    t.deepEqual(results.map((result) => [result.resumed, result.returnCode]), Array.from({ length: 8 }, () => [true, 0]));
+    break;
+  }
 });
