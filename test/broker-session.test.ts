@@ -1,31 +1,13 @@
 import test from 'ava';
 import { once, type EventEmitter } from 'node:events';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { connectAsync } from 'mqtt';
-import mqttPacket from 'mqtt-packet';
 import { connectMqtt, enrolledDevices } from './helpers/device.ts';
 import { startFleet, type Credential, type Fleet } from './helpers/fleet.ts';
-import { untilClockPasses, waitFor, withDeadline } from './helpers/wait.ts';
+import { rawConnect as rawConnectTo } from './helpers/raw-mqtt.ts';
+import { untilClockPasses, waitFor } from './helpers/wait.ts';
 
-/** One raw MQTT CONNECT over TLS, optionally resuming a TLS session; returns the CONNACK code and the session. */
-async function rawConnect(fleet: Fleet, credential: Credential, session?: Buffer): Promise<{ returnCode: number; resumed: boolean; session: Buffer | undefined }> {
-  const socket: TLSSocket = tlsConnect({ host: '127.0.0.1', port: fleet.server.mqttPort, ca: fleet.rootPem, cert: credential.certPem, key: credential.keyPem, servername: 'localhost', session });
-  let ticket: Buffer | undefined;
-  socket.on('session', (data: Buffer) => (ticket = data));
-  await once(socket, 'secureConnect');
-  const parser = mqttPacket.parser({ protocolVersion: 4 });
-  const connack = new Promise<number>((resolve) => parser.on('packet', (packet: { cmd: string; returnCode?: number }) => packet.cmd === 'connack' && resolve(packet.returnCode ?? -1)));
-  socket.on('data', (chunk: Buffer) => parser.parse(chunk));
-  socket.on('error', () => undefined);
-  socket.write(mqttPacket.generate({ cmd: 'connect', clientId: credential.id, keepalive: 30, protocolVersion: 4, protocolId: 'MQTT', clean: true }));
-  const returnCode = await connack;
-  const resumed = socket.isSessionReused();
-  // TLS 1.3 tickets arrive after the handshake: wait for one after a full handshake that was
-  // accepted (a refused connection is closed by the server; a resumed one gets no new ticket).
-  if (returnCode === 0 && !resumed && !ticket) await withDeadline(once(socket, 'session'), { what: 'a TLS session ticket' });
-  socket.destroy();
-  return { returnCode, resumed, session: ticket };
-}
+/** One raw MQTT CONNECT over TLS to the fleet's broker, optionally resuming a TLS session. */
+const rawConnect = (fleet: Fleet, credential: Credential, session?: Buffer) => rawConnectTo({ port: fleet.server.mqttPort, rootPem: fleet.rootPem }, credential, session);
 
 test('a resumed TLS session is checked against the registry like a full handshake', async (t) => {
   const fleet = await startFleet(t);

@@ -93,7 +93,7 @@ test.serial(`a node SIGKILLed under ${DEVICES} simulated devices: every device r
   // hold a node's 330 devices arriving at once on another node to 128 at a time, shed the rest
   // and stretch the test over their backoff; the node defends itself either way.
   await configure(data, {
-    listeners: { maxPendingPerAddress: 4096, maxPendingConnections: 8192, handshakeTimeoutMs: 60_000 },
+    listeners: { maxPendingPerAddress: 4096, maxPendingConnections: 8192, shedPendingConnections: 8192, handshakeTimeoutMs: 60_000 },
     est: { maxInProgressPerSource: 1024, maxConcurrent: 1024, perIdentityPerMinute: 100 },
     broker: { limits: { connectionsPerSecond: 10_000, connectionBurst: 10_000 } },
   });

@@ -72,7 +72,9 @@ const DEFAULTS_BEFORE_THE_SCHEMA: ServerConfig = {
       historyMaxOpen: 10_000,
     },
   },
-  listeners: { handshakeTimeoutMs: 10_000, maxPendingConnections: 1024, maxPendingPerAddress: 128 },
+  listeners: { handshakeTimeoutMs: 10_000, maxPendingConnections: 1024, maxPendingPerAddress: 128, shedPendingConnections: 64, shedEventLoopDelayMs: 500 },
+  // Added with shared TLS session tickets (issue 14): a one-day key window, tickets live as long.
+  tls: { ticketKeyWindowSeconds: 86_400, sessionTimeoutSeconds: 86_400 },
   // Added with the PostgreSQL registry and cluster mode (issues 11 and 12): no URL means LevelDB and one node.
   registry: { poolSize: 10, connectTimeoutMs: 3_000, queryTimeoutMs: 10_000, changeRetentionHours: 24 },
   cluster: { maxSessionDelivery: 1000 },

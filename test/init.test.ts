@@ -24,6 +24,7 @@ const INIT_FILES = [
   'operator/operator.key',
   'tls/server.crt',
   'tls/server.key',
+  'tls/ticket.secret',
 ];
 const KEY_FILES = INIT_FILES.filter((file) => file.endsWith('.key'));
 const CA_KEY_FILES = ['ca/root.key', 'ca/issuing.key', 'ca/factory.key'];
@@ -98,8 +99,9 @@ test('init creates every file its --help lists; keys are PKCS#8 PEM with mode 06
   t.deepEqual(report.updated, []);
   t.deepEqual(await listFiles(dir), INIT_FILES, 'exactly these files, no temporary leftovers');
 
-  const keyModes = await modes(dir, KEY_FILES);
-  for (const file of KEY_FILES) t.is(keyModes[file], '600', `${file} mode`);
+  const keyModes = await modes(dir, [...KEY_FILES, 'tls/ticket.secret']);
+  for (const file of [...KEY_FILES, 'tls/ticket.secret']) t.is(keyModes[file], '600', `${file} mode`);
+  t.regex(await readFile(join(dir, 'tls/ticket.secret'), 'utf8'), /^[0-9a-f]{64}\n$/, 'a 256-bit secret, hex');
 
   for (const file of KEY_FILES) {
     const pem = await readFile(join(dir, file), 'utf8');
@@ -235,8 +237,9 @@ test('FLEETGATE_CA_PASSPHRASE encrypts the CA keys only; bootstrap issue needs t
     const pem = await readFile(join(dir, file), 'utf8');
     t.true(pem.startsWith('-----BEGIN PRIVATE KEY-----\n'), `${file} stays unencrypted (the listeners load it unattended)`);
   }
-  const keyModes = await modes(dir, KEY_FILES);
-  for (const file of KEY_FILES) t.is(keyModes[file], '600', `${file} mode`);
+  const keyModes = await modes(dir, [...KEY_FILES, 'tls/ticket.secret']);
+  for (const file of [...KEY_FILES, 'tls/ticket.secret']) t.is(keyModes[file], '600', `${file} mode`);
+  t.regex(await readFile(join(dir, 'tls/ticket.secret'), 'utf8'), /^[0-9a-f]{64}\n$/, 'a 256-bit secret, hex');
 
   const out = await tempDir(t, 'fleetgate-out-');
   const issue = (name: string, env: Record<string, string>) =>

@@ -1,15 +1,20 @@
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
-import type { SecureContext } from 'node:tls';
+import type { SecureContext, TLSSocket } from 'node:tls';
 import { connackRefusalCode, type ConnackRefusalCode } from './errors.ts';
 import { FleetgateError } from './fleetgate-error.ts';
 import { DEFAULT_PORTS } from './protocol.ts';
+import { TlsSessionCache } from './tls-sessions.ts';
 
 /** Why a connection attempt failed. */
 export type ConnectFailure =
   | { readonly kind: 'refused'; readonly returnCode: number; readonly message: string }
-  | { readonly kind: 'network'; readonly message: string };
+  /**
+   * No CONNACK. `handshake` false: the connection closed before the TLS handshake completed, which
+   * is how a broker sheds load (or a node is down): retry later, never a credential problem.
+   */
+  | { readonly kind: 'network'; readonly message: string; readonly handshake?: boolean };
 
 /**
  * A connection attempt failed: `CONNACK_<n>` for a broker refusal (`SDK_REFUSED` for a return
@@ -25,6 +30,11 @@ export class ConnectError extends FleetgateError<ConnackRefusalCode | 'SDK_REFUS
 /** What the connector presents in TLS: a context built from the credential and the pinned root. */
 export interface ConnectCredential {
   readonly secureContext: SecureContext;
+  /**
+   * The SHA-256 fingerprint of the credential's certificate: its TLS session is kept under it and
+   * offered on the next connection with the same credential. Absent: no session is kept.
+   */
+  readonly fingerprint?: string;
 }
 
 interface ConnectorEvents {
@@ -57,6 +67,9 @@ export class MqttConnector extends EventEmitter<ConnectorEvents> {
   private url: string | undefined;
   private expectingClose = false;
   private connected = false;
+  private readonly sessions = new TlsSessionCache();
+  /** Whether the TLS handshake of the current connection attempt completed, and resumed a session. */
+  private handshake: { done: boolean; resumed: boolean } = { done: false, resumed: false };
 
   constructor(
     private readonly clientId: string,
@@ -75,9 +88,17 @@ export class MqttConnector extends EventEmitter<ConnectorEvents> {
     return this.connected;
   }
 
+  /** Whether the current connection resumed a TLS session (no certificate exchange). */
+  get resumed(): boolean {
+    return this.connected && this.handshake.resumed;
+  }
+
   /** Connects to `url`, or reconnects with another credential or to another broker; resolves on CONNACK 0. */
   async connect(credential: ConnectCredential, url: string): Promise<void> {
-    const tls = { secureContext: credential.secureContext };
+    const { fingerprint } = credential;
+    // Set every time (undefined included): a session of another credential must never be offered.
+    const tls = { secureContext: credential.secureContext, session: fingerprint === undefined ? undefined : this.sessions.get(fingerprint) };
+    if (fingerprint !== undefined) this.sessions.keepOnly(fingerprint);
     let client = this.client;
     if (!client) {
       client = connect(url, {
@@ -96,8 +117,31 @@ export class MqttConnector extends EventEmitter<ConnectorEvents> {
     } else {
       await this.reconnect(client, url === this.url ? tls : { ...tls, ...brokerAddress(url) });
     }
+    // MQTT.js built the attempt's TLS stream synchronously, in connect() or reconnect().
+    this.watchTls(client, fingerprint);
     this.url = url;
-    return this.connack(client);
+    try {
+      await this.connack(client);
+    } catch (error) {
+      // A refusal may be about what the session carries (its certificate): the next attempt makes
+      // a full handshake. A connection lost before the handshake says nothing about the session.
+      if (fingerprint !== undefined && error instanceof ConnectError && error.failure.kind === 'refused') this.sessions.drop(fingerprint);
+      throw error;
+    }
+  }
+
+  /** Notes the handshake of the attempt's stream, and keeps the tickets the server sends. */
+  private watchTls(client: MqttClient, fingerprint: string | undefined): void {
+    const handshake = { done: false, resumed: false };
+    this.handshake = handshake;
+    const stream = client.stream as Partial<TLSSocket> | undefined;
+    if (typeof stream?.once !== 'function' || typeof stream.on !== 'function') return;
+    stream.once('secureConnect', () => {
+      handshake.done = true;
+      handshake.resumed = stream.isSessionReused?.() ?? false;
+    });
+    // TLS 1.3 tickets arrive after the handshake, often more than one: the newest is kept.
+    if (fingerprint !== undefined) stream.on('session', (session: Buffer) => this.sessions.set(fingerprint, session));
   }
 
   /**
@@ -131,17 +175,24 @@ export class MqttConnector extends EventEmitter<ConnectorEvents> {
       };
       // What went wrong on the socket (refused, reset, TLS), named when it closes.
       let cause = '';
+      let causeCode: string | undefined;
       const onError = (error: Error & { code?: number | string }): void => {
         if (typeof error.code === 'number' && error.code > 0) {
           cleanup();
           reject(new ConnectError({ kind: 'refused', returnCode: error.code, message: error.message }));
         } else {
           cause ||= `: ${error.message}`;
+          causeCode ??= typeof error.code === 'string' ? error.code : '';
         }
       };
+      const handshake = this.handshake;
       const onClose = (): void => {
         cleanup();
-        reject(new ConnectError({ kind: 'network', message: `the connection closed before CONNACK${cause}` }));
+        // Closed or reset by the server before the handshake, not a certificate the device
+        // rejected: how a node sheds load (or goes down).
+        const shed = !handshake.done && (causeCode === undefined || causeCode === '' || causeCode === 'ECONNRESET' || causeCode === 'EPIPE');
+        const hint = shed ? ' (before the TLS handshake completed: the broker may be shedding load; retry later)' : '';
+        reject(new ConnectError({ kind: 'network', message: `the connection closed before CONNACK${cause}${hint}`, handshake: handshake.done }));
       };
       client.on('connect', onConnect);
       client.on('error', onError);

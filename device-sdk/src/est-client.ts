@@ -3,6 +3,8 @@ import type { TlsKeyMaterial } from './keys.ts';
 import type { SecureContext } from 'node:tls';
 import { request } from 'node:https';
 import { SdkError } from './errors.ts';
+import { certificateFingerprint, TlsSessionCache } from './tls-sessions.ts';
+import type { TLSSocket } from 'node:tls';
 import { parseCertsOnly } from './pkcs7.ts';
 import { ENROLL_ERROR_CODES, ERROR_CODE_HEADER, EST_PATHS, MEDIA_TYPES, type EnrollErrorCode } from './protocol.ts';
 
@@ -10,7 +12,7 @@ import { ENROLL_ERROR_CODES, ERROR_CODE_HEADER, EST_PATHS, MEDIA_TYPES, type Enr
  * TLS client credentials: PEM certificate chain and the key (PEM, or an OpenSSL engine
  * reference), or a SecureContext already built from them (and the pinned root).
  */
-export type TlsCredential = ({ readonly cert: string } & TlsKeyMaterial) | { readonly secureContext: SecureContext };
+export type TlsCredential = ({ readonly cert: string } & TlsKeyMaterial) | { readonly secureContext: SecureContext; readonly fingerprint?: string };
 
 export interface EstClientOptions {
   /** Base URL of the EST server, e.g. https://127.0.0.1:8443 */
@@ -84,8 +86,16 @@ function parseRoot(pem: string): X509Certificate {
   return root;
 }
 
+/** The fingerprint a credential's TLS sessions are kept under; undefined: none kept (a context given without one). */
+function fingerprintOf(credential: TlsCredential | undefined): string | undefined {
+  if (!credential) return undefined;
+  return 'secureContext' in credential ? credential.fingerprint : certificateFingerprint(credential.cert);
+}
+
 export class EstClient {
   private readonly root: X509Certificate;
+  /** The last TLS session of each credential, offered on its next request (docs/sdk.md). */
+  private readonly sessions = new TlsSessionCache();
 
   constructor(private readonly options: EstClientOptions) {
     this.root = parseRoot(options.root);
@@ -140,13 +150,18 @@ export class EstClient {
 
   private send(method: 'GET' | 'POST', path: string, credential: TlsCredential | undefined, body: string | undefined): Promise<string> {
     const url = new URL(path, this.options.url);
+    const fingerprint = fingerprintOf(credential);
+    if (fingerprint !== undefined) this.sessions.keepOnly(fingerprint);
+    const session = fingerprint === undefined ? undefined : this.sessions.get(fingerprint);
+    const tls = credential === undefined ? {} : 'secureContext' in credential ? { secureContext: credential.secureContext } : credential;
     return new Promise((resolve, reject) => {
       const req = request(
         url,
         {
           method,
           ca: this.options.root,
-          ...credential,
+          ...tls,
+          ...(session ? { session } : {}),
           agent: false,
           localAddress: this.options.localAddress,
           timeout: this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
@@ -163,6 +178,8 @@ export class EstClient {
               resolve(text);
               return;
             }
+            // A refused credential: its next request makes a full handshake.
+            if ((status === 401 || status === 403) && fingerprint !== undefined) this.sessions.drop(fingerprint);
             const retryAfter = Number(res.headers['retry-after']);
             // 408 (the body arrived too slowly), 429 and 503 say "not now": worth a retry later.
             const code = status === 408 || status === 429 || status === 503 ? 'SDK_ENROLL_UNAVAILABLE' : 'SDK_ENROLL_REJECTED';
@@ -176,6 +193,7 @@ export class EstClient {
           });
         },
       );
+      if (fingerprint !== undefined) req.on('socket', (socket) => (socket as TLSSocket).on('session', (ticket: Buffer) => this.sessions.set(fingerprint, ticket)));
       req.on('timeout', () => req.destroy(new Error(`EST request timed out after ${this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms`)));
       req.on('error', (error) => reject(error instanceof SdkError ? error : new SdkError('SDK_NETWORK', error.message, { cause: error })));
       req.end(body);

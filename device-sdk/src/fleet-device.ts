@@ -5,6 +5,7 @@ import type { IClientOptions, IClientPublishOptions, IClientSubscribeOptions } f
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.ts';
 import { systemClock, type Clock, type Random } from './clock.ts';
 import { ConnectError, MqttConnector } from './connector.ts';
+import { certificateFingerprint } from './tls-sessions.ts';
 import { createCsr } from './csr.ts';
 import type { CertificateInfo, DeviceEndpoints, DeviceState, FleetDeviceEvents } from './device-state.ts';
 import { EndpointSelector, endpointList } from './endpoints.ts';
@@ -59,6 +60,8 @@ interface ActiveCredential {
   readonly info: CertificateInfo;
   /** Built on first use and kept: every reconnection and renewal reuses it. */
   context?: SecureContext;
+  /** SHA-256 of the certificate: the TLS sessions of this credential are kept under it. */
+  fingerprint?: string;
 }
 
 /** EST answers that mean "this certificate is spent: enroll again with the bootstrap credential". */
@@ -334,6 +337,12 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
     return credential.context;
   }
 
+  /** The credential as TLS presents it, with the fingerprint its TLS sessions are kept under. */
+  private connectCredential(credential: ActiveCredential): { secureContext: SecureContext; fingerprint: string } {
+    credential.fingerprint ??= certificateFingerprint(credential.stored.certPem);
+    return { secureContext: this.contextOf(credential), fingerprint: credential.fingerprint };
+  }
+
   /**
    * Connects to the broker endpoint in use; when its node is unavailable (no CONNACK, CONNACK 3)
    * the next attempt goes to the next endpoint; on a refusal of the device (CONNACK 5), asks the
@@ -342,7 +351,7 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
   private async connectWith(credential: ActiveCredential): Promise<void> {
     this.setState({ type: 'connecting', certificate: credential.info });
     try {
-      await (this.connector as MqttConnector).connect({ secureContext: this.contextOf(credential) }, this.mqttEndpoints.current);
+      await (this.connector as MqttConnector).connect(this.connectCredential(credential), this.mqttEndpoints.current);
     } catch (error) {
       if (!(error instanceof ConnectError)) throw error;
       const unavailable = this.brokerUnavailable(error);
@@ -395,7 +404,7 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
   private async renewWith(credential: ActiveCredential): Promise<ActiveCredential> {
     const key = this.options.rotateKeyOnRenewal === false ? credential.key : await this.keys.generate();
     const csr = await createCsr(this.options.deviceId, key);
-    const result = await this.estCall((est) => est.simpleReenroll({ secureContext: this.contextOf(credential) }, csr, key.spki));
+    const result = await this.estCall((est) => est.simpleReenroll(this.connectCredential(credential), csr, key.spki));
     const stored: StoredCredential = { certPem: result.chainPem, key: key.stored };
     await this.options.store.save('pending', stored);
     return { stored, key, info: certificateInfo(result.certificate) };
@@ -441,7 +450,7 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
       return;
     }
     try {
-      await (this.connector as MqttConnector).connect({ secureContext: this.contextOf(renewed) }, this.mqttEndpoints.current);
+      await (this.connector as MqttConnector).connect(this.connectCredential(renewed), this.mqttEndpoints.current);
     } catch (error) {
       this.emit('warning', error instanceof Error ? error : new Error(String(error)));
       const unavailable = this.brokerUnavailable(error);
@@ -454,7 +463,7 @@ export class FleetDevice extends EventEmitter<FleetDeviceEvents> {
       // The new credential did not get in: keep the old one (still valid) and try again later.
       await this.options.store.remove('pending');
       try {
-        await (this.connector as MqttConnector).connect({ secureContext: this.contextOf(credential) }, this.mqttEndpoints.current);
+        await (this.connector as MqttConnector).connect(this.connectCredential(credential), this.mqttEndpoints.current);
         this.setState({ type: 'connected', certificate: credential.info, certExpires: credential.info.notAfter });
         this.renewalTimer = this.schedule(Math.max(1000, this.backoff.next()), () => void this.renew());
       } catch (fallbackError) {

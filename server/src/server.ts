@@ -31,6 +31,8 @@ import { HealthState, listenerCheck } from './metrics/health.ts';
 import { setTimeout as delay } from 'node:timers/promises';
 import { listenerReporting } from './metrics/listener-reporting.ts';
 import { guardNamedListener, type ListenerGuard } from './tls/listener-guard.ts';
+import { EventLoopDelaySampler, loadShedder } from './tls/load-shed.ts';
+import { ensureTicketSecret, TicketKeyRotation } from './tls/ticket-keys.ts';
 
 import { DEFAULT_LISTEN, LISTEN_BACKLOG, listen, urlHost, type ListenOptions } from './listen.ts';
 
@@ -218,6 +220,19 @@ export async function startNode(options: StartOptions): Promise<RunningNode> {
     closers.push(async () => stopExpiryScan());
     const serverKey = await readFile(layout.serverKey, 'utf8');
     const serverCert = await readFile(layout.serverCert, 'utf8');
+    // Data directories made before the secret existed get it on their first serve.
+    const ticketSecret = await ensureTicketSecret(layout.ticketSecret);
+    if (ticketSecret.created) logger.info({ file: layout.ticketSecret }, 'TLS ticket secret created');
+    const tickets = new TicketKeyRotation({
+      secret: ticketSecret.secret,
+      windowSeconds: config.tls.ticketKeyWindowSeconds,
+      sessionTimeoutSeconds: config.tls.sessionTimeoutSeconds,
+      onRotate: (window) => logger.info({ window }, 'TLS ticket keys rotated: tickets of the previous window now get a full handshake'),
+    });
+    closers.push(async () => tickets.close());
+    const eventLoop = new EventLoopDelaySampler();
+    closers.push(async () => eventLoop.close());
+    const shedWhen = loadShedder(config.listeners, eventLoop);
     const factoryProvisioner = new CaBootstrapProvisioner(FACTORY_TRUST, factory);
     // Offline issuance since the last start: batches become provisioned devices, operator and
     // service certificates are recorded (factory/batch-files.ts). Before the listeners accept.
@@ -247,6 +262,7 @@ export async function startNode(options: StartOptions): Promise<RunningNode> {
       crl,
       caCertificates: [issuing.certificate, root],
       tls: estTls,
+      resumption: tickets.resumptionOptions('est'),
       // Per identity across the cluster; every other EST limit is per node (docs/cluster.md).
       ...(cluster ? { identityLimiter: new SharedRateLimiter(cluster.redis, 'est-identity', config.est.perIdentityPerMinute, logger.child({ component: 'est' })) } : {}),
     });
@@ -254,7 +270,8 @@ export async function startNode(options: StartOptions): Promise<RunningNode> {
     const loadTrusts = async (): Promise<void> => {
       const trusts = await registry.listTrusts();
       authority.setProvisioners([factoryProvisioner, ...trusts.map(trustProvisioner)]);
-      est.setSecureContext({ ...TLS_SERVER_DEFAULTS, key: serverKey, cert: serverCert, ca: [...baseClientCas, ...trusts.map((trust) => trust.caPem)] });
+      // A new secure context starts with Node's defaults: the shared session settings go in again.
+      est.setSecureContext({ ...TLS_SERVER_DEFAULTS, ...tickets.resumptionOptions('est'), key: serverKey, cert: serverCert, ca: [...baseClientCas, ...trusts.map((trust) => trust.caPem)] });
       logger.info({ trusts: trusts.map((trust) => trust.name) }, 'bootstrap trusts loaded');
       // Stored before trusts had scopes (issue #8): they admit nobody until registered again.
       const unscoped = trusts.filter((trust) => trust.namespace === undefined && trust.allowList === undefined).map((trust) => trust.name);
@@ -265,7 +282,8 @@ export async function startNode(options: StartOptions): Promise<RunningNode> {
       loadTrusts().catch((error: unknown) => logger.error({ err: error }, 'reloading bootstrap trusts failed'));
     });
     closers.push(async () => stopTrusts());
-    const estGuard = guardNamedListener(est, 'est', config.listeners, 'first-request', reporting);
+    tickets.register(est, 'est');
+    const estGuard = guardNamedListener(est, 'est', config.listeners, 'first-request', reporting, shedWhen);
     const estPort = await listen(est, listenOptions.estPort, listenOptions.host);
     closers.unshift(() => closeHttpServer(est, estGuard));
     health.add(listenerCheck('est', est));
@@ -281,11 +299,14 @@ export async function startNode(options: StartOptions): Promise<RunningNode> {
       logger: logger.child({ component: 'broker' }),
       metrics,
       tls: { key: serverKey, cert: serverCert, clientCas: [toPem('CERTIFICATE', root), toPem('CERTIFICATE', issuing.certificate)] },
+      resumption: tickets.resumptionOptions('mqtt'),
+      shedWhen,
       nodeId,
       sharedRegistry: registryUrl !== undefined,
       live: live.publish,
       ...(cluster ? { cluster } : {}),
     });
+    tickets.register(broker.server, 'mqtt');
     closers.unshift(() => broker.close());
     const mqttPort = await listen(broker.server, listenOptions.mqttPort, listenOptions.host);
     health.add(listenerCheck('mqtt', broker.server));

@@ -39,7 +39,7 @@ export interface Fleet extends DataDir {
 
 /** Test configuration: defaults with limits high enough for bursts. */
 export function testConfig(
-  overrides: { enrollment?: Partial<ServerConfig['enrollment']>; est?: Partial<ServerConfig['est']>; brokerLimits?: Partial<ServerConfig['broker']['limits']>; topics?: ServerConfig['broker']['topics']; listeners?: Partial<ServerConfig['listeners']> } = {},
+  overrides: { enrollment?: Partial<ServerConfig['enrollment']>; est?: Partial<ServerConfig['est']>; brokerLimits?: Partial<ServerConfig['broker']['limits']>; topics?: ServerConfig['broker']['topics']; listeners?: Partial<ServerConfig['listeners']>; tls?: Partial<ServerConfig['tls']> } = {},
 ): ServerConfig {
   return {
     enrollment: { ...DEFAULT_CONFIG.enrollment, ...overrides.enrollment },
@@ -50,6 +50,7 @@ export function testConfig(
       limits: { ...DEFAULT_CONFIG.broker.limits, presenceFlushMs: 100, ...overrides.brokerLimits },
     },
     listeners: { ...DEFAULT_CONFIG.listeners, ...overrides.listeners },
+    tls: { ...DEFAULT_CONFIG.tls, ...overrides.tls },
   };
 }
 

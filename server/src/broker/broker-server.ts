@@ -8,6 +8,7 @@ import { TokenBucket } from '../rate-limiter.ts';
 import type { DeviceChange } from '../registry/types.ts';
 import { mutualTlsServerOptions } from '../tls/defaults.ts';
 import { guardNamedListener, type ListenerGuardReporting, type ListenerLimits } from '../tls/listener-guard.ts';
+import type { ResumptionOptions } from '../tls/ticket-keys.ts';
 import { DeviceAccess, type DeviceAccessStore } from './device-access.ts';
 import { DeviceHistoryRecorder, type DeviceHistoryStore, type DropReason } from './device-history.ts';
 import type { BrokerErrorCode } from './errors.ts';
@@ -42,6 +43,10 @@ export interface BrokerOptions {
   /** How long close() lets sessions end before it cuts every socket. */
   readonly shutdownGraceMs: number;
   readonly tls: { readonly key: string; readonly cert: string; readonly clientCas: readonly string[] };
+  /** Shared TLS session ticket keys (tls/ticket-keys.ts); absent: Node's random per-process keys. */
+  readonly resumption?: ResumptionOptions;
+  /** Load shedding before the handshake (tls/load-shed.ts), given the unfinished connections now. */
+  readonly shedWhen?: (pending: number) => boolean;
   readonly logger: Logger;
   readonly metrics: Metrics;
   /** This node's name: aedes' broker id, and where presence says a device is connected. */
@@ -260,7 +265,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const connectionRate = new TokenBucket(config.limits.connectionsPerSecond, config.limits.connectionBurst);
   // Decided in authenticate, where a refusal becomes CONNACK 5 instead of a reset the client
   // would retry for ever (see DESIGN pitfalls).
-  const server = createServer(mutualTlsServerOptions(options.tls));
+  const server = createServer(mutualTlsServerOptions(options.tls, options.resumption));
   // A hard ceiling above the MQTT limit, so a flood of half-open sockets cannot exhaust file
   // descriptors; between the two, refusals are polite CONNACK 3. It leaves room for every
   // unfinished connection the guard admits, so those alone can never lock a device out.
@@ -274,7 +279,15 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   });
   // After the rate shed: a socket shed there is not counted. Unfinished = until CONNACK, so a
   // client that completes TLS and then sends nothing still counts and is still timed out.
-  const guard = guardNamedListener(server, 'mqtt', options.listeners, 'manual', options.listenerReporting);
+  const reporting: ListenerGuardReporting = {
+    ...options.listenerReporting,
+    closed: (listener, code) => {
+      options.listenerReporting.closed(listener, code);
+      // A load shed is an MQTT refusal too, next to BROKER_RATE_SHED.
+      if (code === 'TLS_LOAD_SHED') metrics.mqttRefusals.inc({ code: 'BROKER_LOAD_SHED' });
+    },
+  };
+  const guard = guardNamedListener(server, 'mqtt', options.listeners, 'manual', reporting, options.shedWhen);
   server.on('secureConnection', (socket: TLSSocket) => {
     const client = broker.handle(socket);
     // Before its CONNECT restores a persistent session's subscriptions.

@@ -26,6 +26,7 @@ export const BROKER_ERRORS = {
   BROKER_TOPIC_INVALID: { returnCode: 0, message: 'the topic is not valid' },
   BROKER_PACKET_TOO_LARGE: { returnCode: 0, message: 'the packet exceeds the size limit' },
   BROKER_RATE_SHED: { returnCode: 0, message: 'connection rate exceeded; connection closed before the handshake' },
+  BROKER_LOAD_SHED: { returnCode: 0, message: 'the broker is at its load limit; connection closed before the handshake, retry later' },
   BROKER_RETAINED_LIMIT: { returnCode: 0, message: 'the client holds as many retained messages or bytes as allowed' },
   BROKER_RETAINED_FULL: { returnCode: 0, message: 'the broker holds as many retained bytes as allowed' },
   BROKER_DELIVERY_DENIED: { returnCode: 0, message: 'a message outside the client subscribe rules was not delivered' },

@@ -240,7 +240,29 @@ export const CONFIG_SCHEMA = {
         10_000,
       ),
       maxPendingConnections: integer('Unfinished connections on one listener, in total. Beyond it new sockets are closed at once.', 1024, 1),
+      shedPendingConnections: integer(
+        'Load shedding on the MQTT and EST listeners: at this many unfinished connections (MQTT: until the CONNACK) a new socket is closed at once, before the TLS handshake (`TLS_LOAD_SHED`; MQTT also `BROKER_LOAD_SHED`), and the client retries later. Sized so that an admitted device gets its CONNACK within about 500 ms: one event loop, about 6.5 ms CPU per full mTLS connect measured (docs/broker.md, "Load shedding"). The admin API only has `maxPendingConnections`.',
+        64,
+        1,
+      ),
+      shedEventLoopDelayMs: integer(
+        'Load shedding on the MQTT and EST listeners: while the event-loop delay stays above this (p99 of each of the last two 250 ms samples), new sockets are closed before the TLS handshake, whatever made the process busy. The default is the latency target of an admitted CONNACK: a loop that late cannot meet it. 0: not used.',
+        500,
+        0,
+        60_000,
+      ),
+      // Last of the section: config.json lists it last in `listeners` (docs/cluster.md shows that line).
       maxPendingPerAddress: integer('Unfinished connections from one source address on one listener.', 128, 1),
+    }),
+    tls: section('TLS session resumption on the MQTT and EST listeners (docs/broker.md, "TLS session resumption"). Ticket keys are derived from `<data>/tls/ticket.secret` and the current window, so every process and node sharing the data directory accepts the same tickets.', {
+      ticketKeyWindowSeconds: integer(
+        'Length of a ticket-key window, in seconds; windows are aligned to the Unix epoch. At each boundary every node changes its key at once and tickets of the previous window stop resuming (one full handshake per device that reconnects after it). Shorter limits what a key taken from memory opens; longer saves full handshakes.',
+        DAY,
+        1,
+        7 * DAY,
+      ),
+      // RFC 8446 §4.6.1: a TLS 1.3 ticket lives at most 7 days.
+      sessionTimeoutSeconds: integer('Lifetime of a TLS session ticket, in seconds (a ticket also ends with its window).', DAY, 1, 7 * DAY),
     }),
     registry: {
       type: 'object',
@@ -283,7 +305,7 @@ export const CONFIG_SCHEMA = {
       shutdownDrainMs: integer('At shutdown, how long `/readyz` answers 503 before the listeners stop accepting, so a load balancer stops sending new connections first, in milliseconds (0: close at once).', 0, 0, 300_000),
     }),
   },
-  required: ['enrollment', 'est', 'broker', 'listeners'],
+  required: ['enrollment', 'est', 'broker', 'listeners', 'tls'],
   additionalProperties: false,
 } as const satisfies SchemaNode;
 

@@ -11,6 +11,7 @@ import { writeFileAtomic } from '../fs-atomic.ts';
 import { DEFAULT_CONFIG } from '../config/config.ts';
 import { withoutPassword } from '../registry/registry-url.ts';
 import { dataLayout, type AuthorityName, type DataLayout } from './layout.ts';
+import { ensureTicketSecret } from '../tls/ticket-keys.ts';
 import { createHash } from 'node:crypto';
 import { FleetgateError } from '@fleetgate/device-sdk/errors';
 import type { OperatorCode } from '../cli/errors.ts';
@@ -149,6 +150,11 @@ export async function initDataDir(options: InitOptions): Promise<InitReport> {
     await writeFileAtomic(layout.serverCert, toPem('CERTIFICATE', issued.der) + toPem('CERTIFICATE', issuing.certificate));
     (serverCertificate ? report.updated : report.created).push(layout.serverCert);
   }
+
+  // The secret TLS session ticket keys are derived from (0600, never replaced: replacing it ends
+  // every device's TLS session, which is what an operator does on purpose when it leaks).
+  const ticket = await ensureTicketSecret(layout.ticketSecret);
+  (ticket.created ? report.created : report.existing).push(layout.ticketSecret);
 
   // Operator client certificate for the admin API, issued by the issuing CA.
   const operatorKey = await ensureKey(layout.operatorKey, 'ec-p256', report);

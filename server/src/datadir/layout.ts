@@ -24,6 +24,11 @@ export function dataLayout(dataDir: string) {
     /** Server TLS certificate (leaf + issuing CA) and key, for every listener. */
     serverCert: join(dataDir, 'tls', 'server.crt'),
     serverKey: join(dataDir, 'tls', 'server.key'),
+    /**
+     * The secret every process and node derives its TLS session ticket keys from (tls/ticket-keys.ts):
+     * copied to every node of a cluster, so a device resumes its TLS session on any of them.
+     */
+    ticketSecret: join(dataDir, 'tls', 'ticket.secret'),
     /** Operator client certificate used by the CLI against the admin API. */
     operatorCert: join(dataDir, 'operator', 'operator.crt'),
     operatorKey: join(dataDir, 'operator', 'operator.key'),

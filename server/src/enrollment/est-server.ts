@@ -9,6 +9,7 @@ import type { Metrics } from '../metrics/metrics.ts';
 import type { CrlPublisher } from '../crl/crl-publisher.ts';
 import { KeyedRateLimiter, TokenBucket } from '../rate-limiter.ts';
 import { mutualTlsServerOptions, type MutualTlsMaterial } from '../tls/defaults.ts';
+import type { ResumptionOptions } from '../tls/ticket-keys.ts';
 import { ConcurrencyGate, SourceGate } from './admission.ts';
 import { RequestAborted, sendError } from './http-io.ts';
 import { RefusalLog } from './refusal-log.ts';
@@ -18,6 +19,8 @@ import type { RouteContext } from './routes/types.ts';
 export interface EstServerOptions {
   readonly authority: EnrollmentAuthority;
   readonly tls: MutualTlsMaterial;
+  /** Shared TLS session ticket keys (tls/ticket-keys.ts); absent: Node's random per-process keys. */
+  readonly resumption?: ResumptionOptions;
   readonly limits: EstLimits;
   readonly logger: Logger;
   readonly metrics: Metrics;
@@ -48,7 +51,7 @@ export function createEstServer(options: EstServerOptions): Server {
   const server = createServer(
     {
       // A missing or bad client certificate gets a 401 with a reason, not a handshake failure.
-      ...mutualTlsServerOptions(options.tls),
+      ...mutualTlsServerOptions(options.tls, options.resumption),
       requestTimeout: limits.requestTimeoutMs,
       headersTimeout: Math.min(limits.requestTimeoutMs, 10_000),
     },

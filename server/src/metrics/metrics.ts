@@ -89,6 +89,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly tlsHandshakes = new Counter({
+    name: 'fleetgate_tls_handshakes_total',
+    help: 'TLS handshakes completed by a listener, by listener and kind: full, or resumed from a session ticket',
+    labelNames: ['listener', 'kind'] as const,
+    registers: [this.registry],
+  });
+
   readonly listenerPendingConnections = new Gauge({
     name: 'fleetgate_listener_pending_connections',
     help: 'Connections accepted by a TLS listener that have not finished the handshake (MQTT: the CONNECT) yet',

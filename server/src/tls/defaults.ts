@@ -1,4 +1,5 @@
 import type { SecureContextOptions, TlsOptions } from 'node:tls';
+import type { ResumptionOptions } from './ticket-keys.ts';
 
 /** Key, certificate chain and the CAs client certificates may chain to, all PEM. */
 export interface MutualTlsMaterial {
@@ -34,9 +35,12 @@ export const TLS_SERVER_DEFAULTS: TlsOptions & SecureContextOptions = {
  * protocol (HTTP 401/403, CONNACK 5), which a device can act on; a handshake failure only looks
  * like a network error, and TLS 1.3 clients retry it for ever.
  */
-export function mutualTlsServerOptions(material: MutualTlsMaterial): TlsOptions & SecureContextOptions & { noDelay: boolean } {
+export function mutualTlsServerOptions(material: MutualTlsMaterial, resumption?: ResumptionOptions): TlsOptions & SecureContextOptions & { noDelay: boolean } {
   return {
     ...TLS_SERVER_DEFAULTS,
+    // Shared ticket keys (tls/ticket-keys.ts): without them each process has random ones and a
+    // device resumes only on the process that issued its ticket.
+    ...resumption,
     key: material.key,
     cert: material.cert,
     ca: [...material.clientCas],

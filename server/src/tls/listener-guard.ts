@@ -11,6 +11,7 @@ export const LISTENER_CLOSE_CODES = {
   TLS_HANDSHAKE_FAILED: 'the TLS handshake failed (garbage, a protocol error, an unsupported version or cipher)',
   TLS_PENDING_PER_ADDRESS: 'listeners.maxPendingPerAddress unfinished connections from this address already',
   TLS_PENDING_TOTAL: 'listeners.maxPendingConnections unfinished connections already',
+  TLS_LOAD_SHED: 'the process is at its load limit (listeners.shedPendingConnections unfinished connections, or an event-loop delay above listeners.shedEventLoopDelayMs): closed before the handshake, retry later',
   TLS_RENEGOTIATION: 'the client tried a TLS 1.2 renegotiation',
   TLS_SHUTDOWN: 'the server is shutting down',
 } as const;
@@ -42,6 +43,14 @@ export interface ListenerGuardOptions {
   readonly onClose: (code: ListenerCloseCode, peer: string | undefined) => void;
   /** Called when the number of unfinished connections changes (a gauge). */
   readonly onPendingChange?: (pending: number) => void;
+  /**
+   * Load shedding (tls/load-shed.ts): whether to refuse a new socket at once, given the
+   * unfinished connections now. Absent: only the fixed bounds apply (the admin API: an operator
+   * must get in during a storm).
+   */
+  readonly shedWhen?: (pending: number) => boolean;
+  /** Called for every completed handshake: whether it resumed a TLS session. */
+  readonly onHandshake?: (resumed: boolean) => void;
 }
 
 /** What the guard knows about one accepted socket. */
@@ -115,6 +124,12 @@ export function guardListener(server: TlsServer, options: ListenerGuardOptions):
     // destroying `raw` tears it down with it.
     if (raw.destroyed) return;
     const address = raw.remoteAddress ?? '';
+    // Before the fixed bounds: under load the lower, load-driven threshold is the one that acts.
+    if (options.shedWhen?.(pending)) {
+      onClose('TLS_LOAD_SHED', address);
+      raw.destroy();
+      return;
+    }
     if (pending >= limits.maxPendingConnections || (perAddress.get(address) ?? 0) >= limits.maxPendingPerAddress) {
       onClose(pending >= limits.maxPendingConnections ? 'TLS_PENDING_TOTAL' : 'TLS_PENDING_PER_ADDRESS', address);
       raw.destroy();
@@ -145,6 +160,7 @@ export function guardListener(server: TlsServer, options: ListenerGuardOptions):
       byTls.set(socket, entry);
       if (options.settleOn === 'handshake') unpend(entry);
     }
+    options.onHandshake?.(socket.isSessionReused());
     // Refuse TLS 1.2 renegotiation: an attempt makes the socket emit this error; the owner's own
     // 'error' handling may not close it, so close it here.
     socket.disableRenegotiation();
@@ -197,13 +213,24 @@ export interface ListenerGuardReporting {
   readonly closed: (listener: ListenerName, code: ListenerCloseCode) => void;
   readonly pending: (listener: ListenerName, count: number) => void;
   readonly log: (fields: { listener: ListenerName; code: ListenerCloseCode; peer: string | undefined }) => void;
+  /** A completed TLS handshake, full or resumed. */
+  readonly handshake: (listener: ListenerName, resumed: boolean) => void;
 }
 
 /** {@link guardListener} with the reporting every fleetgate listener uses. */
-export function guardNamedListener(server: TlsServer, listener: ListenerName, limits: ListenerLimits, settleOn: ListenerGuardOptions['settleOn'], report: ListenerGuardReporting): ListenerGuard {
+export function guardNamedListener(
+  server: TlsServer,
+  listener: ListenerName,
+  limits: ListenerLimits,
+  settleOn: ListenerGuardOptions['settleOn'],
+  report: ListenerGuardReporting,
+  shedWhen?: (pending: number) => boolean,
+): ListenerGuard {
   return guardListener(server, {
     limits,
     settleOn,
+    ...(shedWhen ? { shedWhen } : {}),
+    onHandshake: (resumed) => report.handshake(listener, resumed),
     onClose: (code, peer) => {
       report.closed(listener, code);
       report.log({ listener, code, peer });

@@ -32,6 +32,7 @@ Creates in DIR (default ./data, or $FLEETGATE_DATA):
   ca/issuing.crt, ca/issuing.key    device-issuing CA (operational certificates)
   ca/factory.crt, ca/factory.key    factory CA (bootstrap certificates)
   tls/server.crt, tls/server.key    certificate of every listener (localhost, 127.0.0.1, ::1, --hostname)
+  tls/ticket.secret                 secret of the TLS session ticket keys (mode 0600; copy it to every node)
   operator/operator.crt, .key       operator client certificate for the admin API
   config.json                       server configuration with every default written out
 
