@@ -49,7 +49,10 @@ export function testConfig(
       services: DEFAULT_CONFIG.broker.services,
       limits: { ...DEFAULT_CONFIG.broker.limits, presenceFlushMs: 100, ...overrides.brokerLimits },
     },
-    listeners: { ...DEFAULT_CONFIG.listeners, ...overrides.listeners },
+    // Load shedding off unless a test asks for it: an in-process fleet shares its event loop with
+    // the test's own clients, whose bursts would read as server load (test/broker-load-shed.test.ts
+    // tests shedding with its own settings).
+    listeners: { ...DEFAULT_CONFIG.listeners, shedPendingConnections: 10_000, shedEventLoopDelayMs: 0, ...overrides.listeners },
     tls: { ...DEFAULT_CONFIG.tls, ...overrides.tls },
   };
 }
