@@ -14,6 +14,8 @@ import { freePort } from '../free-port.ts';
 import { serverCommand, type Pinning } from '../pinning.ts';
 import { cpuBetween, readCpuTicks, readRssKiB } from '../proc-cpu.ts';
 import { progress } from '../progress.ts';
+import { readFactory } from '../../simulator/src/credentials.ts';
+import { measureClientFloor, type ClientFloor } from './client-floor.ts';
 
 /** What one side (fleetgate or mosquitto) measured in the simulator-based benchmark. */
 export interface SimSide {
@@ -103,7 +105,7 @@ async function startFleetgateWithPorts(dataDir: string, rootPem: string, pinning
  * publish phases against mosquitto with their operational certificates. Server pinned to one
  * CPU, simulator to the other.
  */
-export async function runSimulatorBench(options: SimBenchOptions): Promise<{ fleetgate: SimSide; mosquitto: SimSide; reportDir: string }> {
+export async function runSimulatorBench(options: SimBenchOptions): Promise<{ fleetgate: SimSide; mosquitto: SimSide; clientFloor: ClientFloor; reportDir: string }> {
   const work = await mkdtemp(join(tmpdir(), 'fleetgate-simbench-'));
   const reportDir = join(work, 'reports');
   try {
@@ -139,7 +141,11 @@ export async function runSimulatorBench(options: SimBenchOptions): Promise<{ fle
       await server.daemon.stop();
     }
 
-    // 2. mosquitto: the same devices, connect and publish only (operational certificates).
+    // 2. The client-side floor: the same devices' contexts and bare handshakes, and key + CSR.
+    progress('simulator bench: client-side floor (contexts, bare mTLS handshakes, key and CSR)');
+    const clientFloor = await measureClientFloor({ dataDir, rootPem, credentials: (await readFactory(credentials)).devices, pinning: options.pinning });
+
+    // 3. mosquitto: the same devices, connect and publish only (operational certificates).
     const port = await freePort();
     const caBundle = join(work, 'ca-bundle.crt');
     await writeFile(caBundle, rootPem + (await readFile(join(dataDir, 'ca', 'issuing.crt'), 'utf8')));
@@ -183,7 +189,7 @@ export async function runSimulatorBench(options: SimBenchOptions): Promise<{ fle
     } finally {
       await mosquitto.stop();
     }
-    return { fleetgate: fleetgateSide, mosquitto: mosquittoSide, reportDir };
+    return { fleetgate: fleetgateSide, mosquitto: mosquittoSide, clientFloor, reportDir };
   } finally {
     await rm(join(work, 'data'), { recursive: true, force: true });
     await rm(join(work, 'credentials'), { recursive: true, force: true });
