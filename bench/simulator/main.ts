@@ -56,6 +56,8 @@ console.log(
       rows('server CPU per device (ms)', (side) => side.serverCpuMsPerDevice, '-'),
       rows('server memory per held device (KiB)', (side) => side.serverKiBPerDevice, '<= 45'),
       rows('telemetry messages/s (held fleet)', (side) => side.messagesPerSecond, '-'),
+      rows('run + stop phase (s, wall clock)', (side) => Math.round((side.fleetPhaseSeconds + side.stopSeconds) * 10) / 10, '-'),
+      ['bottleneck (simulator\'s verdict)', result.fleetgate.bottleneck, result.mosquitto.bottleneck, '-', '-'],
     ],
   ),
 );

@@ -134,10 +134,6 @@ async function runFleet(options: SimOptions, devices: FactoryCredential[], rootP
         break;
     }
     while (performance.now() < deadline) await sleep(Math.min(100, Math.max(1, deadline - performance.now())));
-    if (options.exportCredentials) {
-      await exportCredentials(options.exportCredentials, rootPem, await runner.operationalCredentials());
-      progress.note(`operational credentials written to ${options.exportCredentials}`);
-    }
   } finally {
     fleetPhaseEnded = performance.now();
     sampler.sample();
@@ -146,6 +142,12 @@ async function runFleet(options: SimOptions, devices: FactoryCredential[], rootP
     const { forced } = await runner.stop(options.stopTimeoutMs);
     stop = { seconds: (performance.now() - fleetPhaseEnded) / 1000, forced };
     progress.done();
+  }
+  // After the stop, so that writing thousands of files is not part of the run (on a saturated
+  // event loop each write waits a whole turn of it): the devices' stores outlive the devices.
+  if (options.exportCredentials) {
+    await exportCredentials(options.exportCredentials, rootPem, await runner.operationalCredentials());
+    progress.note(`operational credentials written to ${options.exportCredentials}`);
   }
   // After the stop: PUBACKs of the messages still in flight came in while the devices flushed them.
   if (options.exportAcks) {
