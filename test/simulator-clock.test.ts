@@ -105,14 +105,15 @@ test('the time axis and the rates follow the monotonic clock when the sampler fi
     recorder.counters.connected = step.connected;
     recorder.counters.connects = step.connected;
     cpuMicros = step.cpu;
-    return sampler.sample();
+    return sampler.sample(1000);
   });
   sampler.stop();
   t.deepEqual(points.map((point) => point.t), [1, 4.5, 5.5, 6.5], 'seconds since the start, not a count of samples');
   t.deepEqual(points.map((point) => point.intervalSeconds), [1, 3.5, 1, 1]);
   t.deepEqual(points.map((point) => point.connectsPerSecond), [2, 2, 1, 0], '7 connects over 3.5 s is 2/s, not 7/s');
   t.deepEqual(points.map((point) => point.simulator.cpuCores), [0.3, 0.91, 0.5, 0.1]);
-  t.deepEqual(points.map((point) => point.simulator.saturated), [false, true, false, false], 'CPU at 0.9 core per thread counts as saturated');
+  t.deepEqual(points.map((point) => point.simulator.saturated), [false, true, false, false], 'CPU at 0.9 core per thread counts as saturated; 2.5 s late too');
+  t.true(points[1]!.simulator.loopDelayP99Ms >= 2500, `the sampler came 2.5 s late: an event-loop delay of at least that (${points[1]!.simulator.loopDelayP99Ms} ms)`);
   const integral = points.reduce((sum, point) => sum + point.connectsPerSecond * point.intervalSeconds, 0);
   t.is(integral, 10, 'rate x real interval adds up to the count');
   t.deepEqual(lines.map((line) => line.slice(0, 7)), ['[   6s]'], 'one plain line per 5 s of elapsed time, stamped with the elapsed time');

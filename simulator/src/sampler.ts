@@ -72,20 +72,25 @@ export class RunSampler {
   /** Samples every `everyMs` (and scrapes the server's metrics as often) until `stop()`. */
   start(everyMs = 1000): void {
     this.timer = setInterval(() => {
-      this.sample();
+      this.sample(everyMs);
       void this.settings.server?.scrape();
     }, everyMs);
   }
 
-  /** Takes one point now. */
-  sample(): TimePoint {
+  /**
+   * Takes one point now. `dueEveryMs`: the sampler's own period when a timer called it; how late
+   * it came is an event-loop delay too, and one the histogram can miss (a timer that runs before
+   * the histogram's own in the turn that ends a long stall reads it before the stall is recorded).
+   */
+  sample(dueEveryMs?: number): TimePoint {
     const now = this.now();
     const intervalSeconds = (now - this.last) / 1000;
     this.last = now;
     const cpu = this.cpuUsage(this.lastCpu);
     this.lastCpu = this.cpuUsage();
     const view = this.settings.view();
-    const delays = [this.loop.interval(), ...view.workerDelays];
+    const lateMs = dueEveryMs === undefined ? 0 : Math.max(0, Math.round(intervalSeconds * 1000 - dueEveryMs));
+    const delays = [this.loop.interval(), ...view.workerDelays, { p99Ms: lateMs, maxMs: lateMs }];
     const delay = { p99Ms: Math.max(...delays.map((entry) => entry.p99Ms)), maxMs: Math.max(...delays.map((entry) => entry.maxMs)) };
     const cpuCores = intervalSeconds > 0 ? Math.round(((cpu.user + cpu.system) / 1000 / 1000 / intervalSeconds) * 100) / 100 : 0;
     const saturated = simulatorSaturated(delay, cpuCores, this.settings.threads);

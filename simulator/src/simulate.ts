@@ -135,6 +135,8 @@ async function runFleet(options: SimOptions, devices: FactoryCredential[], rootP
     }
     while (performance.now() < deadline) await sleep(Math.min(100, Math.max(1, deadline - performance.now())));
   } finally {
+    // The server's figures at the end of the run, for the last point (bounded by the scrape's timeout).
+    await server?.scrape();
     fleetPhaseEnded = performance.now();
     sampler.sample();
     sampler.stop();

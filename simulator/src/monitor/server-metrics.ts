@@ -157,7 +157,7 @@ export class ServerMetrics {
       this.failedScrapes++;
       if (this.problem === undefined) {
         this.problem = `${this.urls.join(', ')}: ${error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error)}`;
-        this.onProblem(`server metrics: cannot read ${this.problem}; going on without the server's side (--no-metrics to skip)`);
+        this.onProblem(`server metrics: cannot read ${this.problem}; the run goes on (reads are tried again every second; --no-metrics to skip)`);
       }
     } finally {
       this.inFlight = false;
