@@ -107,7 +107,7 @@ test('the exit code is 1 when errors exceed --max-error-rate (broker unreachable
   const fleet = await startFleet(t);
   const closedPort = await freePort();
   const report = await tempDir(t);
-  const result = await run(process.execPath, [...SOURCE_NODE_ARGS, SIM_BIN, '--devices', '5', '--rate', 'all', '--duration', '3s', '--settle', '2s', '--est', fleet.estUrl, '--mqtt', `mqtts://127.0.0.1:${closedPort}`, '--data', fleet.dir, '--report', report, '--max-error-rate', '0.01', '--json'], { timeoutMs: 200_000 });
+  const result = await run(process.execPath, [...SOURCE_NODE_ARGS, SIM_BIN, '--devices', '5', '--rate', 'all', '--duration', '10s', '--settle', '2s', '--est', fleet.estUrl, '--mqtt', `mqtts://127.0.0.1:${closedPort}`, '--data', fleet.dir, '--report', report, '--max-error-rate', '0.01', '--json'], { timeoutMs: 200_000 });
   t.is(result.code, 1, result.stderr);
   const parsed = JSON.parse(result.stdout) as { totals: { errors: number; connected: number }; errorsByCode: Record<string, number> };
   t.is(parsed.totals.connected, 0);
