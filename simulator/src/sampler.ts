@@ -1,5 +1,5 @@
 import { LoopDelayMonitor, type LoopDelay } from './monitor/loop-delay.ts';
-import { SIMULATOR_ADVICE, simulatorLoadText, simulatorSaturated } from './monitor/bottleneck.ts';
+import { SIMULATOR_ADVICE, THRESHOLDS, simulatorLoadText, simulatorSaturated } from './monitor/bottleneck.ts';
 import type { ServerMetrics } from './monitor/server-metrics.ts';
 import { progressLine, type Progress } from './progress.ts';
 import type { RunRecorder } from './recorder.ts';
@@ -93,7 +93,8 @@ export class RunSampler {
     const delays = [this.loop.interval(), ...view.workerDelays, { p99Ms: lateMs, maxMs: lateMs }];
     const delay = { p99Ms: Math.max(...delays.map((entry) => entry.p99Ms)), maxMs: Math.max(...delays.map((entry) => entry.maxMs)) };
     const cpuCores = intervalSeconds > 0 ? Math.round(((cpu.user + cpu.system) / 1000 / 1000 / intervalSeconds) * 100) / 100 : 0;
-    const saturated = simulatorSaturated(delay, cpuCores, this.settings.threads);
+    // The last point of a run may close an interval of a few milliseconds: too short to judge CPU by.
+    const saturated = intervalSeconds >= 0.5 ? simulatorSaturated(delay, cpuCores, this.settings.threads) : delay.p99Ms > THRESHOLDS.loopDelayP99Ms;
     this.peakRss = Math.max(this.peakRss, process.memoryUsage.rss());
     const recorder = this.settings.recorder;
     const point = recorder.sample({
