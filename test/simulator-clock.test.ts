@@ -197,7 +197,7 @@ test.serial('a blocked event loop: the series keeps wall-clock time, rates add u
   const { series, timing, bottleneck, serverMetrics, totals } = outcome.report;
   t.is(totals.connected, 10, JSON.stringify(outcome.report.errorsByCode));
   const last = series.at(-1) as TimePoint;
-  t.true(Math.abs(last.t - timing.fleetPhaseSeconds) < 0.5, `last point at ${last.t} s, fleet phase ${timing.fleetPhaseSeconds} s`);
+  t.true(Math.abs(last.t - timing.fleetPhaseSeconds) < 1, `last point at ${last.t} s, fleet phase ${timing.fleetPhaseSeconds} s`);
   t.true(timing.fleetPhaseSeconds >= 6 && timing.fleetPhaseSeconds < 6 + 3, `fleet phase ${timing.fleetPhaseSeconds} s for --duration 6s (a block of 2.5 s may overrun it once)`);
   t.true(series.length <= 8, `${series.length} points for about 7 s: one per elapsed second at most, not one per tick`);
   t.true(series.some((point) => point.intervalSeconds >= 2.4), `an interval stretched by the block: ${series.map((point) => point.intervalSeconds).join(', ')}`);

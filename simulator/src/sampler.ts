@@ -115,6 +115,15 @@ export class RunSampler {
     return point;
   }
 
+  /**
+   * Closes the series at the end of the run: one more point unless the last one is less than
+   * half a second old (an interval that short makes a CPU figure of noise).
+   */
+  finish(): void {
+    if (this.now() - this.last >= 500) this.sample();
+    this.stop();
+  }
+
   /** The workers' event-loop delay over their whole run (sent when they finish). */
   addWorkerRunDelay(delay: LoopDelay): void {
     this.workerRunDelays.push(delay);

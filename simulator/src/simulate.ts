@@ -138,8 +138,7 @@ async function runFleet(options: SimOptions, devices: FactoryCredential[], rootP
     // The server's figures at the end of the run, for the last point (bounded by the scrape's timeout).
     await server?.scrape();
     fleetPhaseEnded = performance.now();
-    sampler.sample();
-    sampler.stop();
+    sampler.finish();
     devicesPerNode = runner.connectedPerNode();
     const { forced } = await runner.stop(options.stopTimeoutMs);
     stop = { seconds: (performance.now() - fleetPhaseEnded) / 1000, forced };
@@ -224,8 +223,7 @@ async function runInWorkers(options: SimOptions, devices: FactoryCredential[], r
     clearTimeout(timer);
   } finally {
     fleetPhaseEnded = Math.min(performance.now(), deadline);
-    sampler.sample();
-    sampler.stop();
+    sampler.finish();
     await pool.terminate();
     progress.done();
   }
