@@ -82,7 +82,7 @@ export class WorkerPool {
             return;
           }
           state.done = true;
-          state.states = {};
+          // The states of its last tick stay: the fleet as it was when the worker stopped it.
           this.recorder.enroll.addAll(message.enroll);
           this.recorder.connect.addAll(message.connect);
           this.recorder.publishAck.addAll(message.publishAck);
