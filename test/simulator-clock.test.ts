@@ -1,6 +1,6 @@
 import test from 'ava';
 import { createServer, type Socket } from 'node:net';
-import { parseSimArgs, simulate, Progress, type SimOptions } from '../simulator/src/index.ts';
+import { parseSimArgs, simulate, summaryText, Progress, type SimOptions } from '../simulator/src/index.ts';
 import { parsePrometheusText } from '../simulator/src/monitor/prometheus-text.ts';
 import { histogramQuantile, ServerMetrics, snapshotOf } from '../simulator/src/monitor/server-metrics.ts';
 import { judgeBottleneck } from '../simulator/src/monitor/bottleneck.ts';
@@ -248,3 +248,20 @@ test.serial('a server that accepts and never answers: the run ends at --duration
   t.is(outcome.report.bottleneck.serverSaturatedShare, null);
 });
 
+
+test.serial('a loop stalled across the deadline: the run ends at its next turn, and the summary says how far past --duration and why', async (t) => {
+  const fleet = await startFleet(t);
+  const parsed = parseSimArgs(['--est', fleet.estUrl, '--mqtt', fleet.server.mqttUrl, '--no-metrics', '--data', fleet.dir, '--report', await tempDir(t), '--devices', '4', '--rate', 'all', '--duration', '2s']);
+  if (!parsed) throw new Error('help');
+  const progress = new NoteWatcher();
+  const running = simulate(parsed, progress);
+  // The first progress line comes about 1 s into the run: stall the loop from there past the 2 s deadline.
+  await waitFor(() => progress.lastUpdate !== '', { what: 'the first progress line', timeoutMs: 60_000 });
+  const until = performance.now() + 2500;
+  while (performance.now() < until);
+  const outcome = await running;
+  const { timing } = outcome.report;
+  t.true(timing.fleetPhaseSeconds >= 3, `fleet phase ${timing.fleetPhaseSeconds} s`);
+  t.true(timing.fleetPhaseSeconds < 6, `fleet phase ${timing.fleetPhaseSeconds} s: ended at the first turn after the stall`);
+  t.regex(summaryText(outcome, 0.01), /run \d+\.\d s \(\d+\.\d s past --duration: the simulator's event loop was stalled/);
+});

@@ -351,13 +351,23 @@ function serverText(report: SimulationReport): string {
   ].join('; ');
 }
 
+/**
+ * Why the fleet phase lasted longer than --duration: a stalled event loop only gets to the
+ * deadline at its next turn (a scenario that ran past it says so in its own figures).
+ */
+function overrunText(report: SimulationReport): string {
+  const over = report.timing.fleetPhaseSeconds - report.settings.durationSeconds;
+  if (over < 1 || report.scenarios.length > 0) return '';
+  return ` (${over.toFixed(1)} s past --duration: the simulator's event loop was stalled, see the bottleneck)`;
+}
+
 /** The summary printed at the end of a run. */
 export function summaryText(outcome: SimulationOutcome, maxErrorRate: number): string {
   const { report } = outcome;
   const t = report.totals;
   const lines = [
     `fleetgate-sim ${report.scenario}: ${t.devicesStarted} devices started, ${t.enrolled} enrolled, ${t.connected} connected, ${t.renewed} renewed, ${t.refused} refused`,
-    `  all connected after: ${t.allConnectedAfterSeconds === null ? 'never' : `${t.allConnectedAfterSeconds.toFixed(1)} s`} (wall clock); run ${report.timing.fleetPhaseSeconds.toFixed(1)} s + stop ${report.timing.stopSeconds.toFixed(1)} s (bound ${report.timing.stopTimeoutSeconds} s${report.timing.devicesStoppedByForce ? `, ${report.timing.devicesStoppedByForce} devices closed by force` : ''})${report.timing.devicesNotStarted ? `; ${report.timing.devicesNotStarted} devices not started before --duration` : ''}`,
+    `  all connected after: ${t.allConnectedAfterSeconds === null ? 'never' : `${t.allConnectedAfterSeconds.toFixed(1)} s`} (wall clock); run ${report.timing.fleetPhaseSeconds.toFixed(1)} s${overrunText(report)} + stop ${report.timing.stopSeconds.toFixed(1)} s (bound ${report.timing.stopTimeoutSeconds} s${report.timing.devicesStoppedByForce ? `, ${report.timing.devicesStoppedByForce} devices closed by force` : ''})${report.timing.devicesNotStarted ? `; ${report.timing.devicesNotStarted} devices not started before --duration` : ''}`,
     `  enrollment latency: p50 ${report.latency.enrollMs.p50} ms, p99 ${report.latency.enrollMs.p99} ms; connect: p50 ${report.latency.connectMs.p50} ms, p99 ${report.latency.connectMs.p99} ms`,
     `  messages: ${t.messagesSent} sent, ${t.messagesAcknowledged} acknowledged, ${t.messagesFailed} failed; QoS 1 ack p50 ${report.latency.publishAckMs.p50} ms`,
     ...(report.settings.mqttUrls.length > 1 || report.nodes.failovers > 0 ? [`  ${nodesText(report)}`] : []),
