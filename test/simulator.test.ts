@@ -138,6 +138,9 @@ test('--workers: the fleet runs in worker threads and the report sums them', asy
   t.is(outcome.report.totals.enrolled, 12);
   t.is(outcome.report.totals.connected, 12);
   t.is(outcome.report.latency.enrollMs.count, 12, 'latency samples merged from both workers');
+  const { timing } = outcome.report;
+  t.true(timing.fleetPhaseSeconds >= 15, `the workers ran to the 15 s deadline (${timing.fleetPhaseSeconds} s)`);
+  t.true(timing.stopSeconds <= timing.stopTimeoutSeconds + 5, `stop ${timing.stopSeconds} s within its bound`);
   t.deepEqual(outcome.report.nodes.devicesPerNode, { [fleet.server.mqttUrl]: 12 }, 'devices per node summed from both workers, taken before they stopped');
   t.is((await fleet.server.registry.listDevices()).length, 12);
   t.throws(() => parseSimArgs(['--data', 'x', '--workers', '2', '--scenario', 'revocation-sweep']), { message: /steady and enroll-storm/ });

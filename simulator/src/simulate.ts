@@ -222,7 +222,8 @@ async function runInWorkers(options: SimOptions, devices: FactoryCredential[], r
     ]);
     clearTimeout(timer);
   } finally {
-    fleetPhaseEnded = Math.min(performance.now(), deadline);
+    // The workers' own end of their fleet phase (a stalled worker reaches the deadline late); the deadline when they did not say.
+    fleetPhaseEnded = outcome ? outcome.fleetPhaseEndedAt - performance.timeOrigin : Math.min(performance.now(), deadline);
     sampler.finish();
     await pool.terminate();
     progress.done();

@@ -31,6 +31,8 @@ export interface WorkersOutcome {
   readonly loopDelayRuns: readonly LoopDelay[];
   readonly notStarted: number;
   readonly forced: number;
+  /** When the last worker's fleet phase ended (timeOrigin + now, ms). */
+  readonly fleetPhaseEndedAt: number;
 }
 
 /**
@@ -102,6 +104,7 @@ export class WorkerPool {
         loopDelayRuns: done.map((message) => message.loopDelayRun),
         notStarted: done.reduce((sum, message) => sum + message.notStarted, 0),
         forced: done.reduce((sum, message) => sum + message.forced, 0),
+        fleetPhaseEndedAt: Math.max(...done.map((message) => message.fleetPhaseEndedAt)),
       };
     });
   }

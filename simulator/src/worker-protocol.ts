@@ -49,5 +49,7 @@ export type WorkerMessage =
       readonly notStarted: number;
       /** Devices it closed by force at the end of the stop bound. */
       readonly forced: number;
+      /** When its fleet phase ended, before it stopped its devices (timeOrigin + now, ms). */
+      readonly fleetPhaseEndedAt: number;
     }
   | { readonly type: 'error'; readonly message: string };

@@ -45,6 +45,7 @@ async function runWorker(input: WorkerInput): Promise<void> {
     const allConnected = recorder.counters.connected === input.devices.length;
     const allConnectedAt = allConnected ? Math.max(...runner.sims.map((sim) => sim.connectedAt ?? 0)) + performance.timeOrigin : null;
     clearInterval(tick);
+    const fleetPhaseEndedAt = performance.timeOrigin + performance.now();
     const connectedPerNode = runner.connectedPerNode();
     const { forced } = await runner.stop(input.stopTimeoutMs);
     loop.stop();
@@ -60,6 +61,7 @@ async function runWorker(input: WorkerInput): Promise<void> {
       loopDelayRun: loop.run(),
       notStarted: runner.notStarted(),
       forced,
+      fleetPhaseEndedAt,
     });
   } catch (error) {
     clearInterval(tick);
