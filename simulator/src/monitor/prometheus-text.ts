@@ -1,8 +1,11 @@
 /**
  * A reader of the Prometheus text exposition format (version 0.0.4), enough for what the
  * simulator needs from a fleetgate `/metrics`: sample lines with labels and a value. Written here
- * because the npm parsers of this format are unmaintained (last releases years ago) or pull a
- * whole client library; the format is small and this module is tested on its own.
+ * rather than taken from npm: parse-prometheus-text-format (1.1.1, published 2024-12) ships no
+ * TypeScript types (none on DefinitelyTyped either) and brings a dependency to turn the text into
+ * nested metric families the simulator does not need; prom-client writes the format but does
+ * not read it. The format is small, and this module is tested on its own
+ * (test/simulator-clock.test.ts).
  * https://prometheus.io/docs/instrumenting/exposition_formats/#text-based-format
  */
 
