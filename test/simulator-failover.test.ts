@@ -52,7 +52,7 @@ test('--est and --mqtt take one URL or several, comma-separated; a bad one is a 
 
 test('a fleet given two nodes spreads over both; the report shows devices per node, in JSON and HTML', async (t) => {
   const { data, nodes } = await startTwoNodes(t);
-  const outcome = await simulate(await options(t, nodes, data.dir, ['--devices', '20', '--rate', 'all', '--duration', '2s', '--traffic-scale', '0.01']), quiet);
+  const outcome = await simulate(await options(t, nodes, data.dir, ['--devices', '20', '--rate', 'all', '--duration', '8s', '--traffic-scale', '0.01']), quiet);
   const { report } = outcome;
   t.is(report.totals.connected, 20);
   t.is(report.totals.errors, 0, JSON.stringify(report.errorsByCode));

@@ -27,7 +27,7 @@ async function options(t: ExecutionContext, fleet: Fleet, extra: string[]): Prom
 test('fleetgate-sim --help, and usage errors exit 2 with a code', async (t) => {
   const help = await run(process.execPath, [...SOURCE_NODE_ARGS, SIM_BIN, '--help']);
   t.is(help.code, 0);
-  for (const flag of ['--devices', '--mix', '--rate', '--duration', '--est', '--mqtt', '--root', '--data', '--factory', '--report', '--scenario', '--max-error-rate', '--persistent-sessions', '--export-acks']) t.true(help.stdout.includes(flag), flag);
+  for (const flag of ['--devices', '--mix', '--rate', '--duration', '--est', '--mqtt', '--root', '--data', '--factory', '--report', '--scenario', '--max-error-rate', '--persistent-sessions', '--export-acks', '--metrics', '--no-metrics', '--stop-timeout']) t.true(help.stdout.includes(flag), flag);
   for (const args of [['--devices', '10'], ['--devices', '0', '--data', 'x'], ['--mix', 'thermostat', '--data', 'x'], ['--scenario', 'chaos', '--data', 'x'], ['--duration', 'soon', '--data', 'x'], ['--source-addresses', '10.0.0.1', '--data', 'x']]) {
     const result = await run(process.execPath, [...SOURCE_NODE_ARGS, SIM_BIN, ...args]);
     t.is(result.code, 2, args.join(' '));
@@ -37,10 +37,10 @@ test('fleetgate-sim --help, and usage errors exit 2 with a code', async (t) => {
 
 test('steady: a mixed fleet enrolls, connects and sends telemetry; JSON and HTML reports are written', async (t) => {
   const fleet = await startFleet(t);
-  const outcome = await simulate(await options(t, fleet, ['--devices', '30', '--rate', '50/s', '--duration', '4s', '--traffic-scale', '0.01']), quiet);
+  const outcome = await simulate(await options(t, fleet, ['--devices', '30', '--rate', '50/s', '--duration', '20s', '--traffic-scale', '0.01']), quiet);
   const { totals } = outcome.report;
   t.is(totals.enrolled, 30);
-  t.is(totals.connected, 30);
+  t.is(totals.connected, 30, JSON.stringify(outcome.report.errorsByCode));
   t.true(totals.messagesSent > 30, `${totals.messagesSent} messages`);
   t.is(totals.messagesFailed, 0);
   t.is(totals.errors, 0, JSON.stringify(outcome.report.errorsByCode));
@@ -107,7 +107,7 @@ test('the exit code is 1 when errors exceed --max-error-rate (broker unreachable
   const fleet = await startFleet(t);
   const closedPort = await freePort();
   const report = await tempDir(t);
-  const result = await run(process.execPath, [...SOURCE_NODE_ARGS, SIM_BIN, '--devices', '5', '--rate', 'all', '--duration', '3s', '--settle', '2s', '--est', fleet.estUrl, '--mqtt', `mqtts://127.0.0.1:${closedPort}`, '--data', fleet.dir, '--report', report, '--max-error-rate', '0.01', '--json'], { timeoutMs: 200_000 });
+  const result = await run(process.execPath, [...SOURCE_NODE_ARGS, SIM_BIN, '--devices', '5', '--rate', 'all', '--duration', '10s', '--settle', '2s', '--est', fleet.estUrl, '--mqtt', `mqtts://127.0.0.1:${closedPort}`, '--data', fleet.dir, '--report', report, '--max-error-rate', '0.01', '--json'], { timeoutMs: 200_000 });
   t.is(result.code, 1, result.stderr);
   const parsed = JSON.parse(result.stdout) as { totals: { errors: number; connected: number }; errorsByCode: Record<string, number> };
   t.is(parsed.totals.connected, 0);
@@ -118,11 +118,11 @@ test('the exit code is 1 when errors exceed --max-error-rate (broker unreachable
 test('the same devices run their connect and publish phases against mosquitto (credentials exported, MQTT only)', async (t) => {
   const fleet = await startFleet(t);
   const exported = join(await tempDir(t), 'credentials');
-  const first = await simulate(await options(t, fleet, ['--devices', '10', '--rate', 'all', '--duration', '1s', '--traffic-scale', '0.01', '--export-credentials', exported]), quiet);
+  const first = await simulate(await options(t, fleet, ['--devices', '10', '--rate', 'all', '--duration', '15s', '--traffic-scale', '0.01', '--export-credentials', exported]), quiet);
   t.is(first.report.totals.connected, 10);
   const { startMosquitto } = await import('./helpers/mosquitto.ts');
   const mosquitto = await startMosquitto(t, fleet);
-  const parsed = parseSimArgs(['--credentials', exported, '--mqtt', mosquitto.url, '--est', 'https://127.0.0.1:1', '--devices', '10', '--rate', 'all', '--duration', '3s', '--traffic-scale', '0.01', '--report', await tempDir(t)]);
+  const parsed = parseSimArgs(['--credentials', exported, '--mqtt', mosquitto.url, '--est', 'https://127.0.0.1:1', '--devices', '10', '--rate', 'all', '--duration', '10s', '--traffic-scale', '0.01', '--report', await tempDir(t)]);
   if (!parsed) throw new Error('help');
   const second = await simulate(parsed, quiet);
   t.is(second.report.totals.enrolled, 0, 'no enrollment: operational credentials');
@@ -133,11 +133,14 @@ test('the same devices run their connect and publish phases against mosquitto (c
 
 test('--workers: the fleet runs in worker threads and the report sums them', async (t) => {
   const fleet = await startFleet(t);
-  const outcome = await simulate(await options(t, fleet, ['--devices', '12', '--rate', 'all', '--duration', '2s', '--workers', '2', '--traffic-scale', '0.01']), quiet);
+  const outcome = await simulate(await options(t, fleet, ['--devices', '12', '--rate', 'all', '--duration', '15s', '--workers', '2', '--traffic-scale', '0.01']), quiet);
   t.is(outcome.report.settings.workers, 2);
   t.is(outcome.report.totals.enrolled, 12);
   t.is(outcome.report.totals.connected, 12);
   t.is(outcome.report.latency.enrollMs.count, 12, 'latency samples merged from both workers');
+  const { timing } = outcome.report;
+  t.true(timing.fleetPhaseSeconds >= 15, `the workers ran to the 15 s deadline (${timing.fleetPhaseSeconds} s)`);
+  t.true(timing.stopSeconds <= timing.stopTimeoutSeconds + 5, `stop ${timing.stopSeconds} s within its bound`);
   t.deepEqual(outcome.report.nodes.devicesPerNode, { [fleet.server.mqttUrl]: 12 }, 'devices per node summed from both workers, taken before they stopped');
   t.is((await fleet.server.registry.listDevices()).length, 12);
   t.throws(() => parseSimArgs(['--data', 'x', '--workers', '2', '--scenario', 'revocation-sweep']), { message: /steady and enroll-storm/ });
@@ -153,7 +156,7 @@ test('--persistent-sessions and --export-acks: every QoS 1 message a device got 
   const dir = await tempDir(t);
   const acksPath = join(dir, 'acks.json');
   const exported = join(dir, 'credentials');
-  const outcome = await simulate(await options(t, fleet, ['--devices', '12', '--mix', 'thermostat=50,camera=50', '--rate', 'all', '--duration', '3s', '--traffic-scale', '0.02', '--persistent-sessions', '--export-acks', acksPath, '--export-credentials', exported]), quiet);
+  const outcome = await simulate(await options(t, fleet, ['--devices', '12', '--mix', 'thermostat=50,camera=50', '--rate', 'all', '--duration', '10s', '--traffic-scale', '0.02', '--persistent-sessions', '--export-acks', acksPath, '--export-credentials', exported]), quiet);
   t.is(outcome.report.totals.errors, 0, JSON.stringify(outcome.report.errorsByCode));
   const acks = JSON.parse(await readFile(acksPath, 'utf8')) as AckExport;
   t.is(acks.format, 'fleetgate-sim-acks/1');

@@ -50,17 +50,23 @@ console.log(
       rows('enrollment p99 (ms)', (side) => side.enrollP99Ms, '-'),
       rows('connect p50 (ms)', (side) => side.connectP50Ms, '-'),
       rows('connect p99 (ms)', (side) => side.connectP99Ms, '-'),
-      rows('simulator CPU per device (ms)', (side) => side.simulatorCpuMsPerDevice, '<= 4 (whole lifecycle)'),
+      rows('simulator CPU per device (ms)', (side) => side.simulatorCpuMsPerDevice, '<= 6 (whole lifecycle)'),
+      ['client floor per device (ms)', String(result.clientFloor.perDeviceMs), '-', '-', '2 contexts + 2 handshakes + key/CSR'],
+      ['simulator CPU above the floor (ms)', result.fleetgate.simulatorCpuMsPerDevice === null ? '-' : String(Math.round((result.fleetgate.simulatorCpuMsPerDevice - result.clientFloor.perDeviceMs) * 100) / 100), '-', '-', '-'],
       rows('server CPU per device (ms)', (side) => side.serverCpuMsPerDevice, '-'),
       rows('server memory per held device (KiB)', (side) => side.serverKiBPerDevice, '<= 45'),
       rows('telemetry messages/s (held fleet)', (side) => side.messagesPerSecond, '-'),
+      rows('run + stop phase (s, wall clock)', (side) => Math.round((side.fleetPhaseSeconds + side.stopSeconds) * 10) / 10, '-'),
+      ['bottleneck (simulator\'s verdict)', result.fleetgate.bottleneck, result.mosquitto.bottleneck, '-', '-'],
     ],
   ),
 );
+const floor = result.clientFloor;
+console.log(`client floor: context ${floor.contextMs} ms, bare mTLS handshake ${floor.handshakeMs} ms, key + CSR ${floor.keyAndCsrMs} ms (${floor.handshakes} handshakes)`);
 console.log(`pinning: ${describePinning(pinning)}`);
 await mkdir(RESULTS_DIR, { recursive: true });
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-const json = { benchmark: 'simulator', devices, holdSeconds, pinning, fleetgate: result.fleetgate, mosquitto: result.mosquitto };
+const json = { benchmark: 'simulator', devices, holdSeconds, pinning, fleetgate: result.fleetgate, mosquitto: result.mosquitto, clientFloor: result.clientFloor };
 await writeFile(join(RESULTS_DIR, `simulator-${stamp}.json`), `${JSON.stringify(json, null, 2)}\n`);
 await writeFile(join(RESULTS_DIR, 'latest-simulator.json'), `${JSON.stringify(json, null, 2)}\n`);
 const report = JSON.parse(await readFile(result.fleetgate.reportJson, 'utf8')) as SimulationReport;

@@ -18,7 +18,7 @@
  *   against 43,800 us);
  * - bundle weight (esbuild --bundle --minify, platform node): the PKCS#7 path with this reader
  *   3.4 KB (1.6 KB gzip); with pkijs 405 KB (86 KB gzip), of which asn1js alone is 67 KB
- *   (17 KB gzip; the SDK keeps asn1js for building CSRs, so pkijs is what this saves).
+ *   (17 KB gzip; the SDK no longer uses asn1js at all: CSRs are written as DER in csr.ts).
  * Enrollment is a cold path on a device, so the time matters less than the weight; what decides
  * it is one reader with one set of rules for server and SDK.
  */

@@ -63,12 +63,15 @@ export class FleetRunner {
     private readonly recorder: RunRecorder,
   ) {}
 
-  /** Starts the devices at the configured rate; resolves when all are started. */
-  async startAll(): Promise<void> {
+  /**
+   * Starts the devices at the configured rate; resolves when all are started, or when
+   * `deadline` (performance.now(), ms) passes first: the devices not started by then never are.
+   */
+  async startAll(deadline = Number.POSITIVE_INFINITY): Promise<void> {
     const { devices, ratePerSecond } = this.settings;
     const began = performance.now();
     let index = 0;
-    while (index < devices.length && !this.stopped) {
+    while (index < devices.length && !this.stopped && performance.now() < deadline) {
       const due = Number.isFinite(ratePerSecond) ? Math.min(devices.length, Math.floor(((performance.now() - began) / 1000) * ratePerSecond) + 1) : devices.length;
       // Bounded batches keep the event loop responsive even when everything is due at once.
       for (let started = 0; index < due && started < 250; started++, index++) this.startDevice(devices[index] as FactoryCredential, index);
@@ -216,13 +219,34 @@ export class FleetRunner {
     return this.sims.length === this.settings.devices.length && this.sims.every(({ device }) => isSettled(device.state));
   }
 
-  /** Stops traffic and every device (connections closed, in-flight QoS 1 flushed). */
-  async stop(): Promise<void> {
+  /**
+   * Stops traffic and every device (connections closed, in-flight QoS 1 flushed), within
+   * `timeoutMs`: a device still stopping then (its server does not answer) is closed by force,
+   * and the stop waits no longer for it. Returns how many had to be forced.
+   */
+  async stop(timeoutMs = Number.POSITIVE_INFINITY): Promise<{ readonly forced: number }> {
     this.stopped = true;
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     for (const sim of this.sims) sim.stopTraffic?.();
-    await Promise.all(this.sims.map(({ device }) => device.stop().catch(() => undefined)));
+    const pending = new Set(this.sims.map(({ device }) => device));
+    const graceful = Promise.all(this.sims.map(({ device }) => device.stop().catch(() => undefined).finally(() => pending.delete(device))));
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<'timeout'>((resolve) => {
+      if (Number.isFinite(timeoutMs)) timer = setTimeout(() => resolve('timeout'), Math.max(0, timeoutMs));
+    });
+    const outcome = await Promise.race([graceful, bound]);
+    clearTimeout(timer);
+    if (outcome !== 'timeout') return { forced: 0 };
+    const forced = pending.size;
+    // Forced: the sockets are destroyed; nothing is awaited (a request in flight ends on its own timeout).
+    for (const device of pending) void device.stop(true).catch(() => undefined);
+    return { forced };
+  }
+
+  /** Devices not started (the deadline came first). */
+  notStarted(): number {
+    return this.settings.devices.length - this.sims.length;
   }
 }
 

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { endpointUrlsProblem, type EndpointKind } from '@fleetgate/device-sdk/protocol';
 import { SimUsageError } from './errors.ts';
 import { DEFAULT_TRAFFIC, type TrafficSettings } from './profiles.ts';
+import { defaultMetricsUrls } from './monitor/server-metrics.ts';
 
 export const SCENARIOS = ['steady', 'enroll-storm', 'reconnect-storm', 'renewal-storm', 'revocation-sweep'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
@@ -42,6 +43,10 @@ export interface SimOptions {
   readonly persistentSessions: boolean;
   /** Where to write the numbers of the QoS 1 messages each device got a PUBACK for. */
   readonly exportAcks: string | undefined;
+  /** The server's Prometheus endpoints scraped during the run (none with --no-metrics). */
+  readonly metricsUrls: readonly string[];
+  /** The bound on the stop phase after --duration: devices still stopping then are closed by force. */
+  readonly stopTimeoutMs: number;
 }
 
 export const HELP = `Usage: fleetgate-sim --devices N --est URL --mqtt URL --root FILE (--data DIR | --factory DIR) [options]
@@ -54,8 +59,14 @@ Fleet:
   --devices N            how many devices (default 100)
   --mix SPEC             share per model, e.g. thermostat=70,camera=20,car=10 (default)
   --rate R/s             devices started per second (default 100/s; "all" starts them at once)
-  --duration D           how long the run lasts, e.g. 20s, 2m (default 20s)
-  --settle D             wait at most this long after the last device started for all to connect (default 30s)
+  --duration D           how long the run lasts by the wall clock, e.g. 20s, 2m (default 20s): at
+                         D the devices not started yet are left out and the fleet is stopped,
+                         however loaded the simulator or the server
+  --stop-timeout D       the bound on stopping the fleet after --duration (default 10s): devices
+                         still stopping then are closed by force; the report says how many
+  --settle D             reconnect-storm, renewal-storm, revocation-sweep: wait at most this long
+                         after the last device started for all to connect before the scenario
+                         (default 30s; the scenario may then run past --duration)
   --scenario S           ${SCENARIOS.join(', ')} (default steady)
   --traffic-scale X      multiply every traffic interval (0.1 = ten times as chatty; default 1)
   --persistent-sessions  devices connect with clean session off: the broker keeps their
@@ -78,6 +89,11 @@ Server:
                          devices connect and publish without enrolling, so --mqtt may point at
                          any mTLS broker that trusts the same root (mosquitto, side by side)
   --export-credentials DIR  write every device's operational credential at the end of the run
+  --metrics URL[,URL...] the server's Prometheus metrics, read every second to show its side
+                         (issuance latency, connected devices, refusals, CPU) beside what the
+                         devices saw (default: port 9464 on each --est host,
+                         http://127.0.0.1:9464/metrics); a failed read is reported once
+  --no-metrics           do not read the server's metrics
   --admin URL            admin API for revocation-sweep (default https://127.0.0.1:9443)
   --operator-cert FILE   operator certificate (default <data>/operator/operator.crt)
   --operator-key FILE    operator key (default <data>/operator/operator.key)
@@ -98,11 +114,13 @@ Output:
                          can check that it received each of them
   -h, --help             this help
 
-Progress is a live line on a terminal, a plain line every 5 s otherwise.`;
+Progress is a live line on a terminal, a plain line every 5 s otherwise. Every time, rate and
+chart axis is wall-clock time (monotonic). The simulator watches its own event-loop delay and CPU
+and warns when it, not the server, is the bottleneck.`;
 
-function duration(text: string): number {
+function duration(text: string, name = 'duration'): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!match) throw new SimUsageError(`--duration: "${text}" is not a duration like 20s or 2m`);
+  if (!match) throw new SimUsageError(`--${name}: "${text}" is not a duration like 20s or 2m`);
   const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
   return Number(match[1]) * factor;
 }
@@ -183,6 +201,9 @@ export function parseSimArgs(argv: string[]): SimOptions | undefined {
         workers: { type: 'string' },
         'persistent-sessions': { type: 'boolean' },
         'export-acks': { type: 'string' },
+        metrics: { type: 'string' },
+        'no-metrics': { type: 'boolean' },
+        'stop-timeout': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -211,15 +232,19 @@ export function parseSimArgs(argv: string[]): SimOptions | undefined {
   if (workers > 1 && values['export-credentials']) throw new SimUsageError('--export-credentials needs --workers 1');
   if (workers > 1 && values['export-acks']) throw new SimUsageError('--export-acks needs --workers 1');
   const data = values.data;
+  if (values.metrics !== undefined && values['no-metrics']) throw new SimUsageError('--metrics and --no-metrics exclude each other');
+  const estUrls = endpoints('est', values.est ?? 'https://127.0.0.1:8443');
+  const metricsUrls = values['no-metrics'] ? [] : values.metrics === undefined ? defaultMetricsUrls(estUrls) : values.metrics.split(',').map((url) => url.trim());
+  for (const url of metricsUrls) if (!/^https?:\/\/[^/]+/.test(url)) throw new SimUsageError(`--metrics: ${url} is not an http:// or https:// URL`);
   return {
     workers,
     devices,
     mix: parseMix(values.mix ?? 'thermostat=70,camera=20,car=10'),
     ratePerSecond,
     durationMs: duration(values.duration ?? '20s'),
-    settleMs: duration(values.settle ?? '30s'),
+    settleMs: duration(values.settle ?? '30s', 'settle'),
     scenario,
-    estUrls: endpoints('est', values.est ?? 'https://127.0.0.1:8443'),
+    estUrls,
     mqttUrls: endpoints('mqtt', values.mqtt ?? 'mqtts://127.0.0.1:8883'),
     root: values.root,
     data,
@@ -238,5 +263,7 @@ export function parseSimArgs(argv: string[]): SimOptions | undefined {
     json: values.json ?? false,
     persistentSessions: values['persistent-sessions'] ?? false,
     exportAcks: values['export-acks'],
+    metricsUrls,
+    stopTimeoutMs: duration(values['stop-timeout'] ?? '10s', 'stop-timeout'),
   };
 }

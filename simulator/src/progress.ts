@@ -9,25 +9,44 @@ export function perNodeText(counts: Readonly<Record<string, number>>): string {
     .join(', ');
 }
 
-/** One line of progress: elapsed time, devices by state, rates, errors; connected per node when there are several. */
+/** A rate for a progress line: whole numbers, one decimal below 10. */
+const rate = (value: number): string => (value >= 10 ? String(Math.round(value)) : String(Math.round(value * 10) / 10));
+
+/**
+ * One line of progress: elapsed wall-clock seconds (monotonic), devices by state, rates over the
+ * real interval, errors; connected per node when there are several; the simulator's own load and
+ * what the server says when its metrics are read.
+ */
 export function progressLine(point: TimePoint, total: number, errors: number): string {
   const states = ORDER.filter((state) => point.states[state]).map((state) => `${state} ${point.states[state]}`).join(', ');
   const nodes = Object.keys(point.connectedPerNode).length > 1 ? ` | per node ${perNodeText(point.connectedPerNode)}` : '';
-  return `[${String(point.t).padStart(4)}s] ${states || 'starting'} of ${total} | enroll ${point.enrollmentsPerSecond}/s connect ${point.connectsPerSecond}/s msg ${point.messagesPerSecond}/s${nodes} | errors ${errors}`;
+  const load = ` | sim cpu ${point.simulator.cpuCores.toFixed(2)} loop p99 ${Math.round(point.simulator.loopDelayP99Ms)} ms${point.simulator.saturated ? ' SATURATED' : ''}`;
+  const server = point.server ? ` | server connected ${point.server.connectedDevices}${point.server.cpuCores === null ? '' : ` cpu ${point.server.cpuCores.toFixed(2)}`}` : '';
+  return `[${point.t.toFixed(0).padStart(4)}s] ${states || 'starting'} of ${total} | enroll ${rate(point.enrollmentsPerSecond)}/s connect ${rate(point.connectsPerSecond)}/s msg ${rate(point.messagesPerSecond)}/s${nodes} | errors ${errors}${load}${server}`;
 }
 
-/** Live progress: a rewritten line on a terminal, a plain line every `plainEverySeconds` otherwise. */
+/** Live progress: a rewritten line on a terminal, a plain line every `plainEverySeconds` (of wall-clock time) otherwise. */
 export class Progress {
+  private lastPlainPeriod = 0;
+
   constructor(
     private readonly stream: NodeJS.WriteStream,
     private readonly quiet: boolean,
     private readonly plainEverySeconds = 5,
   ) {}
 
-  update(line: string, t: number): void {
+  /** Shows `line`, taken `elapsedSeconds` after the start: without a terminal, the first line of each period. */
+  update(line: string, elapsedSeconds: number): void {
     if (this.quiet) return;
-    if (this.stream.isTTY) this.stream.write(`\r\u001b[2K${line}`);
-    else if (t % this.plainEverySeconds === 0) this.stream.write(`${line}\n`);
+    if (this.stream.isTTY) {
+      this.stream.write(`\r\u001b[2K${line}`);
+      return;
+    }
+    const period = Math.floor(elapsedSeconds / this.plainEverySeconds);
+    if (period > this.lastPlainPeriod) {
+      this.lastPlainPeriod = period;
+      this.stream.write(`${line}\n`);
+    }
   }
 
   note(line: string): void {

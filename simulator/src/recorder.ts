@@ -1,4 +1,4 @@
-import type { LatencySummary, TimePoint } from './report/types.ts';
+import type { LatencySummary, ServerLoad, SimulatorLoad, TimePoint } from './report/types.ts';
 
 /** Histogram edges (ms) shared by every latency: fine at the low end, wide at the top. */
 const EDGES = [0, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 30_000];
@@ -78,17 +78,25 @@ export class RunRecorder {
     this.errorsByCode.set(code, (this.errorsByCode.get(code) ?? 0) + 1);
   }
 
-  /** Appends one point of the time series (called once a second). */
-  sample(t: number, states: Record<string, number>, connectedPerNode: Record<string, number>, seconds: number): TimePoint {
-    const rate = (key: keyof Counters): number => Math.round((this.counters[key] - this.last[key]) / seconds);
+  /**
+   * Appends one point of the time series. `t` and `intervalSeconds` come from the monotonic
+   * clock: a sampler that fires late (a saturated event loop) makes a longer interval, and the
+   * rates are the counts over that real interval, not per call.
+   */
+  sample(at: { readonly t: number; readonly intervalSeconds: number; readonly states: Record<string, number>; readonly connectedPerNode: Record<string, number>; readonly simulator: SimulatorLoad; readonly server?: ServerLoad }): TimePoint {
+    const seconds = Math.max(0.001, at.intervalSeconds);
+    const rate = (key: keyof Counters): number => Math.round(((this.counters[key] - this.last[key]) / seconds) * 10) / 10;
     const point: TimePoint = {
-      t,
-      states,
-      connectedPerNode,
+      t: Math.round(at.t * 1000) / 1000,
+      intervalSeconds: Math.round(at.intervalSeconds * 1000) / 1000,
+      states: at.states,
+      connectedPerNode: at.connectedPerNode,
       enrollmentsPerSecond: rate('enrolled'),
       connectsPerSecond: rate('connects'),
       messagesPerSecond: rate('messagesSent'),
       errorsPerSecond: rate('errors'),
+      simulator: at.simulator,
+      ...(at.server ? { server: at.server } : {}),
     };
     this.last = { ...this.counters };
     this.series.push(point);

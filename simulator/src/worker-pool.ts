@@ -2,6 +2,7 @@ import { Worker } from 'node:worker_threads';
 import type { FactoryCredential } from './credentials.ts';
 import type { SimOptions } from './options.ts';
 import type { Counters, RunRecorder } from './recorder.ts';
+import type { LoopDelay } from './monitor/loop-delay.ts';
 import type { WorkerInput, WorkerMessage } from './worker-protocol.ts';
 
 /**
@@ -18,7 +19,20 @@ interface WorkerState {
   /** Connected per MQTT endpoint: every second, and at the end just before the worker stopped its devices. */
   connectedPerNode: Record<string, number>;
   errorsByCode: Record<string, number>;
+  /** Event-loop delay over the worker's last interval. */
+  loopDelay: LoopDelay;
   done: boolean;
+}
+
+/** What the workers said when they finished. */
+export interface WorkersOutcome {
+  /** When the last device of all first connected (timeOrigin + now, ms); null if not all did. */
+  readonly allConnectedAt: number | null;
+  readonly loopDelayRuns: readonly LoopDelay[];
+  readonly notStarted: number;
+  readonly forced: number;
+  /** When the last worker's fleet phase ended (timeOrigin + now, ms). */
+  readonly fleetPhaseEndedAt: number;
 }
 
 /**
@@ -29,15 +43,14 @@ interface WorkerState {
 export class WorkerPool {
   private readonly workers: Worker[] = [];
   private readonly states: WorkerState[] = [];
-  allConnectedAtMs: number | null = null;
 
   constructor(
     private readonly options: SimOptions,
     private readonly recorder: RunRecorder,
   ) {}
 
-  /** Runs every worker to the end. */
-  run(devices: readonly FactoryCredential[], rootPem: string, count: number): Promise<void> {
+  /** Runs every worker to the end: each ends its fleet phase at `deadlineAt` (timeOrigin + now, ms). */
+  run(devices: readonly FactoryCredential[], rootPem: string, count: number, deadlineAt: number): Promise<WorkersOutcome> {
     const shares = Array.from({ length: count }, (_, index) => devices.filter((_device, position) => position % count === index));
     const finished = shares.map((share, index) => {
       const input: WorkerInput = {
@@ -49,14 +62,14 @@ export class WorkerPool {
         sourceAddresses: this.options.sourceAddresses,
         traffic: this.options.traffic,
         persistentSessions: this.options.persistentSessions,
-        durationMs: this.options.durationMs,
-        settleMs: this.options.settleMs,
+        deadlineAt,
+        stopTimeoutMs: this.options.stopTimeoutMs,
       };
       const worker = new Worker(WORKER_SCRIPT, { workerData: input });
       this.workers.push(worker);
-      const state: WorkerState = { counters: { ...this.recorder.counters }, states: {}, connectedPerNode: {}, errorsByCode: {}, done: false };
+      const state: WorkerState = { counters: { ...this.recorder.counters }, states: {}, connectedPerNode: {}, errorsByCode: {}, loopDelay: { p99Ms: 0, maxMs: 0 }, done: false };
       this.states[index] = state;
-      return new Promise<number | null>((resolve, reject) => {
+      return new Promise<Extract<WorkerMessage, { type: 'done' }>>((resolve, reject) => {
         worker.on('message', (message: WorkerMessage) => {
           if (message.type === 'error') {
             reject(new Error(`worker ${index}: ${message.message}`));
@@ -67,14 +80,15 @@ export class WorkerPool {
           state.connectedPerNode = message.connectedPerNode;
           if (message.type === 'tick') {
             state.states = message.states;
+            state.loopDelay = message.loopDelay;
             return;
           }
           state.done = true;
-          state.states = {};
+          // The states of its last tick stay: the fleet as it was when the worker stopped it.
           this.recorder.enroll.addAll(message.enroll);
           this.recorder.connect.addAll(message.connect);
           this.recorder.publishAck.addAll(message.publishAck);
-          resolve(message.allConnectedAtMs);
+          resolve(message);
         });
         worker.on('error', reject);
         worker.on('exit', (code) => {
@@ -82,11 +96,22 @@ export class WorkerPool {
         });
       });
     });
-    return Promise.all(finished).then((times) => {
+    return Promise.all(finished).then((done) => {
       this.collect();
-      this.allConnectedAtMs = times.every((time) => time !== null) ? Math.max(...(times as number[])) : null;
-      return undefined;
+      const times = done.map((message) => message.allConnectedAt);
+      return {
+        allConnectedAt: times.every((time) => time !== null) ? Math.max(...(times as number[])) : null,
+        loopDelayRuns: done.map((message) => message.loopDelayRun),
+        notStarted: done.reduce((sum, message) => sum + message.notStarted, 0),
+        forced: done.reduce((sum, message) => sum + message.forced, 0),
+        fleetPhaseEndedAt: Math.max(...done.map((message) => message.fleetPhaseEndedAt)),
+      };
     });
+  }
+
+  /** Each running worker's event-loop delay over its last interval. */
+  workerDelays(): LoopDelay[] {
+    return this.states.filter((state) => state && !state.done).map((state) => state.loopDelay);
   }
 
   /**

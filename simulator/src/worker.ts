@@ -1,18 +1,24 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { FleetRunner } from './fleet-runner.ts';
+import { LoopDelayMonitor } from './monitor/loop-delay.ts';
 import { profiles } from './profiles.ts';
 import { RunRecorder } from './recorder.ts';
 import type { WorkerInput, WorkerMessage } from './worker-protocol.ts';
 
+/** performance.now() of this thread for a time in the base threads share (timeOrigin + now). */
+const local = (sharedMs: number): number => sharedMs - performance.timeOrigin;
+
 /**
- * One worker thread's share of a fleet: a FleetRunner over its devices, reporting counters every
- * second and its latency samples at the end. Used with --workers when the simulator has cores
- * of its own (the server on another machine).
+ * One worker thread's share of a fleet: a FleetRunner over its devices, reporting counters and
+ * its event-loop delay every second and its latency samples at the end. Used with --workers when
+ * the simulator has cores of its own (the server on another machine). The fleet phase ends at the
+ * run's deadline, however loaded the thread is.
  */
 async function runWorker(input: WorkerInput): Promise<void> {
   const port = parentPort;
   if (!port) throw new Error('worker.ts runs in a worker thread');
   const recorder = new RunRecorder();
+  const loop = new LoopDelayMonitor();
   const runner = new FleetRunner(
     {
       devices: input.devices,
@@ -27,20 +33,22 @@ async function runWorker(input: WorkerInput): Promise<void> {
     },
     recorder,
   );
-  const began = performance.now();
+  const deadline = local(input.deadlineAt);
   const post = (message: WorkerMessage): void => port.postMessage(message);
-  const tick = setInterval(() => post({ type: 'tick', counters: { ...recorder.counters }, states: runner.states(), connectedPerNode: runner.connectedPerNode(), errorsByCode: Object.fromEntries(recorder.errorsByCode) }), 1000);
+  const tick = setInterval(
+    () => post({ type: 'tick', counters: { ...recorder.counters }, states: runner.states(), connectedPerNode: runner.connectedPerNode(), errorsByCode: Object.fromEntries(recorder.errorsByCode), loopDelay: loop.interval() }),
+    1000,
+  );
   try {
-    await runner.startAll();
-    const settleBy = Math.max(began + input.durationMs, performance.now() + input.settleMs);
-    while (!runner.settled() && performance.now() < settleBy) await new Promise((resolve) => setTimeout(resolve, 50));
+    await runner.startAll(deadline);
+    while (performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, Math.min(100, Math.max(1, deadline - performance.now()))));
     const allConnected = recorder.counters.connected === input.devices.length;
-    const allConnectedAtMs = allConnected ? Math.max(...runner.sims.map((sim) => sim.connectedAt ?? 0)) - began : null;
-    const remaining = began + input.durationMs - performance.now();
-    if (remaining > 0) await new Promise((resolve) => setTimeout(resolve, remaining));
+    const allConnectedAt = allConnected ? Math.max(...runner.sims.map((sim) => sim.connectedAt ?? 0)) + performance.timeOrigin : null;
     clearInterval(tick);
+    const fleetPhaseEndedAt = performance.timeOrigin + performance.now();
     const connectedPerNode = runner.connectedPerNode();
-    await runner.stop();
+    const { forced } = await runner.stop(input.stopTimeoutMs);
+    loop.stop();
     post({
       type: 'done',
       counters: { ...recorder.counters },
@@ -49,7 +57,11 @@ async function runWorker(input: WorkerInput): Promise<void> {
       enroll: recorder.enroll.all(),
       connect: recorder.connect.all(),
       publishAck: recorder.publishAck.all(),
-      allConnectedAtMs,
+      allConnectedAt,
+      loopDelayRun: loop.run(),
+      notStarted: runner.notStarted(),
+      forced,
+      fleetPhaseEndedAt,
     });
   } catch (error) {
     clearInterval(tick);

@@ -10,6 +10,18 @@ export class NoteWatcher extends Progress {
     super(process.stderr, true);
   }
 
+  /** The last progress line (the live line a terminal would show). */
+  lastUpdate = '';
+
+  override update(line: string): void {
+    this.lastUpdate = line;
+  }
+
+  /** How many notes matched `pattern` so far. */
+  count(pattern: RegExp): number {
+    return this.notes.filter((note) => pattern.test(note)).length;
+  }
+
   override note(line: string): void {
     this.notes.push(line);
     for (const listener of this.listeners) listener();
