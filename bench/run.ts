@@ -21,7 +21,9 @@ async function main(options: BenchOptions): Promise<number> {
   if (swept > 0) progress(`removed ${swept} temp director${swept === 1 ? 'y' : 'ies'} left by killed benchmark runs`);
   // Before pinning: afterwards nproc would report the single CPU the benchmark is left with.
   const machine = await describeMachine();
-  const pinning = await pinLoadGenerator(options.pin);
+  // The cluster benchmark pins nothing: a pinned benchmark process would hand its CPU mask to
+  // every server it starts (children inherit it), and the workers must be free to use every CPU.
+  const pinning: Pinning = options.only === 'cluster' ? { applied: false, reason: 'cluster benchmark: nothing pinned, so the workers can use every CPU' } : await pinLoadGenerator(options.pin);
   progress(`${machine.nproc} CPUs, node ${machine.node}, ${machine.openssl}; ${describePinning(pinning)}`);
   if (options.only === 'cluster') return runClusterBenchmark(options.cluster, { pinning, machine });
   let status = 0;

@@ -38,9 +38,16 @@ function stepAt(result: CapacityResult, rate: number): StormStep | undefined {
   return result.steps.find((step) => step.rate === rate);
 }
 
+/** The highest rate every setup stepped through and passed (the refining steps differ between setups). */
+function highestCommonPass(results: readonly CapacityResult[]): number {
+  const passed = results.map((result) => new Set(result.steps.filter((step) => step.passed).map((step) => step.rate)));
+  const [first, ...others] = passed;
+  return Math.max(0, ...[...(first ?? [])].filter((rate) => others.every((set) => set.has(rate))));
+}
+
 export function summarizeCluster(measured: ClusterMeasurements): ClusterSummary {
   const { oneWorker, twoWorkers, mosquitto, sameNode, crossNode } = measured;
-  const commonRate = Math.min(oneWorker.capacityPerSecond, twoWorkers.capacityPerSecond, mosquitto.capacityPerSecond);
+  const commonRate = highestCommonPass([oneWorker, twoWorkers, mosquitto]);
   const twoWorkerRatio = oneWorker.capacityPerSecond > 0 ? twoWorkers.capacityPerSecond / oneWorker.capacityPerSecond : Number.NaN;
   const crossNodeCpuRatio = crossNode.serverCpuUsPerMessage / sameNode.serverCpuUsPerMessage;
   return {
