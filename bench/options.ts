@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { integerOption } from './integer-option.ts';
 import { BROKER_ARG_SPEC, BROKER_USAGE, BrokerUsageError, brokerOptionsFrom, type BrokerBenchOptions } from './broker/options.ts';
 import { CLUSTER_ARG_SPEC, CLUSTER_USAGE, ClusterUsageError, clusterOptionsFrom, type ClusterBenchOptions } from './cluster/options.ts';
 
@@ -105,12 +106,7 @@ survived the overload (targets met or not: see the tables), 1 when one of those 
 benchmark could not run, 2 on a usage error, 130 when interrupted.`;
 
 function integer(raw: string | undefined, name: string, fallback: number, min: number, max: number): number {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new BenchUsageError(`--${name} must be a whole number from ${min} to ${max} (got ${raw})`);
-  }
-  return value;
+  return integerOption(raw, name, { fallback, min, max }, (message) => new BenchUsageError(message));
 }
 
 /** Parses the benchmark's arguments; `undefined` means --help was asked for. */

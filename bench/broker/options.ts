@@ -1,3 +1,5 @@
+import { integerOption } from '../integer-option.ts';
+
 /** What the broker benchmark was asked to do (`npm run bench -- --only broker ...`). */
 export interface BrokerBenchOptions {
   /** Repetitions, each with a fresh fleetgate and a fresh mosquitto. */
@@ -86,12 +88,7 @@ export class BrokerUsageError extends Error {
 }
 
 function integer(raw: unknown, name: string, fallback: number, min: number, max: number): number {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (typeof raw !== 'string' || !Number.isInteger(value) || value < min || value > max) {
-    throw new BrokerUsageError(`--${name} must be a whole number from ${min} to ${max} (got ${String(raw)})`);
-  }
-  return value;
+  return integerOption(raw, name, { fallback, min, max }, (message) => new BrokerUsageError(message));
 }
 
 /**

@@ -1,3 +1,5 @@
+import { integerOption } from '../integer-option.ts';
+
 /** What the cluster benchmark was asked to do (`npm run bench -- --only cluster ...`). */
 export interface ClusterBenchOptions {
   /** Seconds of arrivals per storm step: a step offers `rate x stepSeconds` devices. */
@@ -61,12 +63,7 @@ export class ClusterUsageError extends Error {
 }
 
 function integer(raw: unknown, name: string, fallback: number, min: number, max: number): number {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (typeof raw !== 'string' || !Number.isInteger(value) || value < min || value > max) {
-    throw new ClusterUsageError(`--${name} must be a whole number from ${min} to ${max} (got ${String(raw)})`);
-  }
-  return value;
+  return integerOption(raw, name, { fallback, min, max }, (message) => new ClusterUsageError(message));
 }
 
 /** The cluster options from parseArgs values (the keys of {@link CLUSTER_ARG_SPEC}), over the defaults or the quick defaults. */
