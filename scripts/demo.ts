@@ -45,6 +45,8 @@ try {
     '--traffic-scale', '0.1',
     '--est', server.estUrl,
     '--mqtt', server.mqttUrl,
+    // On a free port, not the default beside --est: the report shows the server's side too.
+    '--metrics', server.metricsUrl,
     '--data', dataDir,
     '--report', resolve('reports'),
   ]);
