@@ -49,6 +49,49 @@ test('only operator certificates reach the admin API: none 401, a device 403, th
   }
 });
 
+test('the device list sorted by state, model or expiry: pages follow the order with ids breaking ties, both ways, with filters; bad sorts and cursors are 400', async (t) => {
+  const fleet = await startFleet(t);
+  const cameras = await enrolledDevices(t, fleet, 'camera', 3);
+  const thermostats = await enrolledDevices(t, fleet, 'thermostat', 2);
+  const all = [...cameras, ...thermostats].map((device) => device.id);
+  const disabled = thermostats[0]!.id;
+  t.is((await admin(fleet, 'POST', `/v1/devices/${disabled}/disable`, { body: {} })).status, 200);
+  type Page = { devices: { id: string; state: string; model: string; certNotAfter: string }[]; next?: string };
+  /** Every page of a query, two devices a page, following `next`. */
+  const pages = async (query: string): Promise<Page['devices']> => {
+    const seen: Page['devices'] = [];
+    for (let after: string | undefined, round = 0; round < 10; round++) {
+      const answer = await admin(fleet, 'GET', `/v1/devices?${query}&limit=2${after ? `&after=${after}` : ''}`);
+      t.is(answer.status, 200, answer.body.toString());
+      const page = answer.json<Page>();
+      seen.push(...page.devices);
+      if (!page.next) return seen;
+      after = page.next;
+    }
+    throw new Error('more than 10 pages');
+  };
+  const byModel = await pages('sort=model');
+  const expected = [...cameras.map((device) => device.id).sort(), ...thermostats.map((device) => device.id).sort()];
+  t.deepEqual(byModel.map((device) => device.id), expected, 'camera before thermostat, ids breaking ties');
+  t.deepEqual((await pages('sort=model&order=desc')).map((device) => device.id), [...expected].reverse());
+  // State: the disabled one first ("disabled" < "enrolled"), then the others by id; and a filter applies.
+  const byState = await pages('sort=state');
+  t.deepEqual(byState.map((device) => device.id), [disabled, ...all.filter((id) => id !== disabled).sort()]);
+  t.deepEqual((await pages('sort=state&model=thermostat')).map((device) => device.id), [disabled, thermostats[1]!.id]);
+  const byExpiry = await pages('sort=expires&order=desc');
+  const expiries = byExpiry.map((device) => Date.parse(device.certNotAfter));
+  t.deepEqual(expiries, [...expiries].sort((a, b) => b - a));
+  t.is(byExpiry.length, all.length);
+  // The order follows changes: revoke a camera and it moves to the end of the state order.
+  t.is((await admin(fleet, 'POST', `/v1/devices/${cameras[0]!.id}/revoke`, { body: {} })).status, 200);
+  await waitFor(async () => (await pages('sort=state')).at(-1)?.id === cameras[0]!.id, { what: 'the revoked camera last in state order' });
+  for (const query of ['sort=name', 'sort=', 'sort=state&after=camera-unknown-device']) {
+    const refused = await admin(fleet, 'GET', `/v1/devices?${query}`);
+    t.is(refused.status, 400, query);
+    t.is(refused.json<{ error: { code: string } }>().error.code, 'ADMIN_BAD_REQUEST', query);
+  }
+});
+
 test('device show, revoke (live session closed, CRL updated and verified by openssl), audit', async (t) => {
   const fleet = await startFleet(t);
   const [device, other] = await enrolledDevices(t, fleet, 'camera', 2);

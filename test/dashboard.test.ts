@@ -191,6 +191,16 @@ test.serial('in chromium: the overview counts the fleet, search finds a device, 
   await screenshot(page, 'devices');
   await page.getByRole('button', { name: /^Device id/ }).click();
   await waitFor(async () => (await rows.first().getAttribute('data-device')) === ids.at(-1), { what: 'the list in descending id order', timeoutMs: 15_000, intervalMs: 100 });
+  // Another column's order, both ways: the admin API's (sort=expires, ids breaking ties; the
+  // lamps' 3-day certificates come first, so it is not the id order).
+  const byExpiry = (await admin(fleet, 'GET', '/v1/devices?sort=expires')).json<{ devices: { id: string }[] }>().devices.map((device) => device.id);
+  t.notDeepEqual(byExpiry, ids, 'the expiry order differs from the id order');
+  const expiryHeader = page.getByRole('button', { name: /^Certificate expires/ });
+  await expiryHeader.click();
+  await waitFor(async () => JSON.stringify(await rows.evaluateAll((list) => list.map((row) => row.getAttribute('data-device')))) === JSON.stringify(byExpiry), { what: 'the list in expiry order', timeoutMs: 15_000, intervalMs: 100 });
+  await expiryHeader.click();
+  await waitFor(async () => (await rows.first().getAttribute('data-device')) === byExpiry.at(-1), { what: 'the list in descending expiry order', timeoutMs: 15_000, intervalMs: 100 });
+  t.is(await page.locator('th[aria-sort]').count(), 1, 'one column says it orders the table');
   // Search by id prefix, through the labelled field and the keyboard.
   const search = page.getByLabel('Device id starts with');
   await search.fill(target!.id.slice(0, -2));

@@ -26,6 +26,7 @@ import { TLS_SERVER_DEFAULTS } from './tls/defaults.ts';
 import { createMetricsServer } from './metrics/metrics-server.ts';
 import { startExpiryScan } from './metrics/expiry-scan.ts';
 import { DeviceCensus } from './metrics/device-census.ts';
+import { DeviceOrder } from './admin/device-order.ts';
 import { LiveEvents } from './live-events.ts';
 import { HealthState, listenerCheck } from './metrics/health.ts';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -312,6 +313,9 @@ export async function startNode(options: StartOptions): Promise<RunningNode> {
     health.add(listenerCheck('mqtt', broker.server));
 
     const adminLogger = logger.child({ component: 'admin' });
+    // Made on the first request sorted by state, model or expiry (it reads every device once).
+    let deviceOrder: Promise<DeviceOrder> | undefined;
+    closers.push(async () => (await deviceOrder?.catch(() => undefined))?.close());
     const operatorAuthority = new OperatorAuthority({ store: registry, crl, importBatches, logger: adminLogger, now: options.now });
     const admin = createAdminServer({
       context: {
@@ -320,6 +324,12 @@ export async function startNode(options: StartOptions): Promise<RunningNode> {
         crl,
         logger: adminLogger,
         fleet: { census: () => census.byStateAndModel(), connectedDevices: () => broker.connectedDevices(), live },
+        deviceOrder: () =>
+          (deviceOrder ??= DeviceOrder.start(registry).catch((error: unknown) => {
+            // A registry that did not answer: the next request tries again.
+            deviceOrder = undefined;
+            throw error;
+          })),
         ...(cluster ? { nodeAlive: (id: string) => cluster.nodeAlive(id) } : {}),
       },
       credentials: registry,

@@ -21,7 +21,7 @@ const segment = (value: string | undefined): string => encodeURIComponent(value 
  */
 const OPERATIONS: readonly Operation[] = [
   { method: 'GET', pattern: /^\/api\/summary$/, target: () => '/v1/summary' },
-  { method: 'GET', pattern: /^\/api\/devices$/, target: () => '/v1/devices', query: ['state', 'model', 'prefix', 'order', 'after', 'limit', 'expiresBefore'] },
+  { method: 'GET', pattern: /^\/api\/devices$/, target: () => '/v1/devices', query: ['state', 'model', 'prefix', 'sort', 'order', 'after', 'limit', 'expiresBefore'] },
   { method: 'GET', pattern: /^\/api\/devices\/([^/]+)$/, target: ([id]) => `/v1/devices/${segment(id)}` },
   { method: 'POST', pattern: /^\/api\/devices\/([^/]+)\/(revoke|disable|enable|reset)$/, target: ([id, action]) => `/v1/devices/${segment(id)}/${action ?? ''}`, body: true },
   { method: 'GET', pattern: /^\/api\/trusts$/, target: () => '/v1/trusts' },

@@ -1,8 +1,6 @@
 import type { Gauge } from 'prom-client';
-import type { DeviceRecord, Registry } from '../registry/types.ts';
-
-/** What the census reads: every device once, then the device changes. */
-type CensusStore = Pick<Registry, 'listDevices' | 'onDeviceChange'>;
+import { followDevices, type DeviceFollowStore } from '../registry/follow-devices.ts';
+import type { DeviceRecord } from '../registry/types.ts';
 
 /**
  * Keeps `fleetgate_devices{state,model}` current: the registry is read once at start, then every
@@ -23,17 +21,9 @@ export class DeviceCensus {
   private constructor(private readonly gauge: Gauge<'state' | 'model'>) {}
 
   /** Counts every device, then follows the registry's changes until {@link close}. */
-  static async start(registry: CensusStore, gauge: Gauge<'state' | 'model'>): Promise<DeviceCensus> {
+  static async start(registry: DeviceFollowStore, gauge: Gauge<'state' | 'model'>): Promise<DeviceCensus> {
     const census = new DeviceCensus(gauge);
-    // Subscribe first so a change that lands while loading is not missed; a device a change has
-    // already placed is not placed again by the (older) listing.
-    let changedWhileLoading: Set<string> | undefined = new Set();
-    census.unsubscribe = registry.onDeviceChange((change) => {
-      changedWhileLoading?.add(change.device.id);
-      census.place(change.device);
-    });
-    for (const device of await registry.listDevices()) if (!changedWhileLoading.has(device.id)) census.place(device);
-    changedWhileLoading = undefined;
+    census.unsubscribe = await followDevices(registry, (device) => census.place(device));
     return census;
   }
 

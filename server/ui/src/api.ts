@@ -63,7 +63,7 @@ export function queryString(values: Readonly<Record<string, string | number | un
 export const api = {
   overview: () => call<Overview>('GET', '/api/overview'),
   summary: () => call<FleetSummary>('GET', '/api/summary'),
-  devices: (filter: { prefix?: string; state?: string; model?: string; order?: string; after?: string; limit?: number }) => call<DevicePage>('GET', `/api/devices${queryString(filter)}`),
+  devices: (filter: { prefix?: string; state?: string; model?: string; sort?: string; order?: string; after?: string; limit?: number }) => call<DevicePage>('GET', `/api/devices${queryString(filter)}`),
   device: (id: string) => call<DeviceDetail>('GET', `/api/devices/${encodeURIComponent(id)}`),
   deviceAction: (id: string, action: 'revoke' | 'disable' | 'enable' | 'reset', body: Record<string, string> = {}) => call<DeviceAnswer>('POST', `/api/devices/${encodeURIComponent(id)}/${action}`, body),
   trusts: () => call<TrustList>('GET', '/api/trusts'),

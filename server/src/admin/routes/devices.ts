@@ -1,6 +1,7 @@
 import { isDeviceId, MODEL_PATTERN } from '@fleetgate/device-sdk/protocol';
 import type { DeviceCommand, DeviceOutcome } from '../../authority/operator-authority.ts';
 import { REVOCATION_REASONS, type DeviceAction, type DeviceRecord, type DeviceState, type PresenceRecord, type RevocationReason } from '../../registry/types.ts';
+import { DEVICE_SORT_KEYS, UnknownCursorError, type DeviceSortKey, type SortedDeviceQuery } from '../device-order.ts';
 import { ADMIN_CODE_OF_OPERATOR_REFUSAL, AdminError } from '../errors.ts';
 import { limitParameter, onlyFields, optionalString, readJson, sendJson } from '../http.ts';
 import {
@@ -45,17 +46,19 @@ function isoParameter(query: URLSearchParams, name: string): string | undefined 
   return new Date(raw).toISOString();
 }
 
-/** GET /v1/devices?state=&model=&expiresBefore=&prefix=&order=&after=&limit= */
+/** GET /v1/devices?state=&model=&expiresBefore=&prefix=&sort=&order=&after=&limit= */
 export const listDevices: AdminRoute = {
   method: 'GET',
   path: '/v1/devices',
-  query: ['state', 'model', 'expiresBefore', 'prefix', 'order', 'after', 'limit'],
+  query: ['state', 'model', 'expiresBefore', 'prefix', 'sort', 'order', 'after', 'limit'],
   async handle({ query, response }, context) {
     const state = query.get('state') ?? undefined;
     const model = query.get('model') ?? undefined;
     const after = query.get('after') ?? undefined;
     const prefix = query.get('prefix') ?? undefined;
     const order = query.get('order') ?? 'asc';
+    const sort = query.get('sort') ?? 'id';
+    if (sort !== 'id' && !(DEVICE_SORT_KEYS as readonly string[]).includes(sort)) throw new AdminError('ADMIN_BAD_REQUEST', `sort must be one of id, ${DEVICE_SORT_KEYS.join(', ')}`);
     // A prefix of a device id is itself a valid id (the pattern constrains each character, and the first).
     if (prefix !== undefined && !isDeviceId(prefix)) throw new AdminError('ADMIN_BAD_REQUEST', `prefix must be the start of a device id (lower-case letters, digits, ".", "_", "-"), got "${prefix.slice(0, 80)}"`);
     if (order !== 'asc' && order !== 'desc') throw new AdminError('ADMIN_BAD_REQUEST', 'order must be asc or desc');
@@ -64,7 +67,8 @@ export const listDevices: AdminRoute = {
     if (model !== undefined && !MODEL_PATTERN.test(model)) throw new AdminError('ADMIN_BAD_REQUEST', `"${model.slice(0, 64)}" is not a model name`);
     if (after !== undefined && !isDeviceId(after)) throw new AdminError('ADMIN_BAD_REQUEST', `after must be a device id (the "next" of the previous page)`);
     const expiresBefore = isoParameter(query, 'expiresBefore');
-    const devices = await context.store.listDevices({ state: state as DeviceState | undefined, model, expiresBefore, prefix, order, after, limit });
+    const filters = { state: state as DeviceState | undefined, model, expiresBefore, prefix, order, after } as const;
+    const devices = sort === 'id' ? await context.store.listDevices({ ...filters, limit }) : await sortedPage(context, { ...filters, sort: sort as DeviceSortKey, limit });
     // Presence is advisory (the broker writes it in batches): one point read per device of the page.
     const presence = await livePresence(context, await Promise.all(devices.map((device) => context.store.getPresence(device.id))));
     sendJson(response, 200, {
@@ -74,6 +78,21 @@ export const listDevices: AdminRoute = {
     } satisfies DevicePage);
   },
 };
+
+/** A page in state, model or expiry order (admin/device-order.ts), read from the registry device by device. */
+async function sortedPage(context: AdminContext, query: SortedDeviceQuery): Promise<DeviceRecord[]> {
+  if (!context.deviceOrder) throw new AdminError('ADMIN_BAD_REQUEST', `sort=${query.sort} is not offered by this server (id order only)`);
+  let ids: string[];
+  try {
+    ids = (await context.deviceOrder()).page(query);
+  } catch (error) {
+    if (error instanceof UnknownCursorError) throw new AdminError('ADMIN_BAD_REQUEST', `after names no device ("${query.after ?? ''}"): start again without it`);
+    throw error;
+  }
+  // A device removed between the order and the read is left out (the page is one shorter).
+  const records = await Promise.all(ids.map((id) => context.store.getDevice(id)));
+  return records.filter((record): record is DeviceRecord => record !== undefined);
+}
 
 /**
  * Presence as it stands: a node that was killed (or whose machine was lost) never wrote its

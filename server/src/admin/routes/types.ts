@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { OperatorAuthority } from '../../authority/operator-authority.ts';
 import type { LiveEvents } from '../../live-events.ts';
+import type { DeviceOrder } from '../device-order.ts';
 import type { Registry } from '../../registry/types.ts';
 import type { DeviceCount } from '../wire.ts';
 
@@ -23,6 +24,8 @@ export interface AdminContext {
   /** The current CRL (DER) of the device-issuing CA (crl/crl-publisher.ts). */
   readonly crl: { crl(): Promise<Buffer> };
   readonly logger: Logger;
+  /** The device list in state, model or expiry order (admin/device-order.ts), made on first use; absent: id order only. */
+  readonly deviceOrder?: () => Promise<DeviceOrder>;
   /** Cluster mode: whether the node a presence record names still runs (cluster/redis-backends.ts). */
   readonly nodeAlive?: (nodeId: string) => Promise<boolean>;
   /**

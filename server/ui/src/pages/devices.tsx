@@ -8,14 +8,36 @@ import { deviceHref, shortTime } from '../format.ts';
 const PAGE_SIZE = 50;
 const STATES = ['provisioned', 'enrolled', 'disabled', 'revoked'];
 
+/** The orders the admin API serves (`sort`), by column. */
+type SortKey = 'id' | 'model' | 'state' | 'expires';
+type Filter = { prefix: string; state: string; model: string; sort: SortKey; order: 'asc' | 'desc' };
+
 /**
- * The device list: filtered, sorted and paginated by the admin API (prefix range, id order, a
- * cursor), so the page reads one page of devices whatever the fleet's size. "Previous" goes back
- * through the cursors already seen.
+ * A column header that sorts by its column: a first click ascending, the next one the other way.
+ * aria-sort tells a screen reader which column orders the table.
+ */
+function SortHeader(props: { label: string; column: SortKey; filter: Filter; apply: (change: Partial<Filter>) => void; class?: string }) {
+  const { label, column, filter, apply } = props;
+  const active = filter.sort === column;
+  const next = active && filter.order === 'asc' ? 'desc' : 'asc';
+  return (
+    <th scope="col" class={props.class} aria-sort={active ? (filter.order === 'asc' ? 'ascending' : 'descending') : undefined}>
+      <button type="button" class="sort" data-sort={column} onClick={() => apply({ sort: column, order: next })}>
+        {label} {active ? (filter.order === 'asc' ? '▲' : '▼') : ''}
+        <span class="visually-hidden">{active ? ' (sort the other way)' : ` (sort by ${label.toLowerCase()})`}</span>
+      </button>
+    </th>
+  );
+}
+
+/**
+ * The device list: filtered, sorted (by id, model, state or certificate expiry) and paginated by
+ * the admin API with a cursor, so the page reads one page of devices whatever the fleet's size.
+ * "Previous" goes back through the cursors already seen.
  */
 export function DevicesPage() {
   const [prefixInput, setPrefixInput] = useState('');
-  const [filter, setFilter] = useState({ prefix: '', state: '', model: '', order: 'asc' });
+  const [filter, setFilter] = useState<Filter>({ prefix: '', state: '', model: '', sort: 'id', order: 'asc' });
   const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
   const [page, setPage] = useState<DevicePage>();
   const [models, setModels] = useState<string[]>([]);
@@ -35,7 +57,7 @@ export function DevicesPage() {
     return () => { stopped = true; };
   }, [filter, after]);
 
-  const apply = (change: Partial<typeof filter>): void => {
+  const apply = (change: Partial<Filter>): void => {
     setFilter({ ...filter, ...change });
     setCursors([undefined]);
   };
@@ -70,15 +92,11 @@ export function DevicesPage() {
             <table data-testid="device-table">
               <thead>
                 <tr>
-                  <th scope="col" aria-sort={filter.order === 'asc' ? 'ascending' : 'descending'}>
-                    <button type="button" class="sort" onClick={() => apply({ order: filter.order === 'asc' ? 'desc' : 'asc' })}>
-                      Device id {filter.order === 'asc' ? '▲' : '▼'}<span class="visually-hidden"> (sort the other way)</span>
-                    </button>
-                  </th>
-                  <th scope="col">Model</th>
-                  <th scope="col">State</th>
+                  <SortHeader label="Device id" column="id" filter={filter} apply={apply} />
+                  <SortHeader label="Model" column="model" filter={filter} apply={apply} />
+                  <SortHeader label="State" column="state" filter={filter} apply={apply} />
                   <th scope="col">Online</th>
-                  <th scope="col" class="hide-narrow">Certificate expires</th>
+                  <SortHeader label="Certificate expires" column="expires" filter={filter} apply={apply} class="hide-narrow" />
                   <th scope="col" class="hide-narrow">Last seen</th>
                 </tr>
               </thead>
