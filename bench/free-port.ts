@@ -1,12 +1,20 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 
+/** Read once: it does not change while a run lasts. */
+let range: { low: number; high: number } | undefined;
+
 /**
  * The kernel's ephemeral range: ports it hands to port-0 listeners and to outgoing connections.
  * A port chosen inside it can be taken by any client socket of a parallel test before the child
  * process binds it (CI saw `EADDRINUSE` on 33555 that way), so ports are chosen below it.
  */
 function ephemeralRange(): { low: number; high: number } {
+  range ??= readEphemeralRange();
+  return range;
+}
+
+function readEphemeralRange(): { low: number; high: number } {
   try {
     const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
     if (low !== undefined && high !== undefined && Number.isInteger(low) && Number.isInteger(high)) return { low, high };

@@ -1,5 +1,5 @@
 import type { BenchDevice } from './devices.ts';
-import { startDaemon } from './daemon.ts';
+import { startDaemon, type Daemon } from './daemon.ts';
 import { enrollOnce } from './enroll.ts';
 import { freePort } from './free-port.ts';
 import { httpsCall, type Target } from './https-call.ts';
@@ -23,6 +23,38 @@ const SERVER_SCRIPT = new URL('./node-floor-server.ts', import.meta.url).pathnam
 // Resolved here so the floor server finds tsx wherever the benchmark is started from.
 const TSX_LOADER = import.meta.resolve('tsx');
 
+/** A running bench/node-floor-server.ts and where it listens. */
+export interface NodeFloorServer {
+  readonly daemon: Daemon;
+  readonly target: Target;
+}
+
+/**
+ * Starts node-floor-server.ts (a bare Node https server with the EST listener's TLS settings) on
+ * a free port, pinned like the server under test, and waits until it answers over TLS verified
+ * against `rootPem`. The enrollment benchmark replays its load against it; the simulator
+ * benchmark measures its client-side floor with it.
+ */
+export async function startNodeFloorServer(options: { readonly dataDir: string; readonly rootPem: string; readonly pinning: Pinning }): Promise<NodeFloorServer> {
+  const target: Target = { host: '127.0.0.1', port: await freePort() };
+  const command = serverCommand(options.pinning, process.execPath, ['--import', TSX_LOADER, SERVER_SCRIPT, options.dataDir, String(target.port)]);
+  const daemon = startDaemon('node https floor server', command.file, command.args);
+  try {
+    await waitUntilReady(
+      daemon,
+      async () => {
+        const outcome = await httpsCall(target, { method: 'GET', path: '/', tls: { ca: options.rootPem }, timeoutMs: 2_000 });
+        return outcome.status === 0 ? (outcome.error ?? 'no response') : undefined;
+      },
+      30_000,
+    );
+  } catch (error) {
+    await daemon.stop();
+    throw error;
+  }
+  return { daemon, target };
+}
+
 /**
  * Replays the enrollment load (same devices, same concurrency, fresh mTLS connection each)
  * against node-floor-server.ts: what fleetgate costs above this is its own work (CSR checks,
@@ -36,18 +68,8 @@ export async function measureNodeFloor(options: {
   readonly concurrency: number;
   readonly pinning: Pinning;
 }): Promise<NodeFloorResult> {
-  const target: Target = { host: '127.0.0.1', port: await freePort() };
-  const command = serverCommand(options.pinning, process.execPath, ['--import', TSX_LOADER, SERVER_SCRIPT, options.dataDir, String(target.port)]);
-  const daemon = startDaemon('node https floor server', command.file, command.args);
+  const { daemon, target } = await startNodeFloorServer(options);
   try {
-    await waitUntilReady(
-      daemon,
-      async () => {
-        const outcome = await httpsCall(target, { method: 'GET', path: '/', tls: { ca: options.rootPem }, timeoutMs: 2_000 });
-        return outcome.status === 0 ? (outcome.error ?? 'no response') : undefined;
-      },
-      30_000,
-    );
     // The floor server ignores the path and answers 200 to any authenticated request.
     await runClosedLoop(options.warmup, options.concurrency, (device) => enrollOnce(target, device));
     await waitForQuietMachine(30_000);

@@ -1,11 +1,8 @@
 import { connect, createSecureContext, type SecureContext } from 'node:tls';
 import { SoftwareKeyProvider, createCsr } from '@fleetgate/device-sdk';
 import type { FactoryCredential } from '../../simulator/src/credentials.ts';
-import { startDaemon } from '../daemon.ts';
-import { freePort } from '../free-port.ts';
-import { httpsCall } from '../https-call.ts';
-import { serverCommand, type Pinning } from '../pinning.ts';
-import { waitUntilReady } from '../wait-ready.ts';
+import { startNodeFloorServer } from '../node-floor.ts';
+import type { Pinning } from '../pinning.ts';
 
 /** CPU the simulator's process spends per device on the work no client of this lifecycle can skip. */
 export interface ClientFloor {
@@ -20,8 +17,6 @@ export interface ClientFloor {
   readonly handshakes: number;
 }
 
-const SERVER_SCRIPT = new URL('../node-floor-server.ts', import.meta.url).pathname;
-const TSX_LOADER = import.meta.resolve('tsx');
 const cpuMs = (since: NodeJS.CpuUsage): number => {
   const used = process.cpuUsage(since);
   return (used.user + used.system) / 1000;
@@ -61,18 +56,9 @@ async function handshakeAll(port: number, contexts: readonly SecureContext[], co
  * simulator's own work (HTTP, MQTT, events, timers, garbage collection).
  */
 export async function measureClientFloor(options: { readonly dataDir: string; readonly rootPem: string; readonly credentials: readonly FactoryCredential[]; readonly pinning: Pinning }): Promise<ClientFloor> {
-  const port = await freePort();
-  const command = serverCommand(options.pinning, process.execPath, ['--import', TSX_LOADER, SERVER_SCRIPT, options.dataDir, String(port)]);
-  const daemon = startDaemon('node https floor server', command.file, command.args);
+  const { daemon, target } = await startNodeFloorServer(options);
+  const { port } = target;
   try {
-    await waitUntilReady(
-      daemon,
-      async () => {
-        const outcome = await httpsCall({ host: '127.0.0.1', port }, { method: 'GET', path: '/', tls: { ca: options.rootPem }, timeoutMs: 2_000 });
-        return outcome.status === 0 ? (outcome.error ?? 'no response') : undefined;
-      },
-      30_000,
-    );
     const credentials = options.credentials;
     const make = (): SecureContext[] => credentials.map((credential) => createSecureContext({ ca: options.rootPem, cert: leafOf(credential.certPem), key: credential.keyPem }));
     await handshakeAll(port, make().slice(0, 50), 16); // warm-up

@@ -1,3 +1,4 @@
+import type { RateSeries } from '../../src/dashboard/minute-counts.ts';
 import type { AuditPageView, AuditVerificationView, DeviceAnswer, DeviceDetail, DevicePage, FleetSummary, TrustAnswer, TrustList } from '../../src/admin/wire.ts';
 
 /*
@@ -15,15 +16,6 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
-}
-
-/** The rates the dashboard counts per minute (dashboard/minute-counts.ts). */
-export interface RateSeries {
-  readonly minutes: readonly string[];
-  readonly enrolled: readonly number[];
-  readonly renewed: readonly number[];
-  readonly refused: readonly number[];
-  readonly refusalsByCode: readonly { readonly code: string; readonly count: number }[];
 }
 
 /** GET /api/overview */
