@@ -12,9 +12,10 @@ import { EST_PATHS } from '../device-sdk/src/protocol.ts';
 import type { CertificateInfo } from '../device-sdk/src/device-state.ts';
 import { ticketWindowAt } from '../server/src/tls/ticket-keys.ts';
 import { enrolledDevices } from './helpers/device.ts';
-import { factoryCredentials, startFleet, testConfig, type Credential, type Fleet } from './helpers/fleet.ts';
+import { factoryCredentials, mintDeviceCredential, startFleet, testConfig, type Credential, type Fleet } from './helpers/fleet.ts';
 import { rawConnect } from './helpers/raw-mqtt.ts';
 import { run } from './helpers/run.ts';
+import { metric } from './helpers/sockets.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 import { nextEvent, waitFor } from './helpers/wait.ts';
 
@@ -56,6 +57,23 @@ test('a ticket issued before a device was disabled and revoked still resumes TLS
   const full = await rawConnect(mqtt(fleet), credential);
   t.false(full.resumed);
   t.is(full.returnCode, 5, 'the same answer as a full handshake');
+});
+
+test('a certificate that expired after its ticket was issued is refused on resumption: the ticket carries the first handshake\'s verification', async (t) => {
+  const fleet = await startFleet(t);
+  const [device] = await enrolledDevices(t, fleet);
+  // X.509 times have whole seconds; the handshake below must happen while it is still valid.
+  const notAfter = new Date(Math.ceil((Date.now() + 4_000) / 1000) * 1000);
+  const shortLived = await mintDeviceCredential(fleet, { id: device!.id, ca: 'issuing', notAfter });
+  const issued = await rawConnect(mqtt(fleet), shortLived);
+  t.truthy(issued.session, 'a ticket, issued while the certificate was valid');
+  const refusals = (): Promise<number> => metric(fleet.server.metricsUrl, 'fleetgate_mqtt_refusals_total{code="BROKER_CERT_EXPIRED"}');
+  const before = await refusals();
+  await waitFor(() => Date.now() > notAfter.getTime() + 1_000, { what: 'the certificate to expire', timeoutMs: 15_000 });
+  const resumed = await rawConnect(mqtt(fleet), shortLived, issued.session);
+  t.true(resumed.resumed, 'OpenSSL resumed the session without looking at the dates again');
+  t.is(resumed.returnCode, 5);
+  t.is(await refusals(), before + 1, 'refused as expired');
 });
 
 test('a resumed session keeps the client id check: a ticket of one device does not connect as another', async (t) => {

@@ -33,6 +33,11 @@ export function createAuthenticate(context: HookContext) {
       }
       const identity = peerIdentity(client.conn as TLSSocket, context.issuing);
       verified = identity;
+      // A resumed TLS session carries the verification of its first handshake, validity dates
+      // included: a certificate that expired since (its ticket lives up to a day) would pass.
+      const now = Date.now();
+      if (identity.notAfter <= now) throw new BrokerError('BROKER_CERT_EXPIRED', `expired ${new Date(identity.notAfter).toISOString()}`);
+      if (identity.notBefore > now) throw new BrokerError('BROKER_CERT_UNTRUSTED', `not valid before ${new Date(identity.notBefore).toISOString()}`);
       let grants: TopicGrants;
       let model: string;
       if (identity.kind === 'device') {
