@@ -2,12 +2,13 @@ import { parseArgs } from 'node:util';
 import { integerOption } from './integer-option.ts';
 import { BROKER_ARG_SPEC, BROKER_USAGE, BrokerUsageError, brokerOptionsFrom, type BrokerBenchOptions } from './broker/options.ts';
 import { CLUSTER_ARG_SPEC, CLUSTER_USAGE, ClusterUsageError, clusterOptionsFrom, type ClusterBenchOptions } from './cluster/options.ts';
+import { RECONNECT_ARG_SPEC, RECONNECT_USAGE, ReconnectUsageError, reconnectOptionsFrom, type ReconnectBenchOptions } from './reconnect/options.ts';
 
 /**
  * Which benchmarks `npm run bench` runs (`--only`): enrollment and broker by default; the cluster
  * benchmark only when asked for, since it needs PostgreSQL and Redis besides mosquitto.
  */
-export type BenchSelection = 'all' | 'enrollment' | 'broker' | 'cluster';
+export type BenchSelection = 'all' | 'enrollment' | 'broker' | 'cluster' | 'reconnect';
 
 /**
  * The registries the enrollment benchmark measures (`--registry`): LevelDB alone (the default),
@@ -36,6 +37,8 @@ export interface BenchOptions {
   readonly broker: BrokerBenchOptions;
   /** The cluster benchmark's options (bench/cluster/options.ts). */
   readonly cluster: ClusterBenchOptions;
+  /** The reconnect-storm benchmark's options (bench/reconnect/options.ts). */
+  readonly reconnect: ReconnectBenchOptions;
 }
 
 /** The command line is wrong. */
@@ -78,8 +81,16 @@ stepping the rate), the CPU per connect of fleetgate with Redis and PostgreSQL, 
 messages from devices to a backend service within one node and across two nodes. JSON in
 bench/results/latest-cluster.json and bench/results/cluster-<timestamp>.json.
 
+Reconnect-storm benchmark (--only reconnect, not part of the default run): fleetgate's
+full-handshake capacity (a storm search with shedding off), then fleetgate as shipped (shedding
+on) and mosquitto in turn: the whole fleet connected, server CPU per full and per resumed
+reconnect (TLS 1.3 session tickets), and a storm of every device dropped at once and coming
+back at 1.5x that capacity, offering its session and retrying with the device SDK's backoff when
+shed. JSON in bench/results/latest-reconnect.json, chart of connected devices over time in
+bench/results/reconnect-storm.svg.
+
 Options:
-  --only WHICH        enrollment, broker or cluster (default: enrollment, then broker)
+  --only WHICH        enrollment, broker, cluster or reconnect (default: enrollment, then broker)
   --registry R        enrollment benchmark's registry: leveldb (default), or postgres or both,
                       which are the same: LevelDB and PostgreSQL in every repetition, alternating
                       which goes first, and their ratio (the newest PostgreSQL, 14 or later, under
@@ -101,8 +112,12 @@ ${BROKER_USAGE}
 
 ${CLUSTER_USAGE}
 
+${RECONNECT_USAGE}
+
 Exit status: 0 when every enrollment and every broker connection succeeded and both brokers
-survived the overload (targets met or not: see the tables), 1 when one of those failed or a
+survived the overload, and (--only reconnect) fleetgate's storm met its target: every device
+connected, admitted CONNACK p99 <= 500 ms, no error but shedding (other targets met or not: see
+the tables), 1 when one of those failed or a
 benchmark could not run, 2 on a usage error, 130 when interrupted.`;
 
 function integer(raw: string | undefined, name: string, fallback: number, min: number, max: number): number {
@@ -132,6 +147,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | undef
         help: { type: 'boolean', short: 'h' },
         ...BROKER_ARG_SPEC,
         ...CLUSTER_ARG_SPEC,
+        ...RECONNECT_ARG_SPEC,
       },
     }));
   } catch (error) {
@@ -140,12 +156,14 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | undef
   if (values.help) return undefined;
   const quick = values.quick === true;
   const only = values.only ?? 'all';
-  if (only !== 'all' && only !== 'enrollment' && only !== 'broker' && only !== 'cluster') throw new BenchUsageError(`--only must be enrollment, broker or cluster (got ${only})`);
+  if (only !== 'all' && only !== 'enrollment' && only !== 'broker' && only !== 'cluster' && only !== 'reconnect') throw new BenchUsageError(`--only must be enrollment, broker, cluster or reconnect (got ${only})`);
   const registry = values.registry ?? 'leveldb';
   if (registry !== 'leveldb' && registry !== 'postgres' && registry !== 'both') throw new BenchUsageError(`--registry must be leveldb, postgres or both (got ${registry})`);
-  if (values.registry !== undefined && (only === 'broker' || only === 'cluster')) throw new BenchUsageError(`--registry applies to the enrollment benchmark, not to --only ${only}`);
+  if (values.registry !== undefined && (only === 'broker' || only === 'cluster' || only === 'reconnect')) throw new BenchUsageError(`--registry applies to the enrollment benchmark, not to --only ${only}`);
   const clusterFlags = Object.keys(CLUSTER_ARG_SPEC).filter((name) => values[name as keyof typeof values] !== undefined);
   if (clusterFlags.length > 0 && only !== 'cluster') throw new BenchUsageError(`--${clusterFlags[0]} applies to --only cluster`);
+  const reconnectFlags = Object.keys(RECONNECT_ARG_SPEC).filter((name) => values[name as keyof typeof values] !== undefined);
+  if (reconnectFlags.length > 0 && only !== 'reconnect') throw new BenchUsageError(`--${reconnectFlags[0]} applies to --only reconnect`);
   const base = quick ? { ...DEFAULTS, ...QUICK } : DEFAULTS;
   return {
     // Each enrollment is a new connection from 127.0.0.1 to one port, and each run replays them
@@ -164,7 +182,17 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | undef
     registry: registry === 'leveldb' ? 'leveldb' : 'both',
     broker: brokerOptions(values, quick),
     cluster: clusterOptions(values, quick),
+    reconnect: reconnectOptions(values, quick),
   };
+}
+
+function reconnectOptions(values: Readonly<Record<string, unknown>>, quick: boolean): ReconnectBenchOptions {
+  try {
+    return reconnectOptionsFrom(values, quick);
+  } catch (error) {
+    if (error instanceof ReconnectUsageError) throw new BenchUsageError(error.message);
+    throw error;
+  }
 }
 
 function clusterOptions(values: Readonly<Record<string, unknown>>, quick: boolean): ClusterBenchOptions {

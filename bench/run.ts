@@ -5,6 +5,7 @@
  */
 import { runBrokerBenchmark } from './broker/broker-bench.ts';
 import { runClusterBenchmark } from './cluster/cluster-bench.ts';
+import { runReconnectBenchmark } from './reconnect/reconnect-bench.ts';
 import { installCleanupHandlers, interruption, sweepStaleTempDirs } from './cleanup.ts';
 import { runEnrollment, type EnrollmentRunResult, type RegistryEngine } from './enrollment.ts';
 import { describeMachine, type MachineInfo } from './machine.ts';
@@ -26,6 +27,7 @@ async function main(options: BenchOptions): Promise<number> {
   const pinning: Pinning = options.only === 'cluster' ? { applied: false, reason: 'cluster benchmark: nothing pinned, so the workers can use every CPU' } : await pinLoadGenerator(options.pin);
   progress(`${machine.nproc} CPUs, node ${machine.node}, ${machine.openssl}; ${describePinning(pinning)}`);
   if (options.only === 'cluster') return runClusterBenchmark(options.cluster, { pinning, machine });
+  if (options.only === 'reconnect') return runReconnectBenchmark(options.reconnect, { pinning, machine });
   let status = 0;
   if (options.only !== 'broker') status = Math.max(status, await enrollmentBenchmark(options, machine, pinning));
   if (options.only !== 'enrollment') status = Math.max(status, await runBrokerBenchmark(options.broker, { pinning, machine }));

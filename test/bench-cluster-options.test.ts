@@ -19,5 +19,5 @@ test('cluster options: bad values, a maximum below the start, and cluster flags 
   t.regex(usage(['--only', 'cluster', '--start-rate', '500', '--max-rate', '100']), /--max-rate \(100\) is below --start-rate \(500\)/);
   t.regex(usage(['--max-rate', '100']), /--max-rate applies to --only cluster/);
   t.regex(usage(['--only', 'cluster', '--registry', 'postgres']), /--registry applies to the enrollment benchmark, not to --only cluster/);
-  t.regex(usage(['--only', 'swarm']), /--only must be enrollment, broker or cluster/);
+  t.regex(usage(['--only', 'swarm']), /--only must be enrollment, broker, cluster or reconnect/);
 });

@@ -38,7 +38,7 @@ export const BENCH_LISTENER_LIMITS = {
  * the server reads it at start). Every other setting stays as init wrote it. Returns one line
  * per change, for the table and the JSON: which limit, from what, to what.
  */
-export async function setBrokerLimits(dataDir: string, overrides: BrokerLimitOverrides): Promise<string[]> {
+export async function setBrokerLimits(dataDir: string, overrides: BrokerLimitOverrides, listenerLimits: 'bench' | 'defaults' = 'bench'): Promise<string[]> {
   const path = join(dataDir, 'config.json');
   const config = JSON.parse(await readFile(path, 'utf8')) as { broker?: { limits?: Record<string, unknown> } };
   const broker = (config.broker ??= {});
@@ -52,8 +52,13 @@ export async function setBrokerLimits(dataDir: string, overrides: BrokerLimitOve
   // Unfinished connections (the listener guard): a storm comes from a few source addresses and
   // queues for longer than the production timeout when it exceeds one core's capacity. The
   // benchmark measures the broker's queueing, so the guard is opened wide and says so.
+  // With `defaults` (the reconnect storm measures shedding as shipped) they are taken out again.
   const listeners = ((config as { listeners?: Record<string, unknown> }).listeners ??= {});
   for (const [key, value] of Object.entries(BENCH_LISTENER_LIMITS)) {
+    if (listenerLimits === 'defaults') {
+      delete listeners[key];
+      continue;
+    }
     listeners[key] = value;
     changes.push(`listeners.${key} -> ${value}`);
   }
@@ -76,8 +81,10 @@ export async function startFleetgateBroker(options: {
   readonly cpuProfileDir?: string;
   /** More node flags for the server process (`--heapsnapshot-signal=...`). */
   readonly nodeArgs?: readonly string[];
+  /** `bench` (the default): shedding off and the listener guard opened wide; `defaults`: as shipped. */
+  readonly listeners?: 'bench' | 'defaults';
 }): Promise<BrokerUnderTest> {
-  const changes = await setBrokerLimits(options.fleet.dataDir, options.limits);
+  const changes = await setBrokerLimits(options.fleet.dataDir, options.limits, options.listeners);
   const [estPort, mqttPort, adminPort, metricsPort] = (await freePorts(4)).map(String);
   if (mqttPort === undefined) throw new Error('no free port');
   const nodeArgs = [...(options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : []), ...(options.nodeArgs ?? [])];

@@ -29,6 +29,10 @@ export interface OpenOptions {
    * most expensive step of a client connection in Node.
    */
   readonly serverCheck?: 'chain' | 'chain-and-name';
+  /** A TLS session from an earlier connection of this identity, offered for resumption. */
+  readonly session?: Buffer;
+  /** Called with each session (TLS 1.3: each ticket) the server hands out, to offer it next time. */
+  readonly onSession?: (session: Buffer) => void;
 }
 
 /** A connection attempt as the load generator counts it. Never an exception: failures are data. */
@@ -40,8 +44,16 @@ export type OpenResult =
       readonly handshakeMs: number;
       /** `tls.connect` to CONNACK. */
       readonly connackMs: number;
+      /** The handshake resumed the offered session (no certificates, no signatures). */
+      readonly resumed: boolean;
     }
-  | { readonly ok: false; readonly failure: string; readonly elapsedMs: number };
+  | {
+      readonly ok: false;
+      readonly failure: string;
+      readonly elapsedMs: number;
+      /** The TLS handshake had completed: the broker refused or dropped the MQTT session, not the socket. */
+      readonly afterHandshake: boolean;
+    };
 
 /**
  * One MQTT connection over node:tls. A phase drives it by setting the handlers: the framer
@@ -127,7 +139,7 @@ export class MqttConnection {
 const UNUSED_PEER_CERTIFICATE = {} as DetailedPeerCertificate;
 
 /**
- * A fresh TLS connection (a full handshake: no session is offered for resumption), CONNECT with
+ * A fresh TLS connection (a full handshake unless `options.session` is offered and accepted), CONNECT with
  * the identity's client id and a clean session, and the CONNACK. Resolves with the timings or
  * with why it failed: a CONNACK return code, a socket error, a close before CONNACK, a timeout.
  */
@@ -142,7 +154,9 @@ export function openConnection(address: BrokerAddress, identity: ClientIdentity,
       secureContext: identity.secureContext,
       ...(options.localAddress ? { localAddress: options.localAddress } : {}),
       ...(options.serverCheck === 'chain' ? { checkServerIdentity: () => undefined } : {}),
+      ...(options.session ? { session: options.session } : {}),
     });
+    if (options.onSession) socket.on('session', options.onSession);
     if (options.serverCheck === 'chain') {
       // Node's client calls getPeerCertificate(true) before checkServerIdentity, which turns the
       // server's chain into JS objects with three fingerprints per certificate: 0.5 ms per
@@ -162,7 +176,7 @@ export function openConnection(address: BrokerAddress, identity: ClientIdentity,
       if (!result.ok) socket.destroy();
       resolve(result);
     };
-    const fail = (failure: string): void => finish({ ok: false, failure, elapsedMs: performance.now() - started });
+    const fail = (failure: string): void => finish({ ok: false, failure, elapsedMs: performance.now() - started, afterHandshake: !Number.isNaN(handshakeMs) });
     const timer = setTimeout(() => fail('timeout'), options.timeoutMs);
     socket.once('secureConnect', () => {
       handshakeMs = performance.now() - started;
@@ -178,7 +192,7 @@ export function openConnection(address: BrokerAddress, identity: ClientIdentity,
         return;
       }
       connection.onPacket = () => undefined;
-      finish({ ok: true, connection, handshakeMs, connackMs: performance.now() - started });
+      finish({ ok: true, connection, handshakeMs, connackMs: performance.now() - started, resumed: socket.isSessionReused() });
     };
     connection.onClose = () => fail(connection.error ?? (Number.isNaN(handshakeMs) ? 'closed during TLS handshake' : 'closed before CONNACK'));
   });

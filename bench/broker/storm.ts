@@ -51,7 +51,7 @@ function ms(values: readonly number[]): { p50: number; p99: number; max: number 
  * ready), until every one is started. Timers fire late under load; each tick starts every
  * connection that is due, and the lag is recorded.
  */
-async function openOnSchedule(
+export async function openOnSchedule(
   count: number,
   rate: number,
   start: (index: number, scheduledAt: number) => void,

@@ -6,7 +6,7 @@ import type { CpuSpent } from '../proc-cpu.ts';
 import { progress } from '../progress.ts';
 import { waitForQuietMachine } from '../quiet.ts';
 import type { ClusterCpu, ClusterCpuPart } from './cluster-cpu.ts';
-import { stormRates, type ClusterBenchOptions } from './options.ts';
+import { stormRates, type CapacitySearchOptions } from './options.ts';
 
 /** One storm step: `devices` arrivals at `rate` per second, held until the step ends. */
 export interface StormStep {
@@ -61,7 +61,7 @@ async function stormStep(
   rate: number,
   broker: BrokerUnderTest,
   devices: readonly ClientIdentity[],
-  options: ClusterBenchOptions,
+  options: CapacitySearchOptions,
   cpu: ClusterCpu | undefined,
 ): Promise<StormStep> {
   const busyCoresBefore = await waitForQuietMachine(QUIET_WAIT_MS);
@@ -106,7 +106,7 @@ export async function findStormCapacity(
   label: string,
   broker: BrokerUnderTest,
   devices: readonly ClientIdentity[],
-  options: ClusterBenchOptions,
+  options: CapacitySearchOptions,
   cpu: ClusterCpu | undefined,
 ): Promise<CapacityResult> {
   const steps: StormStep[] = [];

@@ -1,7 +1,7 @@
 import { integerOption } from '../integer-option.ts';
 
-/** What the cluster benchmark was asked to do (`npm run bench -- --only cluster ...`). */
-export interface ClusterBenchOptions {
+/** How a storm capacity is searched (bench/cluster/capacity.ts): open-loop steps at rising rates. */
+export interface CapacitySearchOptions {
   /** Seconds of arrivals per storm step: a step offers `rate x stepSeconds` devices. */
   readonly stepSeconds: number;
   /** The first storm step's arrival rate, connections per second. */
@@ -12,6 +12,10 @@ export interface ClusterBenchOptions {
   readonly maxRate: number;
   /** A step passes when every device connected and CONNACK p99 (from the scheduled arrival) is at most this. */
   readonly p99TargetMs: number;
+}
+
+/** What the cluster benchmark was asked to do (`npm run bench -- --only cluster ...`). */
+export interface ClusterBenchOptions extends CapacitySearchOptions {
   /** Device publishers of the QoS 1 phase, each keeping `window` messages in flight. */
   readonly publishers: number;
   readonly window: number;
@@ -86,7 +90,7 @@ export function clusterOptionsFrom(values: Readonly<Record<string, unknown>>, qu
 }
 
 /** The rates the storm steps through: from the start rate up by the step, the last one at most the maximum. */
-export function stormRates(options: Pick<ClusterBenchOptions, 'startRate' | 'stepPercent' | 'maxRate'>): number[] {
+export function stormRates(options: Pick<CapacitySearchOptions, 'startRate' | 'stepPercent' | 'maxRate'>): number[] {
   const rates: number[] = [];
   for (let rate = options.startRate; rate <= options.maxRate; rate = Math.max(rate + 1, Math.round((rate * options.stepPercent) / 100))) rates.push(rate);
   return rates;

@@ -43,8 +43,13 @@ export function rounded(value: number, decimals = 2): string {
   return String(Math.round(value * 10 ** decimals) / 10 ** decimals);
 }
 
-/** A line chart of several series over time, as inline SVG; the legend has its own row under the title. */
+/** A line chart of several series over time, as inline SVG in a figure; the legend has its own row under the title. */
 export function lineChart(title: string, series: { name: string; values: number[] }[], times: number[]): string {
+  return `<figure>${lineChartSvg(title, series, times)}</figure>`;
+}
+
+/** The same chart as a standalone SVG document (the benchmarks write it to a file). */
+export function lineChartSvg(title: string, series: { name: string; values: number[] }[], times: number[]): string {
   const width = 640;
   const height = 236;
   const pad = { left: 48, right: 12, top: 44, bottom: 28 };
@@ -61,14 +66,14 @@ export function lineChart(title: string, series: { name: string; values: number[
   const legend = series
     .map((entry, index) => `<tspan fill="${colorOf(entry.name)}" dx="${index ? 14 : 0}">■ ${escape(entry.name)}</tspan>`)
     .join('');
-  return `<figure><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" role="img" aria-label="${escape(title)}">
+  return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" role="img" aria-label="${escape(title)}">
 <text x="${pad.left}" y="16" font-size="13" font-weight="bold">${escape(title)}</text>
 <line x1="${pad.left}" y1="${height - pad.bottom}" x2="${width - pad.right}" y2="${height - pad.bottom}" stroke="#999"/>
 <line x1="${pad.left}" y1="${pad.top}" x2="${pad.left}" y2="${height - pad.bottom}" stroke="#999"/>
 <text x="${pad.left - 6}" y="${pad.top + 4}" font-size="11" text-anchor="end">${rounded(max)}</text>
 <text x="${pad.left - 6}" y="${height - pad.bottom}" font-size="11" text-anchor="end">0</text>
 <text x="${width - pad.right}" y="${height - 8}" font-size="11" text-anchor="end">${rounded(maxT, 0)} s (wall clock)</text>
-${lines}<text x="${pad.left}" y="34" font-size="11">${legend}</text></svg></figure>`;
+${lines}<text x="${pad.left}" y="34" font-size="11">${legend}</text></svg>`;
 }
 
 /** A histogram of a latency summary, as inline SVG bars. */
@@ -87,7 +92,7 @@ export function histogram(title: string, summary: LatencySummary): string {
 <text x="${(pad.left + index * barWidth + barWidth / 2).toFixed(1)}" y="${height - pad.bottom + 14}" font-size="10" text-anchor="middle">${label}</text>`;
     })
     .join('');
-  return `<figure><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" role="img" aria-label="${escape(title)}">
+  return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" role="img" aria-label="${escape(title)}">
 <text x="${pad.left}" y="16" font-size="13" font-weight="bold">${escape(title)} (ms; p50 ${summary.p50}, p99 ${summary.p99}, n=${summary.count})</text>
 <line x1="${pad.left}" y1="${height - pad.bottom}" x2="${width - pad.right}" y2="${height - pad.bottom}" stroke="#999"/>
 <text x="${pad.left - 6}" y="${pad.top + 4}" font-size="11" text-anchor="end">${max}</text>${bars}</svg></figure>`;
