@@ -37,9 +37,16 @@ export class SessionTable {
   private readonly byDevice = new Map<string, Client>();
   readonly pending = new WeakMap<Client, PendingConnect>();
   private readonly drops = new WeakMap<Client, DropReason>();
+  /**
+   * Live service sessions, kept as the table changes: the gauges read the counts at every
+   * connect and disconnect, and counting the keys took 57 µs per read at 10,000 sessions (grows
+   * with the fleet: a storm of N reconnects cost O(N^2)).
+   */
+  private services = 0;
 
   set(client: Client, session: DeviceSession): void {
     this.byClient.set(client, session);
+    if (!this.byDevice.has(session.key) && isServiceKey(session.key)) this.services++;
     this.byDevice.set(session.key, client);
   }
 
@@ -55,7 +62,10 @@ export class SessionTable {
   /** Forgets a client; keeps a newer client of the same device. */
   delete(client: Client): DeviceSession | undefined {
     const session = this.byClient.get(client);
-    if (session && this.byDevice.get(session.key) === client) this.byDevice.delete(session.key);
+    if (session && this.byDevice.get(session.key) === client) {
+      this.byDevice.delete(session.key);
+      if (isServiceKey(session.key)) this.services--;
+    }
     this.byClient.delete(client);
     return session;
   }
@@ -83,12 +93,15 @@ export class SessionTable {
 
   /** Live sessions by kind. */
   counts(): { devices: number; services: number } {
-    let services = 0;
-    for (const key of this.byDevice.keys()) if (key.startsWith('service:')) services++;
-    return { devices: this.byDevice.size - services, services };
+    return { devices: this.byDevice.size - this.services, services: this.services };
   }
 
   get size(): number {
     return this.byDevice.size;
   }
+}
+
+/** Service sessions are filed as `service:<client id>` (sessionKey in peer-identity.ts); a device id never has a `:`. */
+function isServiceKey(key: string): boolean {
+  return key.startsWith('service:');
 }
