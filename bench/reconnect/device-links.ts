@@ -80,6 +80,8 @@ export function isShed(result: OpenResult): boolean {
 export interface StormAttempt {
   /** When it was due (its arrival, or its retry after a backoff), performance.now. */
   readonly scheduledAt: number;
+  /** When the load generator started it (later than due when its own event loop is behind). */
+  readonly startedAt: number;
   readonly answeredAt: number;
   /** `connected`, `shed`, or the failure (`timeout`, `CONNACK 5`, an error code ...). */
   readonly outcome: string;
@@ -104,13 +106,14 @@ export async function reconnectWithBackoff(link: DeviceLink, address: BrokerAddr
   const attempts: StormAttempt[] = [];
   let scheduledAt = arrivedAt;
   while (scheduledAt < deadline) {
+    const startedAt = performance.now();
     const result = await link.connect(address, true);
     const answeredAt = performance.now();
     if (result.ok) {
-      attempts.push({ scheduledAt, answeredAt, outcome: 'connected', resumed: result.resumed });
+      attempts.push({ scheduledAt, startedAt, answeredAt, outcome: 'connected', resumed: result.resumed });
       return { arrivedAt, connectedAt: answeredAt, attempts };
     }
-    attempts.push({ scheduledAt, answeredAt, outcome: isShed(result) ? 'shed' : result.failure, resumed: false });
+    attempts.push({ scheduledAt, startedAt, answeredAt, outcome: isShed(result) ? 'shed' : result.failure, resumed: false });
     const delay = backoff.next();
     scheduledAt = answeredAt + delay;
     if (scheduledAt >= deadline) break;

@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BrokerUnderTest } from '../broker/broker-under-test.ts';
 import { countBy } from '../broker/count.ts';
@@ -138,6 +139,14 @@ export interface StormOutcome {
   readonly timeToConnectedMs: Percentiles;
   /** Attempts the broker admitted (not shed) that got CONNACK: from the attempt's scheduled time. */
   readonly admittedConnackMs: Percentiles;
+  /**
+   * The same from when the load generator actually started each attempt: the difference is the
+   * load generator's own lateness, which the first figure charges to the broker.
+   */
+  readonly admittedConnackFromStartMs: Percentiles;
+  /** How late the load generator started attempts, and its event-loop delay during the storm. */
+  readonly loadStartLagMs: Percentiles;
+  readonly loadEventLoopDelayMs: { readonly p99: number; readonly max: number };
   readonly attempts: number;
   readonly shed: number;
   /** Failed attempts that were not shed (timeouts, refusals, resets after the handshake), by reason. */
@@ -187,6 +196,8 @@ export async function runReconnectStorm(broker: BrokerUnderTest, links: readonly
   const probe = probeOf(broker);
   const idleAfterDropMs = await waitForIdleBroker(probe, 15_000);
   const meter = await startPhaseMeter(probe);
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
   const origin = performance.now();
   const deadline = origin + deadlineMs;
   const pending: Promise<DeviceReconnect>[] = [];
@@ -195,6 +206,7 @@ export async function runReconnectStorm(broker: BrokerUnderTest, links: readonly
   });
   const devices = await Promise.all(pending);
   const reading = await meter.stop();
+  loop.disable();
   await sleep(SETTLE_MS);
   const settled = await meter.brokerCpuSinceStart();
 
@@ -211,6 +223,9 @@ export async function runReconnectStorm(broker: BrokerUnderTest, links: readonly
     allConnectedAfterMs: lastConnect - origin,
     timeToConnectedMs: percentiles(connected.map((device) => (device.connectedAt as number) - device.arrivedAt)),
     admittedConnackMs: percentiles(admitted.map((attempt) => attempt.answeredAt - attempt.scheduledAt)),
+    admittedConnackFromStartMs: percentiles(admitted.map((attempt) => attempt.answeredAt - attempt.startedAt)),
+    loadStartLagMs: percentiles(attempts.map((attempt) => attempt.startedAt - attempt.scheduledAt)),
+    loadEventLoopDelayMs: { p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
     attempts: attempts.length,
     shed: attempts.filter((attempt) => attempt.outcome === 'shed').length,
     errors,

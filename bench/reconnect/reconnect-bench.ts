@@ -19,7 +19,7 @@ import { renderTable } from '../table.ts';
 import { DeviceLink } from './device-links.ts';
 import type { ReconnectBenchOptions } from './options.ts';
 import { connectFleet, measureReconnectCost, runReconnectStorm, type ReconnectCost, type StormOutcome } from './phases.ts';
-import { describeCapacity, RECONNECT_TABLE_HEADERS, RECONNECT_TARGETS, reconnectTableRows, stormChart, summarizeReconnect, type BrokerReconnectResult } from './summary.ts';
+import { describeCapacity, loadGeneratorWarnings, RECONNECT_TABLE_HEADERS, RECONNECT_TARGETS, reconnectTableRows, stormChart, summarizeReconnect, type BrokerReconnectResult } from './summary.ts';
 
 /** Untimed connect cycles after each broker starts (JIT, TLS and allocator warm-up), 32 at a time. */
 const WARMUP_CONNECTS = 300;
@@ -154,6 +154,7 @@ export async function runReconnectBenchmark(options: ReconnectBenchOptions, cont
 
     const summary = summarizeReconnect(capacity, stormRate, fleetgate, mosquittoResult);
     process.stdout.write(`\nReconnect storm: fleetgate vs ${mosquitto}\n\n${renderTable(RECONNECT_TABLE_HEADERS, reconnectTableRows(summary, fleetgate, mosquittoResult, floor))}\n\n`);
+    for (const warning of loadGeneratorWarnings([fleetgate, mosquittoResult])) process.stdout.write(`${warning}\n`);
     process.stdout.write(`capacity: ${capacity.source}\n`);
     process.stdout.write(`fleetgate: ${fleetgate.settings.join('; ')}\nNode TLS floor: ${floor.settings.join('; ')}\nmosquitto: ${mosquittoResult.settings.join('; ')}\n`);
     const chartPath = join(RESULTS_DIR, CHART_FILE);

@@ -80,6 +80,8 @@ const ms = (value: number): string => `${value.toFixed(2)} ms`;
 const whole = (value: number): string => `${Math.round(value)} ms`;
 const yes = (ok: boolean): string => (ok ? 'yes' : 'NO');
 const percentiles = (p: { p50: number; p99: number; max: number }): string => `${whole(p.p50)} / ${whole(p.p99)} / ${whole(p.max)}`;
+const loadLag = (storm: StormOutcome): string =>
+  `${whole(storm.loadStartLagMs.p99)} / ${whole(storm.loadStartLagMs.max)}; ${whole(storm.loadEventLoopDelayMs.p99)} / ${whole(storm.loadEventLoopDelayMs.max)}`;
 const errors = (storm: StormOutcome): string => {
   const count = errorsOf(storm);
   return count === 0 ? '0' : `${count} ${JSON.stringify(storm.errors)}`;
@@ -103,6 +105,8 @@ export function reconnectTableRows(summary: ReconnectSummary, fleetgate: BrokerR
     [`storm: ${f.storm.devices} devices dropped at once, back at ${summary.stormRate}/s`, '', '', '', ''],
     ['  connected in the end', `${f.storm.connected}/${f.storm.devices}`, `${m.storm.connected}/${m.storm.devices}`, 'all', yes(f.storm.connected === f.storm.devices)],
     ['  admitted CONNACK p50 / p99 / max', percentiles(f.storm.admittedConnackMs), percentiles(m.storm.admittedConnackMs), `p99 <= ${RECONNECT_TARGETS.admittedConnackP99Ms} ms`, yes(f.storm.admittedConnackMs.p99 <= RECONNECT_TARGETS.admittedConnackP99Ms)],
+    ['  admitted CONNACK from the actual start p50 / p99 / max', percentiles(f.storm.admittedConnackFromStartMs), percentiles(m.storm.admittedConnackFromStartMs), '-', '-'],
+    ['  load generator: start lag p99 / max; event-loop delay p99 / max', loadLag(f.storm), loadLag(m.storm), '-', '-'],
     ['  errors other than shed-and-retry', errors(f.storm), errors(m.storm), '0', yes(errorsOf(f.storm) === 0 && f.storm.closedAfterConnack === 0)],
     ['  attempts (shed)', `${f.storm.attempts} (${f.storm.shed})`, `${m.storm.attempts} (${m.storm.shed})`, '-', '-'],
     ['  device arrival to CONNACK p50 / p99 / max', percentiles(f.storm.timeToConnectedMs), percentiles(m.storm.timeToConnectedMs), '-', '-'],
@@ -113,6 +117,26 @@ export function reconnectTableRows(summary: ReconnectSummary, fleetgate: BrokerR
     ['  broker idle after the drop in', `${(f.storm.idleAfterDropMs / 1000).toFixed(1)} s`, `${(m.storm.idleAfterDropMs / 1000).toFixed(1)} s`, '-', '-'],
     [`RSS per held connection (${f.storm.devices} held)`, `${f.rssPerHeldConnectionKiB.toFixed(1)} KiB`, `${m.rssPerHeldConnectionKiB.toFixed(1)} KiB`, 'see npm run bench:memory', '-'],
   ];
+}
+
+/** Event-loop delay p99 of the load generator beyond which its own queueing shows in the latencies. */
+const SATURATED_LOOP_DELAY_MS = 100;
+
+/**
+ * Warnings for storms whose load generator could not keep up (its resumed TLS connect costs about
+ * as much CPU as the broker's: d2i of the session, the ECDHE share, the TCP connect): the
+ * latencies from the schedule then include the generator's own queueing, and a broker that counts
+ * unfinished connections sees them pending for longer.
+ */
+export function loadGeneratorWarnings(results: readonly BrokerReconnectResult[]): string[] {
+  return results.flatMap((result) => {
+    const storm = result.storm;
+    if (storm.loadEventLoopDelayMs.p99 <= SATURATED_LOOP_DELAY_MS) return [];
+    return [
+      `warning: the load generator was saturated during ${result.broker}'s storm (event-loop delay p99 ${Math.round(storm.loadEventLoopDelayMs.p99)} ms, ` +
+        `${storm.loadCores.toFixed(2)} cores, start lag p99 ${Math.round(storm.loadStartLagMs.p99)} ms): its latencies include the generator's own queueing`,
+    ];
+  });
 }
 
 /** Both storms' connected devices over time, with the arrivals, as one SVG chart. */
