@@ -57,6 +57,8 @@ export interface ListenerGuardOptions {
 interface Entry {
   readonly raw: Socket;
   readonly address: string;
+  /** {@link connectionKey} of the raw socket, taken while it is connected. */
+  readonly key: string;
   tls: TLSSocket | undefined;
   timer: NodeJS.Timeout | undefined;
   pending: boolean;
@@ -97,6 +99,7 @@ export function guardListener(server: TlsServer, options: ListenerGuardOptions):
   const entries = new Set<Entry>();
   const byKey = new Map<string, Entry>();
   const byTls = new WeakMap<TLSSocket, Entry>();
+  const byRaw = new WeakMap<Socket, Entry>();
   const perAddress = new Map<string, number>();
   let pending = 0;
 
@@ -135,21 +138,33 @@ export function guardListener(server: TlsServer, options: ListenerGuardOptions):
       raw.destroy();
       return;
     }
-    const entry: Entry = { raw, address, tls: undefined, timer: undefined, pending: true, closed: false };
     const key = connectionKey(raw);
+    const entry: Entry = { raw, address, key, tls: undefined, timer: undefined, pending: true, closed: false };
     entries.add(entry);
     byKey.set(key, entry);
+    byRaw.set(raw, entry);
     pending++;
     options.onPendingChange?.(pending);
     perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
     entry.timer = setTimeout(() => close(entry, 'TLS_HANDSHAKE_TIMEOUT'), limits.handshakeTimeoutMs);
     entry.timer.unref();
-    raw.once('close', () => {
-      unpend(entry);
-      entries.delete(entry);
-      if (byKey.get(key) === entry) byKey.delete(key);
-    });
+    // One listener function for every socket ('close' comes once): no closure and context per
+    // socket, nor once()'s state object and bound wrapper, all held as long as the connection.
+    raw.on('close', onRawClose);
   });
+  function onRawClose(this: Socket): void {
+    const entry = byRaw.get(this);
+    if (!entry) return;
+    unpend(entry);
+    entries.delete(entry);
+    if (byKey.get(entry.key) === entry) byKey.delete(entry.key);
+  }
+  /** Refuses TLS 1.2 renegotiation: an attempt makes the socket emit this error; the owner's own 'error' handling may not close it. One function for every socket. */
+  function onTlsError(this: TLSSocket, error: NodeJS.ErrnoException): void {
+    if (error.code !== 'ERR_TLS_RENEGOTIATION_DISABLED') return;
+    onClose('TLS_RENEGOTIATION', this.remoteAddress);
+    this.destroy();
+  }
 
   server.on('secureConnection', (socket: TLSSocket) => {
     const key = connectionKey(socket);
@@ -161,14 +176,9 @@ export function guardListener(server: TlsServer, options: ListenerGuardOptions):
       if (options.settleOn === 'handshake') unpend(entry);
     }
     options.onHandshake?.(socket.isSessionReused());
-    // Refuse TLS 1.2 renegotiation: an attempt makes the socket emit this error; the owner's own
-    // 'error' handling may not close it, so close it here.
+    // Refuse TLS 1.2 renegotiation (onTlsError closes the socket).
     socket.disableRenegotiation();
-    socket.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ERR_TLS_RENEGOTIATION_DISABLED') return;
-      onClose('TLS_RENEGOTIATION', socket.remoteAddress);
-      socket.destroy();
-    });
+    socket.on('error', onTlsError);
   });
 
   if (options.settleOn === 'first-request') {

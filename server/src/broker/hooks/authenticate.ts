@@ -1,6 +1,5 @@
 import type { AuthenticateError, Client } from 'aedes';
 import type { TLSSocket } from 'node:tls';
-import { TokenBucket } from '../../rate-limiter.ts';
 import { BrokerError } from '../errors.ts';
 import { peerIdentity, sessionKey, type PeerIdentity } from '../peer-identity.ts';
 import { topicMatches, type TopicGrants } from '../topic-acl.ts';
@@ -82,9 +81,7 @@ export function createAuthenticate(context: HookContext) {
         model,
         grants,
         subject,
-        messages: new TokenBucket(limits.messagesPerSecond, limits.messageBurst),
         peer: (client.conn as TLSSocket).remoteAddress,
-        subscriptions: new Set(),
       });
       done(null, true);
     } catch (error) {
