@@ -21,6 +21,7 @@ import { createPreConnect } from './hooks/pre-connect.ts';
 import { dedupeExactly } from './delivery-dedupe.ts';
 import { createPacketGuard } from './packet-guard.ts';
 import { forgetConnectPacket, slimParser } from './parser-memory.ts';
+import { ownInflight, ownSubscriptionTables, shareEmptyTables } from './client-tables.ts';
 import { PresenceRecorder, type PresenceStore } from './presence.ts';
 import type { LiveEventSink } from '../live-events.ts';
 import { issuingCaOf } from './peer-identity.ts';
@@ -169,9 +170,15 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       preConnect(client, packet, callback);
     },
     authenticate: createAuthenticate(context),
-    authorizePublish: ordering.authorizePublish,
+    authorizePublish: (client, packet, callback) => {
+      // aedes adds a QoS 2 message to the client's inflight set once this hook has answered.
+      if (client && packet.qos === 2) ownInflight(client);
+      ordering.authorizePublish(client, packet, callback);
+    },
     authorizeSubscribe: (client, subscription, callback) => {
-      // Before aedes takes the client's delivery functions for this subscription, new or restored.
+      // Before aedes adds this subscription, new or restored, and takes the client's delivery
+      // functions for it.
+      ownSubscriptionTables(client);
       dedupeExactly(client);
       authorizeSubscribe(client, subscription, callback);
     },
@@ -306,6 +313,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   server.on('secureConnection', (socket: TLSSocket) => {
     const client = broker.handle(socket);
     slimParser(client);
+    shareEmptyTables(client);
     guardPacketSize(client);
   });
 
