@@ -22,6 +22,7 @@ import { dedupeExactly } from './delivery-dedupe.ts';
 import { createPacketGuard } from './packet-guard.ts';
 import { forgetConnectPacket, slimParser } from './parser-memory.ts';
 import { ownInflight, ownSubscriptionTables, shareEmptyTables } from './client-tables.ts';
+import { closeOnSocketClose } from './socket-end.ts';
 import { PresenceRecorder, type PresenceStore } from './presence.ts';
 import type { LiveEventSink } from '../live-events.ts';
 import { issuingCaOf } from './peer-identity.ts';
@@ -314,6 +315,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     const client = broker.handle(socket);
     slimParser(client);
     shareEmptyTables(client);
+    closeOnSocketClose(client);
     guardPacketSize(client);
   });
 
