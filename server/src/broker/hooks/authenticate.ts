@@ -30,7 +30,7 @@ export function createAuthenticate(context: HookContext) {
       if (context.connectedClients() >= limits.maxConnections) {
         throw new BrokerError('BROKER_TOO_MANY_CONNECTIONS', `${limits.maxConnections} connections`);
       }
-      const identity = peerIdentity(client.conn as TLSSocket, context.issuing);
+      let identity = peerIdentity(client.conn as TLSSocket, context.issuing);
       verified = identity;
       let grants: TopicGrants;
       let model: string;
@@ -38,6 +38,9 @@ export function createAuthenticate(context: HookContext) {
         if (client.id !== identity.deviceId) {
           throw new BrokerError('BROKER_CLIENT_ID_MISMATCH', `client id "${client.id}", certificate ${identity.deviceId}`);
         }
+        // The same id: the session (its key, subject and identity) keeps aedes' string rather than
+        // a second copy read from the certificate for as long as it is connected.
+        identity = { ...identity, deviceId: client.id };
         const device = context.access.device(identity.deviceId) ?? (await lookup(identity.deviceId));
         if (!device) throw new BrokerError('BROKER_DEVICE_UNKNOWN', identity.deviceId);
         if (device.state === 'revoked') throw new BrokerError('BROKER_DEVICE_REVOKED', identity.deviceId);
