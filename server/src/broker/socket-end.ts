@@ -10,6 +10,26 @@ interface EndWatchingClient {
 
 function nothingToClean(): void {}
 
+/** The socket events that end up with several listeners: Node's, the TLS listener guard's, aedes' and this module's. */
+const LISTENED = ['error', 'end', 'close'] as const;
+
+/**
+ * Copies the socket's listener arrays of these events to arrays of their exact length. An
+ * EventEmitter keeps a second listener in a two-element array and grows it on the third push
+ * to room for 19 (168 bytes), which removing listeners never gives back: the 'error', 'end'
+ * and 'close' arrays of every held socket, after finished() added and removed its listeners.
+ * The same listener functions in the same order; emit() works on a copy of the array, so
+ * replacing it is safe (Node's `_events`, unchanged in its meaning since Node 0.x).
+ */
+function compactListeners(socket: Duplex): void {
+  const events = (socket as unknown as { _events?: Record<string, unknown> })._events;
+  if (!events) return;
+  for (const name of LISTENED) {
+    const listeners = events[name];
+    if (Array.isArray(listeners)) events[name] = listeners.slice();
+  }
+}
+
 /** Closes the client of a socket that closed: one listener function for every socket (aedes sets `conn.client`). */
 function closeClient(this: Duplex & { client?: Client }): void {
   this.client?.close();
@@ -32,4 +52,5 @@ export function closeOnSocketClose(client: Client): void {
   internals._eos();
   internals._eos = nothingToClean;
   internals.conn.on('close', closeClient);
+  compactListeners(internals.conn);
 }
