@@ -17,8 +17,8 @@ interface ParserFields {
 
 /**
  * A BufferList whose first buffer starts a one-element array: BufferList pushes onto `[]`, which
- * gives the array room for 17, and shift() keeps most of it when the list empties again, about
- * 150 bytes held by every idle connection. Only the buffer-like branch of `append` is taken
+ * gives the array room for 17 (152 bytes), which shift() leaves in place when the list empties
+ * again, on every idle connection. Only the buffer-like branch of `append` is taken
  * here (the parser appends the socket's Buffers); anything else goes to BufferList's own.
  */
 class PacketBytes extends BufferList {
