@@ -19,7 +19,10 @@ import type { HookContext } from './hooks/context.ts';
 import { TopicGrantTable } from './topic-acl.ts';
 import { createPreConnect } from './hooks/pre-connect.ts';
 import { dedupeExactly } from './delivery-dedupe.ts';
-import { guardPacketSize } from './packet-guard.ts';
+import { createPacketGuard } from './packet-guard.ts';
+import { forgetConnectPacket, slimParser } from './parser-memory.ts';
+import { ownInflight, ownSubscriptionTables, shareEmptyTables } from './client-tables.ts';
+import { closeOnSocketClose } from './socket-end.ts';
 import { PresenceRecorder, type PresenceStore } from './presence.ts';
 import type { LiveEventSink } from '../live-events.ts';
 import { issuingCaOf } from './peer-identity.ts';
@@ -154,6 +157,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     });
   }
   const ordering = publishBeforePuback(createAuthorizePublish(context));
+  const authorizeSubscribe = createAuthorizeSubscribe(context);
+  const preConnect = createPreConnect(context);
   aedes = await Aedes.createBroker({
     id: options.nodeId,
     ...(options.cluster ? { mq: options.cluster.mq, persistence: options.cluster.persistence } : {}),
@@ -161,10 +166,23 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     maxInflightInbound: config.limits.maxInflight,
     // A subscriber that stops reading must not stall delivery to everyone else.
     drainTimeout: 30_000,
-    preConnect: createPreConnect(context),
+    preConnect: (client, packet, callback) => {
+      forgetConnectPacket(client, packet);
+      preConnect(client, packet, callback);
+    },
     authenticate: createAuthenticate(context),
-    authorizePublish: ordering.authorizePublish,
-    authorizeSubscribe: createAuthorizeSubscribe(context),
+    authorizePublish: (client, packet, callback) => {
+      // aedes adds a QoS 2 message to the client's inflight set once this hook has answered.
+      if (client && packet.qos === 2) ownInflight(client);
+      ordering.authorizePublish(client, packet, callback);
+    },
+    authorizeSubscribe: (client, subscription, callback) => {
+      // Before aedes adds this subscription, new or restored, and takes the client's delivery
+      // functions for it.
+      ownSubscriptionTables(client);
+      dedupeExactly(client);
+      authorizeSubscribe(client, subscription, callback);
+    },
     // Delivery is checked too (a message for an offline persistent session is queued by aedes'
     // persistence, outside the subscribe hook): a client only ever receives topics its subscribe
     // rules cover. Returning null drops the message for this client (and clears it from its queue).
@@ -181,7 +199,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   });
   const broker = aedes;
   ordering.install(broker);
-  persistGrantedOnly(broker, (client, filter) => sessions.get(client)?.subscriptions.has(filter) ?? false, options.cluster?.settleStore);
+  persistGrantedOnly(broker, (client, filter) => sessions.get(client)?.subscriptions?.has(filter) ?? false, options.cluster?.settleStore);
 
   // Redis came back empty: the sessions connected here still hold their subscriptions, Redis no
   // longer does. Stored again, they survive their client's next connection (anywhere in the
@@ -288,15 +306,17 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     },
   };
   const guard = guardNamedListener(server, 'mqtt', options.listeners, 'manual', reporting, options.shedWhen);
+  const guardPacketSize = createPacketGuard(config.limits.maxPacketBytes, (client, size) => {
+    sessions.closing(client, 'BROKER_PACKET_TOO_LARGE');
+    metrics.mqttRefusals.inc({ code: 'BROKER_PACKET_TOO_LARGE' });
+    logger.info({ code: 'BROKER_PACKET_TOO_LARGE', clientId: client.id, size }, 'connection closed');
+  });
   server.on('secureConnection', (socket: TLSSocket) => {
     const client = broker.handle(socket);
-    // Before its CONNECT restores a persistent session's subscriptions.
-    dedupeExactly(client);
-    guardPacketSize(client, config.limits.maxPacketBytes, (size) => {
-      sessions.closing(client, 'BROKER_PACKET_TOO_LARGE');
-      metrics.mqttRefusals.inc({ code: 'BROKER_PACKET_TOO_LARGE' });
-      logger.info({ code: 'BROKER_PACKET_TOO_LARGE', clientId: client.id, size }, 'connection closed');
-    });
+    slimParser(client);
+    shareEmptyTables(client);
+    closeOnSocketClose(client);
+    guardPacketSize(client);
   });
 
   const sweep = setInterval(() => {

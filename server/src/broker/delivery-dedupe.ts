@@ -8,6 +8,8 @@ interface DeliveringClient {
   duplicates: Record<string, number>;
   deliverQoS: Deliver;
   deliver0: Deliver;
+  /** fleetgate's: the messages delivered last (broker id and number), set at the first one. */
+  recentDeliveries?: string[];
 }
 
 /**
@@ -33,36 +35,47 @@ const RECENT = 8;
  * to the client a moment ago. aedes' own check then sees a counter just below the message's (it
  * passes) or equal to it (a duplicate, handled as aedes handles one). Call it before the client
  * subscribes to anything (its session's subscriptions are restored during CONNECT): the
- * subscriptions hold the delivery functions they found.
+ * subscriptions hold the delivery functions they found. A client without subscriptions gets no
+ * numbered message through these functions, so the broker calls it from authorizeSubscribe, which
+ * aedes calls before it takes the functions for a new or restored subscription: a connection
+ * that never subscribes pays nothing (before: the `check` closure, two wrappers, their context
+ * and the list on every connection; npm run bench:memory). Calling it again does nothing.
  */
 export function dedupeExactly(client: Client): void {
   const internals = client as unknown as DeliveringClient;
+  if (deduped.has(internals)) return;
   if (typeof internals.deliverQoS !== 'function' || typeof internals.deliver0 !== 'function' || typeof internals.duplicates !== 'object') {
     throw new Error('aedes internals changed: client.deliverQoS, deliver0 or duplicates is missing');
   }
-  const recent: string[] = [];
-  const check: Deliver = (packet) => {
-    const broker = packet.brokerId;
-    const counter = packet.brokerCounter;
-    if (!broker || typeof counter !== 'number') return; // not numbered (retained on subscribe): aedes delivers it
-    const key = `${broker}\u0000${counter}`;
-    if (recent.includes(key)) {
-      internals.duplicates[broker] = counter;
-      return;
-    }
-    recent.push(key);
-    if (recent.length > RECENT) recent.shift();
-    internals.duplicates[broker] = counter - 1;
-  };
+  deduped.add(internals);
   const deliverQoS = internals.deliverQoS;
   const deliver0 = internals.deliver0;
   internals.deliverQoS = (packet, done) => {
     // A message downgraded to QoS 0 goes through deliver0 (this client's, below), checked there.
-    if (packet.qos !== 0) check(packet, done);
+    if (packet.qos !== 0) check(internals, packet);
     deliverQoS(packet, done);
   };
   internals.deliver0 = (packet, done) => {
-    check(packet, done);
+    check(internals, packet);
     deliver0(packet, done);
   };
+}
+
+/** Clients whose delivery functions {@link dedupeExactly} replaced. */
+const deduped = new WeakSet<DeliveringClient>();
+
+/** Sets aedes' counter for this delivery: just below the message's number, or at it for a duplicate. */
+function check(client: DeliveringClient, packet: Parameters<Deliver>[0]): void {
+  const broker = packet.brokerId;
+  const counter = packet.brokerCounter;
+  if (!broker || typeof counter !== 'number') return; // not numbered (retained on subscribe): aedes delivers it
+  const key = `${broker}\u0000${counter}`;
+  const recent = (client.recentDeliveries ??= []);
+  if (recent.includes(key)) {
+    client.duplicates[broker] = counter;
+    return;
+  }
+  recent.push(key);
+  if (recent.length > RECENT) recent.shift();
+  client.duplicates[broker] = counter - 1;
 }

@@ -15,11 +15,19 @@ export interface DeviceSession {
   readonly grants: TopicGrants;
   /** What the rules are checked for: the device id (a service's rules are literal; its client id). */
   readonly subject: string;
-  /** Publish rate of this client (backpressure beyond it). */
-  readonly messages: TokenBucket;
+  /**
+   * Publish rate of this client (backpressure beyond it). Made at its first PUBLISH: a bucket
+   * made then is as full as one made at CONNECT and left alone, and a connection that never
+   * publishes keeps none (a TokenBucket is 64 bytes and its two fields heap numbers).
+   */
+  messages?: TokenBucket;
   readonly peer: string | undefined;
-  /** Filters this session has been granted (a re-subscription to one of them replaces it, MQTT-3.8.4-3). */
-  readonly subscriptions: Set<string>;
+  /**
+   * Filters this session has been granted (a re-subscription to one of them replaces it,
+   * MQTT-3.8.4-3). Made at the first grant: a connection that never subscribes keeps no Set
+   * (a Set and its hash table are about 150 bytes).
+   */
+  subscriptions?: Set<string>;
 }
 
 /** What preConnect saw in the CONNECT packet, for authenticate to check. */

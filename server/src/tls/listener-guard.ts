@@ -57,6 +57,8 @@ export interface ListenerGuardOptions {
 interface Entry {
   readonly raw: Socket;
   readonly address: string;
+  /** {@link connectionKey} of the raw socket while it is in `byKey`: until its TLS handshake is done. */
+  key: string | undefined;
   tls: TLSSocket | undefined;
   timer: NodeJS.Timeout | undefined;
   pending: boolean;
@@ -94,7 +96,8 @@ const connectionKey = (socket: Socket): string => `${socket.remoteAddress ?? ''}
  */
 export function guardListener(server: TlsServer, options: ListenerGuardOptions): ListenerGuard {
   const { limits, onClose } = options;
-  const entries = new Set<Entry>();
+  /** Every open connection, by its raw socket (what the shared 'close' listener is called on). */
+  const entries = new Map<Socket, Entry>();
   const byKey = new Map<string, Entry>();
   const byTls = new WeakMap<TLSSocket, Entry>();
   const perAddress = new Map<string, number>();
@@ -135,46 +138,58 @@ export function guardListener(server: TlsServer, options: ListenerGuardOptions):
       raw.destroy();
       return;
     }
-    const entry: Entry = { raw, address, tls: undefined, timer: undefined, pending: true, closed: false };
     const key = connectionKey(raw);
-    entries.add(entry);
+    const entry: Entry = { raw, address, key, tls: undefined, timer: undefined, pending: true, closed: false };
+    entries.set(raw, entry);
     byKey.set(key, entry);
     pending++;
     options.onPendingChange?.(pending);
     perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
     entry.timer = setTimeout(() => close(entry, 'TLS_HANDSHAKE_TIMEOUT'), limits.handshakeTimeoutMs);
     entry.timer.unref();
-    raw.once('close', () => {
-      unpend(entry);
-      entries.delete(entry);
-      if (byKey.get(key) === entry) byKey.delete(key);
-    });
+    // One listener function for every socket ('close' comes once): no closure and context per
+    // socket, nor once()'s state object and bound wrapper, all held as long as the connection.
+    raw.on('close', onRawClose);
   });
+  function onRawClose(this: Socket): void {
+    const entry = entries.get(this);
+    if (!entry) return;
+    unpend(entry);
+    entries.delete(this);
+    if (entry.key !== undefined && byKey.get(entry.key) === entry) byKey.delete(entry.key);
+  }
+  /** Refuses TLS 1.2 renegotiation: an attempt makes the socket emit this error; the owner's own 'error' handling may not close it. One function for every socket. */
+  function onTlsError(this: TLSSocket, error: NodeJS.ErrnoException): void {
+    if (error.code !== 'ERR_TLS_RENEGOTIATION_DISABLED') return;
+    onClose('TLS_RENEGOTIATION', this.remoteAddress);
+    this.destroy();
+  }
 
   server.on('secureConnection', (socket: TLSSocket) => {
     const key = connectionKey(socket);
     const entry = byKey.get(key);
     byKey.delete(key);
     if (entry) {
+      entry.key = undefined;
       entry.tls = socket;
-      byTls.set(socket, entry);
+      // Looked up by settle() or the first request; settled now, it never is.
       if (options.settleOn === 'handshake') unpend(entry);
+      else byTls.set(socket, entry);
     }
     options.onHandshake?.(socket.isSessionReused());
-    // Refuse TLS 1.2 renegotiation: an attempt makes the socket emit this error; the owner's own
-    // 'error' handling may not close it, so close it here.
+    // Refuse TLS 1.2 renegotiation (onTlsError closes the socket).
     socket.disableRenegotiation();
-    socket.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ERR_TLS_RENEGOTIATION_DISABLED') return;
-      onClose('TLS_RENEGOTIATION', socket.remoteAddress);
-      socket.destroy();
-    });
+    socket.on('error', onTlsError);
   });
 
   if (options.settleOn === 'first-request') {
     server.on('request', (request: { socket: TLSSocket }) => {
       const entry = byTls.get(request.socket);
-      if (entry) unpend(entry);
+      if (entry) {
+        // Settled for good: later requests have nothing to look up.
+        byTls.delete(request.socket);
+        unpend(entry);
+      }
     });
   }
 
@@ -193,14 +208,18 @@ export function guardListener(server: TlsServer, options: ListenerGuardOptions):
   return {
     settle(socket) {
       const entry = byTls.get(socket);
-      if (entry) unpend(entry);
+      if (entry) {
+        // Settled for good: nothing looks it up again.
+        byTls.delete(socket);
+        unpend(entry);
+      }
     },
     pendingCount: () => pending,
     closePending() {
-      for (const entry of [...entries]) if (entry.pending) close(entry, 'TLS_SHUTDOWN');
+      for (const entry of [...entries.values()]) if (entry.pending) close(entry, 'TLS_SHUTDOWN');
     },
     closeAll() {
-      for (const entry of [...entries]) close(entry, 'TLS_SHUTDOWN');
+      for (const entry of [...entries.values()]) close(entry, 'TLS_SHUTDOWN');
     },
   };
 }

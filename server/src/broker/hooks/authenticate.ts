@@ -1,6 +1,5 @@
 import type { AuthenticateError, Client } from 'aedes';
 import type { TLSSocket } from 'node:tls';
-import { TokenBucket } from '../../rate-limiter.ts';
 import { BrokerError } from '../errors.ts';
 import { peerIdentity, sessionKey, type PeerIdentity } from '../peer-identity.ts';
 import { topicMatches, type TopicGrants } from '../topic-acl.ts';
@@ -31,7 +30,7 @@ export function createAuthenticate(context: HookContext) {
       if (context.connectedClients() >= limits.maxConnections) {
         throw new BrokerError('BROKER_TOO_MANY_CONNECTIONS', `${limits.maxConnections} connections`);
       }
-      const identity = peerIdentity(client.conn as TLSSocket, context.issuing);
+      let identity = peerIdentity(client.conn as TLSSocket, context.issuing);
       verified = identity;
       // A resumed TLS session carries the verification of its first handshake, validity dates
       // included: a certificate that expired since (its ticket lives up to a day) would pass.
@@ -44,6 +43,9 @@ export function createAuthenticate(context: HookContext) {
         if (client.id !== identity.deviceId) {
           throw new BrokerError('BROKER_CLIENT_ID_MISMATCH', `client id "${client.id}", certificate ${identity.deviceId}`);
         }
+        // The same id: the session (its key, subject and identity) keeps aedes' string rather than
+        // a second copy read from the certificate for as long as it is connected.
+        identity = { ...identity, deviceId: client.id };
         const device = context.access.device(identity.deviceId) ?? (await lookup(identity.deviceId));
         if (!device) throw new BrokerError('BROKER_DEVICE_UNKNOWN', identity.deviceId);
         if (device.state === 'revoked') throw new BrokerError('BROKER_DEVICE_REVOKED', identity.deviceId);
@@ -87,9 +89,7 @@ export function createAuthenticate(context: HookContext) {
         model,
         grants,
         subject,
-        messages: new TokenBucket(limits.messagesPerSecond, limits.messageBurst),
         peer: (client.conn as TLSSocket).remoteAddress,
-        subscriptions: new Set(),
       });
       done(null, true);
     } catch (error) {

@@ -1,5 +1,7 @@
 import type { Client, PublishPacket } from 'aedes';
+import { TokenBucket } from '../../rate-limiter.ts';
 import { BrokerError } from '../errors.ts';
+import type { DeviceSession } from '../sessions.ts';
 import { quotaOwner } from '../peer-identity.ts';
 import { topicProblem } from '../topic-acl.ts';
 import { afterConnect } from './after-connect.ts';
@@ -50,7 +52,8 @@ export function createAuthorizePublish(context: HookContext) {
       callback(error);
       return;
     }
-    const wait = (session as NonNullable<typeof session>).messages.reserve();
+    const limits = context.config.limits;
+    const wait = ((session as DeviceSession).messages ??= new TokenBucket(limits.messagesPerSecond, limits.messageBurst)).reserve();
     if (wait === 0) callback(null);
     else setTimeout(() => callback(null), Math.ceil(wait * 1000));
   };

@@ -24,14 +24,14 @@ export function createAuthorizeSubscribe(context: HookContext) {
     let error: BrokerError;
     if (!allowed) {
       error = new BrokerError(problem ? 'BROKER_TOPIC_INVALID' : 'BROKER_SUBSCRIBE_DENIED', problem ?? subscription.topic);
-    } else if (session.subscriptions.has(subscription.topic) || session.subscriptions.size < limit) {
+    } else if (session.subscriptions?.has(subscription.topic) || (session.subscriptions?.size ?? 0) < limit) {
       // Counted here, not from aedes' client.subscriptions: the filters of one SUBSCRIBE are
       // authorized before any of them is added there.
-      session.subscriptions.add(subscription.topic);
+      (session.subscriptions ??= new Set()).add(subscription.topic);
       callback(null, subscription);
       return;
     } else {
-      error = new BrokerError('BROKER_SUBSCRIPTION_LIMIT', `${session.subscriptions.size} subscriptions held; at most ${limit}`);
+      error = new BrokerError('BROKER_SUBSCRIPTION_LIMIT', `${session.subscriptions?.size ?? 0} subscriptions held; at most ${limit}`);
     }
     context.refused(error.code);
     context.logger.info({ code: error.code, reason: error.message, clientId: client.id }, 'subscription refused');
