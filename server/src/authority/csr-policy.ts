@@ -1,6 +1,6 @@
 import { deviceIdentityUri } from '@fleetgate/device-sdk/protocol';
 import type { EnrollmentPolicy } from '../config/config.ts';
-import { CA_KEY_USAGE_BITS, parseCsr, summarizeRequestedExtensions, verifyCsrSignature, type ParsedCsr } from '../pki/csr.ts';
+import { CA_KEY_USAGE_BITS, parseCsr, verifyCsrSignature, type ParsedCsr } from '../pki/csr.ts';
 import { PKI_ERRORS, PkiError } from '../pki/errors.ts';
 import { commonNameCount, commonNameOf } from '../pki/names.ts';
 import { OID, oidName } from '../pki/oids.ts';
@@ -31,7 +31,8 @@ export function checkCsrIdentity(csr: ParsedCsr, deviceId: string): void {
       `the CSR subject must have exactly one CN equal to the authenticated identity ${deviceId} (found ${commonName ?? 'none'})`,
     );
   }
-  const requested = summarizeRequestedExtensions(csr.requestedExtensions);
+  // Decoded once, by parseCsr: the identity and extension checks read the same summary.
+  const requested = csr.requested;
   const foreignUri = requested.sanUris.find((uri) => uri !== deviceIdentityUri(deviceId));
   if (foreignUri || requested.sanDnsNames.length > 0 || requested.sanOtherTags.length > 0) {
     throw new EnrollmentError(
@@ -47,7 +48,7 @@ export function checkCsrIdentity(csr: ParsedCsr, deviceId: string): void {
  * trimmed, so a misconfigured device learns about it.
  */
 export function checkRequestedExtensions(csr: ParsedCsr): void {
-  const requested = summarizeRequestedExtensions(csr.requestedExtensions);
+  const requested = csr.requested;
   if (requested.ca === true) {
     throw new EnrollmentError('ENROLL_EXTENSION_REFUSED', 'the CSR asks for basicConstraints cA:true; device certificates are never CAs');
   }

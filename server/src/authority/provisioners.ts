@@ -1,7 +1,8 @@
 import { createHash, X509Certificate } from 'node:crypto';
-import { isIssuedBy } from '../pki/ca.ts';
+import { IssuerCheck } from '../pki/issuer-check.ts';
 import { fromPem } from '../pki/pem.ts';
 import type { TrustRecord } from '../registry/types.ts';
+import type { ClientCertificate } from './enrollment-authority.ts';
 import { EnrollmentError } from './errors.ts';
 import { deviceClaims, isFactoryDeviceId } from './identity.ts';
 
@@ -23,9 +24,9 @@ export interface BootstrapGrant {
 export interface BootstrapProvisioner {
   readonly name: string;
   /** Whether `certificate` is one of this provisioner's credentials (issuer signature check). */
-  recognises(certificate: X509Certificate): boolean;
+  recognises(certificate: ClientCertificate): boolean;
   /** Grants or refuses (throws EnrollmentError) a recognised credential. */
-  authorize(certificate: X509Certificate): BootstrapGrant;
+  authorize(certificate: ClientCertificate): BootstrapGrant;
 }
 
 /** A short fingerprint of a CA's public key (first half of the key's SHA-256). */
@@ -34,17 +35,17 @@ export function issuerKeyFingerprint(issuer: X509Certificate): string {
 }
 
 /** Key of a bootstrap credential: a fingerprint of the issuer's key and the serial, both hex. */
-export function bootstrapCredentialKey(issuerFingerprint: string, certificate: X509Certificate): string {
+export function bootstrapCredentialKey(issuerFingerprint: string, certificate: Pick<ClientCertificate, 'serialNumber'>): string {
   return `${issuerFingerprint}:${certificate.serialNumber.toLowerCase()}`;
 }
 
 /** The base every provisioner starts from: recognises nothing and refuses everything. */
 export class DenyAllProvisioner implements BootstrapProvisioner {
   readonly name: string = 'deny-all';
-  recognises(_certificate: X509Certificate): boolean {
+  recognises(_certificate: ClientCertificate): boolean {
     return false;
   }
-  authorize(_certificate: X509Certificate): BootstrapGrant {
+  authorize(_certificate: ClientCertificate): BootstrapGrant {
     throw new EnrollmentError('ENROLL_CLIENT_CERT_UNTRUSTED', 'this credential is not accepted for enrollment');
   }
 }
@@ -57,23 +58,26 @@ export class CaBootstrapProvisioner extends DenyAllProvisioner {
   override readonly name: string;
   /** Computed once: exporting a key costs ~0.2 ms, and every enrollment needs this. */
   private readonly issuerFingerprint: string;
+  /** The issuer's name, key id and key, prepared once for every signature check. */
+  private readonly issuer: IssuerCheck;
 
   constructor(
     name: string,
-    private readonly issuer: X509Certificate,
+    issuer: X509Certificate,
     private readonly options: { readonly model?: string } = {},
   ) {
     super();
     this.name = name;
     this.issuerFingerprint = issuerKeyFingerprint(issuer);
+    this.issuer = new IssuerCheck(issuer);
   }
 
-  override recognises(certificate: X509Certificate): boolean {
-    return isIssuedBy(certificate, this.issuer);
+  override recognises(certificate: ClientCertificate): boolean {
+    return this.issuer.issued(certificate.raw);
   }
 
-  override authorize(certificate: X509Certificate): BootstrapGrant {
-    const claims = deviceClaims(certificate);
+  override authorize(certificate: ClientCertificate): BootstrapGrant {
+    const claims = deviceClaims(certificate.claims);
     if (!claims) {
       throw new EnrollmentError('ENROLL_IDENTITY_MISMATCH', 'the bootstrap certificate does not carry a valid device identity (CN)');
     }

@@ -1,11 +1,21 @@
-import type { X509Certificate } from 'node:crypto';
-import type { TLSSocket } from 'node:tls';
-import type { ClientCredential } from '../authority/enrollment-authority.ts';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
+import type { ClientCertificate, ClientCredential } from '../authority/enrollment-authority.ts';
 import { EnrollmentError } from '../authority/errors.ts';
+import { peerCertificateClaims } from '../authority/identity.ts';
 
 /** Who can vouch for an expired certificate's issuer (the enrollment authority). */
 export interface IssuerTrust {
-  isIssuedByTrustedCa(certificate: X509Certificate): boolean;
+  isIssuedByTrustedCa(certificate: ClientCertificate): boolean;
+}
+
+/**
+ * The client certificate from what the TLS stack already decoded. `getPeerCertificate(false)`
+ * rather than `getPeerX509Certificate()`: the latter copies (re-decodes) every certificate of the
+ * chain the client sent, ~0.3 ms per request for a device that sends its factory CA, as fleetgate's
+ * bootstrap credentials do; the former reads the leaf only (~0.13 ms).
+ */
+function clientCertificate(peer: PeerCertificate): ClientCertificate {
+  return { raw: peer.raw, serialNumber: peer.serialNumber, validTo: peer.valid_to, fingerprint256: peer.fingerprint256, claims: peerCertificateClaims(peer) };
 }
 
 /**
@@ -21,11 +31,13 @@ export interface IssuerTrust {
  * nor audited).
  */
 export function clientCredential(socket: TLSSocket, trust: IssuerTrust): ClientCredential {
-  const certificate = socket.getPeerX509Certificate();
+  // An empty object without a client certificate (null once the socket is gone).
+  const presented = socket.getPeerCertificate(false) as PeerCertificate | null;
   const peer = socket.remoteAddress;
-  if (!certificate) {
+  if (!presented?.raw) {
     throw new EnrollmentError('ENROLL_CLIENT_CERT_REQUIRED', 'a client certificate is required (TLS mutual authentication)');
   }
+  const certificate = clientCertificate(presented);
   if (socket.authorized) return { certificate, expired: false, peer };
   const reason = String(socket.authorizationError ?? 'unknown');
   if (reason === 'CERT_HAS_EXPIRED') {

@@ -307,15 +307,6 @@ function summarizeExtensions(extensions: readonly RequestedExtension[]): Request
   return { ca, keyUsage, extendedKeyUsages, sanUris, sanDnsNames, sanOtherTags };
 }
 
-/** Decodes the requested extensions that policy looks at; anything else is ignored, never copied. */
-export function summarizeRequestedExtensions(extensions: readonly RequestedExtension[]): RequestedExtensionSummary {
-  try {
-    return summarizeExtensions(extensions);
-  } catch (error) {
-    throw malformed('a requested extension cannot be decoded', error);
-  }
-}
-
 /**
  * KeyUsage bits (RFC 5280 §4.2.1.3) a device certificate may never carry: keyCertSign (5) and
  * cRLSign (6) belong to CAs.

@@ -49,7 +49,7 @@ export async function handleIssuance(
   };
   try {
     client = clientCredential(request.socket as TLSSocket, context.authority);
-    identity = deviceClaims(client.certificate)?.deviceId ?? client.certificate.fingerprint256;
+    identity = deviceClaims(client.certificate.claims)?.deviceId ?? client.certificate.fingerprint256;
     const wait = (await context.identityLimiter.take(identity)) || context.globalLimiter.take();
     if (wait > 0) {
       throw new EnrollmentError('ENROLL_RATE_LIMITED', 'too many enrollment requests; retry later', { retryAfterSeconds: wait });

@@ -2,6 +2,7 @@ import { Level } from 'level';
 import { auditEntryIntact, AUDIT_GENESIS } from '../audit-chain.ts';
 import { RegistryError } from '../errors.ts';
 import { readLevelAuditPage } from './audit-reader.ts';
+import { DeviceRecordCache } from './device-cache.ts';
 import type {
   AuditEntry,
   AuditEvent,
@@ -68,6 +69,9 @@ import {
  *   k!<serial>                   CredentialRecord (operator and service certificates)
  */
 const deviceKey = (id: string): string => `d!${id}`;
+const isDeviceKey = (key: string): boolean => key.startsWith('d!');
+/** Device records kept in memory (device-cache.ts): ~0.5-1 MiB at a few hundred bytes each. */
+const DEVICE_CACHE_ENTRIES = 2048;
 const certKey = (serial: string): string => `c!${serial}`;
 
 /**
@@ -122,6 +126,8 @@ export class LevelRegistry implements Registry {
      * answers misses from memory (about 60 bytes a device).
      */
     private readonly deviceIds: Set<string>,
+    /** Device records recently read or written (device-cache.ts): an enrollment reads its device twice. */
+    private readonly devices: DeviceRecordCache,
   ) {}
 
   /** Opens (creating if needed) the registry at `path`. */
@@ -141,14 +147,20 @@ export class LevelRegistry implements Registry {
     const now = options.now ?? (() => new Date());
     const deviceIds = new Set<string>();
     for await (const key of db.keys({ gt: 'd!', lt: 'd"' })) deviceIds.add(key.slice(2));
+    const devices = new DeviceRecordCache(DEVICE_CACHE_ENTRIES);
     const store = {
-      get: (key: string) => (key.startsWith('d!') && !deviceIds.has(key.slice(2)) ? Promise.resolve(undefined) : db.get(key)),
+      get: (key: string) => {
+        if (!isDeviceKey(key)) return db.get(key);
+        return deviceIds.has(key.slice(2)) ? devices.read(key, (stored) => db.get(stored)) : Promise.resolve(undefined);
+      },
       batch: async (ops: WriteOp[], batchOptions: { sync: boolean }) => {
         await db.batch(ops.map((op) => ({ ...op })), batchOptions);
-        for (const op of ops) if (op.type === 'put' && op.key.startsWith('d!')) deviceIds.add(op.key.slice(2));
+        for (const op of ops) if (op.type === 'put' && isDeviceKey(op.key)) deviceIds.add(op.key.slice(2));
+        // Before the writer resolves its jobs: no caller learns of a write the cache does not know.
+        devices.written(ops, isDeviceKey);
       },
     };
-    return new LevelRegistry(path, db, new WriteQueue(store, head, now, 256, options.onBatchWritten), now, deviceIds);
+    return new LevelRegistry(path, db, new WriteQueue(store, head, now, 256, options.onBatchWritten), now, deviceIds, devices);
   }
 
   private ensureOpen(): void {
@@ -164,7 +176,8 @@ export class LevelRegistry implements Registry {
   async getDevice(id: string): Promise<DeviceRecord | undefined> {
     this.ensureOpen();
     if (!this.deviceIds.has(id)) return undefined;
-    return this.readJson<DeviceRecord>(deviceKey(id));
+    const raw = await this.devices.read(deviceKey(id), (key) => this.db.get(key));
+    return raw === undefined ? undefined : (JSON.parse(raw) as DeviceRecord);
   }
 
   getCertificate(serial: string): Promise<CertificateRecord | undefined> {
@@ -655,6 +668,7 @@ export class LevelRegistry implements Registry {
     }
     put(AUDIT_HEAD_KEY, head);
     await this.db.batch(ops, { sync: true });
+    this.devices.clear();
     for (const id of ids) this.deviceIds.add(id);
     this.queue.resume(head);
   }
