@@ -9,6 +9,9 @@ import type { MqttConnector } from '../device-sdk/src/connector.ts';
 import { FleetDevice } from '../device-sdk/src/fleet-device.ts';
 import { MemoryCredentialStore } from '../device-sdk/src/store.ts';
 import { EST_PATHS } from '../device-sdk/src/protocol.ts';
+import { createCsr } from '../device-sdk/src/csr.ts';
+import { generateDeviceKeyPair } from '../device-sdk/src/webcrypto-keys.ts';
+import { csrBody, estRequest } from './helpers/est-client.ts';
 import type { CertificateInfo } from '../device-sdk/src/device-state.ts';
 import { ticketWindowAt } from '../server/src/tls/ticket-keys.ts';
 import { enrolledDevices } from './helpers/device.ts';
@@ -178,6 +181,24 @@ test('the EST listener resumes TLS sessions too, also after its trusts are reloa
   await reloaded;
   await waitFor(async () => (await estGet(fleet, bootstrap!, first.session)).resumed, { what: 'the old ticket to resume after the trust reload', timeoutMs: 5000 });
   t.pass();
+});
+
+test('EST: a bootstrap certificate that expired after its ticket was issued cannot enroll over the resumed session (ENROLL_CLIENT_CERT_EXPIRED)', async (t) => {
+  const fleet = await startFleet(t);
+  const [bootstrap] = await factoryCredentials(t, fleet);
+  const notAfter = new Date(Math.ceil((Date.now() + 4_000) / 1000) * 1000);
+  const shortLived = await mintDeviceCredential(fleet, { id: bootstrap!.id, ca: 'factory', notAfter });
+  const est = { url: fleet.estUrl, ca: fleet.rootPem, cert: shortLived.certPem, key: shortLived.keyPem };
+  const first = await estRequest({ ...est, path: EST_PATHS.cacerts });
+  t.is(first.status, 200);
+  t.truthy(first.session, 'a ticket, issued while the certificate was valid');
+  await waitFor(() => Date.now() > notAfter.getTime() + 1_000, { what: 'the certificate to expire', timeoutMs: 15_000 });
+  const keys = await generateDeviceKeyPair();
+  const enroll = await estRequest({ ...est, path: EST_PATHS.simpleenroll, body: csrBody(await createCsr(bootstrap!.id, keys)), session: first.session });
+  t.true(enroll.resumed, 'OpenSSL resumed the session without looking at the dates again');
+  t.is(enroll.headers['fleetgate-error-code'], 'ENROLL_CLIENT_CERT_EXPIRED');
+  t.not(await fleet.server.registry.getDevice(bootstrap!.id).then((device) => device?.state), 'enrolled', 'nothing was issued');
+  t.deepEqual(await fleet.server.registry.listCertificates(bootstrap!.id), [], 'no certificate recorded');
 });
 
 test('interop: openssl s_client saves a session and resumes it against the MQTT port (Reused, TLSv1.3)', async (t) => {

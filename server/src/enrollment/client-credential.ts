@@ -38,7 +38,9 @@ export function clientCredential(socket: TLSSocket, trust: IssuerTrust): ClientC
     throw new EnrollmentError('ENROLL_CLIENT_CERT_REQUIRED', 'a client certificate is required (TLS mutual authentication)');
   }
   const certificate = clientCertificate(presented);
-  if (socket.authorized) return { certificate, expired: false, peer };
+  // A resumed TLS session carries the verification of its first handshake, validity dates
+  // included: a certificate that expired since (its ticket lives up to a day) is "authorized".
+  if (socket.authorized) return { certificate, expired: Date.parse(presented.valid_to) <= Date.now(), peer };
   const reason = String(socket.authorizationError ?? 'unknown');
   if (reason === 'CERT_HAS_EXPIRED') {
     if (trust.isIssuedByTrustedCa(certificate)) return { certificate, expired: true, peer };
