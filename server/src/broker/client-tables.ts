@@ -25,11 +25,11 @@ class NoInflight extends Set<number> {
 }
 const NO_INFLIGHT = new NoInflight();
 
-function tablesOf(client: Client): ClientTables {
+/** The client's tables when they have the shape aedes 1.2 gives them (and hold nothing yet); otherwise undefined. */
+function freshTablesOf(client: Client): ClientTables | undefined {
   const tables = client as unknown as Partial<ClientTables>;
-  if (typeof tables.subscriptions !== 'object' || typeof tables.duplicates !== 'object' || !(tables._inboundInflight instanceof Set)) {
-    throw new Error('aedes internals changed: client.subscriptions, duplicates or _inboundInflight is missing');
-  }
+  if (typeof tables.subscriptions !== 'object' || typeof tables.duplicates !== 'object' || !(tables._inboundInflight instanceof Set)) return undefined;
+  if (Object.keys(tables.subscriptions).length > 0 || Object.keys(tables.duplicates).length > 0 || tables._inboundInflight.size > 0) return undefined;
   return tables as ClientTables;
 }
 
@@ -38,31 +38,31 @@ function tablesOf(client: Client): ClientTables {
  * for every client: two null-prototype objects (about 190 bytes each) and a Set (about 150), kept
  * for the whole connection by devices that never subscribe nor publish at QoS 2. Each client
  * gets its own from {@link ownSubscriptionTables} and {@link ownInflight}, from the hooks aedes
- * calls before it writes to them.
+ * calls before it writes to them. Returns false, and changes nothing, when the client does not
+ * look as aedes 1.2 makes it (another aedes version): a saving, not a feature, so it is skipped.
  */
-export function shareEmptyTables(client: Client): void {
-  const tables = tablesOf(client);
-  if (Object.keys(tables.subscriptions).length > 0 || Object.keys(tables.duplicates).length > 0 || tables._inboundInflight.size > 0) {
-    throw new Error('shareEmptyTables: the client already holds state');
-  }
+export function shareEmptyTables(client: Client): boolean {
+  const tables = freshTablesOf(client);
+  if (!tables) return false;
   tables.subscriptions = NO_ENTRIES;
   tables.duplicates = NO_ENTRIES;
   tables._inboundInflight = NO_INFLIGHT;
+  return true;
 }
 
 /**
  * Before a subscription is added (authorizeSubscribe, called by aedes for new and restored
- * subscriptions alike): the client's own subscription and duplicate tables. Only subscriptions
- * deliver to a client, so nothing writes to its duplicates before.
+ * subscriptions alike): the client's own subscription and duplicate tables, if it had the
+ * shared ones. Only subscriptions deliver to a client, so nothing writes to its duplicates before.
  */
 export function ownSubscriptionTables(client: Client): void {
-  const tables = tablesOf(client);
+  const tables = client as unknown as Partial<ClientTables>;
   if (tables.subscriptions === NO_ENTRIES) tables.subscriptions = Object.create(null) as Record<string, unknown>;
   if (tables.duplicates === NO_ENTRIES) tables.duplicates = Object.create(null) as Record<string, number>;
 }
 
 /** Before a QoS 2 PUBLISH is stored (authorizePublish comes first in aedes' publish handling): the client's own inflight set. */
 export function ownInflight(client: Client): void {
-  const tables = tablesOf(client);
+  const tables = client as unknown as Partial<ClientTables>;
   if (tables._inboundInflight === NO_INFLIGHT) tables._inboundInflight = new Set();
 }

@@ -38,11 +38,10 @@ const NO_SETTINGS: Readonly<{ protocolVersion?: number }> = Object.freeze({});
 /** mqtt-packet's parser states, in its order; never written by the parser, so one array serves all. */
 const STATES: readonly string[] = Object.freeze(['_parseHeader', '_parseLength', '_parsePayload', '_newPacket']);
 
-function parserOf(client: Client): ParserFields {
+/** The client's parser when it is mqtt-packet 9's as aedes 1.2 makes it; otherwise undefined. */
+function parserOf(client: Client): ParserFields | undefined {
   const parser = (client as unknown as { _parser?: ParserFields })._parser;
-  if (!parser || typeof parser !== 'object' || !('_list' in parser) || !Array.isArray(parser._states) || parser._states.join() !== STATES.join()) {
-    throw new Error('aedes internals changed: client._parser (mqtt-packet 9) is missing or different');
-  }
+  if (!parser || typeof parser !== 'object' || !('_list' in parser) || !Array.isArray(parser._states) || parser._states.join() !== STATES.join()) return undefined;
   return parser;
 }
 
@@ -54,11 +53,14 @@ function parserOf(client: Client): ParserFields {
  * state names, and the empty settings before CONNECT, are the same for every parser. Measured with 2,000 held connections (npm run
  * bench:memory): see docs/benchmarks.md, "Memory per held connection".
  */
-export function slimParser(client: Client): void {
+export function slimParser(client: Client): boolean {
   const parser = parserOf(client);
+  // Another mqtt-packet: a saving, not a feature, so it is skipped (the broker says so once).
+  if (!parser) return false;
   parser._list = new PacketBytes();
   parser._states = STATES;
   parser.settings = NO_SETTINGS;
+  return true;
 }
 
 /** One settings object per protocol version (and bridge mode), shared by every parser. */
@@ -72,7 +74,7 @@ const SETTINGS = new Map<string, Readonly<{ protocolVersion: number; bridgeMode?
  */
 export function forgetConnectPacket(client: Client, packet: ConnectPacket): void {
   const parser = parserOf(client);
-  if (parser.settings !== packet) return;
+  if (!parser || parser.settings !== packet) return;
   const version = packet.protocolVersion ?? 4;
   const bridgeMode = (packet as ConnectPacket & { bridgeMode?: boolean }).bridgeMode === true;
   const key = `${version}${bridgeMode ? 'b' : ''}`;

@@ -45,12 +45,14 @@ function closeClient(this: Duplex & { client?: Client }): void {
  * destroys it (allowHalfOpen is off). So one shared 'close' listener does the same.
  * Call it right after `aedes.handle(socket)`, while the socket is open.
  */
-export function closeOnSocketClose(client: Client): void {
+export function closeOnSocketClose(client: Client): boolean {
   const internals = client as unknown as EndWatchingClient;
-  if (typeof internals._eos !== 'function' || internals.conn?.client !== client) throw new Error('aedes internals changed: client._eos or conn.client is missing');
-  if (internals.conn.destroyed) return; // finished() reports that one itself
+  // Another aedes: its own watch stays (a saving, not a feature; the broker says so once).
+  if (typeof internals._eos !== 'function' || internals.conn?.client !== client) return false;
+  if (internals.conn.destroyed) return true; // finished() reports that one itself
   internals._eos();
   internals._eos = nothingToClean;
   internals.conn.on('close', closeClient);
   compactListeners(internals.conn);
+  return true;
 }
