@@ -100,6 +100,29 @@ test.serial('a storm of raw TLS connects: the excess is shed before the handshak
   t.true(percentile(latencies, 99) < 5_000, `admitted CONNACK p99 ${percentile(latencies, 99).toFixed(0)} ms`);
 });
 
+test.serial('connections whose TLS handshake is done and that wait for their client do not count toward shedding: a slow link is no load', async (t) => {
+  const { data, server } = await serve(t, { shedPendingConnections: 3, shedEventLoopDelayMs: 0 });
+  // One at a time: the EST listener sheds at three handshakes in progress too.
+  const devices = [];
+  for (let index = 0; index < 7; index++) devices.push(...(await enrolledDevices(t, { ...data, estUrl: server.estUrl }, 'thermostat', 1)));
+  const port = Number(new URL(server.mqttUrl).port);
+  const credentials = devices.map(({ operational }) => ({ id: operational.id, context: createSecureContext({ ca: data.rootPem, cert: operational.certPem, key: operational.keyPem }) }));
+  // Six clients finish their handshake, one after the other, and then say nothing (no CONNECT
+  // yet): twice the threshold.
+  const silent: TLSSocket[] = [];
+  for (const { context } of credentials.slice(0, 6)) {
+    const socket = tlsConnect({ host: '127.0.0.1', port, secureContext: context, servername: 'localhost' });
+    t.teardown(() => socket.destroy());
+    socket.on('error', () => undefined);
+    await withDeadline(once(socket, 'secureConnect'), { what: 'a silent client\'s handshake' });
+    silent.push(socket);
+  }
+  t.true(silent.every((socket) => !socket.destroyed), 'the silent clients are still connected');
+  const outcome = await attempt(port, credentials[6]!);
+  t.like(outcome, { kind: 'connack', code: 0 }, 'admitted: six connections wait for their clients, none is handshaking');
+  t.is(await metric(server.metricsUrl, 'fleetgate_mqtt_refusals_total{code="BROKER_LOAD_SHED"}'), 0);
+});
+
 test.serial('SDK devices arriving at once against a node that sheds: every device connects in the end, none counts the shedding as a credential problem', async (t) => {
   t.timeout(180_000);
   const { data, server } = await serve(t, { shedPendingConnections: 2, shedEventLoopDelayMs: 0 });
@@ -163,7 +186,7 @@ test('SDK: a connection closed before the TLS handshake is a network failure wit
   t.true(sockets.size >= 1, 'the client did reach the listener');
 });
 
-test('the shed decision: unfinished connections at the threshold, or a sustained event-loop delay above its limit (0: off)', (t) => {
+test('the shed decision: handshakes in progress at the threshold, or a sustained event-loop delay above its limit (0: off)', (t) => {
   const loop = { delayMs: 0 };
   const shed = loadShedder({ shedPendingConnections: 3, shedEventLoopDelayMs: 200 }, loop);
   t.false(shed(2));

@@ -49,7 +49,7 @@ export interface BrokerOptions {
   /** Shared TLS session ticket keys (tls/ticket-keys.ts); absent: Node's random per-process keys. */
   readonly resumption?: ResumptionOptions;
   /** Load shedding before the handshake (tls/load-shed.ts), given the unfinished connections now. */
-  readonly shedWhen?: (pending: number) => boolean;
+  readonly shedWhen?: (handshakes: number) => boolean;
   readonly logger: Logger;
   readonly metrics: Metrics;
   /** This node's name: aedes' broker id, and where presence says a device is connected. */

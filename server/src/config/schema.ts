@@ -241,7 +241,7 @@ export const CONFIG_SCHEMA = {
       ),
       maxPendingConnections: integer('Unfinished connections on one listener, in total. Beyond it new sockets are closed at once.', 1024, 1),
       shedPendingConnections: integer(
-        'Load shedding on the MQTT and EST listeners: at this many unfinished connections (MQTT: until the CONNACK) a new socket is closed at once, before the TLS handshake (`TLS_LOAD_SHED`; MQTT also `BROKER_LOAD_SHED`), and the client retries later. Sized so that an admitted device gets its CONNACK within about 500 ms: one event loop, about 6.5 ms CPU per full mTLS connect measured (docs/broker.md, "Load shedding"). The admin API only has `maxPendingConnections`.',
+        'Load shedding on the MQTT and EST listeners: at this many TLS handshakes in progress (accepted, not finished) a new socket is closed at once, before its handshake (`TLS_LOAD_SHED`; MQTT also `BROKER_LOAD_SHED`), and the client retries later. A connection whose handshake is done and that waits for its client (the CONNECT, the first request) does not count: a slow link is no load. Sized so that an admitted device gets its CONNACK within about 500 ms on one event loop (docs/broker.md, "Load shedding"). The admin API only has `maxPendingConnections`.',
         64,
         1,
       ),

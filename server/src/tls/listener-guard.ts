@@ -11,7 +11,7 @@ export const LISTENER_CLOSE_CODES = {
   TLS_HANDSHAKE_FAILED: 'the TLS handshake failed (garbage, a protocol error, an unsupported version or cipher)',
   TLS_PENDING_PER_ADDRESS: 'listeners.maxPendingPerAddress unfinished connections from this address already',
   TLS_PENDING_TOTAL: 'listeners.maxPendingConnections unfinished connections already',
-  TLS_LOAD_SHED: 'the process is at its load limit (listeners.shedPendingConnections unfinished connections, or an event-loop delay above listeners.shedEventLoopDelayMs): closed before the handshake, retry later',
+  TLS_LOAD_SHED: 'the process is at its load limit (listeners.shedPendingConnections TLS handshakes in progress, or an event-loop delay above listeners.shedEventLoopDelayMs): closed before the handshake, retry later',
   TLS_RENEGOTIATION: 'the client tried a TLS 1.2 renegotiation',
   TLS_SHUTDOWN: 'the server is shutting down',
 } as const;
@@ -44,11 +44,13 @@ export interface ListenerGuardOptions {
   /** Called when the number of unfinished connections changes (a gauge). */
   readonly onPendingChange?: (pending: number) => void;
   /**
-   * Load shedding (tls/load-shed.ts): whether to refuse a new socket at once, given the
-   * unfinished connections now. Absent: only the fixed bounds apply (the admin API: an operator
-   * must get in during a storm).
+   * Load shedding (tls/load-shed.ts): whether to refuse a new socket at once, given the TLS
+   * handshakes in progress now (accepted, not finished). Not the unfinished connections: once
+   * its handshake is done a connection waits for its client (the CONNECT, the first request), and
+   * a slow link or a slow client is no load on this process. Absent: only the fixed bounds apply
+   * (the admin API: an operator must get in during a storm).
    */
-  readonly shedWhen?: (pending: number) => boolean;
+  readonly shedWhen?: (handshakes: number) => boolean;
   /** Called for every completed handshake: whether it resumed a TLS session. */
   readonly onHandshake?: (resumed: boolean) => void;
 }
@@ -62,6 +64,8 @@ interface Entry {
   tls: TLSSocket | undefined;
   timer: NodeJS.Timeout | undefined;
   pending: boolean;
+  /** Accepted and its TLS handshake not finished: what load shedding counts. */
+  handshaking: boolean;
   /** Closed by the guard (counted once). */
   closed: boolean;
 }
@@ -72,6 +76,8 @@ export interface ListenerGuard {
   settle(socket: TLSSocket): void;
   /** Unfinished connections now. */
   pendingCount(): number;
+  /** TLS handshakes in progress now (what load shedding counts). */
+  handshakeCount(): number;
   /** Closes every connection that has not finished (at shutdown: they carry no request to finish). */
   closePending(): void;
   /** Closes every connection the listener accepted (at the end of the shutdown grace). */
@@ -102,7 +108,13 @@ export function guardListener(server: TlsServer, options: ListenerGuardOptions):
   const byTls = new WeakMap<TLSSocket, Entry>();
   const perAddress = new Map<string, number>();
   let pending = 0;
+  let handshaking = 0;
 
+  const handshakeOver = (entry: Entry): void => {
+    if (!entry.handshaking) return;
+    entry.handshaking = false;
+    handshaking--;
+  };
   const unpend = (entry: Entry): void => {
     if (entry.timer) clearTimeout(entry.timer);
     entry.timer = undefined;
@@ -128,7 +140,7 @@ export function guardListener(server: TlsServer, options: ListenerGuardOptions):
     if (raw.destroyed) return;
     const address = raw.remoteAddress ?? '';
     // Before the fixed bounds: under load the lower, load-driven threshold is the one that acts.
-    if (options.shedWhen?.(pending)) {
+    if (options.shedWhen?.(handshaking)) {
       onClose('TLS_LOAD_SHED', address);
       raw.destroy();
       return;
@@ -139,7 +151,8 @@ export function guardListener(server: TlsServer, options: ListenerGuardOptions):
       return;
     }
     const key = connectionKey(raw);
-    const entry: Entry = { raw, address, key, tls: undefined, timer: undefined, pending: true, closed: false };
+    const entry: Entry = { raw, address, key, tls: undefined, timer: undefined, pending: true, handshaking: true, closed: false };
+    handshaking++;
     entries.set(raw, entry);
     byKey.set(key, entry);
     pending++;
@@ -154,6 +167,7 @@ export function guardListener(server: TlsServer, options: ListenerGuardOptions):
   function onRawClose(this: Socket): void {
     const entry = entries.get(this);
     if (!entry) return;
+    handshakeOver(entry);
     unpend(entry);
     entries.delete(this);
     if (entry.key !== undefined && byKey.get(entry.key) === entry) byKey.delete(entry.key);
@@ -172,6 +186,7 @@ export function guardListener(server: TlsServer, options: ListenerGuardOptions):
     if (entry) {
       entry.key = undefined;
       entry.tls = socket;
+      handshakeOver(entry);
       // Looked up by settle() or the first request; settled now, it never is.
       if (options.settleOn === 'handshake') unpend(entry);
       else byTls.set(socket, entry);
@@ -215,6 +230,7 @@ export function guardListener(server: TlsServer, options: ListenerGuardOptions):
       }
     },
     pendingCount: () => pending,
+    handshakeCount: () => handshaking,
     closePending() {
       for (const entry of [...entries.values()]) if (entry.pending) close(entry, 'TLS_SHUTDOWN');
     },
@@ -243,7 +259,7 @@ export function guardNamedListener(
   limits: ListenerLimits,
   settleOn: ListenerGuardOptions['settleOn'],
   report: ListenerGuardReporting,
-  shedWhen?: (pending: number) => boolean,
+  shedWhen?: (handshakes: number) => boolean,
 ): ListenerGuard {
   return guardListener(server, {
     limits,

@@ -2,7 +2,7 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 
 /** When a listener refuses new sockets because the process is already busy (config `listeners`). */
 export interface LoadShedLimits {
-  /** Unfinished connections (MQTT: until the CONNACK) at or above which a new socket is refused. */
+  /** TLS handshakes in progress at or above which a new socket is refused. */
   readonly shedPendingConnections: number;
   /** Event-loop delay (p99 of the last sample) above which a new socket is refused; 0: not used. */
   readonly shedEventLoopDelayMs: number;
@@ -47,7 +47,7 @@ export class EventLoopDelaySampler {
 }
 
 /**
- * Whether a listener with `pending` unfinished connections should refuse a new one. Refusing
+ * Whether a listener with `pending` TLS handshakes in progress should refuse a new one. Refusing
  * before the handshake costs an accept and a close; admitting a socket the process cannot serve
  * in time costs a full handshake that ends in a client timeout anyway, and delays every device
  * admitted before it (a queue: DESIGN, storm p99 16.8 s).
