@@ -181,40 +181,31 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | undef
     only,
     registry: registry === 'leveldb' ? 'leveldb' : 'both',
     broker: brokerOptions(values, quick),
-    cluster: clusterOptions(values, quick),
-    reconnect: reconnectOptions(values, quick),
+    cluster: asBenchUsage(() => clusterOptionsFrom(values, quick), ClusterUsageError),
+    reconnect: asBenchUsage(() => reconnectOptionsFrom(values, quick), ReconnectUsageError),
   };
 }
 
-function reconnectOptions(values: Readonly<Record<string, unknown>>, quick: boolean): ReconnectBenchOptions {
+/** Runs a benchmark's own option parser, its usage error becoming the shared one (exit status 2). */
+function asBenchUsage<T>(parse: () => T, usageError: new (message: string) => Error): T {
   try {
-    return reconnectOptionsFrom(values, quick);
+    return parse();
   } catch (error) {
-    if (error instanceof ReconnectUsageError) throw new BenchUsageError(error.message);
-    throw error;
-  }
-}
-
-function clusterOptions(values: Readonly<Record<string, unknown>>, quick: boolean): ClusterBenchOptions {
-  try {
-    return clusterOptionsFrom(values, quick);
-  } catch (error) {
-    if (error instanceof ClusterUsageError) throw new BenchUsageError(error.message);
+    if (error instanceof usageError) throw new BenchUsageError(error.message);
     throw error;
   }
 }
 
 /** The broker options; --repeat, --quick, --no-pin and --cpu-prof are shared with the enrollment benchmark. */
 function brokerOptions(values: Readonly<Record<string, unknown>>, quick: boolean): BrokerBenchOptions {
-  try {
-    return brokerOptionsFrom(values, {
-      quick,
-      repeat: values.repeat === undefined ? undefined : integer(String(values.repeat), 'repeat', 3, 1, 20),
-      pin: values['no-pin'] !== true,
-      cpuProf: values['cpu-prof'] === true,
-    });
-  } catch (error) {
-    if (error instanceof BrokerUsageError) throw new BenchUsageError(error.message);
-    throw error;
-  }
+  return asBenchUsage(
+    () =>
+      brokerOptionsFrom(values, {
+        quick,
+        repeat: values.repeat === undefined ? undefined : integer(String(values.repeat), 'repeat', 3, 1, 20),
+        pin: values['no-pin'] !== true,
+        cpuProf: values['cpu-prof'] === true,
+      }),
+    BrokerUsageError,
+  );
 }
