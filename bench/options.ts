@@ -117,8 +117,8 @@ ${RECONNECT_USAGE}
 Exit status: 0 when every enrollment and every broker connection succeeded and both brokers
 survived the overload, and (--only reconnect) fleetgate's storm met its target: every device
 connected, admitted CONNACK p99 <= 500 ms, no error but shedding (other targets met or not: see
-the tables), 1 when one of those failed or a
-benchmark could not run, 2 on a usage error, 130 when interrupted.`;
+the tables); 1 when one of those failed or a benchmark could not run; 2 on a usage error; 130
+when interrupted.`;
 
 function integer(raw: string | undefined, name: string, fallback: number, min: number, max: number): number {
   return integerOption(raw, name, { fallback, min, max }, (message) => new BenchUsageError(message));
