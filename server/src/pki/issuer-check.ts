@@ -1,5 +1,5 @@
 import { verify as cryptoVerify, X509Certificate, type KeyObject } from 'node:crypto';
-import { extractSubject } from './ca.ts';
+import { extractSubject, isIssuedBy } from './ca.ts';
 import { algorithmMatchesKey, describeKey, SIGNATURE_ALGORITHMS, type KeyDescription, type SignatureAlgorithm } from './algorithms.ts';
 import { children, decodeBitStringBytes, decodeNamedBits, decodeOid, decodeSingle, Tag, type DerNode } from './der.ts';
 import { OID } from './oids.ts';
@@ -136,7 +136,7 @@ export class IssuerCheck {
     } catch {
       return false;
     }
-    return x509.checkIssued(this.ca) && x509.verify(this.publicKey);
+    return isIssuedBy(x509, this.ca);
   }
 }
 
