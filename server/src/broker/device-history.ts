@@ -1,10 +1,8 @@
 import type { Logger } from 'pino';
 import type { DeviceEventKind, DeviceEventRecord, Registry } from '../registry/types.ts';
 import type { BrokerErrorCode } from './errors.ts';
+import { writeInSlices } from './write-slices.ts';
 
-
-/** Entries written at a time (see flush). */
-const WRITE_SLICE = 256;
 /**
  * Why the broker ended a device's session: the refusal code that closed it (revoked, disabled,
  * certificate revoked or expired meanwhile, a refused PUBLISH, an oversized packet), or one of the
@@ -136,21 +134,15 @@ export class DeviceHistoryRecorder {
       }
       this.dirty.clear();
       this.expire(this.now());
-      // In slices, each written before the next, as presence does (presence.ts): one write of a
-      // whole reconnect storm's entries held the event loop for a third of a second.
-      for (let start = 0; start < batch.length; start += WRITE_SLICE) {
-        try {
-          await this.registry.recordDeviceEvents(batch.slice(start, start + WRITE_SLICE), this.limits.keepPerDevice);
-        } catch (error) {
-          // Kept for the next write while there is room (the registry's database may be down);
-          // beyond `maxOpen` entries they are counted as dropped.
-          const unwritten = batch.slice(start);
-          const room = Math.max(0, this.limits.maxOpen - this.closed.length);
-          this.closed.unshift(...unwritten.slice(0, room));
-          for (let index = room; index < unwritten.length; index++) this.observe('dropped');
-          this.logger.error({ err: error, kept: Math.min(room, unwritten.length) }, 'device history write failed; kept for the next write');
-          return;
-        }
+      const failed = await writeInSlices(batch, (slice) => this.registry.recordDeviceEvents(slice, this.limits.keepPerDevice));
+      if (failed) {
+        // Kept for the next write while there is room (the registry's database may be down);
+        // beyond `maxOpen` entries they are counted as dropped.
+        const { unwritten } = failed;
+        const room = Math.max(0, this.limits.maxOpen - this.closed.length);
+        this.closed.unshift(...unwritten.slice(0, room));
+        for (let index = room; index < unwritten.length; index++) this.observe('dropped');
+        this.logger.error({ err: failed.error, kept: Math.min(room, unwritten.length) }, 'device history write failed; kept for the next write');
       }
     });
     return this.flushing;

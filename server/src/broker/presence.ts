@@ -1,11 +1,9 @@
 import type { Logger } from 'pino';
 import type { PresenceRecord, Registry } from '../registry/types.ts';
+import { writeInSlices } from './write-slices.ts';
 
 /** What presence needs of the registry: the stored record to merge into, and a batch write. */
 export type PresenceStore = Pick<Registry, 'getPresence' | 'recordPresence'>;
-
-/** Presence records read and written at a time (see flush). */
-const WRITE_SLICE = 256;
 
 /**
  * Connection presence, collected in memory and written to the registry in one batch per
@@ -67,34 +65,28 @@ export class PresenceRecorder {
       if (this.dirty.size === 0) return;
       const batch = [...this.dirty.values()];
       this.dirty.clear();
-      // In slices, each read and written before the next: one batch of a whole reconnect storm
-      // (10,000 records) held the event loop for 0.4 s reading and again writing (LevelDB's batch
-      // encodes every operation synchronously), and every device connecting then waited.
-      for (let start = 0; start < batch.length; start += WRITE_SLICE) {
-        const slice = batch.slice(start, start + WRITE_SLICE);
-        try {
-          // Merge with what is stored, so a "seen" update keeps connectedAt/peer of the connection.
-          const merged = await Promise.all(
-            slice.map(async (update) => {
-              const stored = await this.registry.getPresence(update.deviceId);
-              // The device moved to another node (a takeover): this node's disconnect is old news,
-              // unless this node's connection began after the stored one (connected and gone within
-              // one flush, after a node that died without writing its disconnects).
-              if (this.nodeId !== undefined && !update.connected && stored?.connected && stored.node !== undefined && stored.node !== this.nodeId && !startedLater(update, stored)) return undefined;
-              const merged: PresenceRecord = { ...stored, ...update };
-              // A process alone names no node: a name left by an earlier shared setup would be stale.
-              if (this.nodeId === undefined) delete (merged as { node?: string }).node;
-              return merged;
-            }),
-          );
-          await this.registry.recordPresence(merged.filter((record): record is PresenceRecord => record !== undefined));
-        } catch (error) {
-          // The registry did not take it (its database is down): keep what is unwritten for the
-          // next flush, under anything newer that arrived meanwhile. Bounded by the number of devices.
-          for (const update of batch.slice(start)) if (!this.dirty.has(update.deviceId)) this.dirty.set(update.deviceId, update);
-          this.logger.error({ err: error, pending: this.dirty.size }, 'presence write failed; kept for the next flush');
-          return;
-        }
+      const failed = await writeInSlices(batch, async (slice) => {
+        // Merge with what is stored, so a "seen" update keeps connectedAt/peer of the connection.
+        const merged = await Promise.all(
+          slice.map(async (update) => {
+            const stored = await this.registry.getPresence(update.deviceId);
+            // The device moved to another node (a takeover): this node's disconnect is old news,
+            // unless this node's connection began after the stored one (connected and gone within
+            // one flush, after a node that died without writing its disconnects).
+            if (this.nodeId !== undefined && !update.connected && stored?.connected && stored.node !== undefined && stored.node !== this.nodeId && !startedLater(update, stored)) return undefined;
+            const merged: PresenceRecord = { ...stored, ...update };
+            // A process alone names no node: a name left by an earlier shared setup would be stale.
+            if (this.nodeId === undefined) delete (merged as { node?: string }).node;
+            return merged;
+          }),
+        );
+        await this.registry.recordPresence(merged.filter((record): record is PresenceRecord => record !== undefined));
+      });
+      if (failed) {
+        // The registry did not take it (its database is down): keep what is unwritten for the
+        // next flush, under anything newer that arrived meanwhile. Bounded by the number of devices.
+        for (const update of failed.unwritten) if (!this.dirty.has(update.deviceId)) this.dirty.set(update.deviceId, update);
+        this.logger.error({ err: failed.error, pending: this.dirty.size }, 'presence write failed; kept for the next flush');
       }
     });
     return this.flushing;
