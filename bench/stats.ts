@@ -19,3 +19,14 @@ export function median(values: readonly number[]): number {
   if (sorted.length % 2 === 1) return upper;
   return ((sorted[middle - 1] ?? upper) + upper) / 2;
 }
+
+/** The median, 99th percentile and maximum of latencies, ms (nearest rank; NaN when empty). */
+export interface LatencyPercentiles {
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+export function latencyPercentiles(values: readonly number[]): LatencyPercentiles {
+  return { p50: percentile(values, 50), p99: percentile(values, 99), max: percentile(values, 100) };
+}

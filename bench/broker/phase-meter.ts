@@ -3,6 +3,11 @@ import { cpuBetween, readCpuTicks, readSystemTicks, systemBetween, type CpuSpent
 /** Reads the CPU used so far by what is measured: one process, or a cluster's processes together. */
 export type CpuProbe = () => Promise<CpuTicks>;
 
+/** The probe of what is measured: one process by its pid, or a probe as given. */
+export function cpuProbe(broker: number | CpuProbe): CpuProbe {
+  return typeof broker === 'number' ? () => readCpuTicks(broker) : broker;
+}
+
 /** CPU spent during one timed phase, by whom. */
 export interface PhaseReading {
   readonly wallMs: number;
@@ -22,7 +27,7 @@ export interface PhaseReading {
  * broker's alone, later (after a settle pause).
  */
 export async function startPhaseMeter(broker: number | CpuProbe): Promise<{ stop(): Promise<PhaseReading>; brokerCpuSinceStart(): Promise<CpuSpent> }> {
-  const readBroker: CpuProbe = typeof broker === 'number' ? () => readCpuTicks(broker) : broker;
+  const readBroker = cpuProbe(broker);
   const brokerBefore = await readBroker();
   const systemBefore = await readSystemTicks();
   const loadBefore = process.cpuUsage();

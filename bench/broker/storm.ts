@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readRssKiB } from '../proc-cpu.ts';
-import { percentile } from '../stats.ts';
+import { latencyPercentiles, percentile } from '../stats.ts';
 import { KEEPALIVE_SECONDS, type BrokerUnderTest } from './broker-under-test.ts';
 import { countBy, total } from './count.ts';
 import { openConnection, type ClientIdentity, type MqttConnection, type OpenResult } from './mqtt-connection.ts';
@@ -40,10 +40,6 @@ export interface StormResult {
 const STORM_CONNECT_TIMEOUT_MS = 30_000;
 /** Pause with everything held before RSS is read: let the broker finish what the storm started. */
 const HOLD_SETTLE_MS = 2_000;
-
-function ms(values: readonly number[]): { p50: number; p99: number; max: number } {
-  return { p50: percentile(values, 50), p99: percentile(values, 99), max: percentile(values, 100) };
-}
 
 /**
  * Connections started in one turn of the event loop before the I/O of those in flight gets a
@@ -130,9 +126,9 @@ export async function runStorm(
     rate: options.rate,
     succeeded: ok.length,
     failures,
-    connackMs: ms(ok.map((outcome) => outcome.answeredAt - outcome.scheduledAt)),
-    connackFromStartMs: ms(ok.map((outcome) => outcome.answeredAt - outcome.startedAt)),
-    handshakeMs: ms(handshakes),
+    connackMs: latencyPercentiles(ok.map((outcome) => outcome.answeredAt - outcome.scheduledAt)),
+    connackFromStartMs: latencyPercentiles(ok.map((outcome) => outcome.answeredAt - outcome.startedAt)),
+    handshakeMs: latencyPercentiles(handshakes),
     scheduleLagMs: { p99: percentile(lags, 99), max: percentile(lags, 100) },
     reading,
     brokerCpuMsPerConnect: reading.brokerCpu.totalMs / Math.max(1, count),

@@ -1,31 +1,20 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BrokerUnderTest } from '../broker/broker-under-test.ts';
-import { countBy } from '../broker/count.ts';
+import { countBy, total } from '../broker/count.ts';
 import type { OpenResult } from '../broker/mqtt-connection.ts';
-import { startPhaseMeter, type CpuProbe } from '../broker/phase-meter.ts';
+import { cpuProbe, startPhaseMeter, type CpuProbe } from '../broker/phase-meter.ts';
 import { openOnSchedule } from '../broker/storm.ts';
 import { runClosedLoop } from '../load.ts';
-import { cpuBetween, readCpuTicks } from '../proc-cpu.ts';
-import { percentile } from '../stats.ts';
+import { cpuBetween } from '../proc-cpu.ts';
+import { latencyPercentiles, type LatencyPercentiles } from '../stats.ts';
 import { isShed, reconnectWithBackoff, type DeviceLink, type DeviceReconnect } from './device-links.ts';
 
 /** After a phase, the broker finishes what it started (presence writes, session bookkeeping); that CPU counts. */
 const SETTLE_MS = 1_000;
 
-/** Latency percentiles, ms. */
-export interface Percentiles {
-  readonly p50: number;
-  readonly p99: number;
-  readonly max: number;
-}
-
-function percentiles(values: readonly number[]): Percentiles {
-  return { p50: percentile(values, 50), p99: percentile(values, 99), max: percentile(values, 100) };
-}
-
 function probeOf(broker: BrokerUnderTest): CpuProbe {
-  return broker.cpu ?? (() => readCpuTicks(broker.daemon.pid));
+  return cpuProbe(broker.cpu ?? broker.daemon.pid);
 }
 
 function failureOf(result: OpenResult): string | undefined {
@@ -45,7 +34,7 @@ export async function connectFleet(broker: BrokerUnderTest, links: readonly Devi
   const second = await runClosedLoop(missed, concurrency, (link) => link.connect(broker.address, false));
   const failures = countBy(second.results.map(failureOf));
   if (Object.keys(failures).length > 0) {
-    throw new Error(`${broker.kind}: ${Object.values(failures).reduce((a, b) => a + b, 0)} devices could not connect: ${JSON.stringify(failures)}\n${broker.daemon.outputTail()}`);
+    throw new Error(`${broker.kind}: ${total(failures)} devices could not connect: ${JSON.stringify(failures)}\n${broker.daemon.outputTail()}`);
   }
   return { wallMs: performance.now() - started, retried: missed.length };
 }
@@ -64,7 +53,7 @@ export interface ReconnectCost {
   readonly serverCpuMsPerConnect: number;
   readonly loadCpuMsPerConnect: number;
   /** CONNACK latency from each device's scheduled arrival. */
-  readonly connackMs: Percentiles;
+  readonly connackMs: LatencyPercentiles;
   readonly otherCores: number;
 }
 
@@ -97,7 +86,7 @@ export async function measureReconnectCost(broker: BrokerUnderTest, links: reado
     failures: countBy(outcomes.map((outcome) => failureOf(outcome.result))),
     serverCpuMsPerConnect: settled.totalMs / Math.max(1, ok.length),
     loadCpuMsPerConnect: reading.loadCpuMs / Math.max(1, ok.length),
-    connackMs: percentiles(ok.map((outcome) => outcome.latencyMs)),
+    connackMs: latencyPercentiles(ok.map((outcome) => outcome.latencyMs)),
     otherCores: reading.otherCores,
   };
 }
@@ -136,16 +125,16 @@ export interface StormOutcome {
   /** From the first arrival to the last CONNACK (devices still unconnected at the deadline excluded). */
   readonly allConnectedAfterMs: number;
   /** Each device from its arrival to its CONNACK, retries included. */
-  readonly timeToConnectedMs: Percentiles;
+  readonly timeToConnectedMs: LatencyPercentiles;
   /** Attempts the broker admitted (not shed) that got CONNACK: from the attempt's scheduled time. */
-  readonly admittedConnackMs: Percentiles;
+  readonly admittedConnackMs: LatencyPercentiles;
   /**
    * The same from when the load generator actually started each attempt: the difference is the
    * load generator's own lateness, which the first figure charges to the broker.
    */
-  readonly admittedConnackFromStartMs: Percentiles;
+  readonly admittedConnackFromStartMs: LatencyPercentiles;
   /** How late the load generator started attempts, and its event-loop delay during the storm. */
-  readonly loadStartLagMs: Percentiles;
+  readonly loadStartLagMs: LatencyPercentiles;
   readonly loadEventLoopDelayMs: { readonly p99: number; readonly max: number };
   readonly attempts: number;
   readonly shed: number;
@@ -221,10 +210,10 @@ export async function runReconnectStorm(broker: BrokerUnderTest, links: readonly
     idleAfterDropMs,
     connected: connected.length,
     allConnectedAfterMs: lastConnect - origin,
-    timeToConnectedMs: percentiles(connected.map((device) => (device.connectedAt as number) - device.arrivedAt)),
-    admittedConnackMs: percentiles(admitted.map((attempt) => attempt.answeredAt - attempt.scheduledAt)),
-    admittedConnackFromStartMs: percentiles(admitted.map((attempt) => attempt.answeredAt - attempt.startedAt)),
-    loadStartLagMs: percentiles(attempts.map((attempt) => attempt.startedAt - attempt.scheduledAt)),
+    timeToConnectedMs: latencyPercentiles(connected.map((device) => (device.connectedAt as number) - device.arrivedAt)),
+    admittedConnackMs: latencyPercentiles(admitted.map((attempt) => attempt.answeredAt - attempt.scheduledAt)),
+    admittedConnackFromStartMs: latencyPercentiles(admitted.map((attempt) => attempt.answeredAt - attempt.startedAt)),
+    loadStartLagMs: latencyPercentiles(attempts.map((attempt) => attempt.startedAt - attempt.scheduledAt)),
     loadEventLoopDelayMs: { p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
     attempts: attempts.length,
     shed: attempts.filter((attempt) => attempt.outcome === 'shed').length,

@@ -1,4 +1,6 @@
 import { lineChartSvg } from '../../simulator/src/report/html.ts';
+import { total } from '../broker/count.ts';
+import type { LatencyPercentiles } from '../stats.ts';
 import type { CapacityResult } from '../cluster/capacity.ts';
 import type { ReconnectCost, StormOutcome, TimelinePoint } from './phases.ts';
 
@@ -39,7 +41,7 @@ export interface ReconnectSummary {
 }
 
 function errorsOf(storm: StormOutcome): number {
-  return Object.values(storm.errors).reduce((sum, count) => sum + count, 0);
+  return total(storm.errors);
 }
 
 /** Whether a storm met its target: everyone connected, admitted p99 within 500 ms, no error but shedding. */
@@ -79,7 +81,7 @@ export const RECONNECT_TABLE_HEADERS = ['metric', 'fleetgate', 'mosquitto', 'tar
 const ms = (value: number): string => `${value.toFixed(2)} ms`;
 const whole = (value: number): string => `${Math.round(value)} ms`;
 const yes = (ok: boolean): string => (ok ? 'yes' : 'NO');
-const percentiles = (p: { p50: number; p99: number; max: number }): string => `${whole(p.p50)} / ${whole(p.p99)} / ${whole(p.max)}`;
+const percentiles = (p: LatencyPercentiles): string => `${whole(p.p50)} / ${whole(p.p99)} / ${whole(p.max)}`;
 const loadLag = (storm: StormOutcome): string =>
   `${whole(storm.loadStartLagMs.p99)} / ${whole(storm.loadStartLagMs.max)}; ${whole(storm.loadEventLoopDelayMs.p99)} / ${whole(storm.loadEventLoopDelayMs.max)}`;
 const errors = (storm: StormOutcome): string => {
