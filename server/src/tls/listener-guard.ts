@@ -76,8 +76,6 @@ export interface ListenerGuard {
   settle(socket: TLSSocket): void;
   /** Unfinished connections now. */
   pendingCount(): number;
-  /** TLS handshakes in progress now (what load shedding counts). */
-  handshakeCount(): number;
   /** Closes every connection that has not finished (at shutdown: they carry no request to finish). */
   closePending(): void;
   /** Closes every connection the listener accepted (at the end of the shutdown grace). */
@@ -230,7 +228,6 @@ export function guardListener(server: TlsServer, options: ListenerGuardOptions):
       }
     },
     pendingCount: () => pending,
-    handshakeCount: () => handshaking,
     closePending() {
       for (const entry of [...entries.values()]) if (entry.pending) close(entry, 'TLS_SHUTDOWN');
     },
