@@ -228,7 +228,8 @@ export async function startNode(options: StartOptions): Promise<RunningNode> {
       secret: ticketSecret.secret,
       windowSeconds: config.tls.ticketKeyWindowSeconds,
       sessionTimeoutSeconds: config.tls.sessionTimeoutSeconds,
-      onRotate: (window) => logger.info({ window }, 'TLS ticket keys rotated: tickets of the previous window now get a full handshake'),
+      onRotate: (window) => logger.info({ window }, 'TLS ticket keys rotated: tickets of the previous window still resume once, older ones get a full handshake'),
+      onSingleWindow: (listener) => logger.warn({ listener }, 'this Node has no TLS ticket key callback: the listener holds only the current window\'s ticket key, so tickets end at each window boundary (a full handshake after it)'),
     });
     closers.push(async () => tickets.close());
     const eventLoop = new EventLoopDelaySampler();
@@ -273,6 +274,7 @@ export async function startNode(options: StartOptions): Promise<RunningNode> {
       authority.setProvisioners([factoryProvisioner, ...trusts.map(trustProvisioner)]);
       // A new secure context starts with Node's defaults: the shared session settings go in again.
       est.setSecureContext({ ...TLS_SERVER_DEFAULTS, ...tickets.resumptionOptions('est'), key: serverKey, cert: serverCert, ca: [...baseClientCas, ...trusts.map((trust) => trust.caPem)] });
+      tickets.register(est, 'est');
       logger.info({ trusts: trusts.map((trust) => trust.name) }, 'bootstrap trusts loaded');
       // Stored before trusts had scopes (issue #8): they admit nobody until registered again.
       const unscoped = trusts.filter((trust) => trust.namespace === undefined && trust.allowList === undefined).map((trust) => trust.name);
@@ -283,7 +285,6 @@ export async function startNode(options: StartOptions): Promise<RunningNode> {
       loadTrusts().catch((error: unknown) => logger.error({ err: error }, 'reloading bootstrap trusts failed'));
     });
     closers.push(async () => stopTrusts());
-    tickets.register(est, 'est');
     const estGuard = guardNamedListener(est, 'est', config.listeners, 'first-request', reporting, shedWhen);
     const estPort = await listen(est, listenOptions.estPort, listenOptions.host);
     closers.unshift(() => closeHttpServer(est, estGuard));

@@ -14,11 +14,16 @@ export interface RawConnect {
   readonly session: Buffer | undefined;
 }
 
+export interface RawConnectOptions {
+  /** Wait for a ticket after a resumed handshake too (the server renews a ticket of the previous key window). */
+  readonly renewedTicket?: boolean;
+}
+
 /**
  * One MQTT CONNECT over TLS, optionally resuming a TLS session; returns the CONNACK code, whether
  * the session was resumed and the ticket the server sent. The socket is closed afterwards.
  */
-export async function rawConnect(target: { port: number; rootPem: string }, credential: Credential, session?: Buffer): Promise<RawConnect> {
+export async function rawConnect(target: { port: number; rootPem: string }, credential: Credential, session?: Buffer, options: RawConnectOptions = {}): Promise<RawConnect> {
   const socket: TLSSocket = tlsConnect({ host: '127.0.0.1', port: target.port, ca: target.rootPem, cert: credential.certPem, key: credential.keyPem, servername: 'localhost', session });
   try {
     let ticket: Buffer | undefined;
@@ -33,7 +38,7 @@ export async function rawConnect(target: { port: number; rootPem: string }, cred
     const resumed = socket.isSessionReused();
     // TLS 1.3 tickets arrive after the handshake: wait for one after a full handshake that was
     // accepted (a refused connection is closed by the server; a resumed one gets no new ticket).
-    if (returnCode === 0 && !resumed && !ticket) await withDeadline(once(socket, 'session'), { what: 'a TLS session ticket' });
+    if (returnCode === 0 && (!resumed || options.renewedTicket === true) && !ticket) await withDeadline(once(socket, 'session'), { what: 'a TLS session ticket' });
     return { returnCode, resumed, session: ticket };
   } finally {
     socket.destroy();

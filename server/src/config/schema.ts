@@ -256,13 +256,13 @@ export const CONFIG_SCHEMA = {
     }),
     tls: section('TLS session resumption on the MQTT and EST listeners (docs/broker.md, "TLS session resumption"). Ticket keys are derived from `<data>/tls/ticket.secret` and the current window, so every process and node sharing the data directory accepts the same tickets.', {
       ticketKeyWindowSeconds: integer(
-        'Length of a ticket-key window, in seconds; windows are aligned to the Unix epoch. At each boundary every node changes its key at once and tickets of the previous window stop resuming (one full handshake per device that reconnects after it). Shorter limits what a key taken from memory opens; longer saves full handshakes.',
+        'Length of a ticket-key window, in seconds; windows are aligned to the Unix epoch. At each boundary every node changes its key at once; a ticket of the previous window still resumes, and is renewed with one of the new window, and an older one gets a full handshake. Shorter limits what a key taken from memory opens; longer saves full handshakes.',
         DAY,
         1,
         7 * DAY,
       ),
       // RFC 8446 §4.6.1: a TLS 1.3 ticket lives at most 7 days.
-      sessionTimeoutSeconds: integer('Lifetime of a TLS session ticket, in seconds (a ticket also ends with its window).', DAY, 1, 7 * DAY),
+      sessionTimeoutSeconds: integer('Lifetime of a TLS session ticket, in seconds (a ticket also ends with the window after the one it was issued in).', DAY, 1, 7 * DAY),
     }),
     registry: {
       type: 'object',

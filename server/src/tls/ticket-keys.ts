@@ -2,18 +2,14 @@ import { hkdfSync, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { writeSecretFileExclusive } from '../pki/keys.ts';
 import { PkiError } from '../pki/errors.ts';
+import { installTicketKeyRing, TicketKeyRing } from './ticket-key-ring.ts';
 
 /**
  * TLS session tickets every process and node of one data directory can decrypt, without talking
  * to each other: the keys are derived from a secret in the data directory (`tls/ticket.secret`)
- * and the current time window.
- *
- * Node holds ONE ticket key per secure context (`server.setTicketKeys()`; measured: a second
- * SecureContext returned by SNICallback does not help, OpenSSL decrypts tickets with the
- * listener's initial context). So at a window boundary the key changes on every node at once and
- * tickets of the previous window are no longer accepted: a device reconnecting after the boundary
- * makes one full handshake and gets a ticket of the new window. docs/broker.md ("TLS session
- * resumption") says what that costs.
+ * and the current time window. Each listener accepts the current window's key and the previous
+ * one's (tls/ticket-key-ring.ts), so at a window boundary every node changes its key at once and
+ * a ticket issued just before it still resumes, once, and is replaced by one of the new window.
  */
 
 /** Bytes of the secret: an HKDF input key of 256 bits. */
@@ -87,14 +83,21 @@ export interface TicketKeyRotationOptions {
   readonly now?: () => number;
   /** Called after each rotation (logs). */
   readonly onRotate?: (window: number) => void;
+  /** Called when a listener can hold only one key (this Node has no ticket key callback): tickets then end at each boundary. */
+  readonly onSingleWindow?: (listener: ResumingListener) => void;
+}
+
+interface RegisteredHolder {
+  readonly listener: ResumingListener;
+  readonly ring: TicketKeyRing;
 }
 
 /**
- * Installs the current window's keys on the registered listeners and changes them at every
- * window boundary (a timer to the next boundary, not an interval: it does not drift).
+ * Installs the current and previous windows' keys on the registered listeners and changes them at
+ * every window boundary (a timer to the next boundary, not an interval: it does not drift).
  */
 export class TicketKeyRotation {
-  private readonly holders = new Map<TicketKeyHolder, ResumingListener>();
+  private readonly holders = new Map<TicketKeyHolder, RegisteredHolder>();
   private window: number;
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
@@ -114,16 +117,30 @@ export class TicketKeyRotation {
     };
   }
 
-  /** Keeps `holder`'s keys current from now on. */
+  /**
+   * Keeps `holder`'s keys current from now on. Call it again after each `setSecureContext` of
+   * `holder`: a new secure context holds only Node's single key until then.
+   */
   register(holder: TicketKeyHolder, listener: ResumingListener): void {
-    this.holders.set(holder, listener);
-    holder.setTicketKeys(deriveTicketKeys(this.options.secret, listener, this.window));
+    let registered = this.holders.get(holder);
+    const first = !registered;
+    if (!registered) {
+      // The previous window's key too: a process started just after a boundary (a restart storm) still resumes the tickets it issued before.
+      registered = { listener, ring: new TicketKeyRing(this.keyOf(listener, this.window), this.keyOf(listener, this.window - 1)) };
+      this.holders.set(holder, registered);
+    }
+    holder.setTicketKeys(registered.ring.currentKey());
+    if (!installTicketKeyRing(holder, registered.ring) && first) this.options.onSingleWindow?.(listener);
   }
 
   /** Stops rotating. */
   close(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+  }
+
+  private keyOf(listener: ResumingListener, window: number): Buffer {
+    return deriveTicketKeys(this.options.secret, listener, window);
   }
 
   private schedule(): void {
@@ -138,7 +155,11 @@ export class TicketKeyRotation {
     const window = ticketWindowAt(this.now(), this.options.windowSeconds);
     if (window !== this.window) {
       this.window = window;
-      for (const [holder, listener] of this.holders) holder.setTicketKeys(deriveTicketKeys(this.options.secret, listener, window));
+      for (const [holder, { listener, ring }] of this.holders) {
+        ring.set(this.keyOf(listener, window), this.keyOf(listener, window - 1));
+        // Node's single key too, for a context without the callback.
+        holder.setTicketKeys(ring.currentKey());
+      }
       this.options.onRotate?.(window);
     }
     this.schedule();
