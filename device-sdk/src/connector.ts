@@ -5,6 +5,7 @@ import type { SecureContext, TLSSocket } from 'node:tls';
 import { connackRefusalCode, type ConnackRefusalCode } from './errors.ts';
 import { FleetgateError } from './fleetgate-error.ts';
 import { DEFAULT_PORTS } from './protocol.ts';
+import { checkServerNameOnLeaf } from './server-identity.ts';
 import { TlsSessionCache } from './tls-sessions.ts';
 
 /** Why a connection attempt failed. */
@@ -136,6 +137,8 @@ export class MqttConnector extends EventEmitter<ConnectorEvents> {
     this.handshake = handshake;
     const stream = client.stream as Partial<TLSSocket> | undefined;
     if (typeof stream?.once !== 'function' || typeof stream.on !== 'function') return;
+    // A custom check (in the MQTT options) may want the chain: Node's own then.
+    if (!('checkServerIdentity' in this.extra) && typeof stream.getPeerCertificate === 'function') checkServerNameOnLeaf(stream as TLSSocket);
     stream.once('secureConnect', () => {
       handshake.done = true;
       handshake.resumed = stream.isSessionReused?.() ?? false;

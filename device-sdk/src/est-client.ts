@@ -3,6 +3,7 @@ import type { TlsKeyMaterial } from './keys.ts';
 import type { SecureContext } from 'node:tls';
 import { request } from 'node:https';
 import { SdkError } from './errors.ts';
+import { checkServerNameOnLeaf } from './server-identity.ts';
 import { certificateFingerprint, TlsSessionCache } from './tls-sessions.ts';
 import type { TLSSocket } from 'node:tls';
 import { parseCertsOnly } from './pkcs7.ts';
@@ -193,7 +194,11 @@ export class EstClient {
           });
         },
       );
-      if (fingerprint !== undefined) req.on('socket', (socket) => (socket as TLSSocket).on('session', (ticket: Buffer) => this.sessions.set(fingerprint, ticket)));
+      req.on('socket', (socket) => {
+        // Emitted before the socket can have finished its handshake (agent: false, a new connection).
+        checkServerNameOnLeaf(socket as TLSSocket);
+        if (fingerprint !== undefined) (socket as TLSSocket).on('session', (ticket: Buffer) => this.sessions.set(fingerprint, ticket));
+      });
       req.on('timeout', () => req.destroy(new Error(`EST request timed out after ${this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms`)));
       req.on('error', (error) => reject(error instanceof SdkError ? error : new SdkError('SDK_NETWORK', error.message, { cause: error })));
       req.end(body);
