@@ -107,6 +107,10 @@ for (const engine of ENGINES) {
     t.like(await registry.getPresence('thermostat-p1'), { connected: true, peer: '127.0.0.1' });
     t.like(await registry.getPresence('thermostat-p2'), { connected: false });
     t.is(await registry.getPresence('thermostat-p3'), undefined);
+    const many = await registry.getPresences(['thermostat-p2', 'thermostat-p3', 'thermostat-p1']);
+    t.deepEqual(many.map((record) => record?.deviceId), ['thermostat-p2', undefined, 'thermostat-p1'], 'in the order asked, undefined where none');
+    t.deepEqual(many[2], await registry.getPresence('thermostat-p1'));
+    t.deepEqual(await registry.getPresences([]), []);
   });
 
   test(`${engine.name}: a reset allows one more enrollment but does not lift a disablement`, async (t) => {

@@ -532,6 +532,13 @@ export class LevelRegistry implements Registry {
     return this.readJson<PresenceRecord>(presenceKey(deviceId));
   }
 
+  async getPresences(deviceIds: readonly string[]): Promise<(PresenceRecord | undefined)[]> {
+    this.ensureOpen();
+    if (deviceIds.length === 0) return [];
+    const raw = await this.db.getMany(deviceIds.map(presenceKey));
+    return raw.map((value) => (value === undefined ? undefined : (JSON.parse(value) as PresenceRecord)));
+  }
+
   async recordDeviceEvents(events: readonly DeviceEventRecord[], keepPerDevice: number): Promise<void> {
     this.ensureOpen();
     if (events.length === 0) return;
