@@ -9,7 +9,7 @@ import { serviceCredential, startFleet, testConfig } from './helpers/fleet.ts';
 import { nextEvent, waitFor } from './helpers/wait.ts';
 
 /*
- * aedes' $SYS announcement of every client (docs/broker.md, "$SYS topics"): off for a process
+ * aedes' $SYS announcement of every client (docs/broker.md, "`$SYS` announcements"): off for a process
  * alone, on in a cluster (test/cluster.test.ts: a takeover across nodes) and for a configuration
  * whose subscribe rules name $SYS.
  */
