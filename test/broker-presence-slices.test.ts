@@ -21,7 +21,7 @@ test('a flush of more records than one slice writes them all; a refused slice an
   const writes: number[] = [];
   // The real registry, refusing one chosen write the way a database that went down would.
   const store: PresenceStore = {
-    getPresence: (deviceId) => registry.getPresence(deviceId),
+    getPresences: (deviceIds) => registry.getPresences(deviceIds),
     async recordPresence(records: readonly PresenceRecord[]) {
       writes.push(records.length);
       if (writes.length === refuseWrite) throw new Error('registry unavailable');

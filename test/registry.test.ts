@@ -107,6 +107,10 @@ for (const engine of ENGINES) {
     t.like(await registry.getPresence('thermostat-p1'), { connected: true, peer: '127.0.0.1' });
     t.like(await registry.getPresence('thermostat-p2'), { connected: false });
     t.is(await registry.getPresence('thermostat-p3'), undefined);
+    const many = await registry.getPresences(['thermostat-p2', 'thermostat-p3', 'thermostat-p1']);
+    t.deepEqual(many.map((record) => record?.deviceId), ['thermostat-p2', undefined, 'thermostat-p1'], 'in the order asked, undefined where none');
+    t.deepEqual(many[2], await registry.getPresence('thermostat-p1'));
+    t.deepEqual(await registry.getPresences([]), []);
   });
 
   test(`${engine.name}: a reset allows one more enrollment but does not lift a disablement`, async (t) => {
@@ -176,6 +180,14 @@ for (const engine of ENGINES) {
     await registry.recordDeviceEvents([event('2026-11-23T10:00:02.000Z', 5), event('2026-11-23T10:00:03.000Z', 1)], 2);
     t.deepEqual((await registry.listDeviceEvents('lamp-2')).map((entry) => `${entry.first.slice(17, 19)}x${entry.count}`), ['03x1', '02x5']);
     t.is((await registry.listDeviceEvents('lamp-2', 1)).length, 1);
+    // Several devices trimmed in one batch, ids that extend one another, one with more stored
+    // entries than one read of the LevelDB trim returns (32).
+    const at = (deviceId: string, second: number) => ({ deviceId, kind: 'refused' as const, code: 'BROKER_X', first: new Date(Date.UTC(2026, 10, 23, 11, 0, second)).toISOString(), last: '2026-11-23T11:00:00.000Z', count: 1 });
+    const seconds = (from: number, count: number) => Array.from({ length: count }, (_, index) => from + index);
+    await registry.recordDeviceEvents(seconds(0, 45).map((second) => at('lamp-4', second)), 50);
+    await registry.recordDeviceEvents([...seconds(45, 2).map((second) => at('lamp-4', second)), at('lamp-4-b', 0), at('lamp', 0), at('lamp-40', 0)], 40);
+    t.deepEqual((await registry.listDeviceEvents('lamp-4')).map((entry) => new Date(entry.first).getUTCSeconds()), seconds(7, 40).reverse(), 'the newest 40 of 47');
+    for (const other of ['lamp-4-b', 'lamp', 'lamp-40']) t.is((await registry.listDeviceEvents(other)).length, 1, other);
 
     // CRL numbers only grow; all-or-nothing bulk actions write nothing when one is refused.
     const numbers = await Promise.all([registry.nextCrlNumber(), registry.nextCrlNumber(), registry.nextCrlNumber()]);

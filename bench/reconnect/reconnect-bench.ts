@@ -1,4 +1,4 @@
-import { access, constants, writeFile } from 'node:fs/promises';
+import { access, constants, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BrokerUnderTest } from '../broker/broker-under-test.ts';
@@ -159,6 +159,8 @@ export async function runReconnectBenchmark(options: ReconnectBenchOptions, cont
     process.stdout.write(`capacity: ${capacity.source}\n`);
     process.stdout.write(`fleetgate: ${fleetgate.settings.join('; ')}\nNode TLS floor: ${floor.settings.join('; ')}\nmosquitto: ${mosquittoResult.settings.join('; ')}\n`);
     const chartPath = join(RESULTS_DIR, CHART_FILE);
+    // Before writeResults, which creates the directory too: a fresh checkout has none.
+    await mkdir(RESULTS_DIR, { recursive: true });
     await writeFile(chartPath, stormChart(fleetgate.storm, mosquittoResult.storm));
     const path = await writeResults(
       { benchmark: 'reconnect', startedAt: startedAt.toISOString(), machine: context.machine, mosquittoVersion: mosquitto, options, pinning: context.pinning, targets: RECONNECT_TARGETS, capacity, summary, fleetgate, nodeTlsFloor: floor, mosquitto: mosquittoResult },

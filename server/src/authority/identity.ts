@@ -33,8 +33,9 @@ function sanUris(subjectAltName: string | undefined): string[] {
 }
 
 /**
- * The same claims from `socket.getPeerCertificate()`: a third of the cost of
- * `getPeerX509Certificate()` per connection, which the broker pays on every CONNECT.
+ * The same claims from `socket.getPeerCertificate()`: after a full handshake, a third of the
+ * cost of `getPeerX509Certificate()`, which copies the whole chain (after a resumed one the
+ * broker reads the X509Certificate instead: broker/peer-identity.ts).
  */
 export function peerCertificateClaims(peer: PeerCertificate): CertificateClaims {
   const single = (value: string | string[] | undefined): string | undefined => (Array.isArray(value) ? value.at(-1) : value);

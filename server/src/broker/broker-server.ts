@@ -23,6 +23,7 @@ import { createPacketGuard } from './packet-guard.ts';
 import { forgetConnectPacket, slimParser } from './parser-memory.ts';
 import { ownInflight, ownSubscriptionTables, shareEmptyTables } from './client-tables.ts';
 import { closeOnSocketClose } from './socket-end.ts';
+import { announcementsSubscribable, skipClientAnnouncements } from './client-announcements.ts';
 import { PresenceRecorder, type PresenceStore } from './presence.ts';
 import type { LiveEventSink } from '../live-events.ts';
 import { issuingCaOf } from './peer-identity.ts';
@@ -199,6 +200,10 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   });
   const broker = aedes;
   ordering.install(broker);
+  // A process alone announces every CONNECT and disconnect on $SYS for nobody (client-announcements.ts).
+  if (!options.cluster && !announcementsSubscribable(config) && !skipClientAnnouncements(broker)) {
+    logger.warn('aedes internals differ from the version fleetgate was measured with: $SYS client announcements stay on');
+  }
   persistGrantedOnly(broker, (client, filter) => sessions.get(client)?.subscriptions?.has(filter) ?? false, options.cluster?.settleStore);
 
   // Redis came back empty: the sessions connected here still hold their subscriptions, Redis no

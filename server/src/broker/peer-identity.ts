@@ -1,7 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { deviceIdentityUri } from '@fleetgate/device-sdk/protocol';
-import { deviceClaims, peerCertificateClaims } from '../authority/identity.ts';
+import { certificateClaims, deviceClaims, peerCertificateClaims, type CertificateClaims } from '../authority/identity.ts';
 import { SERVICE_NAME } from '../config/schema.ts';
 import { serviceIdentityUri } from '../pki/profiles.ts';
 import { BrokerError } from './errors.ts';
@@ -19,6 +19,18 @@ export type PeerIdentity = (
   readonly notBefore: number;
 };
 
+/** What the broker reads of a verified peer certificate, whichever way Node gave it. */
+interface PeerFields {
+  /** Whether the certificate names the issuing CA as its issuer. */
+  readonly fromIssuing: boolean;
+  /** The issuer, for the log of a refusal. */
+  describeIssuer(): string;
+  readonly serialNumber: string;
+  readonly validFrom: string;
+  readonly validTo: string;
+  readonly claims: CertificateClaims;
+}
+
 /**
  * Who is on the other end of a TLS connection. The listener does not fail handshakes (a device
  * rejected there sees a reset and retries forever); it decides here, so the refusal becomes a
@@ -27,8 +39,8 @@ export type PeerIdentity = (
  * certificates, which the issuing CA signs but which carry no device or service identity.
  */
 export function peerIdentity(socket: TLSSocket, issuing: IssuingCa): PeerIdentity {
-  const peer = socket.getPeerCertificate();
-  if (!peer || !peer.raw) throw new BrokerError('BROKER_NO_CLIENT_CERT');
+  const peer = peerFields(socket, issuing);
+  if (!peer) throw new BrokerError('BROKER_NO_CLIENT_CERT');
   if (!socket.authorized) {
     const reason = String(socket.authorizationError ?? 'unknown');
     throw new BrokerError(reason === 'CERT_HAS_EXPIRED' ? 'BROKER_CERT_EXPIRED' : 'BROKER_CERT_UNTRUSTED', reason);
@@ -36,13 +48,11 @@ export function peerIdentity(socket: TLSSocket, issuing: IssuingCa): PeerIdentit
   // The listener trusts fleetgate's root and issuing CA only (no manufacturer CAs), so a verified
   // chain whose leaf names the issuing CA as its issuer was signed by it: OpenSSL finds the issuer
   // by name and checks the signature. A factory bootstrap certificate names the factory CA.
-  if (!sameName(peer.issuer as unknown as Record<string, unknown>, issuing.name)) {
-    throw new BrokerError('BROKER_NOT_OPERATIONAL', Object.entries(peer.issuer).map(([key, value]) => `${key}=${String(value)}`).join(', '));
-  }
+  if (!peer.fromIssuing) throw new BrokerError('BROKER_NOT_OPERATIONAL', peer.describeIssuer());
   const serial = serialKey(peer.serialNumber);
-  const notAfter = Date.parse(peer.valid_to);
-  const notBefore = Date.parse(peer.valid_from);
-  const claims = peerCertificateClaims(peer);
+  const notAfter = Date.parse(peer.validTo);
+  const notBefore = Date.parse(peer.validFrom);
+  const { claims } = peer;
   const device = deviceClaims(claims);
   // Operational certificates always carry the device URI.
   if (device && claims.uris.includes(deviceIdentityUri(device.deviceId))) return { kind: 'device', deviceId: device.deviceId, serial, notAfter, notBefore };
@@ -52,19 +62,52 @@ export function peerIdentity(socket: TLSSocket, issuing: IssuingCa): PeerIdentit
   throw new BrokerError('BROKER_NOT_OPERATIONAL', 'no device or service identity in the certificate');
 }
 
-/** The issuing CA as the broker compares it: its subject name, attribute by attribute. */
-export interface IssuingCa {
-  readonly name: Readonly<Record<string, string>>;
+/**
+ * The peer certificate's fields, read the cheaper way for the handshake at hand (measured on
+ * Node 20, docs/benchmarks.md "Per-connect work above the Node floor"): after a full handshake
+ * `getPeerCertificate()` (about 120 µs; `getPeerX509Certificate()` copies the whole chain the
+ * client sent and costs about 290 µs), after a resumed one `getPeerX509Certificate()` (about
+ * 55 µs: the session holds the leaf alone, and only the fields read are rendered;
+ * `getPeerCertificate()` renders every field, fingerprints included, about 165 µs). The same
+ * certificate either way, rendered by the same OpenSSL calls; undefined without one.
+ */
+function peerFields(socket: TLSSocket, issuing: IssuingCa): PeerFields | undefined {
+  if (socket.isSessionReused()) {
+    const certificate = socket.getPeerX509Certificate();
+    if (!certificate) return undefined;
+    // Both names rendered by the same Node function: equal text is the same name.
+    const issuer = certificate.issuer;
+    return { fromIssuing: issuer === issuing.subject, describeIssuer: () => issuer.split('\n').join(', '), serialNumber: certificate.serialNumber, validFrom: certificate.validFrom, validTo: certificate.validTo, claims: certificateClaims(certificate) };
+  }
+  const peer = socket.getPeerCertificate();
+  if (!peer || !peer.raw) return undefined;
+  const issuer = peer.issuer as unknown as Record<string, unknown>;
+  return {
+    fromIssuing: sameName(issuer, issuing.name),
+    describeIssuer: () => Object.entries(issuer).map(([key, value]) => `${key}=${String(value)}`).join(', '),
+    serialNumber: peer.serialNumber,
+    validFrom: peer.valid_from,
+    validTo: peer.valid_to,
+    claims: peerCertificateClaims(peer),
+  };
 }
 
-/** The issuing CA's name from its certificate (fleetgate's CAs have single-valued attributes). */
+/** The issuing CA as the broker compares it: its subject name, as each of Node's two readings of a certificate gives it. */
+export interface IssuingCa {
+  /** Attribute by attribute (fleetgate's CAs have single-valued attributes), as getPeerCertificate() gives a name. */
+  readonly name: Readonly<Record<string, string>>;
+  /** As X509Certificate renders a name. */
+  readonly subject: string;
+}
+
+/** The issuing CA's name from its certificate. */
 export function issuingCaOf(certificate: X509Certificate): IssuingCa {
   const name: Record<string, string> = {};
   for (const line of certificate.subject.split('\n')) {
     const at = line.indexOf('=');
     if (at > 0) name[line.slice(0, at)] = line.slice(at + 1);
   }
-  return { name };
+  return { name, subject: certificate.subject };
 }
 
 function sameName(peer: Record<string, unknown>, expected: Readonly<Record<string, string>>): boolean {

@@ -93,6 +93,27 @@ const revokedKey = (serial: string): string => `r!${serial}`;
 const presenceKey = (id: string): string => `p!${id}`;
 const trustKey = (name: string): string => `t!${name}`;
 const deviceEventKey = (event: DeviceEventRecord): string => `e!${event.deviceId}!${event.first}!${event.kind}!${event.code}`;
+
+/** The part of a LevelDB key iterator that {@link deviceKeys} moves and reads. */
+interface SeekableKeys {
+  seek(target: string): void;
+  nextv(size: number): Promise<string[]>;
+}
+
+/** A device's stored history keys, read by moving an iterator over every history key (`e!` to `e"`) to it. */
+async function deviceKeys(iterator: SeekableKeys, deviceId: string): Promise<string[]> {
+  iterator.seek(`e!${deviceId}!`);
+  const end = `e!${deviceId}"`;
+  const keys: string[] = [];
+  for (;;) {
+    const batch = await iterator.nextv(32);
+    for (const key of batch) {
+      if (key >= end) return keys;
+      keys.push(key);
+    }
+    if (batch.length === 0) return keys;
+  }
+}
 const CRL_NUMBER_KEY = 'm!crl-number';
 const CRL_KEY = 'm!crl';
 const batchKey = (id: string): string => `b!${id}`;
@@ -532,6 +553,13 @@ export class LevelRegistry implements Registry {
     return this.readJson<PresenceRecord>(presenceKey(deviceId));
   }
 
+  async getPresences(deviceIds: readonly string[]): Promise<(PresenceRecord | undefined)[]> {
+    this.ensureOpen();
+    if (deviceIds.length === 0) return [];
+    const raw = await this.db.getMany(deviceIds.map(presenceKey));
+    return raw.map((value) => (value === undefined ? undefined : (JSON.parse(value) as PresenceRecord)));
+  }
+
   async recordDeviceEvents(events: readonly DeviceEventRecord[], keepPerDevice: number): Promise<void> {
     this.ensureOpen();
     if (events.length === 0) return;
@@ -545,12 +573,19 @@ export class LevelRegistry implements Registry {
       for (const event of events) tx.put(deviceEventKey(event), JSON.stringify(event));
       // Trim each device to its newest entries. Keys sort by time, so the newest come first in
       // reverse order. The stored keys are read from disk: every history write goes through this
-      // one job kind, and its caller waits for one batch before it sends the next.
-      for (const [deviceId, fresh] of byDevice) {
-        const keys = new Set(fresh);
-        for await (const key of this.db.keys({ gt: `e!${deviceId}!`, lt: `e!${deviceId}"` })) keys.add(key);
-        const sorted = [...keys].sort().reverse();
-        for (const key of sorted.slice(keepPerDevice)) tx.del(key);
+      // one job kind, and its caller waits for one batch before it sends the next. One iterator
+      // over all history, moved from device to device in key order: an iterator per device cost
+      // about 35 µs more per device and flush (docs/benchmarks.md).
+      const iterator = this.db.keys({ gt: 'e!', lt: 'e"' });
+      try {
+        for (const deviceId of [...byDevice.keys()].sort()) {
+          const keys = new Set(byDevice.get(deviceId));
+          for (const key of await deviceKeys(iterator, deviceId)) keys.add(key);
+          const sorted = [...keys].sort().reverse();
+          for (const key of sorted.slice(keepPerDevice)) tx.del(key);
+        }
+      } finally {
+        await iterator.close();
       }
     }, { sync: false });
   }

@@ -543,6 +543,13 @@ export class PostgresRegistry implements Registry {
     return rows[0]?.record;
   }
 
+  async getPresences(deviceIds: readonly string[]): Promise<(PresenceRecord | undefined)[]> {
+    if (deviceIds.length === 0) return [];
+    const rows = await this.query<{ device_id: string; record: PresenceRecord }>('SELECT device_id, record FROM presence WHERE device_id = ANY($1::text[])', [[...deviceIds]], 'reading presence');
+    const byDevice = new Map(rows.map((row) => [row.device_id, row.record]));
+    return deviceIds.map((deviceId) => byDevice.get(deviceId));
+  }
+
   async recordDeviceEvents(events: readonly DeviceEventRecord[], keepPerDevice: number): Promise<void> {
     this.ensureOpen();
     if (events.length === 0) return;
