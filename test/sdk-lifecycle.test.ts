@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { FleetDevice, type FleetDeviceOptions } from '../device-sdk/src/fleet-device.ts';
 import { FileCredentialStore } from '../device-sdk/src/file-store.ts';
 import type { DeviceState } from '../device-sdk/src/device-state.ts';
+import { admin } from './helpers/admin-client.ts';
 import { mqttOptions } from './helpers/device.ts';
 import { factoryCredentials, serviceCredential, startFleet, testConfig, type Credential, type Fleet } from './helpers/fleet.ts';
 import { tempDir } from './helpers/temp-dir.ts';
@@ -182,4 +183,21 @@ test('EST 429: the device honours Retry-After before enrolling', async (t) => {
   t.is(device.state.type, 'connected');
   t.true(waits.length >= 1 && (waits[0] ?? 0) >= 1000, `waited ${waits.join(',')} ms`);
   t.true(Date.now() - started >= 1000);
+});
+
+test('stop() while the device is still enrolling: it stays stopped, and no connection is left open behind it', async (t) => {
+  const fleet = await startFleet(t);
+  const [bootstrap] = await factoryCredentials(t, fleet);
+  const device = await provisionedDevice(t, fleet, bootstrap!);
+  const enrolling = new Promise<void>((resolve) => device.on('state', (state: DeviceState) => state.type === 'enrolling' && resolve()));
+  void device.start();
+  await withDeadline(enrolling, { what: 'the device to start enrolling' });
+  const states: string[] = [];
+  device.on('state', (state: DeviceState) => states.push(state.type));
+  await device.stop();
+  t.is(device.state.type, 'stopped');
+  // The enrollment in flight went on after stop(): the lifecycle must not connect with its result
+  // (or must close what it opened before stop() returns).
+  const summary = (await admin(fleet, 'GET', '/v1/summary')).json<{ connected: number }>();
+  t.is(summary.connected, 0, `no MQTT session of the stopped device (states after stop(): ${states.join(', ')})`);
 });

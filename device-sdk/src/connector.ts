@@ -64,6 +64,8 @@ function brokerAddress(url: string): Pick<IClientOptions, 'host' | 'hostname' | 
  */
 export class MqttConnector extends EventEmitter<ConnectorEvents> {
   private client: MqttClient | undefined;
+  /** The graceful end under way, until it completes: a forced end cuts it short. */
+  private ending: { readonly cut: () => void } | undefined;
   /** The broker the client connects to. */
   private url: string | undefined;
   private expectingClose = false;
@@ -161,6 +163,9 @@ export class MqttConnector extends EventEmitter<ConnectorEvents> {
       client.stream.destroy();
       await closed;
     }
+    // end() ran while the old connection closed: MQTT.js would reconnect an ended client, and
+    // nobody would hold (or ever close) that connection.
+    if (this.client !== client) throw new ConnectError({ kind: 'network', message: 'the connector was ended while it reconnected', handshake: false });
     client.reconnect({ incomingStore: client.incomingStore, outgoingStore: client.outgoingStore });
   }
 
@@ -220,9 +225,39 @@ export class MqttConnector extends EventEmitter<ConnectorEvents> {
 
   /** Closes the connection for good (no will, in-flight messages flushed when `force` is false). */
   async end(force = false): Promise<void> {
+    // A forced end also reaches a client still ending gracefully (waiting for the broker to
+    // acknowledge what is in flight): MQTT.js ignores a second end() once one is under way, so the
+    // connection is cut here and the graceful end returns. Without this a device stopped by force
+    // during a slow graceful stop kept its connection open for as long as the broker was silent.
+    if (force && !this.client && this.ending) {
+      this.ending.cut();
+      return;
+    }
     const client = this.client;
+    const wasConnected = this.connected;
     this.client = undefined;
     this.connected = false;
-    if (client) await client.endAsync(force);
+    if (!client) return;
+    // Not connected yet (handshake or CONNACK pending): there is nothing in flight to flush, and
+    // MQTT.js would hold its DISCONNECT until a CONNACK came, leaving the connection open meanwhile
+    // (seen: devices stopped while connecting stayed connected on the broker).
+    if (force || !wasConnected) {
+      await client.endAsync(true);
+      return;
+    }
+    let cut: () => void = () => undefined;
+    const cutShort = new Promise<void>((resolve) => {
+      cut = () => {
+        client.stream?.destroy();
+        resolve();
+      };
+    });
+    const ending = { cut };
+    this.ending = ending;
+    try {
+      await Promise.race([client.endAsync(false), cutShort]);
+    } finally {
+      if (this.ending === ending) this.ending = undefined;
+    }
   }
 }
