@@ -1,5 +1,6 @@
 import test from 'ava';
 import type { Client } from 'aedes';
+import { EventEmitter } from 'node:events';
 import { SessionTable, type DeviceSession } from '../server/src/broker/sessions.ts';
 
 /*
@@ -7,7 +8,9 @@ import { SessionTable, type DeviceSession } from '../server/src/broker/sessions.
  * kept as the table changes rather than counted, so they must follow takeovers and stale deletes.
  */
 
-const client = (id: string): Client => ({ id }) as unknown as Client;
+/** An aedes client as the table sees it: an id and a connection that can close. */
+const client = (id: string): Client => ({ id, conn: new EventEmitter() }) as unknown as Client;
+const closeConnection = (of: Client): void => void (of.conn as unknown as EventEmitter).emit('close');
 const session = (key: string): DeviceSession => ({ key }) as unknown as DeviceSession;
 
 test('counts follow connects, takeovers (one session per key) and disconnects, for devices and services', (t) => {
@@ -39,4 +42,37 @@ test('counts follow connects, takeovers (one session per key) and disconnects, f
   table.delete(newerService);
   t.deepEqual(table.counts(), { devices: 0, services: 1 });
   t.is(table.size, 1);
+});
+
+test('a connection that closes after authentication but before aedes registers it leaves the table; once registered, only clientDisconnect removes it', (t) => {
+  const table = new SessionTable();
+  const early = client('d1');
+  table.set(early, session('d1'));
+  t.deepEqual(table.counts(), { devices: 1, services: 0 });
+  closeConnection(early);
+  t.deepEqual(table.counts(), { devices: 0, services: 0 }, 'aedes sends no clientDisconnect for it: the table forgets it by itself');
+  t.is(table.get(early), undefined);
+  t.is(table.clientOf('d1'), undefined);
+
+  const registered = client('d1');
+  table.set(registered, session('d1'));
+  table.registered(registered);
+  closeConnection(registered);
+  t.is(table.clientOf('d1'), registered, 'a registered client waits for clientDisconnect (presence and history come with it)');
+  t.is((registered.conn as unknown as EventEmitter).listenerCount('close'), 0, 'and holds no close listener of the table');
+});
+
+test('a takeover whose connection closes before registration gives the key back to the session it was replacing', (t) => {
+  const table = new SessionTable();
+  const live = client('backend:a');
+  table.set(live, session('service:backend:a'));
+  table.registered(live);
+  const taker = client('backend:a');
+  table.closing(live, 'takeover');
+  table.set(taker, session('service:backend:a'));
+  t.is(table.clientOf('service:backend:a'), taker);
+  closeConnection(taker);
+  t.is(table.clientOf('service:backend:a'), live, 'revocation finds the live session again');
+  t.deepEqual(table.counts(), { devices: 0, services: 1 });
+  t.is(table.closedFor(live), undefined, 'it was not taken over after all');
 });

@@ -221,6 +221,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     metrics.mqttConnected.set(counts.devices);
     metrics.mqttConnectedServices.set(counts.services);
   };
+  broker.on('client', (client: Client) => sessions.registered(client));
   broker.on('clientReady', (client: Client) => {
     // CONNECT answered: the connection no longer counts against the unfinished-connection bounds.
     guard.settle(client.conn as TLSSocket);

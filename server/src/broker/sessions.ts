@@ -1,4 +1,5 @@
 import type { Client } from 'aedes';
+import type { EventEmitter } from 'node:events';
 import type { TopicGrants } from './topic-acl.ts';
 import type { PeerIdentity } from './peer-identity.ts';
 import type { TokenBucket } from '../rate-limiter.ts';
@@ -51,11 +52,56 @@ export class SessionTable {
    * with the fleet: a storm of N reconnects cost O(N^2)).
    */
   private services = 0;
+  /**
+   * Authenticated connections aedes has not registered yet, by their socket, with the client of
+   * the same key they replaced in `byDevice` (a takeover in progress). aedes reports the end of a
+   * connection (`clientDisconnect`) only for a client it registered, so one that closes in
+   * between (a device that gave up waiting, under load: found by a reconnect storm) would stay in
+   * the table for good, counted as connected, and hide the session it was taking over from
+   * revocation. One shared close handler serves every connection (no closure per socket).
+   */
+  private readonly unregistered = new WeakMap<EventEmitter, { readonly client: Client; readonly replaced: Client | undefined }>();
+  private readonly closedBeforeRegistration: (this: EventEmitter) => void;
 
+  constructor() {
+    const table = this;
+    this.closedBeforeRegistration = function (this: EventEmitter): void {
+      const entry = table.unregistered.get(this);
+      if (!entry) return;
+      table.unregistered.delete(this);
+      table.forgetUnregistered(entry.client, entry.replaced);
+    };
+  }
+
+  /**
+   * Files an authenticated client. Until `registered(client)`, its connection closing takes it out
+   * again (and gives the key back to the session it was replacing, if that one is still live).
+   */
   set(client: Client, session: DeviceSession): void {
+    const replaced = this.byDevice.get(session.key);
     this.byClient.set(client, session);
     if (!this.byDevice.has(session.key) && isServiceKey(session.key)) this.services++;
     this.byDevice.set(session.key, client);
+    const conn = client.conn as unknown as EventEmitter;
+    this.unregistered.set(conn, { client, replaced: replaced === client ? undefined : replaced });
+    conn.on('close', this.closedBeforeRegistration);
+  }
+
+  /** aedes registered the client: from now on its end comes as `clientDisconnect`. */
+  registered(client: Client): void {
+    const conn = client.conn as unknown as EventEmitter;
+    if (this.unregistered.delete(conn)) conn.removeListener('close', this.closedBeforeRegistration);
+  }
+
+  private forgetUnregistered(client: Client, replaced: Client | undefined): void {
+    const session = this.delete(client);
+    // The session this one was taking over is still connected: it is the key's live client again.
+    if (session && replaced && this.byClient.get(replaced)?.key === session.key && !this.byDevice.has(session.key)) {
+      this.byDevice.set(session.key, replaced);
+      if (isServiceKey(session.key)) this.services++;
+      // It was not taken over after all.
+      if (this.drops.get(replaced) === 'takeover') this.drops.delete(replaced);
+    }
   }
 
   get(client: Client): DeviceSession | undefined {

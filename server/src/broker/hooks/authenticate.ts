@@ -79,6 +79,11 @@ export function createAuthenticate(context: HookContext) {
       if (pending?.willTopic !== undefined && !grants.rulesFor(subject).publish.some((filter) => topicMatches(filter, pending.willTopic as string))) {
         throw new BrokerError('BROKER_WILL_DENIED', pending.willTopic);
       }
+      // The device gave up while the checks ran: nothing to file (a closed socket says so no more).
+      if ((client.conn as TLSSocket).destroyed) {
+        done(Object.assign(new Error('the connection closed during authentication'), { returnCode: 3 }) as AuthenticateError, false);
+        return;
+      }
       const key = sessionKey(identity, client.id);
       // MQTT-3.1.4-2: aedes closes the session this CONNECT takes over once it is accepted.
       const previous = context.sessions.clientOf(key);
