@@ -36,14 +36,21 @@ async function silentBroker(t: ExecutionContext, fleet: Fleet, options: { readon
   return { url: `mqtts://127.0.0.1:${(server.address() as AddressInfo).port}`, sockets };
 }
 
-test('a forced end during a graceful end that waits for a PUBACK closes the connection at once', async (t) => {
+/** A fleet, one enrolled device and a connector with its operational credential. */
+async function deviceConnector(t: ExecutionContext) {
   const fleet = await startFleet(t);
   const [device] = await enrolledDevices(t, fleet);
-  const broker = await silentBroker(t, fleet, { connack: true });
   const connector = new MqttConnector(device!.id, fleet.rootPem, {});
-  const secureContext = createSecureContext({ ca: fleet.rootPem, cert: device!.operational.certPem, key: device!.operational.keyPem });
-  await connector.connect({ secureContext }, broker.url);
-  void connector.mqtt?.publishAsync(`devices/${device!.id}/telemetry`, 'x', { qos: 1 }).catch(() => undefined);
+  t.teardown(() => connector.end(true));
+  const credential = { secureContext: createSecureContext({ ca: fleet.rootPem, cert: device!.operational.certPem, key: device!.operational.keyPem }) };
+  return { fleet, device: device!, connector, credential };
+}
+
+test('a forced end during a graceful end that waits for a PUBACK closes the connection at once', async (t) => {
+  const { fleet, device, connector, credential } = await deviceConnector(t);
+  const broker = await silentBroker(t, fleet, { connack: true });
+  await connector.connect(credential, broker.url);
+  void connector.mqtt?.publishAsync(`devices/${device.id}/telemetry`, 'x', { qos: 1 }).catch(() => undefined);
   const graceful = connector.end(false);
   const closed = new Promise((resolve) => broker.sockets[0]!.once('close', resolve));
   await connector.end(true);
@@ -53,16 +60,12 @@ test('a forced end during a graceful end that waits for a PUBACK closes the conn
 });
 
 test('end() while the connector reconnects (a new credential, another node): the reconnect is given up, no connection is left behind', async (t) => {
-  const fleet = await startFleet(t);
-  const [device] = await enrolledDevices(t, fleet);
-  const connector = new MqttConnector(device!.id, fleet.rootPem, {});
-  t.teardown(() => connector.end(true));
-  const secureContext = createSecureContext({ ca: fleet.rootPem, cert: device!.operational.certPem, key: device!.operational.keyPem });
+  const { fleet, connector, credential } = await deviceConnector(t);
   const url = `mqtts://127.0.0.1:${fleet.server.mqttPort}`;
-  await connector.connect({ secureContext }, url);
+  await connector.connect(credential, url);
   const client = connector.mqtt;
   // connect() again cuts the current connection and waits for it to close before reconnecting.
-  const again = connector.connect({ secureContext }, url);
+  const again = connector.connect(credential, url);
   await connector.end();
   const error = await t.throwsAsync(again, { instanceOf: ConnectError });
   t.is(error?.code, 'SDK_NETWORK');
@@ -71,12 +74,9 @@ test('end() while the connector reconnects (a new credential, another node): the
 });
 
 test('end() while the connector waits for its CONNACK closes the connection at once (nothing is in flight to flush)', async (t) => {
-  const fleet = await startFleet(t);
-  const [device] = await enrolledDevices(t, fleet);
+  const { fleet, connector, credential } = await deviceConnector(t);
   const broker = await silentBroker(t, fleet, { connack: false });
-  const connector = new MqttConnector(device!.id, fleet.rootPem, {});
-  const secureContext = createSecureContext({ ca: fleet.rootPem, cert: device!.operational.certPem, key: device!.operational.keyPem });
-  const connecting = connector.connect({ secureContext }, broker.url);
+  const connecting = connector.connect(credential, broker.url);
   await waitFor(() => broker.sockets.length > 0, { what: 'the connection to reach the broker', timeoutMs: 5000, intervalMs: 10 });
   // A reset is a close too ('error' comes first then, which once() would take for a failure).
   const closed = new Promise((resolve) => broker.sockets[0]!.once('close', resolve));
