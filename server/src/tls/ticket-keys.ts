@@ -113,7 +113,7 @@ export class TicketKeyRotation {
     return {
       sessionIdContext: `fleetgate-${listener}`,
       sessionTimeout: this.options.sessionTimeoutSeconds,
-      ticketKeys: deriveTicketKeys(this.options.secret, listener, this.window),
+      ticketKeys: this.keyOf(listener, this.window),
     };
   }
 
