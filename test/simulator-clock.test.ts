@@ -79,6 +79,45 @@ test('server metrics: issuance quantiles from the histogram growth, loads betwee
   t.is(report.cpuMsPerDevice, 37.5);
 });
 
+test('server metrics: the reading before the fleet starts is tried again; without it the report gives no server figures rather than partial ones', async (t) => {
+  const quiet = exposition({ '0.002': 10, '0.005': 10, '0.01': 10, '+Inf': 10 }, ['fleetgate_process_cpu_seconds_total 5']);
+  const busy = exposition({ '0.002': 60, '0.005': 100, '0.01': 110, '+Inf': 110 }, ['fleetgate_process_cpu_seconds_total 6.5']);
+  // Two timeouts, then the baseline; then a reading at the end of the run.
+  const answers = [undefined, undefined, quiet, busy];
+  let call = 0;
+  const problems: string[] = [];
+  const fetch = async (): Promise<string> => {
+    const answer = answers[Math.min(call++, answers.length - 1)];
+    if (answer === undefined) throw new Error('The operation was aborted due to timeout');
+    return answer;
+  };
+  const retried = new ServerMetrics(['http://server/metrics'], (line) => problems.push(line), { fetch });
+  await retried.baseline();
+  await retried.scrape();
+  const report = retried.report(100);
+  t.true(report.available);
+  t.like(report.issuanceMs, { count: 100 });
+  t.is(problems.length, 1, 'the failed read is said once');
+
+  // Three timeouts: the run goes on, and its later readings are not taken for a baseline.
+  const missedAnswers = [undefined, undefined, undefined, quiet, busy];
+  let missedCall = 0;
+  const missed = new ServerMetrics(['http://server/metrics'], () => undefined, {
+    fetch: async () => {
+      const answer = missedAnswers[Math.min(missedCall++, missedAnswers.length - 1)];
+      if (answer === undefined) throw new Error('The operation was aborted due to timeout');
+      return answer;
+    },
+  });
+  await missed.baseline();
+  await missed.scrape();
+  await missed.scrape();
+  const partial = missed.report(100);
+  t.false(partial.available);
+  t.is(partial.issuanceMs, null);
+  t.regex(partial.problem ?? '', /no reading before the fleet started/);
+});
+
 test('the time axis and the rates follow the monotonic clock when the sampler fires late', (t) => {
   const recorder = new RunRecorder();
   let now = 10_000;

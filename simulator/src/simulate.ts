@@ -168,7 +168,7 @@ function lastConnectedSeconds(runner: FleetRunner, began: number): number {
 async function serverMetrics(options: SimOptions, progress: Progress): Promise<ServerMetrics | undefined> {
   if (options.metricsUrls.length === 0) return undefined;
   const server = new ServerMetrics(options.metricsUrls, (line) => progress.note(line));
-  await server.scrape();
+  await server.baseline();
   return server;
 }
 
