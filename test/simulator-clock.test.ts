@@ -118,6 +118,49 @@ test('server metrics: the reading before the fleet starts is tried again; withou
   t.regex(partial.problem ?? '', /no reading before the fleet started/);
 });
 
+test('server metrics: the reading at the end of the run waits for a scrape in flight and reads afresh; without it the report gives no server figures', async (t) => {
+  const before = exposition({ '0.002': 0, '0.005': 0, '0.01': 0, '+Inf': 0 }, ['fleetgate_process_cpu_seconds_total 5']);
+  const midRun = exposition({ '0.002': 4, '0.005': 4, '0.01': 4, '+Inf': 4 }, ['fleetgate_process_cpu_seconds_total 5.5']);
+  const after = exposition({ '0.002': 10, '0.005': 10, '0.01': 10, '+Inf': 10 }, ['fleetgate_process_cpu_seconds_total 6']);
+  // The sampler's scrape is held until the end of the run asks for its reading, then times out.
+  let releaseStalled: (() => void) | undefined;
+  const stalled = new Promise<string>((_resolve, reject) => {
+    releaseStalled = () => reject(new Error('The operation was aborted due to timeout'));
+  });
+  const answers: (() => Promise<string>)[] = [async () => before, async () => midRun, async () => stalled, async () => after];
+  let call = 0;
+  const metrics = new ServerMetrics(['http://server/metrics'], () => undefined, { fetch: () => (answers[Math.min(call++, answers.length - 1)] as () => Promise<string>)() });
+  await metrics.baseline();
+  await metrics.scrape();
+  void metrics.scrape();
+  const closing = metrics.closing();
+  releaseStalled?.();
+  await closing;
+  const report = metrics.report(10);
+  t.true(report.available, report.problem);
+  t.like(report.issuanceMs, { count: 10 });
+  t.is(call, 4, 'a fresh read after the one in flight');
+
+  // Every read at the end fails: the mid-run reading is not taken for the end.
+  const failing: (() => Promise<string>)[] = [async () => before, async () => midRun];
+  let failingCall = 0;
+  const missed = new ServerMetrics(['http://server/metrics'], () => undefined, {
+    fetch: async () => {
+      const answer = failing[failingCall++];
+      if (!answer) throw new Error('The operation was aborted due to timeout');
+      return answer();
+    },
+  });
+  await missed.baseline();
+  await missed.scrape();
+  await missed.closing();
+  t.is(failingCall, 5, 'three reads tried at the end');
+  const partial = missed.report(10);
+  t.false(partial.available);
+  t.is(partial.issuanceMs, null);
+  t.regex(partial.problem ?? '', /no reading when the fleet's phase ended/);
+});
+
 test('the time axis and the rates follow the monotonic clock when the sampler fires late', (t) => {
   const recorder = new RunRecorder();
   let now = 10_000;

@@ -135,8 +135,8 @@ async function runFleet(options: SimOptions, devices: FactoryCredential[], rootP
     }
     while (performance.now() < deadline) await sleep(Math.min(100, Math.max(1, deadline - performance.now())));
   } finally {
-    // The server's figures at the end of the run, for the last point (bounded by the scrape's timeout).
-    await server?.scrape();
+    // The server's figures at the end of the run, for the last point (bounded by the scrapes' timeouts).
+    await server?.closing();
     fleetPhaseEnded = performance.now();
     sampler.finish();
     devicesPerNode = runner.connectedPerNode();
@@ -225,6 +225,9 @@ async function runInWorkers(options: SimOptions, devices: FactoryCredential[], r
     // The workers' own end of their fleet phase (a stalled worker reaches the deadline late); the deadline when they did not say.
     fleetPhaseEnded = outcome ? outcome.fleetPhaseEndedAt - performance.timeOrigin : Math.min(performance.now(), deadline);
     sampler.finish();
+    // The workers have stopped their devices by now: this reading closes the server's counters
+    // (issuances, refusals, CPU), after the last point of the series, which keeps the sampler's.
+    await server?.closing();
     await pool.terminate();
     progress.done();
   }

@@ -129,13 +129,15 @@ export class ServerMetrics {
   private latest: ServerSnapshot | undefined;
   private usedForInterval: ServerSnapshot | undefined;
   private lastLoad: ServerLoad | undefined;
-  private inFlight = false;
+  private inFlight: Promise<void> | undefined;
   private problem: string | undefined;
   private scrapes = 0;
   private failedScrapes = 0;
   private peakConnected = 0;
   /** The reading before the fleet started failed: growth from a later reading would leave out what came before it. */
   private missedBaseline = false;
+  /** The reading at the end of the fleet's phase failed: the latest one is from the middle of the run. */
+  private missedClosing = false;
 
   constructor(
     readonly urls: readonly string[],
@@ -154,10 +156,30 @@ export class ServerMetrics {
     this.missedBaseline = this.latest === undefined;
   }
 
+  /**
+   * The reading every figure of the run grows to, taken when the fleet's phase ends: it waits for
+   * a scrape still running (the sampler's, which may be from before a stall and time out) and
+   * then reads afresh, up to `attempts` times. Seen in CI: the end of a run found the sampler's
+   * scrape in flight, took no reading of its own, and the report counted 4 of 10 issuances from a
+   * reading taken while the fleet was still enrolling. Without one, the report says so.
+   */
+  async closing(attempts = 3): Promise<void> {
+    await this.inFlight;
+    const before = this.latest;
+    for (let attempt = 0; attempt < attempts && this.latest === before; attempt++) await this.scrape();
+    this.missedClosing = this.latest === before;
+  }
+
   /** Starts one scrape unless one is still running; resolves when it is done (never rejects). */
-  async scrape(): Promise<void> {
-    if (this.inFlight) return;
-    this.inFlight = true;
+  scrape(): Promise<void> {
+    if (this.inFlight) return Promise.resolve();
+    this.inFlight = this.read().finally(() => {
+      this.inFlight = undefined;
+    });
+    return this.inFlight;
+  }
+
+  private async read(): Promise<void> {
     const fetcher = this.options.fetch ?? fetchText;
     try {
       const texts = await Promise.all(this.urls.map((url) => fetcher(url, this.options.timeoutMs ?? 2000)));
@@ -172,8 +194,6 @@ export class ServerMetrics {
         this.problem = `${this.urls.join(', ')}: ${error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error)}`;
         this.onProblem(`server metrics: cannot read ${this.problem}; the run goes on (reads are tried again every second; --no-metrics to skip)`);
       }
-    } finally {
-      this.inFlight = false;
     }
   }
 
@@ -192,9 +212,14 @@ export class ServerMetrics {
   /** The server's side of the whole run. */
   report(devicesConnected: number): ServerMetricsReport {
     const { first, latest } = this;
-    const available = !this.missedBaseline && first !== undefined && latest !== undefined && latest !== first;
+    const available = !this.missedBaseline && !this.missedClosing && first !== undefined && latest !== undefined && latest !== first;
     if (!available) {
-      const problem = this.missedBaseline ? `no reading before the fleet started${this.problem ? ` (${this.problem})` : ''}: the server's figures would leave out the start of the run` : (this.problem ?? 'fewer than two scrapes during the run');
+      const cause = this.problem ? ` (${this.problem})` : '';
+      const problem = this.missedBaseline
+        ? `no reading before the fleet started${cause}: the server's figures would leave out the start of the run`
+        : this.missedClosing
+          ? `no reading when the fleet's phase ended${cause}: the server's figures would leave out the end of the run`
+          : (this.problem ?? 'fewer than two scrapes during the run');
       return { urls: this.urls, available: false, problem, scrapes: this.scrapes, failedScrapes: this.failedScrapes, issuanceMs: null, refusals: null, peakConnectedDevices: first ? this.peakConnected : null, cpuMsPerDevice: null };
     }
     const count = latest.issuance.count - first.issuance.count;
