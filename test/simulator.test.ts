@@ -47,7 +47,15 @@ test('steady: a mixed fleet enrolls, connects and sends telemetry; JSON and HTML
   t.true(outcome.passed);
   t.is(outcome.report.latency.enrollMs.count, 30);
   t.true(outcome.report.series.length >= 3);
-  t.true((totals.allConnectedAfterSeconds ?? 99) < 10);
+  // When the last device first connected, in wall-clock seconds: within the run, and no later
+  // than the first point of the series that counts all 30 connected. A bound of seconds would
+  // measure the machine: the fleet is connected after 0.8 s on a quiet machine, and took 10 s or
+  // more once in a fresh-clone CI run beside the rest of the suite (with no error and no retry).
+  const allConnected = totals.allConnectedAfterSeconds;
+  const latencies = `enrollment ${JSON.stringify(outcome.report.latency.enrollMs)}, connect ${JSON.stringify(outcome.report.latency.connectMs)}`;
+  t.true(allConnected !== null && allConnected > 0 && allConnected < outcome.report.timing.fleetPhaseSeconds, `all connected after ${String(allConnected)} s; ${latencies}`);
+  const firstFull = outcome.report.series.find((point) => point.states.connected === 30);
+  t.true(firstFull !== undefined && Number(allConnected) <= firstFull.t, `all connected after ${String(allConnected)} s, first point with 30 connected at ${String(firstFull?.t)} s`);
   t.deepEqual(outcome.report.nodes, { devicesPerNode: { [fleet.server.mqttUrl]: 30 }, failovers: 0, endpointMoves: { est: 0, mqtt: 0 } });
   const models = (await fleet.server.registry.listDevices()).map((device) => device.model);
   t.deepEqual([...new Set(models)].sort(), ['camera', 'car', 'thermostat']);
