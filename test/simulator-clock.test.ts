@@ -159,6 +159,22 @@ test('server metrics: the reading at the end of the run waits for a scrape in fl
   t.false(partial.available);
   t.is(partial.issuanceMs, null);
   t.regex(partial.problem ?? '', /no reading when the fleet's phase ended/);
+
+  // A server that stops answering at the end (its scrapes never settle): the run waits twice the
+  // scrape timeout at most.
+  let hangingCall = 0;
+  const hanging = new ServerMetrics(['http://server/metrics'], () => undefined, {
+    timeoutMs: 100,
+    fetch: () => (hangingCall++ < 2 ? Promise.resolve(hangingCall === 1 ? before : midRun) : new Promise<string>(() => undefined)),
+  });
+  await hanging.baseline();
+  await hanging.scrape();
+  const started = performance.now();
+  await hanging.closing();
+  const waited = performance.now() - started;
+  t.true(waited >= 190 && waited < 1000, `waited ${waited.toFixed(0)} ms for a scrape timeout of 100 ms`);
+  t.is(hangingCall, 3, 'no further read once the wait is over');
+  t.regex(hanging.report(10).problem ?? '', /no reading when the fleet's phase ended/);
 });
 
 test('the time axis and the rates follow the monotonic clock when the sampler fires late', (t) => {

@@ -159,15 +159,34 @@ export class ServerMetrics {
   /**
    * The reading every figure of the run grows to, taken when the fleet's phase ends: it waits for
    * a scrape still running (the sampler's, which may be from before a stall and time out) and
-   * then reads afresh, up to `attempts` times. Seen in CI: the end of a run found the sampler's
-   * scrape in flight, took no reading of its own, and the report counted 4 of 10 issuances from a
-   * reading taken while the fleet was still enrolling. Without one, the report says so.
+   * then reads afresh, up to `attempts` times, within twice the scrape timeout in all (the run
+   * waits for it). Seen in CI: the end of a run found the sampler's scrape in flight, took no
+   * reading of its own, and the report counted 4 of 10 issuances from a reading taken while the
+   * fleet was still enrolling. Without one, the report says so.
    */
   async closing(attempts = 3): Promise<void> {
-    await this.inFlight;
-    const before = this.latest;
-    for (let attempt = 0; attempt < attempts && this.latest === before; attempt++) await this.scrape();
-    this.missedClosing = this.latest === before;
+    let given = false;
+    const read = async (): Promise<boolean> => {
+      await this.inFlight;
+      const before = this.latest;
+      for (let attempt = 0; attempt < attempts && !given && this.latest === before; attempt++) await this.scrape();
+      return this.latest !== before;
+    };
+    let timer: NodeJS.Timeout | undefined;
+    const budget = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), 2 * this.timeoutMs);
+    });
+    try {
+      this.missedClosing = !(await Promise.race([read(), budget]));
+    } finally {
+      given = true;
+      clearTimeout(timer);
+    }
+  }
+
+  /** How long one scrape may take. */
+  private get timeoutMs(): number {
+    return this.options.timeoutMs ?? 2000;
   }
 
   /** Starts one scrape unless one is still running; resolves when it is done (never rejects). */
@@ -182,7 +201,7 @@ export class ServerMetrics {
   private async read(): Promise<void> {
     const fetcher = this.options.fetch ?? fetchText;
     try {
-      const texts = await Promise.all(this.urls.map((url) => fetcher(url, this.options.timeoutMs ?? 2000)));
+      const texts = await Promise.all(this.urls.map((url) => fetcher(url, this.timeoutMs)));
       const snapshot = snapshotOf(texts.map(parsePrometheusText), (this.options.now ?? performance.now.bind(performance))());
       this.scrapes++;
       this.first ??= snapshot;
