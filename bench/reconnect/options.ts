@@ -65,7 +65,8 @@ export const RECONNECT_USAGE = `Reconnect-storm benchmark options (--only reconn
   --cost-rate R                their arrival rate, connects/s (default ${RECONNECT_DEFAULTS.costRate})
   --fill-concurrency C         clients connecting at a time while the fleet first connects (default ${RECONNECT_DEFAULTS.fillConcurrency})
   --storm-deadline-seconds S   the storm ends by then, whatever is unconnected (default ${RECONNECT_DEFAULTS.stormDeadlineSeconds})
-  --quick applies (${RECONNECT_QUICK.devices} devices, ${RECONNECT_QUICK.costDevices} per cost phase, capacity ${RECONNECT_QUICK.search.startRate}/s up by ${RECONNECT_QUICK.search.stepPercent} % to ${RECONNECT_QUICK.search.maxRate}/s); one run (--repeat does not apply)`;
+  --quick applies (${RECONNECT_QUICK.devices} devices, ${RECONNECT_QUICK.costDevices} per cost phase, capacity ${RECONNECT_QUICK.search.startRate}/s up by ${RECONNECT_QUICK.search.stepPercent} % to ${RECONNECT_QUICK.search.maxRate}/s); one run (--repeat does not apply)
+  --cpu-prof applies to the fleetgate under measurement (not the capacity search's): its profile goes to bench/results/profiles/`;
 
 /** The command line is wrong (same meaning as the enrollment benchmark's usage error). */
 export class ReconnectUsageError extends Error {

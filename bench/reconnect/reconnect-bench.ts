@@ -131,7 +131,15 @@ async function measureBroker(broker: BrokerUnderTest, fleet: BrokerFleet, stormR
  * coming back at a multiple of that capacity, offering its TLS session and retrying with the
  * device SDK's backoff when shed. Table on stdout, JSON and an SVG chart in bench/results.
  */
-export async function runReconnectBenchmark(options: ReconnectBenchOptions, context: { readonly pinning: Pinning; readonly machine: MachineInfo }): Promise<number> {
+export async function runReconnectBenchmark(
+  options: ReconnectBenchOptions,
+  context: {
+    readonly pinning: Pinning;
+    readonly machine: MachineInfo;
+    /** `--cpu-prof`: the fleetgate under measurement (not the capacity search's) writes its profile here. */
+    readonly cpuProfileDir?: string;
+  },
+): Promise<number> {
   const startedAt = new Date();
   await access(MOSQUITTO_BIN, constants.X_OK).catch(() => {
     throw new Error(`${MOSQUITTO_BIN} not found: install the Debian package mosquitto (apt-get install mosquitto)`);
@@ -147,7 +155,7 @@ export async function runReconnectBenchmark(options: ReconnectBenchOptions, cont
     const stormRate = Math.max(1, Math.round((capacity.perSecond * options.ratePercent) / 100));
     progress(`fleetgate full-handshake capacity ${capacity.perSecond}/s (${capacity.source}); storm rate ${stormRate}/s (${options.ratePercent} %)`);
 
-    const fleetgateBroker = await startFleetgateBroker({ fleet, pinning: context.pinning, limits: {}, listeners: 'defaults', why: 'shipped defaults' });
+    const fleetgateBroker = await startFleetgateBroker({ fleet, pinning: context.pinning, limits: {}, listeners: 'defaults', why: 'shipped defaults', cpuProfileDir: context.cpuProfileDir });
     const fleetgate = await measureBroker(fleetgateBroker, fleet, stormRate, options);
     const floor = await measureFloor(await startNodeTlsFloor({ fleet, pinning: context.pinning }), fleet, options);
     const mosquittoBroker = await startMosquitto({ dir, fleet, pinning: context.pinning });
@@ -168,6 +176,7 @@ export async function runReconnectBenchmark(options: ReconnectBenchOptions, cont
       'reconnect',
     );
     progress(`results: ${path} (and bench/results/latest-reconnect.json), chart ${chartPath}`);
+    if (context.cpuProfileDir) progress(`fleetgate CPU profile: ${context.cpuProfileDir} (its figures above include the profiler's overhead)`);
     return summary.stormMet ? 0 : 1;
   } finally {
     await removeTempDir(dir);
