@@ -62,6 +62,22 @@ test('a connection that closes after authentication but before aedes registers i
   t.is((registered.conn as unknown as EventEmitter).listenerCount('close'), 0, 'and holds no close listener of the table');
 });
 
+test('registration leaves the connection\'s other close listeners as they were, in an array of their own length', (t) => {
+  const table = new SessionTable();
+  const registered = client('d1');
+  const conn = registered.conn as unknown as EventEmitter;
+  // Node's, the listener guard's and socket-end's close listeners of a held socket.
+  const others = [(): void => undefined, (): void => undefined, (): void => undefined];
+  for (const listener of others) conn.on('close', listener);
+  const closeArray = (): unknown => (conn as unknown as { _events: Record<string, unknown> })._events.close;
+  table.set(registered, session('d1'));
+  // Pushing a fourth listener grew the array's storage to room for 19; removing it gives none back.
+  const grown = closeArray();
+  table.registered(registered);
+  t.deepEqual(conn.listeners('close'), others);
+  t.not(closeArray(), grown, 'a copy of its length replaces the grown array (bench:memory: 168 bytes per held connection)');
+});
+
 test('a takeover whose connection closes before registration gives the key back to the session it was replacing', (t) => {
   const table = new SessionTable();
   const live = client('backend:a');

@@ -4,6 +4,7 @@ import type { TopicGrants } from './topic-acl.ts';
 import type { PeerIdentity } from './peer-identity.ts';
 import type { TokenBucket } from '../rate-limiter.ts';
 import type { DropReason } from './device-history.ts';
+import { compactListeners } from './socket-end.ts';
 
 /** What the broker knows about an authenticated connection (a device or a backend service). */
 export interface DeviceSession {
@@ -87,10 +88,16 @@ export class SessionTable {
     conn.on('close', this.closedBeforeRegistration);
   }
 
-  /** aedes registered the client: from now on its end comes as `clientDisconnect`. */
+  /**
+   * aedes registered the client: from now on its end comes as `clientDisconnect`. The close
+   * listener goes, and the socket's listener arrays are cut back to their length: adding it had
+   * grown the 'close' array to room for 19 (168 bytes per held connection, bench:memory).
+   */
   registered(client: Client): void {
     const conn = client.conn as unknown as EventEmitter;
-    if (this.unregistered.delete(conn)) conn.removeListener('close', this.closedBeforeRegistration);
+    if (!this.unregistered.delete(conn)) return;
+    conn.removeListener('close', this.closedBeforeRegistration);
+    compactListeners(conn);
   }
 
   private forgetUnregistered(client: Client, replaced: Client | undefined): void {

@@ -1,4 +1,5 @@
 import type { Client } from 'aedes';
+import type { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 
 /** The aedes 1.x client internals this module replaces (lib/client.js). */
@@ -17,11 +18,12 @@ const LISTENED = ['error', 'end', 'close'] as const;
  * Copies the socket's listener arrays of these events to arrays of their exact length. An
  * EventEmitter keeps a second listener in a two-element array and grows it on the third push
  * to room for 19 (168 bytes), which removing listeners never gives back: the 'error', 'end'
- * and 'close' arrays of every held socket, after finished() added and removed its listeners.
+ * and 'close' arrays of every held socket, after finished() added and removed its listeners,
+ * and again after a listener held only until aedes registers the client (the session table's).
  * The same listener functions in the same order; emit() works on a copy of the array, so
  * replacing it is safe (Node's `_events`, unchanged in its meaning since Node 0.x).
  */
-function compactListeners(socket: Duplex): void {
+export function compactListeners(socket: EventEmitter): void {
   const events = (socket as unknown as { _events?: Record<string, unknown> })._events;
   if (!events) return;
   for (const name of LISTENED) {
