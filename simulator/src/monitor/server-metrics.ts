@@ -152,8 +152,7 @@ export class ServerMetrics {
    * issuances. Without one, the report says so instead of giving such figures.
    */
   async baseline(attempts = 3): Promise<void> {
-    for (let attempt = 0; attempt < attempts && this.latest === undefined; attempt++) await this.scrape();
-    this.missedBaseline = this.latest === undefined;
+    this.missedBaseline = !(await this.readAfresh(attempts));
   }
 
   /**
@@ -166,22 +165,24 @@ export class ServerMetrics {
    */
   async closing(attempts = 3): Promise<void> {
     let given = false;
-    const read = async (): Promise<boolean> => {
-      await this.inFlight;
-      const before = this.latest;
-      for (let attempt = 0; attempt < attempts && !given && this.latest === before; attempt++) await this.scrape();
-      return this.latest !== before;
-    };
     let timer: NodeJS.Timeout | undefined;
     const budget = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), 2 * this.timeoutMs);
     });
     try {
-      this.missedClosing = !(await Promise.race([read(), budget]));
+      const read = Promise.resolve(this.inFlight).then(() => this.readAfresh(attempts, () => given));
+      this.missedClosing = !(await Promise.race([read, budget]));
     } finally {
       given = true;
       clearTimeout(timer);
     }
+  }
+
+  /** Scrapes until a reading newer than the latest comes in, up to `attempts` times or until `given`; whether one did. */
+  private async readAfresh(attempts: number, given: () => boolean = () => false): Promise<boolean> {
+    const before = this.latest;
+    for (let attempt = 0; attempt < attempts && !given() && this.latest === before; attempt++) await this.scrape();
+    return this.latest !== before;
   }
 
   /** How long one scrape may take. */
