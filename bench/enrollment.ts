@@ -9,8 +9,8 @@ import { prepareDevices, type BenchDevice } from './devices.ts';
 import { enrollOnce, type EnrollOutcome } from './enroll.ts';
 import { dataFiles, fleetgateBootstrap, fleetgateInit } from './fleetgate-cli.ts';
 import { startFleetgate, type FleetgateServer } from './fleetgate-serve.ts';
-import { runClosedLoop } from './load.ts';
-import { measureNodeFloor, type NodeFloorResult } from './node-floor.ts';
+import { runClosedLoop, type LoadPhase } from './load.ts';
+import { nodeFloorResult, startNodeFloorServer, warmUpNodeFloor, type NodeFloorResult, type NodeFloorServer } from './node-floor.ts';
 import type { Pinning } from './pinning.ts';
 import { startPostgres, type PostgresServer } from './postgres.ts';
 import { activityBetween, readPostgresActivity, readPostgresSettings, type PostgresActivity } from './postgres-stats.ts';
@@ -36,7 +36,7 @@ export interface EnrollmentRunOptions {
   readonly warmup: number;
   readonly concurrency: number;
   readonly pinning: Pinning;
-  /** Replay the load against a bare Node https server afterwards (see node-floor.ts). */
+  /** Give a bare Node https server the same load, in blocks alternating with fleetgate's (see node-floor.ts). */
   readonly nodeFloor: boolean;
   /** When set, the server runs with `--cpu-prof` and writes its profile into this directory. */
   readonly cpuProfileDir?: string;
@@ -205,22 +205,76 @@ interface RunDatabase {
   destroy(): Promise<void>;
 }
 
-/** The timed phase: every timed device enrolls once, between readings of the server's CPU (and its database's). */
-async function measure(server: FleetgateServer, fleet: Fleet, concurrency: number, loadAverage: number, database: RunDatabase | undefined) {
+/**
+ * Blocks of the timed phase when the Node floor is measured: fleetgate and the floor server get
+ * the load in turns, block by block (ABBA: fleetgate first in even blocks, the floor first in
+ * odd ones), so that both see the same machine. Measured one after the other (before
+ * 2026-12-02) the two phases were half a minute apart, and this shared VM's speed moves by 30-40 %
+ * within minutes: the floor read 2.5 to 4.3 ms per request between runs on one host.
+ */
+export const INTERLEAVED_BLOCKS = 8;
+
+/** Sum of the closed-loop phases of several blocks: results in order, wall times added up. */
+function joinPhases<R>(phases: readonly LoadPhase<R>[]): LoadPhase<R> {
+  return { results: phases.flatMap((phase) => phase.results), wallMs: phases.reduce((sum, phase) => sum + phase.wallMs, 0) };
+}
+
+/** `items` cut into `count` consecutive blocks of nearly equal size (fewer when there are fewer items). */
+function blocksOf<T>(items: readonly T[], count: number): T[][] {
+  const size = Math.ceil(items.length / Math.max(1, count));
+  const blocks: T[][] = [];
+  for (let start = 0; start < items.length; start += size) blocks.push(items.slice(start, start + size));
+  return blocks;
+}
+
+/**
+ * The timed phase: every timed device enrolls once, between readings of the server's CPU (and
+ * its database's). With `floor`, the floor server gets the same requests in alternate blocks
+ * (INTERLEAVED_BLOCKS), and each server's CPU is read over the whole phase: what one does while
+ * the other has the load (fleetgate's deferred LevelDB work, say) is still its own.
+ */
+async function measure(server: FleetgateServer, fleet: Fleet, concurrency: number, loadAverage: number, database: RunDatabase | undefined, floor: NodeFloorServer | undefined) {
   const { daemon, target } = server;
   const busyCoresBefore = await waitForQuietMachine(QUIET_WAIT_MS);
-  const tenth = Math.max(1, Math.floor(fleet.timed.length / 10));
+  const count = fleet.timed.length;
+  const tenth = Math.max(1, Math.floor(count / 10));
+  let enrolled = 0;
+  const onEnrolled = (): void => {
+    enrolled++;
+    if (enrolled % tenth === 0 || enrolled === count) progress(`enrolled ${enrolled}/${count}`);
+  };
   // Counters first: a scrape and a query cost the server CPU, which must not land in the phase.
   const roundsBefore = await readRegistryRounds(server.metricsUrl);
   const activityBefore = database ? await readPostgresActivity(database.url) : undefined;
   const systemBefore = await readSystemTicks();
   const cpuBefore = await readCpuTicks(daemon.pid);
+  const floorBefore = floor ? await readCpuTicks(floor.daemon.pid) : undefined;
   const dbBefore = database ? await readTreeCpuTicks(database.postmasterPid) : undefined;
   const loadBefore = process.cpuUsage();
-  const timed = await runClosedLoop(fleet.timed, concurrency, (device) => enrollOnce(target, device), (done, count) => {
-    if (done % tenth === 0 || done === count) progress(`enrolled ${done}/${count}`);
-  });
+  const fleetgatePhases: LoadPhase<EnrollOutcome>[] = [];
+  const floorPhases: LoadPhase<EnrollOutcome>[] = [];
+  // fleetgate's CPU while it had the load, for its utilisation (busy over its blocks' wall time).
+  let busyInBlocksMs = 0;
+  const blocks = floor ? blocksOf(fleet.timed, INTERLEAVED_BLOCKS) : [fleet.timed];
+  for (const [index, devices] of blocks.entries()) {
+    const fleetgateBlock = async (): Promise<void> => {
+      const blockBefore = await readCpuTicks(daemon.pid);
+      fleetgatePhases.push(await runClosedLoop(devices, concurrency, (device) => enrollOnce(target, device), onEnrolled));
+      busyInBlocksMs += cpuBetween(blockBefore, await readCpuTicks(daemon.pid)).totalMs;
+    };
+    const floorBlock = async (): Promise<void> => {
+      if (floor) floorPhases.push(await runClosedLoop(devices, concurrency, (device) => enrollOnce(floor.target, device)));
+    };
+    if (index % 2 === 0) {
+      await fleetgateBlock();
+      await floorBlock();
+    } else {
+      await floorBlock();
+      await fleetgateBlock();
+    }
+  }
   const cpuAfter = await readCpuTicks(daemon.pid);
+  const floorAfter = floor ? await readCpuTicks(floor.daemon.pid) : undefined;
   const dbAfter = database ? await readTreeCpuTicks(database.postmasterPid) : undefined;
   const system = systemBetween(systemBefore, await readSystemTicks());
   const load = process.cpuUsage(loadBefore);
@@ -235,22 +289,29 @@ async function measure(server: FleetgateServer, fleet: Fleet, concurrency: numbe
     activity = activityBetween(activityBefore, await readPostgresActivity(database.url));
   }
 
+  const timed = joinPhases(fleetgatePhases);
+  const floorPhase = joinPhases(floorPhases);
   const serverCpu = cpuBetween(cpuBefore, cpuAfter);
+  const floorCpu = floorBefore && floorAfter ? cpuBetween(floorBefore, floorAfter) : undefined;
   const dbCpu = dbBefore && dbAfter ? cpuBetween(dbBefore, dbAfter) : undefined;
   const loadCpuMs = (load.user + load.system) / 1000;
+  const phaseWallMs = timed.wallMs + floorPhase.wallMs;
   const interference: Interference = {
     loadAverage,
     busyCoresBefore,
-    otherCores: Math.max(0, system.busyMs - serverCpu.totalMs - (dbCpu?.totalMs ?? 0) - loadCpuMs) / timed.wallMs,
-    stealCores: system.stealMs / timed.wallMs,
+    otherCores: Math.max(0, system.busyMs - serverCpu.totalMs - (floorCpu?.totalMs ?? 0) - (dbCpu?.totalMs ?? 0) - loadCpuMs) / phaseWallMs,
+    stealCores: system.stealMs / phaseWallMs,
   };
   return {
     timed,
+    // The floor's requests are the load generator's too: its CPU is divided between both servers' requests.
+    loadCpuMs: (loadCpuMs * timed.results.length) / (timed.results.length + floorPhase.results.length),
+    nodeFloor: floorCpu ? nodeFloorResult(floorCpu, floorPhase) : undefined,
     serverCpu,
+    utilisation: busyInBlocksMs / timed.wallMs,
     settledCpu: cpuBetween(cpuBefore, cpuSettled),
     db: dbBefore && dbAfter && dbSettled && activity ? { cpu: cpuBetween(dbBefore, dbAfter), settledCpu: cpuBetween(dbBefore, dbSettled), processes: dbAfter.processes, activity } : undefined,
     rounds: { count: roundsAfter.count - roundsBefore.count, seconds: roundsAfter.seconds - roundsBefore.seconds },
-    loadCpuMs,
     serverRssKiB,
     interference,
   };
@@ -292,6 +353,7 @@ export async function runEnrollment(options: EnrollmentRunOptions): Promise<Enro
   const dir = await makeTempDir('bench');
   let server: FleetgateServer | undefined;
   let database: RunDatabase | undefined;
+  let floor: NodeFloorServer | undefined;
   try {
     const fleet = await prepareFleet(dir, options);
     if (options.registry === 'postgres') database = await startRunDatabase(options.pinning);
@@ -299,9 +361,16 @@ export async function runEnrollment(options: EnrollmentRunOptions): Promise<Enro
     server = await startFleetgate({ dataDir: fleet.dataDir, rootPem: fleet.rootPem, pinning: options.pinning, nodeArgs, registryUrl: database?.url });
     progress(`fleetgate serve pid ${server.daemon.pid} on ${server.target.host}:${server.target.port}, registry ${database ? 'PostgreSQL' : 'LevelDB'}`);
     await warmUp(server, fleet, options.concurrency);
-    const measured = await measure(server, fleet, options.concurrency, loadAverage, database);
+    if (options.nodeFloor) {
+      // Profiled too when fleetgate is: what fleetgate adds is the difference of the two profiles.
+      floor = await startNodeFloorServer({ ...fleet, pinning: options.pinning, nodeArgs });
+      await warmUpNodeFloor(floor, fleet.warmup, options.concurrency);
+      progress(`bare Node https floor server pid ${floor.daemon.pid}: ${INTERLEAVED_BLOCKS} blocks of the timed phase each, alternating with fleetgate's`);
+    }
+    const measured = await measure(server, fleet, options.concurrency, loadAverage, database, floor);
     const serverPid = server.daemon.pid;
     await server.daemon.stop();
+    await floor?.daemon.stop();
     await database?.destroy();
 
     const outcomes = verifyAnswers(fleet.timed, measured.timed.results, fleet.issuing);
@@ -311,11 +380,6 @@ export async function runEnrollment(options: EnrollmentRunOptions): Promise<Enro
     const latencies = outcomes.filter((outcome) => outcome.ok).map((outcome) => outcome.latencyMs);
     const count = fleet.timed.length;
 
-    let nodeFloor: NodeFloorResult | undefined;
-    if (options.nodeFloor) {
-      progress('node https floor: same load against a bare Node https server');
-      nodeFloor = await measureNodeFloor({ ...fleet, devices: fleet.timed, concurrency: options.concurrency, pinning: options.pinning });
-    }
     const dbCpuMs = measured.db?.cpu.totalMs ?? 0;
     const rounds = measured.rounds;
     return {
@@ -330,7 +394,7 @@ export async function runEnrollment(options: EnrollmentRunOptions): Promise<Enro
       serverCpu: measured.serverCpu,
       serverCpuMsPerEnrollment: measured.serverCpu.totalMs / count,
       serverCpuMsPerEnrollmentWithSettle: measured.settledCpu.totalMs / count,
-      serverCpuUtilisation: measured.serverCpu.totalMs / measured.timed.wallMs,
+      serverCpuUtilisation: measured.utilisation,
       totalServerCpuMsPerEnrollment: (measured.serverCpu.totalMs + dbCpuMs) / count,
       totalServerCpuMsPerEnrollmentWithSettle: (measured.settledCpu.totalMs + (measured.db?.settledCpu.totalMs ?? 0)) / count,
       totalServerCpuUtilisation: (measured.serverCpu.totalMs + dbCpuMs) / measured.timed.wallMs,
@@ -351,10 +415,11 @@ export async function runEnrollment(options: EnrollmentRunOptions): Promise<Enro
       loadCpuMsPerEnrollment: measured.loadCpuMs / count,
       tlsVersions: countBy(outcomes.map((outcome) => outcome.protocol ?? 'none')),
       interference: measured.interference,
-      nodeFloor,
+      nodeFloor: measured.nodeFloor,
     };
   } finally {
     await server?.daemon.stop();
+    await floor?.daemon.stop();
     await database?.destroy();
     await removeTempDir(dir);
   }

@@ -1,12 +1,11 @@
 import type { BenchDevice } from './devices.ts';
 import { startDaemon, type Daemon } from './daemon.ts';
-import { enrollOnce } from './enroll.ts';
+import { enrollOnce, type EnrollOutcome } from './enroll.ts';
 import { freePort } from './free-port.ts';
 import { httpsCall, type Target } from './https-call.ts';
-import { runClosedLoop } from './load.ts';
+import { runClosedLoop, type LoadPhase } from './load.ts';
 import { serverCommand, type Pinning } from './pinning.ts';
-import { cpuBetween, readCpuTicks } from './proc-cpu.ts';
-import { waitForQuietMachine } from './quiet.ts';
+import type { CpuSpent } from './proc-cpu.ts';
 import { percentile } from './stats.ts';
 import { waitUntilReady } from './wait-ready.ts';
 
@@ -15,6 +14,8 @@ export interface NodeFloorResult {
   readonly requests: number;
   readonly failed: number;
   readonly cpuMsPerRequest: number;
+  /** Of cpuMsPerRequest, the main thread's. */
+  readonly mainThreadCpuMsPerRequest: number;
   readonly requestsPerSecond: number;
   readonly latencyP50Ms: number;
 }
@@ -35,9 +36,15 @@ export interface NodeFloorServer {
  * against `rootPem`. The enrollment benchmark replays its load against it; the simulator
  * benchmark measures its client-side floor with it.
  */
-export async function startNodeFloorServer(options: { readonly dataDir: string; readonly rootPem: string; readonly pinning: Pinning }): Promise<NodeFloorServer> {
+export async function startNodeFloorServer(options: {
+  readonly dataDir: string;
+  readonly rootPem: string;
+  readonly pinning: Pinning;
+  /** Extra node options (`--cpu-prof`, say), before the script. */
+  readonly nodeArgs?: readonly string[];
+}): Promise<NodeFloorServer> {
   const target: Target = { host: '127.0.0.1', port: await freePort() };
-  const command = serverCommand(options.pinning, process.execPath, ['--import', TSX_LOADER, SERVER_SCRIPT, options.dataDir, String(target.port)]);
+  const command = serverCommand(options.pinning, process.execPath, [...(options.nodeArgs ?? []), '--import', TSX_LOADER, SERVER_SCRIPT, options.dataDir, String(target.port)]);
   const daemon = startDaemon('node https floor server', command.file, command.args);
   try {
     await waitUntilReady(
@@ -55,39 +62,26 @@ export async function startNodeFloorServer(options: { readonly dataDir: string; 
   return { daemon, target };
 }
 
-/**
- * Replays the enrollment load (same devices, same concurrency, fresh mTLS connection each)
- * against node-floor-server.ts: what fleetgate costs above this is its own work (CSR checks,
- * registry, signing, audit), below it is Node's TLS and HTTP.
- */
-export async function measureNodeFloor(options: {
-  readonly dataDir: string;
-  readonly rootPem: string;
-  readonly warmup: readonly BenchDevice[];
-  readonly devices: readonly BenchDevice[];
-  readonly concurrency: number;
-  readonly pinning: Pinning;
-}): Promise<NodeFloorResult> {
-  const { daemon, target } = await startNodeFloorServer(options);
-  try {
-    // The floor server ignores the path and answers 200 to any authenticated request.
-    await runClosedLoop(options.warmup, options.concurrency, (device) => enrollOnce(target, device));
-    await waitForQuietMachine(30_000);
-    const before = await readCpuTicks(daemon.pid);
-    const timed = await runClosedLoop(options.devices, options.concurrency, (device) => enrollOnce(target, device));
-    const after = await readCpuTicks(daemon.pid);
-    const ok = timed.results.filter((outcome) => outcome.ok);
-    return {
-      requests: timed.results.length,
-      failed: timed.results.length - ok.length,
-      cpuMsPerRequest: cpuBetween(before, after).totalMs / timed.results.length,
-      requestsPerSecond: ok.length / (timed.wallMs / 1000),
-      latencyP50Ms: percentile(
-        ok.map((outcome) => outcome.latencyMs),
-        50,
-      ),
-    };
-  } finally {
-    await daemon.stop();
-  }
+/** What one timed phase against the floor server measured, over its blocks together. */
+export function nodeFloorResult(cpu: CpuSpent, phase: LoadPhase<EnrollOutcome>): NodeFloorResult {
+  const ok = phase.results.filter((outcome) => outcome.ok);
+  return {
+    requests: phase.results.length,
+    failed: phase.results.length - ok.length,
+    cpuMsPerRequest: cpu.totalMs / phase.results.length,
+    mainThreadCpuMsPerRequest: cpu.mainThreadMs / phase.results.length,
+    requestsPerSecond: ok.length / (phase.wallMs / 1000),
+    latencyP50Ms: percentile(
+      ok.map((outcome) => outcome.latencyMs),
+      50,
+    ),
+  };
+}
+
+/** Untimed requests against the floor server (JIT and TLS warm-up), as fleetgate gets them. */
+export async function warmUpNodeFloor(floor: NodeFloorServer, devices: readonly BenchDevice[], concurrency: number): Promise<void> {
+  // The floor server ignores the path and answers 200 to any authenticated request.
+  const warm = await runClosedLoop(devices, concurrency, (device) => enrollOnce(floor.target, device));
+  const failed = warm.results.filter((outcome) => !outcome.ok).length;
+  if (failed > 0) throw new Error(`node https floor: ${failed} of ${devices.length} warm-up requests failed\n${floor.daemon.outputTail()}`);
 }

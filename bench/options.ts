@@ -102,7 +102,8 @@ Options:
   --floor-seconds S   length of each openssl s_time run (default ${DEFAULTS.floorSeconds})
   --no-node-floor     skip replaying each run's load against a bare Node https server
   --no-pin            do not pin server and load generator to separate CPUs with taskset
-  --cpu-prof          run the server with node --cpu-prof; profiles go to bench/results/profiles/
+  --cpu-prof          run the server (and the bare Node https floor server) with node --cpu-prof;
+                      profiles go to bench/results/profiles/
                       (the profiler costs server CPU: do not compare those figures with others)
   --quick             smoke test: ${QUICK.enrollments} enrollments, ${QUICK.repeat} run, ${QUICK.warmup} warm-up, ${QUICK.floorSeconds} s floor
                       (explicit options still win)

@@ -59,6 +59,11 @@ export interface Summary {
   readonly nodeFloorMs: Spread | undefined;
   /** fleetgate CPU minus the Node floor, per run: the application's own cost. */
   readonly aboveNodeFloorMs: Spread | undefined;
+  /** The same for the main threads alone: the rest of the difference is GC helpers and the thread pool. */
+  readonly aboveNodeFloorMainThreadMs: Spread | undefined;
+  /** Server CPU per enrollment of fleetgate's main thread, and of the floor's. */
+  readonly mainThreadMs: Spread;
+  readonly nodeFloorMainThreadMs: Spread | undefined;
   /** Requests the Node floor server did not answer with 200 (should be 0). */
   readonly nodeFloorFailed: number;
   readonly otherCores: Spread;
@@ -187,6 +192,9 @@ export function summarize(benchRuns: readonly BenchRun[]): Summary {
     opensslProtocols: [...new Set(benchRuns.map((run) => `${run.openssl.protocol} ${run.openssl.cipher}`))],
     nodeFloorMs: spreadOrUndefined(withNodeFloor.map(({ floor }) => floor.cpuMsPerRequest)),
     aboveNodeFloorMs: spreadOrUndefined(withNodeFloor.map(({ run, floor }) => run.serverCpuMsPerEnrollment - floor.cpuMsPerRequest)),
+    aboveNodeFloorMainThreadMs: spreadOrUndefined(withNodeFloor.map(({ run, floor }) => (run.serverCpu.mainThreadMs - floor.mainThreadCpuMsPerRequest * run.enrollments) / run.enrollments)),
+    mainThreadMs: of((run) => run.serverCpu.mainThreadMs / run.enrollments),
+    nodeFloorMainThreadMs: spreadOrUndefined(withNodeFloor.map(({ floor }) => floor.mainThreadCpuMsPerRequest)),
     nodeFloorFailed: withNodeFloor.reduce((sum, { floor }) => sum + floor.failed, 0),
     otherCores: of((run) => run.interference.otherCores),
     stealCores: of((run) => run.interference.stealCores),
@@ -215,6 +223,7 @@ export function tableRows(summary: Summary, pinning: Pinning): string[][] {
       `<= ${TARGETS.serverCpuMsPerEnrollment.toFixed(1)} ms (stretch ${TARGETS.serverCpuMsPerEnrollmentStretch.toFixed(1)})`,
       cpuOk,
     ],
+    ['  of which the main thread', formatSpread(summary.mainThreadMs, 2, ' ms'), '-', '-'],
     [`  incl. ${SETTLE_MS / 1000} s settle after the phase`, formatSpread(summary.serverCpuMsPerEnrollmentWithSettle, 2, ' ms'), '-', '-'],
     ['latency p50', formatSpread(summary.latencyP50Ms, 1, ' ms'), '-', '-'],
     ['latency p99', formatSpread(summary.latencyP99Ms, 1, ' ms'), '-', '-'],
@@ -228,7 +237,9 @@ export function tableRows(summary: Summary, pinning: Pinning): string[][] {
   if (summary.nodeFloorMs && summary.aboveNodeFloorMs) {
     const failed = summary.nodeFloorFailed > 0 ? `, ${summary.nodeFloorFailed} requests FAILED` : '';
     rows.push(['bare Node https server CPU per request', `${formatSpread(summary.nodeFloorMs, 2, ' ms')}${failed}`, '-', '-']);
+    if (summary.nodeFloorMainThreadMs) rows.push(['  of which the main thread', formatSpread(summary.nodeFloorMainThreadMs, 2, ' ms'), '-', '-']);
     rows.push(['fleetgate CPU above the Node floor', formatSpread(summary.aboveNodeFloorMs, 2, ' ms'), '-', '-']);
+    if (summary.aboveNodeFloorMainThreadMs) rows.push(['  of which the main thread', formatSpread(summary.aboveNodeFloorMainThreadMs, 2, ' ms'), '-', '-']);
   }
   rows.push([
     'TLS version (fleetgate clients)',

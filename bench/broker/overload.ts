@@ -176,7 +176,7 @@ export async function runOverload(
     freshClient,
     rssBeforeKiB,
     rssPeakKiB,
-    reading: reading ?? { wallMs, brokerCpu: { userMs: Number.NaN, systemMs: Number.NaN, totalMs: Number.NaN }, loadCpuMs: Number.NaN, otherCores: Number.NaN, stealCores: Number.NaN },
+    reading: reading ?? { wallMs, brokerCpu: { userMs: Number.NaN, systemMs: Number.NaN, totalMs: Number.NaN, mainThreadMs: Number.NaN }, loadCpuMs: Number.NaN, otherCores: Number.NaN, stealCores: Number.NaN },
     brokerCpuUtilisation: reading ? reading.brokerCpu.totalMs / reading.wallMs : Number.NaN,
     loadCpuUtilisation: reading ? reading.loadCpuMs / reading.wallMs : Number.NaN,
   };
