@@ -1,7 +1,7 @@
 /**
  * `npm run bench:memory`: where a held MQTT connection's memory goes, fleetgate's broker against
  * the bare Node TLS server that is its floor (bench/broker/node-tls-floor-server.ts). For each:
- * RSS per held connection (one pass), then the JS heap per held connection by kind, from two V8
+ * RSS per held connection (one pass, read with half and with all of them held), then the JS heap per held connection by kind, from two V8
  * heap snapshots (`--heapsnapshot-signal`) taken before and with the connections held (a second
  * pass: a snapshot itself grows RSS). Table on stdout, JSON in bench/results/latest-memory.json.
  */
@@ -25,13 +25,16 @@ import { progress } from '../progress.ts';
 import { writeResults } from '../results.ts';
 import { renderTable } from '../table.ts';
 import { heapBytes, heapDifference, summarizeHeapSnapshot, type HeapKind } from './heap-summary.ts';
+import { readResidentByMapping, residentPerConnection, type ResidentByMapping } from './smaps.ts';
 
 const HELP = `Usage: npm run bench:memory -- [--connections N] [--top K] [--no-pin]
 
 Holds N MQTT connections (mTLS, CONNECT, CONNACK) to fleetgate's broker and then to a bare Node
 TLS server with the broker's TLS settings (the floor), and reports each one's RSS per held
-connection and its JS heap per held connection by kind (V8 heap snapshots before and with the
-connections held), the K kinds that differ most first. Defaults: --connections 2000 --top 30.`;
+connection (and what each of the second half of them added: the cost of one more connection,
+without what the process grows once) and its JS heap per held connection by kind (V8 heap
+snapshots before and with the connections held), the K kinds that differ most first.
+Defaults: --connections 2000 --top 30.`;
 
 type ServerKind = 'fleetgate' | 'floor';
 
@@ -39,6 +42,14 @@ type ServerKind = 'fleetgate' | 'floor';
 interface MemoryReading {
   readonly held: number;
   readonly rssPerConnectionKiB: number;
+  /**
+   * RSS added by the second half of the connections, per connection: what one more held
+   * connection costs. What the process grows once (V8's young generation sized up to the
+   * allocation rate, code compiled at first use) lands in the first half and does not count here.
+   */
+  readonly marginalRssPerConnectionKiB: number;
+  /** The RSS per held connection by mapping: malloc's main arena against V8's heap and the rest. */
+  readonly rssByMapping: ResidentByMapping;
   readonly heapPerConnectionKiB: number;
   readonly heapByKind: Record<string, HeapKind>;
 }
@@ -52,17 +63,19 @@ async function start(kind: ServerKind, fleet: BrokerFleet, pinning: Pinning, nod
   return startFleetgateBroker({ fleet, pinning, nodeArgs, limits: { connectionsPerSecond: 100_000, connectionBurst: 100_000 }, why: 'so holding the connections is not rate limited' });
 }
 
-/** Opens `count` connections, 50 at a time, and keeps those that got CONNACK 0. */
-async function hold(broker: BrokerUnderTest, fleet: BrokerFleet, count: number): Promise<MqttConnection[]> {
+/** Opens connections `from` to `to - 1` of the fleet's devices, 50 at a time, and keeps those that got CONNACK 0. */
+async function hold(broker: BrokerUnderTest, fleet: BrokerFleet, from: number, to: number): Promise<MqttConnection[]> {
   const held: MqttConnection[] = [];
-  for (let first = 0; first < count; first += 50) {
-    const batch = fleet.devices.slice(first, Math.min(count, first + 50));
+  for (let first = from; first < to; first += 50) {
+    const batch = fleet.devices.slice(first, Math.min(to, first + 50));
     const opened = await Promise.all(
-      batch.map((identity, index) => openConnection(broker.address, identity, { keepaliveSeconds: 600, timeoutMs: 30_000, serverCheck: 'chain', localAddress: sourceAddress(first + index, count) })),
+      batch.map((identity, index) =>
+        openConnection(broker.address, identity, { keepaliveSeconds: 600, timeoutMs: 30_000, serverCheck: 'chain', localAddress: sourceAddress(first + index, fleet.devices.length) }),
+      ),
     );
     for (const result of opened) if (result.ok) held.push(result.connection);
   }
-  if (held.length < count) progress(`${count - held.length} of ${count} connections failed`);
+  if (held.length < to - from) progress(`${to - from - held.length} of ${to - from} connections failed`);
   return held;
 }
 
@@ -92,32 +105,46 @@ async function measure(kind: ServerKind, fleet: BrokerFleet, pinning: Pinning, c
   const plain = await start(kind, fleet, pinning, []);
   let held: MqttConnection[];
   let rssPerConnectionKiB: number;
+  let marginalRssPerConnectionKiB: number;
+  let rssByMapping: ResidentByMapping;
   try {
     await warmUpConnects(plain, fleet.devices, WARMUP_CONNECTS, 16);
     await sleep(SETTLE_MS);
+    const mappingsBefore = await readResidentByMapping(plain.daemon.pid);
     const rssBefore = await readRssKiB(plain.daemon.pid);
-    held = await hold(plain, fleet, count);
+    const half = Math.floor(count / 2);
+    const firstHalf = await hold(plain, fleet, 0, half);
     await sleep(SETTLE_MS);
-    rssPerConnectionKiB = ((await readRssKiB(plain.daemon.pid)) - rssBefore) / Math.max(1, held.length);
+    const rssHalf = await readRssKiB(plain.daemon.pid);
+    const secondHalf = await hold(plain, fleet, half, count);
+    await sleep(SETTLE_MS);
+    const rssAll = await readRssKiB(plain.daemon.pid);
+    held = [...firstHalf, ...secondHalf];
+    rssByMapping = residentPerConnection(mappingsBefore, await readResidentByMapping(plain.daemon.pid), held.length);
+    rssPerConnectionKiB = (rssAll - rssBefore) / Math.max(1, held.length);
+    marginalRssPerConnectionKiB = (rssAll - rssHalf) / Math.max(1, secondHalf.length);
     await Promise.all(held.map((connection) => connection.disconnect()));
   } finally {
     await plain.daemon.stop();
   }
-  progress(`${kind}: ${rssPerConnectionKiB.toFixed(1)} KiB RSS per held connection (${held.length} held)`);
+  progress(
+    `${kind}: ${rssPerConnectionKiB.toFixed(1)} KiB RSS per held connection (${held.length} held), ${marginalRssPerConnectionKiB.toFixed(1)} KiB for each of the second half; ` +
+      `malloc heap ${rssByMapping.mallocHeapKiB.toFixed(1)}, other anonymous ${rssByMapping.otherAnonymousKiB.toFixed(1)}, files ${rssByMapping.fileKiB.toFixed(1)} KiB`,
+  );
   // Pass 2: the JS heap, kind by kind.
   const traced = await start(kind, fleet, pinning, ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`]);
   try {
     await warmUpConnects(traced, fleet.devices, WARMUP_CONNECTS, 16);
     await sleep(SETTLE_MS);
     const before = await summarizeHeapSnapshot(await heapSnapshot(traced.daemon.pid, snapshotDir));
-    held = await hold(traced, fleet, count);
+    held = await hold(traced, fleet, 0, count);
     await sleep(SETTLE_MS);
     const after = await summarizeHeapSnapshot(await heapSnapshot(traced.daemon.pid, snapshotDir));
     const difference = heapDifference(before, after, Math.max(1, held.length));
     await Promise.all(held.map((connection) => connection.disconnect()));
     const heapPerConnectionKiB = heapBytes(difference) / 1024;
     progress(`${kind}: ${heapPerConnectionKiB.toFixed(2)} KiB JS heap per held connection`);
-    return { held: held.length, rssPerConnectionKiB, heapPerConnectionKiB, heapByKind: Object.fromEntries(difference) };
+    return { held: held.length, rssPerConnectionKiB, marginalRssPerConnectionKiB, rssByMapping, heapPerConnectionKiB, heapByKind: Object.fromEntries(difference) };
   } finally {
     await traced.daemon.stop();
     await rm(snapshotDir, { recursive: true, force: true });
@@ -159,6 +186,18 @@ try {
       ['', 'fleetgate', 'Node TLS floor', 'above the floor'],
       [
         ['RSS', `${fleetgate.rssPerConnectionKiB.toFixed(1)} KiB`, `${floor.rssPerConnectionKiB.toFixed(1)} KiB`, `${(fleetgate.rssPerConnectionKiB - floor.rssPerConnectionKiB).toFixed(1)} KiB`],
+        [
+          'RSS, second half only',
+          `${fleetgate.marginalRssPerConnectionKiB.toFixed(1)} KiB`,
+          `${floor.marginalRssPerConnectionKiB.toFixed(1)} KiB`,
+          `${(fleetgate.marginalRssPerConnectionKiB - floor.marginalRssPerConnectionKiB).toFixed(1)} KiB`,
+        ],
+        ...(
+          [
+            ['  in malloc\'s main arena ([heap])', (reading: MemoryReading) => reading.rssByMapping.mallocHeapKiB],
+            ['  in other anonymous mappings (V8 heap, stacks, thread arenas)', (reading: MemoryReading) => reading.rssByMapping.otherAnonymousKiB],
+          ] as const
+        ).map(([label, pick]) => [label, `${pick(fleetgate).toFixed(1)} KiB`, `${pick(floor).toFixed(1)} KiB`, `${(pick(fleetgate) - pick(floor)).toFixed(1)} KiB`]),
         ['JS heap', `${fleetgate.heapPerConnectionKiB.toFixed(2)} KiB`, `${floor.heapPerConnectionKiB.toFixed(2)} KiB`, `${(fleetgate.heapPerConnectionKiB - floor.heapPerConnectionKiB).toFixed(2)} KiB`],
       ],
     )}\n\nJS heap per held connection by kind (bytes, objects), largest differences first\n\n${renderTable(
