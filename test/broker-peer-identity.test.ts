@@ -10,9 +10,9 @@ import { factoryCredentials, makeDataDir, mintDeviceCredential, serviceCredentia
 import { withDeadline } from './helpers/wait.ts';
 
 /*
- * peerIdentity reads the certificate with getPeerCertificate() after a full handshake and with
- * getPeerX509Certificate() after a resumed one (the cheaper of the two for each): both readings
- * must come to the same identity, or the same refusal, for every kind of certificate.
+ * After a full handshake Node has the chain the client sent, after a resumed one only the leaf
+ * the session kept: peerIdentity must come to the same identity, or the same refusal, from both,
+ * for every kind of certificate.
  */
 
 test('a resumed TLS session gives the identity, or the refusal, of the full handshake: device, service, bootstrap, operator', async (t) => {

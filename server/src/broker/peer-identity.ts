@@ -1,7 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { deviceIdentityUri } from '@fleetgate/device-sdk/protocol';
-import { certificateClaims, deviceClaims, peerCertificateClaims, type CertificateClaims } from '../authority/identity.ts';
+import { certificateClaims, deviceClaims, type CertificateClaims } from '../authority/identity.ts';
 import { SERVICE_NAME } from '../config/schema.ts';
 import { serviceIdentityUri } from '../pki/profiles.ts';
 import { BrokerError } from './errors.ts';
@@ -19,7 +19,7 @@ export type PeerIdentity = (
   readonly notBefore: number;
 };
 
-/** What the broker reads of a verified peer certificate, whichever way Node gave it. */
+/** What the broker reads of a verified peer certificate. */
 interface PeerFields {
   /** Whether the certificate names the issuing CA as its issuer. */
   readonly fromIssuing: boolean;
@@ -63,56 +63,42 @@ export function peerIdentity(socket: TLSSocket, issuing: IssuingCa): PeerIdentit
 }
 
 /**
- * The peer certificate's fields, read the cheaper way for the handshake at hand (measured on
- * Node 20, docs/benchmarks.md "Per-connect work above the Node floor"): after a full handshake
- * `getPeerCertificate()` (about 120 µs; `getPeerX509Certificate()` copies the whole chain the
- * client sent and costs about 290 µs), after a resumed one `getPeerX509Certificate()` (about
- * 55 µs: the session holds the leaf alone, and only the fields read are rendered;
- * `getPeerCertificate()` renders every field, fingerprints included, about 165 µs). The same
- * certificate either way, rendered by the same OpenSSL calls; undefined without one.
+ * The peer certificate's fields, from `getPeerX509Certificate()`, whose fields are rendered
+ * only when read; undefined without a certificate.
+ *
+ * Not `getPeerCertificate()`, though after a full handshake it is the cheaper read when the
+ * client sends its chain (100-160 µs against 245-370 µs: X509Certificate copies every certificate
+ * of the chain; 50-60 µs when the client sends its leaf alone, and after a resumed handshake,
+ * whose session holds the leaf alone). It renders the public key, and on OpenSSL 3 that leaves a
+ * decoded copy of the key (a legacy EC_KEY) cached in the certificate the TLS session keeps for
+ * as long as the connection lasts: 1.9 KiB of native memory per held connection, measured with
+ * 2,000 connections to the Node floor server of `npm run bench:memory` (malloc's arena,
+ * `malloc_trim` does not give it back). A broker holds connections for days and makes a full
+ * handshake rarely; the memory is the cost that counts.
  */
 function peerFields(socket: TLSSocket, issuing: IssuingCa): PeerFields | undefined {
-  if (socket.isSessionReused()) {
-    const certificate = socket.getPeerX509Certificate();
-    if (!certificate) return undefined;
-    // Both names rendered by the same Node function: equal text is the same name.
-    const issuer = certificate.issuer;
-    return { fromIssuing: issuer === issuing.subject, describeIssuer: () => issuer.split('\n').join(', '), serialNumber: certificate.serialNumber, validFrom: certificate.validFrom, validTo: certificate.validTo, claims: certificateClaims(certificate) };
-  }
-  const peer = socket.getPeerCertificate();
-  if (!peer || !peer.raw) return undefined;
-  const issuer = peer.issuer as unknown as Record<string, unknown>;
+  const certificate = socket.getPeerX509Certificate();
+  if (!certificate) return undefined;
+  // Both names rendered by the same Node function: equal text is the same name.
+  const issuer = certificate.issuer;
   return {
-    fromIssuing: sameName(issuer, issuing.name),
-    describeIssuer: () => Object.entries(issuer).map(([key, value]) => `${key}=${String(value)}`).join(', '),
-    serialNumber: peer.serialNumber,
-    validFrom: peer.valid_from,
-    validTo: peer.valid_to,
-    claims: peerCertificateClaims(peer),
+    fromIssuing: issuer === issuing.subject,
+    describeIssuer: () => issuer.split('\n').join(', '),
+    serialNumber: certificate.serialNumber,
+    validFrom: certificate.validFrom,
+    validTo: certificate.validTo,
+    claims: certificateClaims(certificate),
   };
 }
 
-/** The issuing CA as the broker compares it: its subject name, as each of Node's two readings of a certificate gives it. */
+/** The issuing CA as the broker compares it: its subject name as X509Certificate renders a name. */
 export interface IssuingCa {
-  /** Attribute by attribute (fleetgate's CAs have single-valued attributes), as getPeerCertificate() gives a name. */
-  readonly name: Readonly<Record<string, string>>;
-  /** As X509Certificate renders a name. */
   readonly subject: string;
 }
 
 /** The issuing CA's name from its certificate. */
 export function issuingCaOf(certificate: X509Certificate): IssuingCa {
-  const name: Record<string, string> = {};
-  for (const line of certificate.subject.split('\n')) {
-    const at = line.indexOf('=');
-    if (at > 0) name[line.slice(0, at)] = line.slice(at + 1);
-  }
-  return { name, subject: certificate.subject };
-}
-
-function sameName(peer: Record<string, unknown>, expected: Readonly<Record<string, string>>): boolean {
-  const keys = Object.keys(expected);
-  return Object.keys(peer).length === keys.length && keys.every((key) => peer[key] === expected[key]);
+  return { subject: certificate.subject };
 }
 
 /** The key a session is filed under: the device id, or `service:<client id>`. */
