@@ -192,7 +192,7 @@ export function summarize(benchRuns: readonly BenchRun[]): Summary {
     opensslProtocols: [...new Set(benchRuns.map((run) => `${run.openssl.protocol} ${run.openssl.cipher}`))],
     nodeFloorMs: spreadOrUndefined(withNodeFloor.map(({ floor }) => floor.cpuMsPerRequest)),
     aboveNodeFloorMs: spreadOrUndefined(withNodeFloor.map(({ run, floor }) => run.serverCpuMsPerEnrollment - floor.cpuMsPerRequest)),
-    aboveNodeFloorMainThreadMs: spreadOrUndefined(withNodeFloor.map(({ run, floor }) => (run.serverCpu.mainThreadMs - floor.mainThreadCpuMsPerRequest * run.enrollments) / run.enrollments)),
+    aboveNodeFloorMainThreadMs: spreadOrUndefined(withNodeFloor.map(({ run, floor }) => run.serverCpu.mainThreadMs / run.enrollments - floor.mainThreadCpuMsPerRequest)),
     mainThreadMs: of((run) => run.serverCpu.mainThreadMs / run.enrollments),
     nodeFloorMainThreadMs: spreadOrUndefined(withNodeFloor.map(({ floor }) => floor.mainThreadCpuMsPerRequest)),
     nodeFloorFailed: withNodeFloor.reduce((sum, { floor }) => sum + floor.failed, 0),

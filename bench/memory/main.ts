@@ -1,9 +1,10 @@
 /**
  * `npm run bench:memory`: where a held MQTT connection's memory goes, fleetgate's broker against
  * the bare Node TLS server that is its floor (bench/broker/node-tls-floor-server.ts). For each:
- * RSS per held connection (one pass, read with half and with all of them held), then the JS heap per held connection by kind, from two V8
- * heap snapshots (`--heapsnapshot-signal`) taken before and with the connections held (a second
- * pass: a snapshot itself grows RSS). Table on stdout, JSON in bench/results/latest-memory.json.
+ * RSS per held connection (one pass, read with half and with all of them held, and split by
+ * mapping), then the JS heap per held connection by kind, from two V8 heap snapshots
+ * (`--heapsnapshot-signal`) taken before and with the connections held (a second pass: a
+ * snapshot itself grows RSS). Table on stdout, JSON in bench/results/latest-memory.json.
  */
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -44,8 +45,8 @@ interface MemoryReading {
   readonly rssPerConnectionKiB: number;
   /**
    * RSS added by the second half of the connections, per connection: what one more held
-   * connection costs. What the process grows once (V8's young generation sized up to the
-   * allocation rate, code compiled at first use) lands in the first half and does not count here.
+   * connection costs, apart from the first half, where what the process grows once at the
+   * first connections (code compiled, V8's young generation sized up) would land.
    */
   readonly marginalRssPerConnectionKiB: number;
   /** The RSS per held connection by mapping: malloc's main arena against V8's heap and the rest. */
