@@ -15,9 +15,7 @@ export interface ResidentByMapping {
 /** Sums the Rss of every mapping of `pid` into {@link ResidentByMapping}'s kinds. */
 export async function readResidentByMapping(pid: number): Promise<ResidentByMapping> {
   const text = await readFile(`/proc/${pid}/smaps`, 'utf8');
-  let mallocHeapKiB = 0;
-  let otherAnonymousKiB = 0;
-  let fileKiB = 0;
+  const totals: Record<keyof ResidentByMapping, number> = { mallocHeapKiB: 0, otherAnonymousKiB: 0, fileKiB: 0 };
   let kind: keyof ResidentByMapping = 'otherAnonymousKiB';
   for (const line of text.split('\n')) {
     // A mapping's header: "start-end perms offset dev inode [pathname]"; its fields follow it.
@@ -28,13 +26,9 @@ export async function readResidentByMapping(pid: number): Promise<ResidentByMapp
       continue;
     }
     const rss = /^Rss:\s+(\d+) kB$/.exec(line);
-    if (!rss) continue;
-    const kib = Number(rss[1]);
-    if (kind === 'mallocHeapKiB') mallocHeapKiB += kib;
-    else if (kind === 'fileKiB') fileKiB += kib;
-    else otherAnonymousKiB += kib;
+    if (rss) totals[kind] += Number(rss[1]);
   }
-  return { mallocHeapKiB, otherAnonymousKiB, fileKiB };
+  return totals;
 }
 
 /** `after - before`, per connection. */

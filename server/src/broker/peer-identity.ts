@@ -1,7 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { deviceIdentityUri } from '@fleetgate/device-sdk/protocol';
-import { certificateClaims, deviceClaims, type CertificateClaims } from '../authority/identity.ts';
+import { certificateClaims, deviceClaims } from '../authority/identity.ts';
 import { SERVICE_NAME } from '../config/schema.ts';
 import { serviceIdentityUri } from '../pki/profiles.ts';
 import { BrokerError } from './errors.ts';
@@ -19,18 +19,6 @@ export type PeerIdentity = (
   readonly notBefore: number;
 };
 
-/** What the broker reads of a verified peer certificate. */
-interface PeerFields {
-  /** Whether the certificate names the issuing CA as its issuer. */
-  readonly fromIssuing: boolean;
-  /** The issuer, for the log of a refusal. */
-  describeIssuer(): string;
-  readonly serialNumber: string;
-  readonly validFrom: string;
-  readonly validTo: string;
-  readonly claims: CertificateClaims;
-}
-
 /**
  * Who is on the other end of a TLS connection. The listener does not fail handshakes (a device
  * rejected there sees a reset and retries forever); it decides here, so the refusal becomes a
@@ -39,8 +27,18 @@ interface PeerFields {
  * certificates, which the issuing CA signs but which carry no device or service identity.
  */
 export function peerIdentity(socket: TLSSocket, issuing: IssuingCa): PeerIdentity {
-  const peer = peerFields(socket, issuing);
-  if (!peer) throw new BrokerError('BROKER_NO_CLIENT_CERT');
+  // The certificate from `getPeerX509Certificate()`, whose fields are rendered only when read.
+  // Not `getPeerCertificate()`, though after a full handshake it is the cheaper read when the
+  // client sends its chain (100-160 µs against 245-370 µs: X509Certificate copies every certificate
+  // of the chain; 50-60 µs when the client sends its leaf alone, and after a resumed handshake,
+  // whose session holds the leaf alone). It renders the public key, and on OpenSSL 3 that leaves a
+  // decoded copy of the key (a legacy EC_KEY) cached in the certificate the TLS session keeps for
+  // as long as the connection lasts: 1.9 KiB of native memory per held connection, measured with
+  // 2,000 connections to the Node floor server of `npm run bench:memory` (malloc's arena,
+  // `malloc_trim` does not give it back). A broker holds connections for days and makes a full
+  // handshake rarely; the memory is the cost that counts.
+  const certificate = socket.getPeerX509Certificate();
+  if (!certificate) throw new BrokerError('BROKER_NO_CLIENT_CERT');
   if (!socket.authorized) {
     const reason = String(socket.authorizationError ?? 'unknown');
     throw new BrokerError(reason === 'CERT_HAS_EXPIRED' ? 'BROKER_CERT_EXPIRED' : 'BROKER_CERT_UNTRUSTED', reason);
@@ -48,11 +46,13 @@ export function peerIdentity(socket: TLSSocket, issuing: IssuingCa): PeerIdentit
   // The listener trusts fleetgate's root and issuing CA only (no manufacturer CAs), so a verified
   // chain whose leaf names the issuing CA as its issuer was signed by it: OpenSSL finds the issuer
   // by name and checks the signature. A factory bootstrap certificate names the factory CA.
-  if (!peer.fromIssuing) throw new BrokerError('BROKER_NOT_OPERATIONAL', peer.describeIssuer());
-  const serial = serialKey(peer.serialNumber);
-  const notAfter = Date.parse(peer.validTo);
-  const notBefore = Date.parse(peer.validFrom);
-  const { claims } = peer;
+  // Both names are rendered by the same Node function: equal text is the same name.
+  const issuer = certificate.issuer;
+  if (issuer !== issuing.subject) throw new BrokerError('BROKER_NOT_OPERATIONAL', issuer.split('\n').join(', '));
+  const serial = serialKey(certificate.serialNumber);
+  const notAfter = Date.parse(certificate.validTo);
+  const notBefore = Date.parse(certificate.validFrom);
+  const claims = certificateClaims(certificate);
   const device = deviceClaims(claims);
   // Operational certificates always carry the device URI.
   if (device && claims.uris.includes(deviceIdentityUri(device.deviceId))) return { kind: 'device', deviceId: device.deviceId, serial, notAfter, notBefore };
@@ -60,35 +60,6 @@ export function peerIdentity(socket: TLSSocket, issuing: IssuingCa): PeerIdentit
   const service = serviceUri?.slice(serviceIdentityUri('').length);
   if (service && SERVICE_NAME.test(service)) return { kind: 'service', service, serial, notAfter, notBefore };
   throw new BrokerError('BROKER_NOT_OPERATIONAL', 'no device or service identity in the certificate');
-}
-
-/**
- * The peer certificate's fields, from `getPeerX509Certificate()`, whose fields are rendered
- * only when read; undefined without a certificate.
- *
- * Not `getPeerCertificate()`, though after a full handshake it is the cheaper read when the
- * client sends its chain (100-160 µs against 245-370 µs: X509Certificate copies every certificate
- * of the chain; 50-60 µs when the client sends its leaf alone, and after a resumed handshake,
- * whose session holds the leaf alone). It renders the public key, and on OpenSSL 3 that leaves a
- * decoded copy of the key (a legacy EC_KEY) cached in the certificate the TLS session keeps for
- * as long as the connection lasts: 1.9 KiB of native memory per held connection, measured with
- * 2,000 connections to the Node floor server of `npm run bench:memory` (malloc's arena,
- * `malloc_trim` does not give it back). A broker holds connections for days and makes a full
- * handshake rarely; the memory is the cost that counts.
- */
-function peerFields(socket: TLSSocket, issuing: IssuingCa): PeerFields | undefined {
-  const certificate = socket.getPeerX509Certificate();
-  if (!certificate) return undefined;
-  // Both names rendered by the same Node function: equal text is the same name.
-  const issuer = certificate.issuer;
-  return {
-    fromIssuing: issuer === issuing.subject,
-    describeIssuer: () => issuer.split('\n').join(', '),
-    serialNumber: certificate.serialNumber,
-    validFrom: certificate.validFrom,
-    validTo: certificate.validTo,
-    claims: certificateClaims(certificate),
-  };
 }
 
 /** The issuing CA as the broker compares it: its subject name as X509Certificate renders a name. */
