@@ -1,6 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import { deviceIdentityUri, isDeviceId, MODEL_PATTERN } from '@fleetgate/device-sdk/protocol';
+import type { CertificateFields } from '../pki/certificate-fields.ts';
 
 /** The identity claims a client certificate makes (not yet trusted: the caller checks the issuer). */
 export interface CertificateClaims {
@@ -30,6 +31,11 @@ function sanUris(subjectAltName: string | undefined): string[] {
     .split(', ')
     .filter((entry) => entry.startsWith('URI:'))
     .map((entry) => entry.slice(4));
+}
+
+/** The same claims from the fields of a certificate read from its DER (pki/certificate-fields.ts). */
+export function fieldClaims(fields: CertificateFields): CertificateClaims {
+  return { commonName: fields.commonName, organizationalUnit: fields.organizationalUnit, uris: fields.sanUris };
 }
 
 /**

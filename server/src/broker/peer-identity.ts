@@ -1,11 +1,15 @@
 import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { deviceIdentityUri } from '@fleetgate/device-sdk/protocol';
-import { certificateClaims, deviceClaims } from '../authority/identity.ts';
+import { deviceClaims, fieldClaims } from '../authority/identity.ts';
 import { SERVICE_NAME } from '../config/schema.ts';
+import { extractSubject } from '../pki/ca.ts';
+import { readCertificateFields, type CertificateFields } from '../pki/certificate-fields.ts';
+import { decodeSingle } from '../pki/der.ts';
+import { decodeName, formatName } from '../pki/names.ts';
 import { serviceIdentityUri } from '../pki/profiles.ts';
+import { peerCertificateDer } from '../tls/peer-certificate.ts';
 import { BrokerError } from './errors.ts';
-import { serialKey } from '../pki/serial.ts';
 
 /** The verified identity behind a TLS connection: a device, or a backend service. */
 export type PeerIdentity = (
@@ -27,32 +31,29 @@ export type PeerIdentity = (
  * certificates, which the issuing CA signs but which carry no device or service identity.
  */
 export function peerIdentity(socket: TLSSocket, issuing: IssuingCa): PeerIdentity {
-  // The certificate from `getPeerX509Certificate()`, whose fields are rendered only when read.
-  // Not `getPeerCertificate()`, though after a full handshake it is the cheaper read when the
-  // client sends its chain (100-160 µs against 245-370 µs: X509Certificate copies every certificate
-  // of the chain; 50-60 µs when the client sends its leaf alone, and after a resumed handshake,
-  // whose session holds the leaf alone). It renders the public key, and on OpenSSL 3 that leaves a
-  // decoded copy of the key (a legacy EC_KEY) cached in the certificate the TLS session keeps for
-  // as long as the connection lasts: 1.9 KiB of native memory per held connection, measured with
-  // 2,000 connections to the Node floor server of `npm run bench:memory` (malloc's arena,
-  // `malloc_trim` does not give it back). A broker holds connections for days and makes a full
-  // handshake rarely; the memory is the cost that counts.
-  const certificate = socket.getPeerX509Certificate();
-  if (!certificate) throw new BrokerError('BROKER_NO_CLIENT_CERT');
+  // The leaf's DER from the TLS session, read with fleetgate's DER reader: neither of Node's
+  // readers, each of which costs a full handshake more than all of this (tls/peer-certificate.ts).
+  const der = peerCertificateDer(socket);
+  if (!der) throw new BrokerError('BROKER_NO_CLIENT_CERT');
   if (!socket.authorized) {
     const reason = String(socket.authorizationError ?? 'unknown');
     throw new BrokerError(reason === 'CERT_HAS_EXPIRED' ? 'BROKER_CERT_EXPIRED' : 'BROKER_CERT_UNTRUSTED', reason);
   }
+  let certificate: CertificateFields;
+  try {
+    certificate = readCertificateFields(der);
+  } catch (error) {
+    // OpenSSL verified it, so it chains to a trusted CA, but fleetgate issues nothing of this
+    // shape (a negative serial, a name in a string type fleetgate does not read, ...).
+    throw new BrokerError('BROKER_NOT_OPERATIONAL', `the certificate cannot be read: ${(error as Error).message}`);
+  }
   // The listener trusts fleetgate's root and issuing CA only (no manufacturer CAs), so a verified
   // chain whose leaf names the issuing CA as its issuer was signed by it: OpenSSL finds the issuer
-  // by name and checks the signature. A factory bootstrap certificate names the factory CA.
-  // Both names are rendered by the same Node function: equal text is the same name.
-  const issuer = certificate.issuer;
-  if (issuer !== issuing.subject) throw new BrokerError('BROKER_NOT_OPERATIONAL', issuer.split('\n').join(', '));
-  const serial = serialKey(certificate.serialNumber);
-  const notAfter = Date.parse(certificate.validTo);
-  const notBefore = Date.parse(certificate.validFrom);
-  const claims = certificateClaims(certificate);
+  // by name and checks the signature. A factory bootstrap certificate names the factory CA. The
+  // issuing CA writes its own subject's bytes as every certificate's issuer (RFC 5280 §4.1.2.4).
+  if (!certificate.issuer.equals(issuing.subject)) throw new BrokerError('BROKER_NOT_OPERATIONAL', issuerDescription(certificate.issuer));
+  const { serial, notAfter, notBefore } = certificate;
+  const claims = fieldClaims(certificate);
   const device = deviceClaims(claims);
   // Operational certificates always carry the device URI.
   if (device && claims.uris.includes(deviceIdentityUri(device.deviceId))) return { kind: 'device', deviceId: device.deviceId, serial, notAfter, notBefore };
@@ -62,14 +63,23 @@ export function peerIdentity(socket: TLSSocket, issuing: IssuingCa): PeerIdentit
   throw new BrokerError('BROKER_NOT_OPERATIONAL', 'no device or service identity in the certificate');
 }
 
-/** The issuing CA as the broker compares it: its subject name as X509Certificate renders a name. */
+/** An issuer name for the refusal's log line. */
+function issuerDescription(issuer: Buffer): string {
+  try {
+    return `issued by ${formatName(decodeName(decodeSingle(issuer)))}`;
+  } catch {
+    return 'issued by another CA';
+  }
+}
+
+/** The issuing CA as the broker compares it: its subject name's DER. */
 export interface IssuingCa {
-  readonly subject: string;
+  readonly subject: Buffer;
 }
 
 /** The issuing CA's name from its certificate. */
 export function issuingCaOf(certificate: X509Certificate): IssuingCa {
-  return { subject: certificate.subject };
+  return { subject: extractSubject(certificate.raw) };
 }
 
 /** The key a session is filed under: the device id, or `service:<client id>`. */

@@ -56,3 +56,17 @@ export function commonNameOf(name: DistinguishedName): string | undefined {
 export function commonNameCount(name: DistinguishedName): number {
   return name.attributes.filter((attribute) => attribute.type === OID.commonName).length;
 }
+
+/** The short names OpenSSL and Node print for the attribute types fleetgate writes. */
+const SHORT_NAMES: Readonly<Record<string, string>> = {
+  [OID.commonName]: 'CN',
+  [OID.serialNumber]: 'serialNumber',
+  [OID.countryName]: 'C',
+  [OID.organizationName]: 'O',
+  [OID.organizationalUnitName]: 'OU',
+};
+
+/** A name for people and logs, in its encoded order: `O=acme, CN=acme factory CA`. */
+export function formatName(name: DistinguishedName): string {
+  return name.attributes.map(({ type, value }) => `${SHORT_NAMES[type] ?? type}=${value}`).join(', ');
+}
