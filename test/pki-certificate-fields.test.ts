@@ -13,7 +13,6 @@ import { basicConstraints, subjectAltName, type EncodedExtension } from '../serv
 import { generateKeyPair, spkiDer } from '../server/src/pki/keys.ts';
 import { decodeName, encodeName, formatName } from '../server/src/pki/names.ts';
 import { OID } from '../server/src/pki/oids.ts';
-import { serialKey } from '../server/src/pki/serial.ts';
 import { KeyObjectSigner } from '../server/src/pki/signer.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 
@@ -57,7 +56,7 @@ function asNodeReadsIt(der: Buffer): Omit<CertificateFields, 'issuer'> & { issue
   const x509 = new X509Certificate(der);
   const uris = (x509.subjectAltName ?? '').split(', ').filter((entry) => entry.startsWith('URI:')).map((entry) => entry.slice(4));
   const { commonName, organizationalUnit } = certificateClaims(x509);
-  return { serial: serialKey(x509.serialNumber), notBefore: Date.parse(x509.validFrom), notAfter: Date.parse(x509.validTo), sanUris: uris, commonName, organizationalUnit, issuer: x509.issuer.split('\n').join(', ') };
+  return { serialNumber: x509.serialNumber, notBefore: Date.parse(x509.validFrom), notAfter: Date.parse(x509.validTo), sanUris: uris, commonName, organizationalUnit, issuer: x509.issuer.split('\n').join(', ') };
 }
 
 function ours(der: Buffer): ReturnType<typeof asNodeReadsIt> {
@@ -72,6 +71,8 @@ test('serial, names, dates and SAN URIs are what OpenSSL reads, for UTCTime and 
     'a device certificate': {},
     'a serial with its top bit set (a leading zero octet)': { serial: 0xf1_23_45_67_89_ab_cd_efn },
     'a one-octet serial': { serial: 1n },
+    'a serial whose first octet is below 0x10': { serial: 0x0a_3fn },
+    'a 20-octet serial': { serial: (1n << 158n) + 12345n },
     'dates before 2000 and after 2049 (UTCTime 99, GeneralizedTime)': { notBefore: new Date('1999-12-31T23:59:59Z'), notAfter: new Date('2061-02-28T12:00:00Z') },
     'UTCTime 49 is 2049': { notAfter: new Date('2049-06-01T00:00:00Z') },
     'no extensions at all': { extensions: [] },

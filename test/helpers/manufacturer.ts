@@ -12,8 +12,11 @@ import type { Credential, Fleet } from './fleet.ts';
 export interface Manufacturer {
   /** The CA certificate, PEM (self-signed: it is its own chain up to the root). */
   readonly pem: string;
-  /** A bootstrap credential with CN = `id` (and the fleetgate identity URI), no OU. */
-  device(id: string): Promise<Credential>;
+  /**
+   * A bootstrap credential with CN = `id` (and the fleetgate identity URI), no OU; `subject`
+   * replaces the subject Name (DER) for a test of an unusual encoding.
+   */
+  device(id: string, options?: { subject?: Buffer }): Promise<Credential>;
 }
 
 /** Makes a manufacturer CA with our own PKI code (valid a day either side of now). */
@@ -25,10 +28,10 @@ export async function manufacturer(name: string): Promise<Manufacturer> {
   const ca = loadAuthority(der, signer);
   return {
     pem: toPem('CERTIFICATE', der),
-    async device(id) {
+    async device(id, options = {}) {
       const key = generateKeyPair('ec-p256');
       const issued = await issueCertificate(ca, {
-        subject: [{ type: OID.commonName, value: id }],
+        subject: options.subject ?? [{ type: OID.commonName, value: id }],
         subjectPublicKeyInfo: spkiDer(key.publicKey),
         profile: { kind: 'device', deviceIdentityUri: `urn:fleetgate:device:${id}` },
         notBefore: new Date(now - 60_000),

@@ -8,6 +8,7 @@ import { readCertificateFields, type CertificateFields } from '../pki/certificat
 import { decodeSingle } from '../pki/der.ts';
 import { decodeName, formatName } from '../pki/names.ts';
 import { serviceIdentityUri } from '../pki/profiles.ts';
+import { serialKey } from '../pki/serial.ts';
 import { peerCertificateDer } from '../tls/peer-certificate.ts';
 import { BrokerError } from './errors.ts';
 
@@ -52,7 +53,8 @@ export function peerIdentity(socket: TLSSocket, issuing: IssuingCa): PeerIdentit
   // by name and checks the signature. A factory bootstrap certificate names the factory CA. The
   // issuing CA writes its own subject's bytes as every certificate's issuer (RFC 5280 §4.1.2.4).
   if (!certificate.issuer.equals(issuing.subject)) throw new BrokerError('BROKER_NOT_OPERATIONAL', issuerDescription(certificate.issuer));
-  const { serial, notAfter, notBefore } = certificate;
+  const serial = serialKey(certificate.serialNumber);
+  const { notAfter, notBefore } = certificate;
   const claims = fieldClaims(certificate);
   const device = deviceClaims(claims);
   // Operational certificates always carry the device URI.

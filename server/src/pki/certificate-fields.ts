@@ -7,8 +7,12 @@ import { OID } from './oids.ts';
  * a TLS stack has already parsed and verified: this checks the shape it walks, not the signature.
  */
 export interface CertificateFields {
-  /** Serial as the registry keys it: lower-case hex without leading zeros. */
-  readonly serial: string;
+  /**
+   * Serial as Node's `X509Certificate.serialNumber` writes it (OpenSSL's `BN_bn2hex`: upper-case,
+   * two digits per octet, no leading zero octet): `0A3F`, `F123`. `serialKey` makes it the
+   * registry's key; bootstrap consumption records keep it lower-cased, as they always have.
+   */
+  readonly serialNumber: string;
   /** The issuer Name's DER, to compare byte for byte with a CA's subject (RFC 5280 §4.1.2.4). */
   readonly issuer: Buffer;
   /** The subject's last commonName and organizationalUnitName (the most specific ones), if any. */
@@ -46,13 +50,15 @@ function decodeTime(der: Buffer, span: DerSpan, what: string): number {
   return epoch;
 }
 
-/** Hex of a positive INTEGER's content, without leading zeros (the registry's serial key). */
-function serialHex(der: Buffer, span: DerSpan): string {
+/** A positive INTEGER's content in `BN_bn2hex`'s form (see CertificateFields.serialNumber). */
+function serialNumberOf(der: Buffer, span: DerSpan): string {
   if (span.tag !== Tag.INTEGER) throw new DerError('serialNumber: not an INTEGER');
   if (span.end === span.start) throw new DerError('serialNumber: empty');
-  // RFC 5280 §4.1.2.2: positive. A negative serial is no certificate fleetgate issued.
+  // RFC 5280 §4.1.2.2: positive. Node writes a negative one with a sign: the caller asks Node.
   if ((der[span.start] as number) & 0x80) throw new DerError('serialNumber: negative');
-  return der.toString('hex', span.start, span.end).replace(/^0+(?=.)/, '');
+  let start = span.start;
+  while (start < span.end - 1 && der[start] === 0) start++;
+  return der[start] === 0 ? '0' : der.toString('hex', start, span.end).toUpperCase();
 }
 
 /** The text of an attribute value (UTF8String, PrintableString, ...). */
@@ -144,7 +150,7 @@ export function readCertificateFields(der: Buffer): CertificateFields {
     if (field.tag === 0xa3) sanUris = extensionUris(der, field);
   }
   return {
-    serial: serialHex(der, serial),
+    serialNumber: serialNumberOf(der, serial),
     issuer: der.subarray(issuer.offset, issuer.end),
     ...subjectNames(der, subject),
     notBefore: decodeTime(der, notBefore, 'notBefore'),
@@ -152,3 +158,4 @@ export function readCertificateFields(der: Buffer): CertificateFields {
     sanUris,
   };
 }
+
