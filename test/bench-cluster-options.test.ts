@@ -1,4 +1,5 @@
 import test from 'ava';
+import { failedForLateStarts } from '../bench/cluster/capacity.ts';
 import { CLUSTER_DEFAULTS, stormRates } from '../bench/cluster/options.ts';
 import { BenchUsageError, parseBenchOptions } from '../bench/options.ts';
 
@@ -20,4 +21,16 @@ test('cluster options: bad values, a maximum below the start, and cluster flags 
   t.regex(usage(['--max-rate', '100']), /--max-rate applies to --only cluster/);
   t.regex(usage(['--only', 'cluster', '--registry', 'postgres']), /--registry applies to the enrollment benchmark, not to --only cluster/);
   t.regex(usage(['--only', 'swarm']), /--only must be enrollment, broker, cluster or reconnect/);
+});
+
+test('a capacity step is run once more only when it failed while the load generator started its connections late', (t) => {
+  const target = CLUSTER_DEFAULTS.p99TargetMs;
+  // A step that failed while its connections started 385 ms late (p99), as first steps did on 2026-12-03.
+  t.true(failedForLateStarts({ passed: false, scheduleLagP99Ms: 385 }, target));
+  // Late, but passed: nothing to repeat.
+  t.false(failedForLateStarts({ passed: true, scheduleLagP99Ms: 385 }, target));
+  // Failed with the load generator on time: the server's failure, which ends the search.
+  t.false(failedForLateStarts({ passed: false, scheduleLagP99Ms: 15 }, target));
+  t.false(failedForLateStarts({ passed: false, scheduleLagP99Ms: target / 2 }, target));
+  t.true(failedForLateStarts({ passed: false, scheduleLagP99Ms: target / 2 + 1 }, target));
 });

@@ -38,14 +38,14 @@ const CHART_FILE = 'reconnect-storm.svg';
  * fleetgate's full-handshake capacity: the highest open-loop rate of fresh devices (no session)
  * a fresh server with shedding off serves with every device connected and CONNACK p99 <= 500 ms.
  */
-async function searchCapacity(fleet: BrokerFleet, pinning: Pinning, options: ReconnectBenchOptions): Promise<{ perSecond: number; source: string; steps: unknown }> {
+async function searchCapacity(fleet: BrokerFleet, pinning: Pinning, options: ReconnectBenchOptions): Promise<{ perSecond: number; source: string; steps: unknown; lateSteps: unknown }> {
   const broker = await startFleetgateBroker({ fleet, pinning, limits: SEARCH_LIMITS, why: 'capacity search: the rate limit must not refuse the steps' });
   try {
     progress(`fleetgate capacity search: pid ${broker.daemon.pid}, port ${broker.address.port}`);
     await warmUpConnects(broker, fleet.devices, WARMUP_CONNECTS, 32);
     const search = await findStormCapacity('fleetgate full handshakes', broker, fleet.devices, options.search, undefined);
     if (search.capacityPerSecond === 0) throw new Error(`fleetgate: the capacity search's first step failed (${search.stoppedBy})`);
-    return { perSecond: search.capacityPerSecond, source: describeCapacity(search), steps: search.steps };
+    return { perSecond: search.capacityPerSecond, source: describeCapacity(search), steps: search.steps, lateSteps: search.lateSteps };
   } finally {
     await broker.daemon.stop();
   }
@@ -151,7 +151,7 @@ export async function runReconnectBenchmark(
   try {
     const fleetSize = Math.max(options.devices, Math.ceil(options.search.maxRate * options.search.stepSeconds), WARMUP_CONNECTS);
     const fleet = await prepareBrokerFleet(dir, fleetSize, context.pinning);
-    const capacity = options.capacity === undefined ? await searchCapacity(fleet, context.pinning, options) : { perSecond: options.capacity, source: 'given with --capacity', steps: [] };
+    const capacity = options.capacity === undefined ? await searchCapacity(fleet, context.pinning, options) : { perSecond: options.capacity, source: 'given with --capacity', steps: [], lateSteps: [] };
     const stormRate = Math.max(1, Math.round((capacity.perSecond * options.ratePercent) / 100));
     progress(`fleetgate full-handshake capacity ${capacity.perSecond}/s (${capacity.source}); storm rate ${stormRate}/s (${options.ratePercent} %)`);
 

@@ -73,7 +73,9 @@ export function summarizeReconnect(capacity: { perSecond: number; source: string
 
 /** A capacity search's result in one line. */
 export function describeCapacity(search: CapacityResult): string {
-  return `searched: ${search.capacityPerSecond}/s passed (every device connected, CONNACK p99 <= 500 ms, shedding off); ${search.stoppedBy}`;
+  const late = search.lateSteps.map((step) => `${step.rate}/s`);
+  const repeated = late.length > 0 ? `; run again because the load generator was late: ${late.join(', ')}` : '';
+  return `searched: ${search.capacityPerSecond}/s passed (every device connected, CONNACK p99 <= 500 ms, shedding off); ${search.stoppedBy}${repeated}`;
 }
 
 export const RECONNECT_TABLE_HEADERS = ['metric', 'fleetgate', 'mosquitto', 'target', 'ok?'] as const;
