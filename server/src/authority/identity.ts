@@ -39,9 +39,9 @@ export function fieldClaims(fields: CertificateFields): CertificateClaims {
 }
 
 /**
- * The same claims from `socket.getPeerCertificate()`: after a full handshake, a third of the
- * cost of `getPeerX509Certificate()`, which copies the whole chain (after a resumed one the
- * broker reads the X509Certificate instead: broker/peer-identity.ts).
+ * The same claims from `socket.getPeerCertificate()` (the EST listener's read): after a full
+ * handshake, a third of the cost of `getPeerX509Certificate()`, which copies the whole chain. The
+ * broker, which holds its connections, reads the session instead (tls/peer-certificate.ts).
  */
 export function peerCertificateClaims(peer: PeerCertificate): CertificateClaims {
   const single = (value: string | string[] | undefined): string | undefined => (Array.isArray(value) ? value.at(-1) : value);
