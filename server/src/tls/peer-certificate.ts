@@ -8,7 +8,7 @@ const PEER_FIELD = 0xa3;
 const SESSION_ASN1_VERSION = 1;
 
 /** What a session's encoding says about the peer's certificate. */
-type SessionPeer = { readonly der: Buffer | undefined } | 'unknown-format';
+export type SessionPeer = { readonly der: Buffer | undefined } | 'unknown-format';
 
 /**
  * The client certificate inside OpenSSL's encoding of a TLS session (`i2d_SSL_SESSION`):
@@ -17,7 +17,7 @@ type SessionPeer = { readonly der: Buffer | undefined } | 'unknown-format';
  * (`SSL_get_peer_certificate` reads it there), after a full and after a resumed handshake alike.
  * Returns 'unknown-format' for anything not of that shape, and the caller asks Node instead.
  */
-function sessionPeer(session: Buffer): SessionPeer {
+export function sessionPeer(session: Buffer): SessionPeer {
   try {
     const outer = rootSpan(session, Tag.SEQUENCE, 'SSL_SESSION');
     const version = spanAt(session, outer.start, outer.end);
