@@ -2,6 +2,7 @@ import { X509Certificate, createPublicKey, type KeyObject } from 'node:crypto';
 import type { TlsKeyMaterial } from './keys.ts';
 import type { SecureContext } from 'node:tls';
 import { request } from 'node:https';
+import { children, decodeSingle } from './der-reader.ts';
 import { SdkError } from './errors.ts';
 import { checkServerNameOnLeaf } from './server-identity.ts';
 import { certificateFingerprint, TlsSessionCache } from './tls-sessions.ts';
@@ -48,6 +49,22 @@ function serverCode(value: string | string[] | undefined): EnrollErrorCode | und
  * EST client (RFC 7030) for the operations a device needs. Every request is a fresh mTLS
  * connection; responses are checked before anything is handed back.
  */
+/**
+ * The subjectPublicKeyInfo of a certificate as encoded (RFC 5280 §4.1: TBSCertificate { [0]
+ * version, serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo, ... }), read
+ * from a certificate that parseCertsOnly already checked as strict DER; undefined when it does not
+ * have that shape. Compared byte for byte with the SPKI the CSR carried, which is what comparing
+ * OpenSSL's export of the certificate's key did (OpenSSL 3 writes a key back in the form it read,
+ * a compressed point included: test/sdk-est-answer.test.ts), for 2 µs instead of 129 µs
+ * (measured in process, P-256).
+ */
+function subjectPublicKeyInfo(certificate: Buffer): Buffer | undefined {
+  const [tbs] = children(decodeSingle(certificate));
+  const fields = tbs ? children(tbs) : [];
+  const version = fields[0]?.tag === 0xa0 ? 1 : 0;
+  return fields[version + 5]?.raw;
+}
+
 /** Parsed intermediates by DER (base64): every device of a fleet receives the same issuing CA. */
 const parsedIntermediates = new Map<string, X509Certificate>();
 
@@ -125,7 +142,7 @@ export class EstClient {
     const expected = Buffer.isBuffer(publicKey)
       ? publicKey
       : (publicKey.type === 'public' ? publicKey : createPublicKey(publicKey)).export({ type: 'spki', format: 'der' });
-    if (!certificate.publicKey.export({ type: 'spki', format: 'der' }).equals(expected)) {
+    if (!subjectPublicKeyInfo(leafDer as Buffer)?.equals(expected)) {
       throw new SdkError('SDK_CERT_KEY_MISMATCH', 'the issued certificate does not carry this device key');
     }
     this.checkChain(certificate, chainDer.map(parseIntermediate));
