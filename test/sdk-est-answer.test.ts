@@ -83,3 +83,27 @@ test('the issued certificate must carry the device key as the CSR carried it: an
   const reencoded = await t.throwsAsync(est.simpleEnroll(credential, csr, deviceSpki), { instanceOf: SdkError });
   t.is(reencoded?.code, 'SDK_CERT_KEY_MISMATCH', 'a CA must certify the key as the CSR carried it');
 });
+
+test('a certificate for the device key from a CA that does not chain to the pinned root is SDK_CERT_UNTRUSTED', async (t) => {
+  const data = await makeDataDir(t);
+  const foreign = await loadAuthorityFromDataDir((await makeDataDir(t)).dir, 'issuing');
+  const bootstrap = await mintDeviceCredential(data, { id: 'thermostat-0123456789ab', ca: 'factory' });
+  const device = generateKeyPair('ec-p256');
+  const certificate = await issueCertificate(foreign, {
+    subject: [{ type: OID.commonName, value: 'thermostat-0123456789ab' }],
+    subjectPublicKeyInfo: spkiDer(device.publicKey),
+    profile: { kind: 'device', deviceIdentityUri: deviceIdentityUri('thermostat-0123456789ab') },
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 86_400_000),
+  });
+  const server = createServer({ key: await readFile(data.layout.serverKey, 'utf8'), cert: await readFile(data.layout.serverCert, 'utf8') }, (request, response) => {
+    request.resume();
+    request.on('end', () => response.end(`${certsOnly([certificate.der, foreign.certificate]).toString('base64')}\n`));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const est = new EstClient({ url: `https://127.0.0.1:${(server.address() as { port: number }).port}`, root: data.rootPem });
+  const error = await t.throwsAsync(est.simpleEnroll({ cert: bootstrap.certPem, key: bootstrap.keyPem }, Buffer.from([0x30, 0x00]), spkiDer(device.publicKey)), { instanceOf: SdkError });
+  t.is(error?.code, 'SDK_CERT_UNTRUSTED');
+});
