@@ -17,15 +17,6 @@ import { withDeadline } from './helpers/wait.ts';
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 test('npm run demo: server in its own process, every device enrolled and connected, the server stopped cleanly, registry and audit chain checked', async (t) => {
   const reports = await tempDir(t, 'fleetgate-demo-reports-');
   const result = await run(NPM, ['run', '--silent', 'demo', '--', '--devices', '20', '--duration', '6s', '--report', reports], { cwd: REPO, timeoutMs: 110_000 });
@@ -41,7 +32,7 @@ test('npm run demo: server in its own process, every device enrolled and connect
   const serverPid = Number(/server \(pid (\d+)\)/.exec(out)?.[1]);
   t.true(serverPid > 0, 'the server ran as a process of its own');
   t.not(serverPid, process.pid);
-  t.false(processAlive(serverPid), 'the server process is gone');
+  t.throws(() => process.kill(serverPid, 0), { code: 'ESRCH' }, 'the server process is gone');
   const dataDir = /data directory (\S+)/.exec(out)?.[1] ?? '';
   await t.throwsAsync(access(dataDir), { code: 'ENOENT' }, 'the temporary data directory is removed');
   const written = await readdir(reports);
@@ -76,9 +67,9 @@ test('the demo interrupted (SIGINT) stops its server gracefully before it exits:
     { what: 'the demo starting its server', timeoutMs: 60_000 },
   );
   t.teardown(() => rm(dataDir, { recursive: true, force: true }));
-  t.true(processAlive(serverPid));
+  t.notThrows(() => process.kill(serverPid, 0), 'the server runs');
   demo.kill('SIGINT');
   const [code] = await withDeadline(exited, { what: 'the demo exiting', timeoutMs: 30_000 });
   t.is(code, 130);
-  t.false(processAlive(serverPid), 'the server stopped with the demo');
+  t.throws(() => process.kill(serverPid, 0), { code: 'ESRCH' }, 'the server stopped with the demo');
 });
