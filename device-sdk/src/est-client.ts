@@ -46,10 +46,6 @@ function serverCode(value: string | string[] | undefined): EnrollErrorCode | und
 }
 
 /**
- * EST client (RFC 7030) for the operations a device needs. Every request is a fresh mTLS
- * connection; responses are checked before anything is handed back.
- */
-/**
  * The subjectPublicKeyInfo of a certificate as encoded (RFC 5280 §4.1: TBSCertificate { [0]
  * version, serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo, ... }), read
  * from a certificate that parseCertsOnly already checked as strict DER; undefined when it does not
@@ -110,6 +106,10 @@ function fingerprintOf(credential: TlsCredential | undefined): string | undefine
   return 'secureContext' in credential ? credential.fingerprint : certificateFingerprint(credential.cert);
 }
 
+/**
+ * EST client (RFC 7030) for the operations a device needs. Every request is a fresh mTLS
+ * connection; responses are checked before anything is handed back.
+ */
 export class EstClient {
   private readonly root: X509Certificate;
   /** The last TLS session of each credential, offered on its next request (docs/sdk.md). */
