@@ -3,6 +3,7 @@ import { auditEntryIntact, AUDIT_GENESIS } from '../audit-chain.ts';
 import { RegistryError } from '../errors.ts';
 import { readLevelAuditPage } from './audit-reader.ts';
 import { DeviceRecordCache } from './device-cache.ts';
+import { HistoryBounds } from './history-bounds.ts';
 import type {
   AuditEntry,
   AuditEvent,
@@ -72,6 +73,8 @@ const deviceKey = (id: string): string => `d!${id}`;
 const isDeviceKey = (key: string): boolean => key.startsWith('d!');
 /** Device records kept in memory (device-cache.ts): ~0.5-1 MiB at a few hundred bytes each. */
 const DEVICE_CACHE_ENTRIES = 2048;
+/** Devices whose history bound is remembered (history-bounds.ts): about 10 MB at most. */
+const HISTORY_BOUND_ENTRIES = 100_000;
 const certKey = (serial: string): string => `c!${serial}`;
 
 /**
@@ -149,6 +152,8 @@ export class LevelRegistry implements Registry {
     private readonly deviceIds: Set<string>,
     /** Device records recently read or written (device-cache.ts): an enrollment reads its device twice. */
     private readonly devices: DeviceRecordCache,
+    /** How many history entries each device may have on disk (history-bounds.ts). */
+    private readonly historyBounds: HistoryBounds,
   ) {}
 
   /** Opens (creating if needed) the registry at `path`. */
@@ -181,7 +186,8 @@ export class LevelRegistry implements Registry {
         devices.written(ops, isDeviceKey);
       },
     };
-    return new LevelRegistry(path, db, new WriteQueue(store, head, now, 256, options.onBatchWritten), now, deviceIds, devices);
+    const historyBounds = new HistoryBounds(HISTORY_BOUND_ENTRIES);
+    return new LevelRegistry(path, db, new WriteQueue(store, head, now, 256, options.onBatchWritten), now, deviceIds, devices, historyBounds);
   }
 
   private ensureOpen(): void {
@@ -569,25 +575,38 @@ export class LevelRegistry implements Registry {
       keys.add(deviceEventKey(event));
       byDevice.set(event.deviceId, keys);
     }
-    await this.queue.run(async (tx) => {
+    const { result: bounds } = await this.queue.run(async (tx) => {
       for (const event of events) tx.put(deviceEventKey(event), JSON.stringify(event));
       // Trim each device to its newest entries. Keys sort by time, so the newest come first in
-      // reverse order. The stored keys are read from disk: every history write goes through this
-      // one job kind, and its caller waits for one batch before it sends the next. One iterator
-      // over all history, moved from device to device in key order: an iterator per device cost
-      // about 35 µs more per device and flush (docs/benchmarks.md).
-      const iterator = this.db.keys({ gt: 'e!', lt: 'e"' });
+      // reverse order. A device whose bound stays within the limit is not read at all; the others'
+      // stored keys are read from disk: every history write goes through this one job kind, and
+      // its caller waits for one batch before it sends the next. One iterator over all history,
+      // moved from device to device in key order: an iterator per device cost about 35 µs more
+      // per device and flush (docs/benchmarks.md).
+      const next = new Map<string, number>();
+      let iterator: (SeekableKeys & { close(): Promise<void> }) | undefined;
       try {
         for (const deviceId of [...byDevice.keys()].sort()) {
-          const keys = new Set(byDevice.get(deviceId));
+          const written = byDevice.get(deviceId) as Set<string>;
+          const bound = this.historyBounds.after(deviceId, written.size);
+          if (bound !== undefined && bound <= keepPerDevice) {
+            next.set(deviceId, bound);
+            continue;
+          }
+          iterator ??= this.db.keys({ gt: 'e!', lt: 'e"' });
+          const keys = new Set(written);
           for (const key of await deviceKeys(iterator, deviceId)) keys.add(key);
           const sorted = [...keys].sort().reverse();
           for (const key of sorted.slice(keepPerDevice)) tx.del(key);
+          next.set(deviceId, Math.min(keys.size, keepPerDevice));
         }
       } finally {
-        await iterator.close();
+        await iterator?.close();
       }
+      return next;
     }, { sync: false });
+    // Only now that the batch is on disk: a failed write leaves the bounds as they were.
+    for (const [deviceId, bound] of bounds) this.historyBounds.set(deviceId, bound);
   }
 
   async listDeviceEvents(deviceId: string, limit = Number.POSITIVE_INFINITY): Promise<DeviceEventRecord[]> {
@@ -704,6 +723,7 @@ export class LevelRegistry implements Registry {
     put(AUDIT_HEAD_KEY, head);
     await this.db.batch(ops, { sync: true });
     this.devices.clear();
+    this.historyBounds.clear();
     for (const id of ids) this.deviceIds.add(id);
     this.queue.resume(head);
   }
