@@ -74,17 +74,21 @@ export async function startDemoServer(dataDir: string): Promise<DemoServer> {
   if (child.pid === undefined) throw new Error(`cannot start ${FLEETGATE_BIN}`);
   const pid = child.pid;
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  /** SIGTERM (in-flight requests finish, the registry closes), SIGKILL if it is still running after the grace. */
+  const terminate = async (): Promise<number | null> => {
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+    child.kill('SIGTERM');
+    const killer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    const [code] = await exited;
+    clearTimeout(killer);
+    return code;
+  };
   const killOnExit = (): void => {
     child.kill('SIGTERM');
   };
   // Interrupted: the server shuts down gracefully (its registry closed) before the demo exits.
   const interrupted = (signal: NodeJS.Signals): void => {
-    child.kill('SIGTERM');
-    const killer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    void exited.then(() => {
-      clearTimeout(killer);
-      process.exit(signal === 'SIGINT' ? 130 : 143);
-    });
+    void terminate().then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
   };
   process.once('exit', killOnExit);
   process.once('SIGINT', interrupted);
@@ -116,26 +120,21 @@ export async function startDemoServer(dataDir: string): Promise<DemoServer> {
     timer = setTimeout(() => reject(new Error(`fleetgate serve did not listen within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
   });
   const died = exited.then(([code, signal]) => Promise.reject(new Error(`fleetgate serve exited (${signal ?? `code ${code}`}) before listening:\n${tail.join('\n')}`)));
+  // Only a rejection before the race settles matters; later ones are the server's normal exit.
+  died.catch(() => undefined);
   try {
     const found = await Promise.race([started, timedOut, died]);
-    died.catch(() => undefined);
     return {
       urls: found,
       pid,
-      async stop() {
+      stop() {
         process.removeListener('exit', killOnExit);
         process.removeListener('SIGINT', interrupted);
         process.removeListener('SIGTERM', interrupted);
-        if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-        child.kill('SIGTERM');
-        const killer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-        const [code] = await exited;
-        clearTimeout(killer);
-        return code;
+        return terminate();
       },
     };
   } catch (error) {
-    died.catch(() => undefined);
     child.kill('SIGKILL');
     throw error;
   } finally {
