@@ -110,12 +110,22 @@ export function cpuBetween(before: CpuTicks, after: CpuTicks): CpuSpent {
   return { userMs, systemMs, totalMs: userMs + systemMs, mainThreadMs };
 }
 
-/** Resident set size of a process in KiB (VmRSS in /proc/<pid>/status). */
-export async function readRssKiB(pid: number): Promise<number> {
+/** A memory figure of a process in KiB from /proc/<pid>/status. */
+async function readStatusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
-  if (!match?.[1]) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  const match = new RegExp(`^${field}:\\s+(\\d+)\\s+kB$`, 'm').exec(status);
+  if (!match?.[1]) throw new Error(`no ${field} in /proc/${pid}/status`);
   return Number(match[1]);
+}
+
+/** Resident set size of a process in KiB (VmRSS). */
+export function readRssKiB(pid: number): Promise<number> {
+  return readStatusKiB(pid, 'VmRSS');
+}
+
+/** The process's peak RSS since it started (the kernel's high-water mark, VmHWM). */
+export function readPeakRssKiB(pid: number): Promise<number> {
+  return readStatusKiB(pid, 'VmHWM');
 }
 
 /** The executable name of a process (/proc/<pid>/comm), to check a pid is the program we think. */
