@@ -1,12 +1,12 @@
 /**
  * `npm run bench:memory-storm`: what the server's RSS does during and after a storm, with glibc's
- * malloc (the default) and with jemalloc preloaded. A fresh `fleetgate serve` per run takes N
- * simulated devices through the whole lifecycle at once (enroll-storm, every limit raised so each
- * handshake is in flight), then every device leaves; RSS is read at the peak (the kernel's
- * high-water mark), right after the storm and 10 s and 60 s later by the monotonic clock, with
- * V8's heap at the end; `--storms S` runs S such storms of new devices on the same server (does
- * the next storm reuse what the allocator kept, or grow again?). The allocators alternate (ABBA). Table on stdout, JSON in
- * bench/results/latest-memory-storm.json.
+ * malloc (the default) and with jemalloc preloaded. A fresh `fleetgate serve` per allocator and
+ * round takes N simulated devices through the whole lifecycle at once (enroll-storm, every limit
+ * raised so each handshake is in flight), then every device leaves; RSS is read at the peak (the
+ * kernel's high-water mark), right after the storm and 10 s and 60 s later by the monotonic
+ * clock, with V8's heap at the end. `--storms S` runs S such storms of new devices on the same
+ * server: does the next storm reuse what the allocator kept, or grow again? The allocators
+ * alternate (ABBA). Table on stdout, JSON in bench/results/latest-memory-storm.json.
  */
 import { access, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
