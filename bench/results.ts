@@ -9,10 +9,10 @@ export const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
 export const PROFILES_DIR = join(RESULTS_DIR, 'profiles');
 
 /** Which benchmark a report belongs to: it names the files. */
-export type BenchmarkName = 'enrollment' | 'broker' | 'cluster' | 'memory' | 'memory-storm' | 'reconnect';
+export type BenchmarkName = 'enrollment' | 'broker' | 'cluster' | 'memory' | 'memory-storm' | 'reconnect' | 'shedding';
 
 /** The "latest" file of each benchmark (the enrollment benchmark's predates the broker's). */
-const LATEST: Readonly<Record<BenchmarkName, string>> = { enrollment: 'latest.json', broker: 'latest-broker.json', cluster: 'latest-cluster.json', memory: 'latest-memory.json', 'memory-storm': 'latest-memory-storm.json', reconnect: 'latest-reconnect.json' };
+const LATEST: Readonly<Record<BenchmarkName, string>> = { enrollment: 'latest.json', broker: 'latest-broker.json', cluster: 'latest-cluster.json', memory: 'latest-memory.json', 'memory-storm': 'latest-memory-storm.json', reconnect: 'latest-reconnect.json', shedding: 'latest-shedding.json' };
 
 /**
  * Writes `report` as `<benchmark>-<timestamp>.json` and as the benchmark's latest file

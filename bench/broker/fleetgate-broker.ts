@@ -66,6 +66,16 @@ export async function setBrokerLimits(dataDir: string, overrides: BrokerLimitOve
   return changes;
 }
 
+/** Writes `listeners` settings into `<data>/config.json`; returns one line per setting for the report. */
+async function setListenerSettings(dataDir: string, settings: Readonly<Record<string, number>>): Promise<string[]> {
+  const path = join(dataDir, 'config.json');
+  const config = JSON.parse(await readFile(path, 'utf8')) as { listeners?: Record<string, unknown> };
+  const listeners = (config.listeners ??= {});
+  Object.assign(listeners, settings);
+  await writeFile(path, `${JSON.stringify(config, null, 2)}\n`);
+  return Object.entries(settings).map(([key, value]) => `listeners.${key} -> ${value}`);
+}
+
 /**
  * Starts `node server/bin/fleetgate.js serve` on the fleet's data directory with every listener
  * on a free loopback port, pinned when pinning applies, warn-level logs (info logs a line per
@@ -83,8 +93,11 @@ export async function startFleetgateBroker(options: {
   readonly nodeArgs?: readonly string[];
   /** `bench` (the default): shedding off and the listener guard opened wide; `defaults`: as shipped. */
   readonly listeners?: 'bench' | 'defaults';
+  /** `listeners` settings written on top of that (tuning a shedding threshold), each reported as a change. */
+  readonly listenerOverrides?: Readonly<Record<string, number>>;
 }): Promise<BrokerUnderTest> {
   const changes = await setBrokerLimits(options.fleet.dataDir, options.limits, options.listeners);
+  if (options.listenerOverrides && Object.keys(options.listenerOverrides).length > 0) changes.push(...(await setListenerSettings(options.fleet.dataDir, options.listenerOverrides)));
   const [estPort, mqttPort, adminPort, metricsPort] = (await freePorts(4)).map(String);
   if (mqttPort === undefined) throw new Error('no free port');
   const nodeArgs = [...(options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : []), ...(options.nodeArgs ?? [])];

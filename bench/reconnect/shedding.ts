@@ -1,0 +1,165 @@
+/**
+ * `npm run bench:shedding`: the reconnect storm alone, against fleetgate with the shipped
+ * defaults and with other load-shedding settings (`listeners.*`), alternating, and optionally
+ * against mosquitto at the same rate (what the load generator itself adds). For tuning the
+ * shedding thresholds on one's own hardware; the full benchmark with capacity search, CPU per
+ * reconnect and the floor is `npm run bench -- --only reconnect`. Table on stdout, JSON in
+ * bench/results/latest-shedding.json.
+ */
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { BrokerUnderTest } from '../broker/broker-under-test.ts';
+import { warmUpConnects } from '../broker/connect-cost.ts';
+import { assertOpenFilesFor } from '../broker/fd-limit.ts';
+import { prepareBrokerFleet, type BrokerFleet } from '../broker/fleet.ts';
+import { startFleetgateBroker } from '../broker/fleetgate-broker.ts';
+import { startMosquitto } from '../broker/mosquitto.ts';
+import { installCleanupHandlers, makeTempDir, removeTempDir } from '../cleanup.ts';
+import { describeMachine } from '../machine.ts';
+import { describePinning, pinLoadGenerator, type Pinning } from '../pinning.ts';
+import { progress } from '../progress.ts';
+import { writeResults } from '../results.ts';
+import { renderTable } from '../table.ts';
+import { DeviceLink } from './device-links.ts';
+import { connectFleet, runReconnectStorm, type StormOutcome } from './phases.ts';
+
+const HELP = `Usage: npm run bench:shedding -- [--devices N] [--rate R] [--rounds K] [--variant SPEC]... [--mosquitto] [--no-pin]
+
+The reconnect storm alone: N devices connected with full handshakes (keeping their TLS
+sessions), all dropped at once, back at R/s on an open-loop schedule offering their sessions and
+retrying with the device SDK's backoff when shed. Once per round against a fresh fleetgate per
+variant, the variants alternating; with --mosquitto, once against mosquitto at the same rate
+first (what the load generator alone adds to the latency). Server on CPU 0, load generator on
+CPU 1.
+
+  --variant SPEC   NAME or NAME:key=value[,key=value...] with listeners.* settings of config.json,
+                   e.g. --variant defaults --variant loop100:shedEventLoopDelayMs=100
+                   (default: one variant, "defaults", the shipped settings)
+Defaults: --devices 10000 --rate 600 --rounds 2.`;
+
+/** The listeners.* settings a variant may change (docs/configuration.md). */
+const LISTENER_KEYS = new Set(['shedPendingConnections', 'shedEventLoopDelayMs', 'maxPendingConnections', 'maxPendingPerAddress', 'handshakeTimeoutMs']);
+const WARMUP_CONNECTS = 300;
+const FILL_CONCURRENCY = 16;
+/** After the fleet is connected, before it is dropped: the broker's connect-time work settles. */
+const SETTLE_MS = 2_000;
+const STORM_DEADLINE_MS = 300_000;
+
+interface Variant {
+  readonly name: string;
+  readonly listeners: Readonly<Record<string, number>>;
+}
+
+interface StormRow {
+  readonly broker: string;
+  readonly round: number;
+  readonly storm: StormOutcome;
+}
+
+class UsageError extends Error {}
+
+function parseVariant(spec: string): Variant {
+  const [name = '', settings] = spec.split(':', 2);
+  if (!/^[\w.-]+$/.test(name)) throw new UsageError(`--variant ${spec}: a name of letters, digits, '.', '-' or '_' first`);
+  const listeners: Record<string, number> = {};
+  for (const pair of settings ? settings.split(',') : []) {
+    const [key = '', value = ''] = pair.split('=', 2);
+    if (!LISTENER_KEYS.has(key)) throw new UsageError(`--variant ${spec}: ${key} is not one of ${[...LISTENER_KEYS].join(', ')}`);
+    if (!/^\d+$/.test(value)) throw new UsageError(`--variant ${spec}: ${key} needs a whole number`);
+    listeners[key] = Number(value);
+  }
+  return { name, listeners };
+}
+
+function positive(value: string | undefined, fallback: number, name: string, max: number): number {
+  const number = value === undefined ? fallback : Number(value);
+  if (!Number.isInteger(number) || number < 1 || number > max) throw new UsageError(`--${name} must be a whole number from 1 to ${max}`);
+  return number;
+}
+
+/** The fleet connected (full handshakes), then the storm; the server stopped after. */
+async function stormAgainst(broker: BrokerUnderTest, fleet: BrokerFleet, devices: number, rate: number): Promise<StormOutcome> {
+  const links = fleet.devices.slice(0, devices).map((identity, index) => new DeviceLink(index, identity, devices));
+  try {
+    await warmUpConnects(broker, fleet.devices, WARMUP_CONNECTS, 32);
+    await connectFleet(broker, links, FILL_CONCURRENCY);
+    await sleep(SETTLE_MS);
+    return await runReconnectStorm(broker, links, rate, STORM_DEADLINE_MS);
+  } finally {
+    for (const link of links) link.drop();
+    await broker.daemon.stop();
+  }
+}
+
+const round0 = (value: number): string => value.toFixed(0);
+
+function rowOf(row: StormRow): string[] {
+  const { storm } = row;
+  return [
+    row.broker,
+    String(row.round),
+    `${storm.connected}/${storm.devices}`,
+    `${round0(storm.admittedConnackMs.p50)} / ${round0(storm.admittedConnackMs.p99)} ms`,
+    `${round0(storm.admittedConnackFromStartMs.p99)} ms`,
+    `${storm.shed} of ${storm.attempts}`,
+    `${(storm.allConnectedAfterMs / 1000).toFixed(1)} s`,
+    `${round0(storm.loadStartLagMs.p99)} ms`,
+    storm.serverCores.toFixed(2),
+    storm.loadCores.toFixed(2),
+    String(Object.values(storm.errors).reduce((sum, count) => sum + count, 0)),
+  ];
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { devices: { type: 'string' }, rate: { type: 'string' }, rounds: { type: 'string' }, variant: { type: 'string', multiple: true }, mosquitto: { type: 'boolean' }, 'no-pin': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const devices = positive(values.devices, 10_000, 'devices', 50_000);
+  const rate = positive(values.rate, 600, 'rate', 5_000);
+  const rounds = positive(values.rounds, 2, 'rounds', 10);
+  const variants = (values.variant ?? ['defaults']).map(parseVariant);
+  if (new Set(variants.map((variant) => variant.name)).size !== variants.length) throw new UsageError('--variant names must differ');
+
+  const startedAt = new Date();
+  const pinning: Pinning = await pinLoadGenerator(!values['no-pin']);
+  await assertOpenFilesFor(devices);
+  progress(`shedding benchmark: ${devices} devices back at ${rate}/s; variants ${variants.map((variant) => variant.name).join(', ')}; ${describePinning(pinning)}`);
+  const dir = await makeTempDir('bench');
+  const rows: StormRow[] = [];
+  try {
+    const fleet = await prepareBrokerFleet(dir, Math.max(devices, WARMUP_CONNECTS), pinning);
+    if (values.mosquitto) rows.push({ broker: 'mosquitto', round: 1, storm: await stormAgainst(await startMosquitto({ dir, fleet, pinning }), fleet, devices, rate) });
+    for (let round = 1; round <= rounds; round++) {
+      // ABBA over the rounds: no variant always runs first on a machine whose speed drifts.
+      const order = round % 2 === 1 ? variants : [...variants].reverse();
+      for (const variant of order) {
+        progress(`round ${round}: fleetgate ${variant.name}`);
+        const broker = await startFleetgateBroker({ fleet, pinning, limits: {}, listeners: 'defaults', listenerOverrides: variant.listeners, why: `variant ${variant.name}` });
+        rows.push({ broker: `fleetgate ${variant.name}`, round, storm: await stormAgainst(broker, fleet, devices, rate) });
+      }
+    }
+  } finally {
+    await removeTempDir(dir);
+  }
+  console.log(
+    renderTable(
+      ['server', 'round', 'connected', 'admitted CONNACK p50 / p99', 'p99 from actual start', 'shed of attempts', 'all connected after', 'load generator start lag p99', 'server cores', 'load generator cores', 'errors'],
+      rows.map(rowOf),
+    ),
+  );
+  for (const variant of variants) console.log(`${variant.name}: ${Object.entries(variant.listeners).map(([key, value]) => `listeners.${key} ${value}`).join(', ') || 'shipped defaults'}`);
+  const path = await writeResults({ benchmark: 'shedding', startedAt: startedAt.toISOString(), machine: await describeMachine(), pinning, devices, rate, variants, rows }, startedAt, 'shedding');
+  console.log(`results: ${path}`);
+  return 0;
+}
+
+installCleanupHandlers();
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(error instanceof UsageError ? error.message : error);
+    process.exit(error instanceof UsageError ? 2 : 1);
+  },
+);
