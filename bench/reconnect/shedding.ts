@@ -8,6 +8,7 @@
  */
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import type { BrokerUnderTest } from '../broker/broker-under-test.ts';
 import { warmUpConnects } from '../broker/connect-cost.ts';
 import { assertOpenFilesFor } from '../broker/fd-limit.ts';
@@ -15,15 +16,18 @@ import { prepareBrokerFleet, type BrokerFleet } from '../broker/fleet.ts';
 import { startFleetgateBroker } from '../broker/fleetgate-broker.ts';
 import { startMosquitto } from '../broker/mosquitto.ts';
 import { installCleanupHandlers, makeTempDir, removeTempDir } from '../cleanup.ts';
+import { startDaemon } from '../daemon.ts';
+import { freePort } from '../free-port.ts';
 import { describeMachine } from '../machine.ts';
 import { describePinning, pinLoadGenerator, type Pinning } from '../pinning.ts';
 import { progress } from '../progress.ts';
 import { writeResults } from '../results.ts';
 import { renderTable } from '../table.ts';
+import { waitUntilReady } from '../wait-ready.ts';
 import { DeviceLink } from './device-links.ts';
 import { connectFleet, runReconnectStorm, type StormOutcome } from './phases.ts';
 
-const HELP = `Usage: npm run bench:shedding -- [--devices N] [--rate R] [--rounds K] [--variant SPEC]... [--mosquitto] [--no-pin]
+const HELP = `Usage: npm run bench:shedding -- [--devices N] [--rate R] [--rounds K] [--variant SPEC]... [--rtt MS] [--mosquitto] [--no-pin]
 
 The reconnect storm alone: N devices connected with full handshakes (keeping their TLS
 sessions), all dropped at once, back at R/s on an open-loop schedule offering their sessions and
@@ -35,6 +39,9 @@ CPU 1.
   --variant SPEC   NAME or NAME:key=value[,key=value...] with listeners.* settings of config.json,
                    e.g. --variant defaults --variant loop100:shedEventLoopDelayMs=100
                    (default: one variant, "defaults", the shipped settings)
+  --rtt MS         the storm goes through a proxy that adds this round trip (a long link: a
+                   handshake then waits on the network as it would in the field); the fleet's
+                   first connections do not (default 0: no proxy)
 Defaults: --devices 10000 --rate 600 --rounds 2.`;
 
 /** The listeners.* settings a variant may change (docs/configuration.md). */
@@ -44,6 +51,9 @@ const FILL_CONCURRENCY = 16;
 /** After the fleet is connected, before it is dropped: the broker's connect-time work settles. */
 const SETTLE_MS = 2_000;
 const STORM_DEADLINE_MS = 300_000;
+const LATENCY_PROXY = fileURLToPath(new URL('./latency-proxy.ts', import.meta.url));
+/** Loopback addresses the proxy connects to the broker from: 16 x maxPendingPerAddress. */
+const PROXY_SOURCES = 16;
 
 interface Variant {
   readonly name: string;
@@ -77,16 +87,29 @@ function positive(value: string | undefined, fallback: number, name: string, max
   return number;
 }
 
-/** The fleet connected (full handshakes), then the storm; the server stopped after. */
-async function stormAgainst(broker: BrokerUnderTest, fleet: BrokerFleet, devices: number, rate: number): Promise<StormOutcome> {
+/**
+ * The latency proxy in front of `broker`, as a process of its own (it inherits the load
+ * generator's CPU); resolves once it listens.
+ */
+async function startLatencyProxy(broker: BrokerUnderTest, rttMs: number): Promise<{ address: BrokerUnderTest['address']; stop(): Promise<void> }> {
+  const port = await freePort();
+  const proxy = startDaemon('latency proxy', process.execPath, ['--import', 'tsx', LATENCY_PROXY, String(port), broker.address.host, String(broker.address.port), String(rttMs / 2), String(PROXY_SOURCES)]);
+  await waitUntilReady(proxy, async () => (proxy.outputTail().includes('ready') ? undefined : 'not listening yet'), 30_000);
+  return { address: { host: '127.0.0.1', port }, stop: () => proxy.stop() };
+}
+
+/** The fleet connected (full handshakes, directly), then the storm (through the proxy when `rttMs` > 0); the server stopped after. */
+async function stormAgainst(broker: BrokerUnderTest, fleet: BrokerFleet, devices: number, rate: number, rttMs: number): Promise<StormOutcome> {
   const links = fleet.devices.slice(0, devices).map((identity, index) => new DeviceLink(index, identity, devices));
+  const proxy = rttMs > 0 ? await startLatencyProxy(broker, rttMs) : undefined;
   try {
     await warmUpConnects(broker, fleet.devices, WARMUP_CONNECTS, 32);
     await connectFleet(broker, links, FILL_CONCURRENCY);
     await sleep(SETTLE_MS);
-    return await runReconnectStorm(broker, links, rate, STORM_DEADLINE_MS);
+    return await runReconnectStorm(proxy ? { ...broker, address: proxy.address } : broker, links, rate, STORM_DEADLINE_MS);
   } finally {
     for (const link of links) link.drop();
+    await proxy?.stop();
     await broker.daemon.stop();
   }
 }
@@ -111,7 +134,7 @@ function rowOf(row: StormRow): string[] {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { devices: { type: 'string' }, rate: { type: 'string' }, rounds: { type: 'string' }, variant: { type: 'string', multiple: true }, mosquitto: { type: 'boolean' }, 'no-pin': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ options: { devices: { type: 'string' }, rate: { type: 'string' }, rounds: { type: 'string' }, variant: { type: 'string', multiple: true }, rtt: { type: 'string' }, mosquitto: { type: 'boolean' }, 'no-pin': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
     console.log(HELP);
     return 0;
@@ -119,25 +142,26 @@ async function main(): Promise<number> {
   const devices = positive(values.devices, 10_000, 'devices', 50_000);
   const rate = positive(values.rate, 600, 'rate', 5_000);
   const rounds = positive(values.rounds, 2, 'rounds', 10);
+  const rttMs = values.rtt === undefined ? 0 : positive(values.rtt, 0, 'rtt', 10_000);
   const variants = (values.variant ?? ['defaults']).map(parseVariant);
   if (new Set(variants.map((variant) => variant.name)).size !== variants.length) throw new UsageError('--variant names must differ');
 
   const startedAt = new Date();
   const pinning: Pinning = await pinLoadGenerator(!values['no-pin']);
   await assertOpenFilesFor(devices);
-  progress(`shedding benchmark: ${devices} devices back at ${rate}/s; variants ${variants.map((variant) => variant.name).join(', ')}; ${describePinning(pinning)}`);
+  progress(`shedding benchmark: ${devices} devices back at ${rate}/s${rttMs > 0 ? ` through a ${rttMs} ms round trip` : ''}; variants ${variants.map((variant) => variant.name).join(', ')}; ${describePinning(pinning)}`);
   const dir = await makeTempDir('bench');
   const rows: StormRow[] = [];
   try {
     const fleet = await prepareBrokerFleet(dir, Math.max(devices, WARMUP_CONNECTS), pinning);
-    if (values.mosquitto) rows.push({ broker: 'mosquitto', round: 1, storm: await stormAgainst(await startMosquitto({ dir, fleet, pinning }), fleet, devices, rate) });
+    if (values.mosquitto) rows.push({ broker: 'mosquitto', round: 1, storm: await stormAgainst(await startMosquitto({ dir, fleet, pinning }), fleet, devices, rate, rttMs) });
     for (let round = 1; round <= rounds; round++) {
       // ABBA over the rounds: no variant always runs first on a machine whose speed drifts.
       const order = round % 2 === 1 ? variants : [...variants].reverse();
       for (const variant of order) {
         progress(`round ${round}: fleetgate ${variant.name}`);
         const broker = await startFleetgateBroker({ fleet, pinning, limits: {}, listeners: 'defaults', listenerOverrides: variant.listeners, why: `variant ${variant.name}` });
-        rows.push({ broker: `fleetgate ${variant.name}`, round, storm: await stormAgainst(broker, fleet, devices, rate) });
+        rows.push({ broker: `fleetgate ${variant.name}`, round, storm: await stormAgainst(broker, fleet, devices, rate, rttMs) });
       }
     }
   } finally {
@@ -150,7 +174,7 @@ async function main(): Promise<number> {
     ),
   );
   for (const variant of variants) console.log(`${variant.name}: ${Object.entries(variant.listeners).map(([key, value]) => `listeners.${key} ${value}`).join(', ') || 'shipped defaults'}`);
-  const path = await writeResults({ benchmark: 'shedding', startedAt: startedAt.toISOString(), machine: await describeMachine(), pinning, devices, rate, variants, rows }, startedAt, 'shedding');
+  const path = await writeResults({ benchmark: 'shedding', startedAt: startedAt.toISOString(), machine: await describeMachine(), pinning, devices, rate, rttMs, variants, rows }, startedAt, 'shedding');
   console.log(`results: ${path}`);
   return 0;
 }
