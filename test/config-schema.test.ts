@@ -72,7 +72,9 @@ const DEFAULTS_BEFORE_THE_SCHEMA: ServerConfig = {
       historyMaxOpen: 10_000,
     },
   },
-  listeners: { handshakeTimeoutMs: 10_000, maxPendingConnections: 1024, maxPendingPerAddress: 128, shedPendingConnections: 64, shedEventLoopDelayMs: 500 },
+  // shedPendingConnections 64 -> 256 on 2026-12-03: a handshake is in progress for a round trip, and 64 capped a node
+  // at about 210 handshakes/s over a 300 ms link however idle it was (docs/broker.md, "Load shedding").
+  listeners: { handshakeTimeoutMs: 10_000, maxPendingConnections: 1024, maxPendingPerAddress: 128, shedPendingConnections: 256, shedEventLoopDelayMs: 500 },
   // Added with shared TLS session tickets (issue 14): a one-day key window, tickets live as long.
   tls: { ticketKeyWindowSeconds: 86_400, sessionTimeoutSeconds: 86_400 },
   // Added with the PostgreSQL registry and cluster mode (issues 11 and 12): no URL means LevelDB and one node.

@@ -241,8 +241,8 @@ export const CONFIG_SCHEMA = {
       ),
       maxPendingConnections: integer('Unfinished connections on one listener, in total. Beyond it new sockets are closed at once.', 1024, 1),
       shedPendingConnections: integer(
-        'Load shedding on the MQTT and EST listeners: at this many TLS handshakes in progress (accepted, not finished) a new socket is closed at once, before its handshake (`TLS_LOAD_SHED`; MQTT also `BROKER_LOAD_SHED`), and the client retries later. A connection whose handshake is done and that waits for its client (the CONNECT, the first request) does not count: a slow link is no load. Sized so that an admitted device gets its CONNACK within about 500 ms on one event loop (docs/broker.md, "Load shedding"). The admin API only has `maxPendingConnections`.',
-        64,
+        'Load shedding on the MQTT and EST listeners: at this many TLS handshakes in progress (accepted, not finished) a new socket is closed at once, before its handshake (`TLS_LOAD_SHED`; MQTT also `BROKER_LOAD_SHED`), and the client retries later. A connection whose handshake is done and that waits for its client (the CONNECT, the first request) does not count. A handshake is in progress for at least one round trip, so this also caps handshakes at about this number / RTT per second however idle the node is (256 at 300 ms: about 850/s): raise it for long links (docs/broker.md, "Load shedding"). The admin API only has `maxPendingConnections`.',
+        256,
         1,
       ),
       shedEventLoopDelayMs: integer(
