@@ -6,9 +6,8 @@ import { BROKER_ERRORS, type BrokerErrorCode } from '../server/src/broker/errors
 import { DEFAULT_CONFIG, type BrokerLimits } from '../server/src/config/config.ts';
 import { Metrics } from '../server/src/metrics/metrics.ts';
 import { connackCode, connectMqtt, enrolledDevices } from './helpers/device.ts';
-import { DOC_FENCE_LANGUAGES, REPO_ROOT, bashBlocks, docEnvironment, fencedBlocks, freeListenerPorts, isListening, runDocScript, tail } from './helpers/doc-script.ts';
+import { DOC_FENCE_LANGUAGES, REPO_ROOT, bashBlocks, fencedBlocks, isListening, runDocScriptOnFreePorts, tail } from './helpers/doc-script.ts';
 import { serviceCredential, startFleet } from './helpers/fleet.ts';
-import { tempDir } from './helpers/temp-dir.ts';
 import { withDeadline } from './helpers/wait.ts';
 
 /*
@@ -104,9 +103,8 @@ test('the metrics table of docs/broker.md names exactly the broker\'s metrics', 
 });
 
 test('the commands of docs/broker.md carry telemetry and commands, and refuse foreign topics and credentials', async (t) => {
-  const cwd = await tempDir(t, 'fleetgate-docs-broker-');
-  const ports = await freeListenerPorts();
-  const result = await runDocScript(t, GUIDE, { cwd, env: docEnvironment(ports) });
+  const result = await runDocScriptOnFreePorts(t, GUIDE, { tempPrefix: 'fleetgate-docs-broker-' });
+  const { cwd, ports } = result;
   const { report } = result;
   t.false(result.timedOut, report);
   t.is(result.code, 0, report);

@@ -4,8 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ENROLL_ERROR_CODES, type EnrollErrorCode } from '../device-sdk/src/protocol.ts';
 import { ENROLL_HTTP_STATUS } from '../server/src/enrollment/errors.ts';
-import { DOC_FENCE_LANGUAGES, REPO_ROOT, docEnvironment, fencedBlocks, freeListenerPorts, isListening, runDocScript, tail } from './helpers/doc-script.ts';
-import { tempDir } from './helpers/temp-dir.ts';
+import { DOC_FENCE_LANGUAGES, REPO_ROOT, fencedBlocks, isListening, runDocScriptOnFreePorts, tail } from './helpers/doc-script.ts';
 
 /*
  * docs/enrollment.md is executable: its ```bash blocks, in order, are the whole guide. This test
@@ -41,9 +40,8 @@ test('the status codes docs/enrollment.md gives next to enrollment codes are the
 });
 
 test('the commands of docs/enrollment.md enroll, refuse and renew a device against a real server', async (t) => {
-  const cwd = await tempDir(t, 'fleetgate-docs-');
-  const ports = await freeListenerPorts();
-  const result = await runDocScript(t, GUIDE, { cwd, env: docEnvironment(ports) });
+  const result = await runDocScriptOnFreePorts(t, GUIDE, { tempPrefix: 'fleetgate-docs-' });
+  const { cwd, ports } = result;
   const { report } = result;
   t.false(result.timedOut, report);
   t.is(result.code, 0, report);

@@ -2,8 +2,7 @@ import test from 'ava';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LevelRegistry } from '../server/src/registry/level/level-registry.ts';
-import { DOC_FENCE_LANGUAGES, REPO_ROOT, bashBlocks, docEnvironment, fencedBlocks, freeListenerPorts, isListening, runDocScript, tail } from './helpers/doc-script.ts';
-import { tempDir } from './helpers/temp-dir.ts';
+import { DOC_FENCE_LANGUAGES, REPO_ROOT, bashBlocks, fencedBlocks, isListening, runDocScriptOnFreePorts, tail } from './helpers/doc-script.ts';
 
 /*
  * docs/operator.md is executable: its ```bash blocks, in order, are the operator's walk-through
@@ -45,9 +44,8 @@ test('every code block of docs/operator.md is marked bash or text, and every adm
 });
 
 test('the commands of docs/operator.md run a fleet through enrollment, trust, revocation, disable, reset and audit', async (t) => {
-  const cwd = await tempDir(t, 'fleetgate-docs-operator-');
-  const ports = await freeListenerPorts();
-  const result = await runDocScript(t, GUIDE, { cwd, env: docEnvironment(ports), timeoutMs: TIMEOUT_MS });
+  const result = await runDocScriptOnFreePorts(t, GUIDE, { tempPrefix: 'fleetgate-docs-operator-', timeoutMs: TIMEOUT_MS });
+  const { cwd, ports } = result;
   const { report } = result;
   t.false(result.timedOut, report);
   t.is(result.code, 0, report);

@@ -5,6 +5,7 @@ import { connect, createServer, type Server } from 'node:net';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SOURCE_NODE_OPTIONS } from './source-node.ts';
+import { tempDir } from './temp-dir.ts';
 import { waitFor } from './wait.ts';
 
 /*
@@ -242,4 +243,32 @@ export async function runDocScript(
   const result = await runScript(script, { ...options, onStart: (id) => (pgid = id) });
   const report = `exit ${String(result.code)} signal ${String(result.signal)}${result.timedOut ? ' (timed out)' : ''}\n--- stdout\n${tail(result.stdout)}\n--- stderr\n${tail(result.stderr)}`;
   return { ...result, report };
+}
+
+/** Runs of a guide when a chosen port was taken before its server could bind it. */
+const PORT_RACE_ATTEMPTS = 3;
+/** What `fleetgate serve` prints when a port it was given is taken (on stdout or in the guide's log). */
+const PORT_TAKEN = /SERVE_LISTEN_FAILED[^\n]*EADDRINUSE/;
+
+/**
+ * {@link runDocScript} in a fresh directory with free listener ports ({@link docEnvironment}).
+ * A port that was free when chosen can be taken by a parallel test before the guide's server
+ * binds it: that run ends with `SERVE_LISTEN_FAILED ... EADDRINUSE`, which is a race between
+ * tests, not a finding about the guide, so the guide runs again from the start, in a new
+ * directory on new ports (up to {@link PORT_RACE_ATTEMPTS} runs). Any other failure is returned.
+ */
+export async function runDocScriptOnFreePorts(
+  t: ExecutionContext,
+  guidePath: string,
+  options: { tempPrefix: string; timeoutMs?: number },
+): Promise<DocRun & { cwd: string; ports: ListenerPorts }> {
+  for (let attempt = 1; ; attempt += 1) {
+    const cwd = await tempDir(t, options.tempPrefix);
+    const ports = await freeListenerPorts();
+    const run = await runDocScript(t, guidePath, { cwd, env: docEnvironment(ports), ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) });
+    const log = await readFile(join(cwd, 'fleetgate.log'), 'utf8').catch(() => '');
+    const raced = run.code !== 0 && PORT_TAKEN.test(`${run.stdout}\n${run.stderr}\n${log}`);
+    if (!raced || attempt >= PORT_RACE_ATTEMPTS) return { ...run, cwd, ports };
+    t.log(`a chosen port was taken before the guide's server bound it; running the guide again on new ports (attempt ${attempt + 1})`);
+  }
 }
