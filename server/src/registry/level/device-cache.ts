@@ -1,4 +1,5 @@
 import type { WriteOp } from './write-queue.ts';
+import { setAsNewest } from './newest-first.ts';
 
 /** A read from disk in progress; a write of its key that lands meanwhile makes it stale. */
 interface PendingRead {
@@ -63,12 +64,6 @@ export class DeviceRecordCache {
   }
 
   private remember(key: string, value: string): void {
-    // Delete first: a Map keeps insertion order, so the entry becomes the newest.
-    this.records.delete(key);
-    this.records.set(key, value);
-    if (this.records.size > this.capacity) {
-      const oldest = this.records.keys().next();
-      if (!oldest.done) this.records.delete(oldest.value);
-    }
+    setAsNewest(this.records, key, value, this.capacity);
   }
 }

@@ -1,3 +1,5 @@
+import { setAsNewest } from './newest-first.ts';
+
 /**
  * Upper bounds on how many history entries (`e!` keys) each device has on disk, so that a
  * history flush reads a device's stored keys only when the bound says they may exceed the limit.
@@ -30,12 +32,7 @@ export class HistoryBounds {
 
   /** Records a device's bound (its batch is on disk), as its most recent use. */
   set(deviceId: string, bound: number): void {
-    this.bounds.delete(deviceId);
-    this.bounds.set(deviceId, bound);
-    if (this.bounds.size > this.capacity) {
-      const oldest = this.bounds.keys().next();
-      if (!oldest.done) this.bounds.delete(oldest.value);
-    }
+    setAsNewest(this.bounds, deviceId, bound, this.capacity);
   }
 
   /** Forgets every bound (the data was replaced underneath). */
