@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { connect, createServer, type Server } from 'node:net';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PORT_TAKEN } from './ports.ts';
 import { SOURCE_NODE_OPTIONS } from './source-node.ts';
 import { tempDir } from './temp-dir.ts';
 import { waitFor } from './wait.ts';
@@ -247,8 +248,6 @@ export async function runDocScript(
 
 /** Runs of a guide when a chosen port was taken before its server could bind it. */
 const PORT_RACE_ATTEMPTS = 3;
-/** What `fleetgate serve` prints when a port it was given is taken (on stdout or in the guide's log). */
-const PORT_TAKEN = /SERVE_LISTEN_FAILED[^\n]*EADDRINUSE/;
 
 /**
  * {@link runDocScript} in a fresh directory with free listener ports ({@link docEnvironment}).

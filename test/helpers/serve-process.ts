@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
 import { EST_PATHS } from '../../device-sdk/src/protocol.ts';
 import { estRequest } from './est-client.ts';
-import { freePorts } from './ports.ts';
+import { PORT_TAKEN, freePorts } from './ports.ts';
 import { SOURCE_NODE_ARGS } from './source-node.ts';
 import { waitFor } from './wait.ts';
 
@@ -40,7 +40,7 @@ export async function startServeProcess(t: ExecutionContext, dataDir: string, ro
     try {
       return await startServeProcessOnce(t, dataDir, rootPem, options);
     } catch (error) {
-      const raced = error instanceof Error && /SERVE_LISTEN_FAILED.*EADDRINUSE/.test(error.message);
+      const raced = error instanceof Error && PORT_TAKEN.test(error.message);
       if (!raced || attempt >= LISTEN_ATTEMPTS) throw error;
       t.log(`a chosen port was taken before fleetgate serve bound it; starting again on new ports (attempt ${attempt + 1})`);
     }
