@@ -38,7 +38,7 @@ export const BENCH_LISTENER_LIMITS = {
  * the server reads it at start). Every other setting stays as init wrote it. Returns one line
  * per change, for the table and the JSON: which limit, from what, to what.
  */
-export async function setBrokerLimits(dataDir: string, overrides: BrokerLimitOverrides, listenerLimits: 'bench' | 'defaults' = 'bench'): Promise<string[]> {
+export async function setBrokerLimits(dataDir: string, overrides: BrokerLimitOverrides, listenerLimits: 'bench' | 'defaults' = 'bench', listenerOverrides: Readonly<Record<string, number>> = {}): Promise<string[]> {
   const path = join(dataDir, 'config.json');
   const config = JSON.parse(await readFile(path, 'utf8')) as { broker?: { limits?: Record<string, unknown> } };
   const broker = (config.broker ??= {});
@@ -62,18 +62,13 @@ export async function setBrokerLimits(dataDir: string, overrides: BrokerLimitOve
     listeners[key] = value;
     changes.push(`listeners.${key} -> ${value}`);
   }
+  // Then the caller's own listener settings (tuning a shedding threshold), on top of either.
+  for (const [key, value] of Object.entries(listenerOverrides)) {
+    listeners[key] = value;
+    changes.push(`listeners.${key} -> ${value}`);
+  }
   await writeFile(path, `${JSON.stringify(config, null, 2)}\n`);
   return changes;
-}
-
-/** Writes `listeners` settings into `<data>/config.json`; returns one line per setting for the report. */
-async function setListenerSettings(dataDir: string, settings: Readonly<Record<string, number>>): Promise<string[]> {
-  const path = join(dataDir, 'config.json');
-  const config = JSON.parse(await readFile(path, 'utf8')) as { listeners?: Record<string, unknown> };
-  const listeners = (config.listeners ??= {});
-  Object.assign(listeners, settings);
-  await writeFile(path, `${JSON.stringify(config, null, 2)}\n`);
-  return Object.entries(settings).map(([key, value]) => `listeners.${key} -> ${value}`);
 }
 
 /**
@@ -96,8 +91,7 @@ export async function startFleetgateBroker(options: {
   /** `listeners` settings written on top of that (tuning a shedding threshold), each reported as a change. */
   readonly listenerOverrides?: Readonly<Record<string, number>>;
 }): Promise<BrokerUnderTest> {
-  const changes = await setBrokerLimits(options.fleet.dataDir, options.limits, options.listeners);
-  if (options.listenerOverrides && Object.keys(options.listenerOverrides).length > 0) changes.push(...(await setListenerSettings(options.fleet.dataDir, options.listenerOverrides)));
+  const changes = await setBrokerLimits(options.fleet.dataDir, options.limits, options.listeners, options.listenerOverrides);
   const [estPort, mqttPort, adminPort, metricsPort] = (await freePorts(4)).map(String);
   if (mqttPort === undefined) throw new Error('no free port');
   const nodeArgs = [...(options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : []), ...(options.nodeArgs ?? [])];

@@ -18,6 +18,7 @@ import { startMosquitto } from '../broker/mosquitto.ts';
 import { installCleanupHandlers, makeTempDir, removeTempDir } from '../cleanup.ts';
 import { startDaemon } from '../daemon.ts';
 import { freePort } from '../free-port.ts';
+import { integerOption } from '../integer-option.ts';
 import { describeMachine } from '../machine.ts';
 import { describePinning, pinLoadGenerator, type Pinning } from '../pinning.ts';
 import { progress } from '../progress.ts';
@@ -47,6 +48,8 @@ Defaults: --devices 10000 --rate 600 --rounds 2.`;
 /** The listeners.* settings a variant may change (docs/configuration.md). */
 const LISTENER_KEYS = new Set(['shedPendingConnections', 'shedEventLoopDelayMs', 'maxPendingConnections', 'maxPendingPerAddress', 'handshakeTimeoutMs']);
 const WARMUP_CONNECTS = 300;
+/** Connects at a time before the storm (warm-up 32, filling the fleet 16): never above a variant's shedding threshold, which would shed them. */
+const WARMUP_CONCURRENCY = 32;
 const FILL_CONCURRENCY = 16;
 /** After the fleet is connected, before it is dropped: the broker's connect-time work settles. */
 const SETTLE_MS = 2_000;
@@ -81,12 +84,6 @@ function parseVariant(spec: string): Variant {
   return { name, listeners };
 }
 
-function positive(value: string | undefined, fallback: number, name: string, max: number): number {
-  const number = value === undefined ? fallback : Number(value);
-  if (!Number.isInteger(number) || number < 1 || number > max) throw new UsageError(`--${name} must be a whole number from 1 to ${max}`);
-  return number;
-}
-
 /**
  * The latency proxy in front of `broker`, as a process of its own (it inherits the load
  * generator's CPU); resolves once it listens.
@@ -99,12 +96,12 @@ async function startLatencyProxy(broker: BrokerUnderTest, rttMs: number): Promis
 }
 
 /** The fleet connected (full handshakes, directly), then the storm (through the proxy when `rttMs` > 0); the server stopped after. */
-async function stormAgainst(broker: BrokerUnderTest, fleet: BrokerFleet, devices: number, rate: number, rttMs: number): Promise<StormOutcome> {
+async function stormAgainst(broker: BrokerUnderTest, fleet: BrokerFleet, devices: number, rate: number, rttMs: number, shedAt = Number.POSITIVE_INFINITY): Promise<StormOutcome> {
   const links = fleet.devices.slice(0, devices).map((identity, index) => new DeviceLink(index, identity, devices));
   const proxy = rttMs > 0 ? await startLatencyProxy(broker, rttMs) : undefined;
   try {
-    await warmUpConnects(broker, fleet.devices, WARMUP_CONNECTS, 32);
-    await connectFleet(broker, links, FILL_CONCURRENCY);
+    await warmUpConnects(broker, fleet.devices, WARMUP_CONNECTS, Math.min(WARMUP_CONCURRENCY, shedAt));
+    await connectFleet(broker, links, Math.min(FILL_CONCURRENCY, shedAt));
     await sleep(SETTLE_MS);
     return await runReconnectStorm(proxy ? { ...broker, address: proxy.address } : broker, links, rate, STORM_DEADLINE_MS);
   } finally {
@@ -139,10 +136,11 @@ async function main(): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const devices = positive(values.devices, 10_000, 'devices', 50_000);
-  const rate = positive(values.rate, 600, 'rate', 5_000);
-  const rounds = positive(values.rounds, 2, 'rounds', 10);
-  const rttMs = values.rtt === undefined ? 0 : positive(values.rtt, 0, 'rtt', 10_000);
+  const usage = (message: string): Error => new UsageError(message);
+  const devices = integerOption(values.devices, 'devices', { fallback: 10_000, min: 1, max: 50_000 }, usage);
+  const rate = integerOption(values.rate, 'rate', { fallback: 600, min: 1, max: 5_000 }, usage);
+  const rounds = integerOption(values.rounds, 'rounds', { fallback: 2, min: 1, max: 10 }, usage);
+  const rttMs = integerOption(values.rtt, 'rtt', { fallback: 0, min: 0, max: 10_000 }, usage);
   const variants = (values.variant ?? ['defaults']).map(parseVariant);
   if (new Set(variants.map((variant) => variant.name)).size !== variants.length) throw new UsageError('--variant names must differ');
 
@@ -161,7 +159,7 @@ async function main(): Promise<number> {
       for (const variant of order) {
         progress(`round ${round}: fleetgate ${variant.name}`);
         const broker = await startFleetgateBroker({ fleet, pinning, limits: {}, listeners: 'defaults', listenerOverrides: variant.listeners, why: `variant ${variant.name}` });
-        rows.push({ broker: `fleetgate ${variant.name}`, round, storm: await stormAgainst(broker, fleet, devices, rate, rttMs) });
+        rows.push({ broker: `fleetgate ${variant.name}`, round, storm: await stormAgainst(broker, fleet, devices, rate, rttMs, variant.listeners.shedPendingConnections) });
       }
     }
   } finally {
