@@ -14,6 +14,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Progress, parseSimArgs, simulate } from '@fleetgate/simulator';
+import { parsePrometheusText } from '../../simulator/src/monitor/prometheus-text.ts';
+import { integerOption } from '../integer-option.ts';
 import { describeMachine } from '../machine.ts';
 import { describePinning, pinLoadGenerator, type Pinning } from '../pinning.ts';
 import { cpuBetween, readCpuTicks, readPeakRssKiB, readRssKiB } from '../proc-cpu.ts';
@@ -66,14 +68,15 @@ if (values.help) {
   console.log(HELP);
   process.exit(0);
 }
-const devices = Number(values.devices ?? 2000);
-const rounds = Number(values.rounds ?? 2);
-const storms = Number(values.storms ?? 1);
-const jemalloc = values.jemalloc ?? DEFAULT_JEMALLOC;
-if (!Number.isInteger(devices) || devices < 1 || devices > 20_000 || !Number.isInteger(rounds) || rounds < 1 || rounds > 10 || !Number.isInteger(storms) || storms < 1 || storms > 10) {
-  console.error('--devices must be 1 to 20000, --rounds and --storms 1 to 10');
+/** A usage error: the message, exit status 2. */
+const usage = (message: string): never => {
+  console.error(message);
   process.exit(2);
-}
+};
+const devices = integerOption(values.devices, 'devices', { fallback: 2000, min: 1, max: 20_000 }, usage);
+const rounds = integerOption(values.rounds, 'rounds', { fallback: 2, min: 1, max: 10 }, usage);
+const storms = integerOption(values.storms, 'storms', { fallback: 1, min: 1, max: 10 }, usage);
+const jemalloc = values.jemalloc ?? DEFAULT_JEMALLOC;
 try {
   await access(jemalloc);
 } catch {
@@ -86,9 +89,9 @@ const mib = (kib: number): number => Math.round(kib / MIB);
 /** V8's heap size from the server's Prometheus text, in MiB; null when the scrape fails. */
 async function heapMiB(metricsPort: number): Promise<number | null> {
   try {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    const match = /^fleetgate_nodejs_heap_size_total_bytes (\d+(?:\.\d+)?)$/m.exec(text);
-    return match?.[1] ? Math.round(Number(match[1]) / 1_048_576) : null;
+    const samples = parsePrometheusText(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text());
+    const heap = samples.find((sample) => sample.name === 'fleetgate_nodejs_heap_size_total_bytes');
+    return heap ? Math.round(heap.value / 1_048_576) : null;
   } catch {
     return null;
   }
