@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { SimUsageError } from '../simulator/src/errors.ts';
 import { Progress, parseSimArgs, simulate, type SimOptions } from '../simulator/src/index.ts';
 import type { Fleet } from './helpers/fleet.ts';
-import { connectedTo, startTwoNodes, untilConnected } from './helpers/nodes.ts';
+import { connectedTo, connectsTo, startTwoNodes } from './helpers/nodes.ts';
 import { stopSharedPostgres } from './helpers/postgres.ts';
 import { run } from './helpers/run.ts';
 import { NoteWatcher } from './helpers/sim-notes.ts';
@@ -90,10 +90,14 @@ test('a node stops mid-run: its devices move to the other node, the report count
   await waitFor(async () => (await connectedTo(stopping!)) + (await connectedTo(staying!)) === 20, { what: 'all 20 devices connected', timeoutMs: 30_000 });
   const moving = await connectedTo(stopping!);
   t.true(moving > 0, 'some devices started on the node that stops');
+  const connectsBefore = await connectsTo(staying!);
   await stopping!.server.close();
-  await untilConnected(staying!, 20, 30_000);
-
+  // The run ends, and every device leaves, as soon as the moved devices are back: the staying
+  // node holds all 20 only for that moment, which a poll of its gauge can miss on a loaded
+  // machine (CI saw it read 0 for 30 s, after the run). Its count of accepted connections stays.
   const { report } = await simulation;
+  const accepted = (await connectsTo(staying!)) - connectsBefore;
+  t.true(accepted >= moving, `the staying node accepted ${accepted} connections after the stop, for ${moving} moved devices`);
   t.like(report.scenarios[0], { name: 'reconnect-storm', disconnected: moving, reconnected: moving, allBack: true });
   t.deepEqual(report.nodes.devicesPerNode, { [stopping!.server.mqttUrl]: 0, [staying!.server.mqttUrl]: 20 });
   t.is(report.nodes.failovers, moving, 'one failover per device of the stopped node');

@@ -29,6 +29,11 @@ export async function connectedTo(node: Fleet): Promise<number> {
   return (await node.server.metrics.mqttConnected.get()).values[0]?.value ?? 0;
 }
 
+/** Connections a node's broker has accepted since it started (`fleetgate_mqtt_connects_total`): unlike the gauge, it cannot be missed between two polls. */
+export async function connectsTo(node: Fleet): Promise<number> {
+  return (await node.server.metrics.mqttConnects.get()).values[0]?.value ?? 0;
+}
+
 /** Waits until a node's broker counts `count` connected devices (it counts once CONNACK is sent). */
 export async function untilConnected(node: Fleet, count: number, timeoutMs?: number): Promise<void> {
   let last = -1;
