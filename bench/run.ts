@@ -65,6 +65,7 @@ async function enrollmentBenchmark(options: BenchOptions, machine: MachineInfo, 
         // Replayed once per repetition, after the LevelDB run: the load is the same for both.
         nodeFloor: options.nodeFloor && registry === 'leveldb',
         cpuProfileDir: options.cpuProf ? PROFILES_DIR : undefined,
+        perfMap: options.perfMap,
       });
     let enrollment: EnrollmentRunResult;
     let postgres: EnrollmentRunResult | undefined;
@@ -87,7 +88,7 @@ async function enrollmentBenchmark(options: BenchOptions, machine: MachineInfo, 
   }
 
   const summary = summarize(runs);
-  process.stdout.write(`\n${renderTable(['metric', 'value', 'target', 'ok?'], tableRows(summary, pinning))}\n`);
+  process.stdout.write(`\n${renderTable(['metric', 'value', 'target', 'ok?'], tableRows(summary, pinning, options.cpuProf))}\n`);
   if (summary.postgres) {
     process.stdout.write(`\nEnrollment on PostgreSQL vs LevelDB (same repetitions; ratio = PostgreSQL / LevelDB, paired per repetition)\n`);
     process.stdout.write(`${renderTable(['metric', 'LevelDB', 'PostgreSQL', 'ratio', 'target', 'ok?'], postgresTableRows(summary.postgres))}\n`);

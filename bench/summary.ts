@@ -8,6 +8,8 @@ export const TARGETS = {
   serverCpuMsPerEnrollment: 2.0,
   serverCpuMsPerEnrollmentStretch: 1.5,
   enrollmentsPerSecond: 300,
+  /** fleetgate's CPU per enrollment above the bare Node https floor's per request (issue 14). */
+  aboveNodeFloorMs: 0.8,
   /** Enrollments/s on PostgreSQL over LevelDB's, measured in the same repetition. */
   postgresThroughputRatio: 0.8,
 } as const;
@@ -211,12 +213,20 @@ function formatSpread(value: Spread, digits: number, unit = ''): string {
 
 const yesNo = (ok: boolean): string => (ok ? 'yes' : 'NO');
 
+/**
+ * Said instead of yes or NO for a CPU target when the server ran under `--cpu-prof`: the profiler
+ * costs in proportion to the JavaScript a server runs, so it inflates fleetgate (5.7-6.1 ms per
+ * enrollment in two runs of 2026-12-03) far more than the bare floor, and its difference with them
+ * (2.5-2.7 ms, against 1.6-2.1 ms without the profiler the same day).
+ */
+const PROFILED = 'profiled: not comparable';
+
 /** Rows of the result table: metric, value, target, ok?. Values are medians (min-max over runs). */
-export function tableRows(summary: Summary, pinning: Pinning): string[][] {
+export function tableRows(summary: Summary, pinning: Pinning, profiled = false): string[][] {
   const cpu = summary.serverCpuMsPerEnrollment.median;
-  const cpuOk = cpu <= TARGETS.serverCpuMsPerEnrollmentStretch ? 'yes (stretch too)' : yesNo(cpu <= TARGETS.serverCpuMsPerEnrollment);
+  const cpuOk = profiled ? PROFILED : cpu <= TARGETS.serverCpuMsPerEnrollmentStretch ? 'yes (stretch too)' : yesNo(cpu <= TARGETS.serverCpuMsPerEnrollment);
   const rows: string[][] = [
-    ['enrollments/s (end to end)', formatSpread(summary.enrollmentsPerSecond, 0), `>= ${TARGETS.enrollmentsPerSecond}`, yesNo(summary.enrollmentsPerSecond.median >= TARGETS.enrollmentsPerSecond)],
+    ['enrollments/s (end to end)', formatSpread(summary.enrollmentsPerSecond, 0), `>= ${TARGETS.enrollmentsPerSecond}`, profiled ? PROFILED : yesNo(summary.enrollmentsPerSecond.median >= TARGETS.enrollmentsPerSecond)],
     [
       'server CPU per enrollment',
       formatSpread(summary.serverCpuMsPerEnrollment, 2, ' ms'),
@@ -238,7 +248,8 @@ export function tableRows(summary: Summary, pinning: Pinning): string[][] {
     const failed = summary.nodeFloorFailed > 0 ? `, ${summary.nodeFloorFailed} requests FAILED` : '';
     rows.push(['bare Node https server CPU per request', `${formatSpread(summary.nodeFloorMs, 2, ' ms')}${failed}`, '-', '-']);
     if (summary.nodeFloorMainThreadMs) rows.push(['  of which the main thread', formatSpread(summary.nodeFloorMainThreadMs, 2, ' ms'), '-', '-']);
-    rows.push(['fleetgate CPU above the Node floor', formatSpread(summary.aboveNodeFloorMs, 2, ' ms'), '-', '-']);
+    const above = summary.aboveNodeFloorMs.median;
+    rows.push(['fleetgate CPU above the Node floor', formatSpread(summary.aboveNodeFloorMs, 2, ' ms'), `<= ${TARGETS.aboveNodeFloorMs.toFixed(1)} ms`, profiled ? PROFILED : yesNo(above <= TARGETS.aboveNodeFloorMs)]);
     if (summary.aboveNodeFloorMainThreadMs) rows.push(['  of which the main thread', formatSpread(summary.aboveNodeFloorMainThreadMs, 2, ' ms'), '-', '-']);
   }
   rows.push([

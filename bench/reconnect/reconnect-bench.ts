@@ -171,7 +171,7 @@ export async function runReconnectBenchmark(
     await mkdir(RESULTS_DIR, { recursive: true });
     await writeFile(chartPath, stormChart(fleetgate.storm, mosquittoResult.storm));
     const path = await writeResults(
-      { benchmark: 'reconnect', startedAt: startedAt.toISOString(), machine: context.machine, mosquittoVersion: mosquitto, options, pinning: context.pinning, targets: RECONNECT_TARGETS, capacity, summary, fleetgate, nodeTlsFloor: floor, mosquitto: mosquittoResult },
+      { benchmark: 'reconnect', startedAt: startedAt.toISOString(), machine: context.machine, mosquittoVersion: mosquitto, options, cpuProfiled: context.cpuProfileDir !== undefined, pinning: context.pinning, targets: RECONNECT_TARGETS, capacity, summary, fleetgate, nodeTlsFloor: floor, mosquitto: mosquittoResult },
       startedAt,
       'reconnect',
     );
