@@ -40,7 +40,12 @@ export interface EnrollmentRunOptions {
   readonly nodeFloor: boolean;
   /** When set, the server runs with `--cpu-prof` and writes its profile into this directory. */
   readonly cpuProfileDir?: string;
+  /** Run the servers with a perf map for Linux `perf` (`--perf-basic-prof`). */
+  readonly perfMap?: boolean;
 }
+
+/** Node flags for a `perf` map with every JavaScript frame, interpreted ones included, named. */
+const PERF_MAP_ARGS = ['--perf-basic-prof', '--interpreted-frames-native-stack'];
 
 /**
  * Pause after the timed phase before a second CPU reading, to show work the server defers past
@@ -357,7 +362,7 @@ export async function runEnrollment(options: EnrollmentRunOptions): Promise<Enro
   try {
     const fleet = await prepareFleet(dir, options);
     if (options.registry === 'postgres') database = await startRunDatabase(options.pinning);
-    const nodeArgs = options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
+    const nodeArgs = [...(options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : []), ...(options.perfMap ? PERF_MAP_ARGS : [])];
     server = await startFleetgate({ dataDir: fleet.dataDir, rootPem: fleet.rootPem, pinning: options.pinning, nodeArgs, registryUrl: database?.url });
     progress(`fleetgate serve pid ${server.daemon.pid} on ${server.target.host}:${server.target.port}, registry ${database ? 'PostgreSQL' : 'LevelDB'}`);
     await warmUp(server, fleet, options.concurrency);

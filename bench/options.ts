@@ -31,6 +31,8 @@ export interface BenchOptions {
   readonly quick: boolean;
   /** Profile the server with `node --cpu-prof` (the profiler's overhead inflates its CPU figures). */
   readonly cpuProf: boolean;
+  /** Run the servers with a perf map (`--perf-basic-prof`), so that Linux `perf` names their JavaScript frames. */
+  readonly perfMap: boolean;
   readonly only: BenchSelection;
   readonly registry: RegistrySelection;
   /** The broker benchmark's options (bench/broker/options.ts). */
@@ -105,6 +107,10 @@ Options:
   --cpu-prof          run the server (and the bare Node https floor server) with node --cpu-prof;
                       profiles go to bench/results/profiles/
                       (the profiler costs server CPU: do not compare those figures with others)
+  --perf-map          run the server and the Node floor server with node --perf-basic-prof
+                      --interpreted-frames-native-stack, so that Linux perf names their JavaScript
+                      frames (/tmp/perf-<pid>.map; the pids are printed): sample them with perf
+                      record, which charges every thread its own CPU (docs/benchmarks.md)
   --quick             smoke test: ${QUICK.enrollments} enrollments, ${QUICK.repeat} run, ${QUICK.warmup} warm-up, ${QUICK.floorSeconds} s floor
                       (explicit options still win)
   -h, --help          this help
@@ -143,6 +149,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | undef
         'no-pin': { type: 'boolean' },
         quick: { type: 'boolean' },
         'cpu-prof': { type: 'boolean' },
+        'perf-map': { type: 'boolean' },
         only: { type: 'string' },
         registry: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -179,6 +186,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | undef
     pin: values['no-pin'] !== true,
     quick,
     cpuProf: values['cpu-prof'] === true,
+    perfMap: values['perf-map'] === true,
     only,
     registry: registry === 'leveldb' ? 'leveldb' : 'both',
     broker: brokerOptions(values, quick),
