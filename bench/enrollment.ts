@@ -19,6 +19,7 @@ import { progress } from './progress.ts';
 import { waitForQuietMachine } from './quiet.ts';
 import { readRegistryRounds, type RegistryRounds } from './registry-rounds.ts';
 import { percentile } from './stats.ts';
+import { PERF_MAP_ARGS } from './perf-map.ts';
 
 /** Where the server under test keeps its registry. */
 export type RegistryEngine = 'leveldb' | 'postgres';
@@ -43,9 +44,6 @@ export interface EnrollmentRunOptions {
   /** Run the servers with a perf map for Linux `perf` (`--perf-basic-prof`). */
   readonly perfMap?: boolean;
 }
-
-/** Node flags for a `perf` map with every JavaScript frame, interpreted ones included, named. */
-const PERF_MAP_ARGS = ['--perf-basic-prof', '--interpreted-frames-native-stack'];
 
 /**
  * Pause after the timed phase before a second CPU reading, to show work the server defers past

@@ -107,7 +107,8 @@ Options:
   --cpu-prof          run the server (and the bare Node https floor server) with node --cpu-prof;
                       profiles go to bench/results/profiles/
                       (the profiler costs server CPU: do not compare those figures with others)
-  --perf-map          run the server and the Node floor server with node --perf-basic-prof
+  --perf-map          run the server and the Node floor server (with --only reconnect: the measured
+                      fleetgate and the Node TLS floor) with node --perf-basic-prof
                       --interpreted-frames-native-stack, so that Linux perf names their JavaScript
                       frames (/tmp/perf-<pid>.map; the pids are printed): sample them with perf
                       record, which charges every thread its own CPU (docs/benchmarks.md)

@@ -27,7 +27,7 @@ async function main(options: BenchOptions): Promise<number> {
   const pinning: Pinning = options.only === 'cluster' ? { applied: false, reason: 'cluster benchmark: nothing pinned, so the workers can use every CPU' } : await pinLoadGenerator(options.pin);
   progress(`${machine.nproc} CPUs, node ${machine.node}, ${machine.openssl}; ${describePinning(pinning)}`);
   if (options.only === 'cluster') return runClusterBenchmark(options.cluster, { pinning, machine });
-  if (options.only === 'reconnect') return runReconnectBenchmark(options.reconnect, { pinning, machine, cpuProfileDir: options.cpuProf ? PROFILES_DIR : undefined });
+  if (options.only === 'reconnect') return runReconnectBenchmark(options.reconnect, { pinning, machine, cpuProfileDir: options.cpuProf ? PROFILES_DIR : undefined, perfMap: options.perfMap });
   let status = 0;
   if (options.only !== 'broker') status = Math.max(status, await enrollmentBenchmark(options, machine, pinning));
   if (options.only !== 'enrollment') status = Math.max(status, await runBrokerBenchmark(options.broker, { pinning, machine }));

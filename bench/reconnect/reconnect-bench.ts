@@ -20,6 +20,7 @@ import { DeviceLink } from './device-links.ts';
 import type { ReconnectBenchOptions } from './options.ts';
 import { connectFleet, measureReconnectCost, runReconnectStorm, type ReconnectCost, type StormOutcome } from './phases.ts';
 import { describeCapacity, loadGeneratorWarnings, RECONNECT_TABLE_HEADERS, RECONNECT_TARGETS, reconnectTableRows, stormChart, summarizeReconnect, type BrokerReconnectResult } from './summary.ts';
+import { PERF_MAP_ARGS } from '../perf-map.ts';
 
 /** Untimed connect cycles after each broker starts (JIT, TLS and allocator warm-up), 32 at a time. */
 const WARMUP_CONNECTS = 300;
@@ -78,7 +79,7 @@ async function measureServer(broker: BrokerUnderTest, fleet: BrokerFleet, device
   const links = fleet.devices.slice(0, devices).map((identity, index) => new DeviceLink(index, identity, devices));
   await warmUpConnects(broker, fleet.devices, WARMUP_CONNECTS, 32);
   const rssBeforeKiB = await readRssKiB(broker.daemon.pid);
-  progress(`${label}: connecting ${links.length} devices (full handshakes, ${options.fillConcurrency} at a time)`);
+  progress(`${label} (pid ${broker.daemon.pid}): connecting ${links.length} devices (full handshakes, ${options.fillConcurrency} at a time)`);
   const fill = await connectFleet(broker, links, options.fillConcurrency);
   await sleep(HOLD_SETTLE_MS);
   const rssPerHeldConnectionKiB = ((await readRssKiB(broker.daemon.pid)) - rssBeforeKiB) / links.length;
@@ -138,6 +139,8 @@ export async function runReconnectBenchmark(
     readonly machine: MachineInfo;
     /** `--cpu-prof`: the fleetgate under measurement (not the capacity search's) writes its profile here. */
     readonly cpuProfileDir?: string;
+    /** `--perf-map`: the fleetgate under measurement and the Node TLS floor write perf maps (bench/perf-map.ts). */
+    readonly perfMap?: boolean;
   },
 ): Promise<number> {
   const startedAt = new Date();
@@ -155,9 +158,9 @@ export async function runReconnectBenchmark(
     const stormRate = Math.max(1, Math.round((capacity.perSecond * options.ratePercent) / 100));
     progress(`fleetgate full-handshake capacity ${capacity.perSecond}/s (${capacity.source}); storm rate ${stormRate}/s (${options.ratePercent} %)`);
 
-    const fleetgateBroker = await startFleetgateBroker({ fleet, pinning: context.pinning, limits: {}, listeners: 'defaults', why: 'shipped defaults', cpuProfileDir: context.cpuProfileDir });
+    const fleetgateBroker = await startFleetgateBroker({ fleet, pinning: context.pinning, limits: {}, listeners: 'defaults', why: 'shipped defaults', cpuProfileDir: context.cpuProfileDir, nodeArgs: context.perfMap ? PERF_MAP_ARGS : [] });
     const fleetgate = await measureBroker(fleetgateBroker, fleet, stormRate, options);
-    const floor = await measureFloor(await startNodeTlsFloor({ fleet, pinning: context.pinning }), fleet, options);
+    const floor = await measureFloor(await startNodeTlsFloor({ fleet, pinning: context.pinning, nodeArgs: context.perfMap ? PERF_MAP_ARGS : [] }), fleet, options);
     const mosquittoBroker = await startMosquitto({ dir, fleet, pinning: context.pinning });
     const mosquittoResult = await measureBroker(mosquittoBroker, fleet, stormRate, options);
 
