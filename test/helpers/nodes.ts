@@ -12,8 +12,8 @@ export interface TwoNodes {
 /**
  * Two fleetgate servers on loopback over one data directory (one CA, one server certificate) and
  * one PostgreSQL registry: a device enrolled through one is known to the other, as on the nodes
- * of a cluster. Cross-node message delivery is not there yet: a message published on one node
- * reaches subscribers of that node only. The test file registers
+ * of a cluster. They share no Redis, so a message published on one node reaches subscribers of
+ * that node only (the cluster tests start nodes with Redis for that). The test file registers
  * `test.after.always(stopSharedPostgres)`.
  */
 export async function startTwoNodes(t: ExecutionContext): Promise<TwoNodes> {
