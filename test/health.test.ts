@@ -155,7 +155,7 @@ test('fleetgate_devices{state,model} counts devices by state and model and follo
 });
 
 /** A device record as an issuance would write it (no certificate signing: the census reads records only). */
-function syntheticDevice(index: number, state: DeviceState, model: string): DeviceRecord {
+function syntheticDevice(index: number, state: DeviceState, model: string, certificateDays = 30): DeviceRecord {
   const time = new Date().toISOString();
   const serial = (0x100000 + index).toString(16);
   return {
@@ -163,7 +163,7 @@ function syntheticDevice(index: number, state: DeviceState, model: string): Devi
     model,
     state,
     certSerial: serial,
-    certNotAfter: new Date(Date.now() + 30 * 86_400_000).toISOString(),
+    certNotAfter: new Date(Date.now() + certificateDays * 86_400_000).toISOString(),
     bootstrap: { key: `ff:${serial}`, trust: 'fleetgate-factory', serial },
     enrollments: 1,
     renewals: 0,
@@ -232,4 +232,32 @@ test('10,000 devices: the gauge is counted once at start and a scrape does not r
   await fleet.server.registry.changeState({ deviceId: device.id, to: 'disabled', actor: 'operator:test' });
   await waitFor(async () => (await deviceGauge(fleet))['disabled/thermostat'] === (expected['disabled/thermostat'] ?? 0) + 1, { what: 'the gauge to follow the change' });
   t.is((await deviceGauge(fleet))['enrolled/thermostat'], (expected['enrolled/thermostat'] ?? 0) - 1);
+});
+
+test('fleetgate_certificates_expiring_7d counts the enrolled devices whose certificate ends within 7 days, from the devices read at start', async (t) => {
+  const data = await makeDataDir(t);
+  const seeded = await LevelRegistry.open(data.layout.registry);
+  // [state, days until the certificate ends]: two enrolled devices within 7 days (one of them
+  // already ended), and devices that must not count.
+  const devices: [DeviceState, number][] = [
+    ['enrolled', 2],
+    ['enrolled', -1],
+    ['enrolled', 20],
+    ['disabled', 2],
+    ['revoked', 2],
+  ];
+  for (const [index, [state, days]] of devices.entries()) {
+    const device = syntheticDevice(index, state, 'thermostat', days);
+    await seeded.commitIssuance({
+      kind: 'enroll',
+      device,
+      certificate: { serial: device.certSerial, deviceId: device.id, kind: 'operational', notBefore: device.createdAt, notAfter: device.certNotAfter, issuedAt: device.createdAt, status: 'valid', der: '' },
+      expect: { currentSerial: undefined },
+      audit: { type: 'enrolled', deviceId: device.id, actor: 'system' },
+    });
+  }
+  await seeded.close();
+  const fleet = await startFleet(t, { dataDir: data });
+  const text = await (await fetch(fleet.server.metricsUrl)).text();
+  t.regex(text, /^fleetgate_certificates_expiring_7d 2$/m);
 });

@@ -24,7 +24,8 @@ import { OperatorAuthority } from './authority/operator-authority.ts';
 import { CrlPublisher } from './crl/crl-publisher.ts';
 import { TLS_SERVER_DEFAULTS } from './tls/defaults.ts';
 import { createMetricsServer } from './metrics/metrics-server.ts';
-import { startExpiryScan } from './metrics/expiry-scan.ts';
+import { ExpiringCertificates } from './metrics/expiring-certificates.ts';
+import { followDevices } from './registry/follow-devices.ts';
 import { DeviceCensus } from './metrics/device-census.ts';
 import { DeviceOrder } from './admin/device-order.ts';
 import { LiveEvents } from './live-events.ts';
@@ -215,10 +216,19 @@ export async function startNode(options: StartOptions): Promise<RunningNode> {
     logger.info({ nodeId, redis: redactUrl(clusterRedis ?? '') }, 'cluster node');
   }
   try {
-    const census = await DeviceCensus.start(registry, metrics.devices);
-    closers.push(async () => census.close());
-    const stopExpiryScan = startExpiryScan(metrics, registry, logger.child({ component: 'metrics' }));
-    closers.push(async () => stopExpiryScan());
+    // The gauges that count the fleet follow the registry's devices: one read at start, then
+    // each change; neither reads the registry again.
+    const census = new DeviceCensus(metrics.devices);
+    const expiring = new ExpiringCertificates(metrics.certificatesExpiringSoon);
+    const unfollowDevices = await followDevices(registry, (device) => {
+      census.place(device);
+      expiring.place(device);
+    });
+    expiring.start();
+    closers.push(async () => {
+      unfollowDevices();
+      expiring.close();
+    });
     const serverKey = await readFile(layout.serverKey, 'utf8');
     const serverCert = await readFile(layout.serverCert, 'utf8');
     // Data directories made before the secret existed get it on their first serve.

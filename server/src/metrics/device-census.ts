@@ -1,10 +1,10 @@
 import type { Gauge } from 'prom-client';
-import { followDevices, type DeviceFollowStore } from '../registry/follow-devices.ts';
 import type { DeviceRecord } from '../registry/types.ts';
 
 /**
- * Keeps `fleetgate_devices{state,model}` current: the registry is read once at start, then every
- * device change moves one device from its old (state, model) to its new one. A scrape renders the
+ * Keeps `fleetgate_devices{state,model}` current from the devices it is given
+ * (registry/follow-devices.ts, in server.ts): every device once at start, then every device
+ * change moves one device from its old (state, model) to its new one. A scrape renders the
  * gauge as it stands (one series per state and model), it never reads the registry, so its cost
  * does not grow with the fleet (docs/operator.md, "Health and metrics", has the measurement).
  *
@@ -16,16 +16,8 @@ export class DeviceCensus {
   private readonly pairIndex = new Map<string, number>();
   private readonly counts: number[] = [];
   private readonly devices = new Map<string, number>();
-  private unsubscribe: (() => void) | undefined;
 
-  private constructor(private readonly gauge: Gauge<'state' | 'model'>) {}
-
-  /** Counts every device, then follows the registry's changes until {@link close}. */
-  static async start(registry: DeviceFollowStore, gauge: Gauge<'state' | 'model'>): Promise<DeviceCensus> {
-    const census = new DeviceCensus(gauge);
-    census.unsubscribe = await followDevices(registry, (device) => census.place(device));
-    return census;
-  }
+  constructor(private readonly gauge: Gauge<'state' | 'model'>) {}
 
   /** Moves a device to its current (state, model). */
   place(device: Pick<DeviceRecord, 'id' | 'state' | 'model'>): void {
@@ -45,10 +37,6 @@ export class DeviceCensus {
   /** Devices counted now. */
   get size(): number {
     return this.devices.size;
-  }
-
-  close(): void {
-    this.unsubscribe?.();
   }
 
   private indexOf(state: string, model: string): number {
