@@ -1,6 +1,6 @@
 import test from 'ava';
-import { Gauge, Registry } from 'prom-client';
 import { ExpiringCertificates } from '../server/src/metrics/expiring-certificates.ts';
+import { Metrics } from '../server/src/metrics/metrics.ts';
 import type { DeviceState } from '../server/src/registry/types.ts';
 
 /*
@@ -11,9 +11,9 @@ import type { DeviceState } from '../server/src/registry/types.ts';
 const DAY_MS = 86_400_000;
 const NOW = Date.parse('2026-12-03T12:00:00Z');
 
-function gauge(): { gauge: Gauge; value: () => Promise<number | undefined> } {
-  const registry = new Registry();
-  const made = new Gauge({ name: 'fleetgate_certificates_expiring_7d', help: 'test', registers: [registry] });
+/** The server's own gauge, in a metrics registry of its own. */
+function gauge(): { gauge: Metrics['certificatesExpiringSoon']; value: () => Promise<number | undefined> } {
+  const made = new Metrics({ processMetrics: false }).certificatesExpiringSoon;
   return { gauge: made, value: async () => (await made.get()).values[0]?.value };
 }
 
