@@ -173,6 +173,17 @@ function syntheticDevice(index: number, state: DeviceState, model: string, certi
   };
 }
 
+/** Writes a synthetic device as an enrollment would, with its certificate record (no DER). */
+function recordIssued(registry: LevelRegistry, device: DeviceRecord): Promise<void> {
+  return registry.commitIssuance({
+    kind: 'enroll',
+    device,
+    certificate: { serial: device.certSerial, deviceId: device.id, kind: 'operational', notBefore: device.createdAt, notAfter: device.certNotAfter, issuedAt: device.createdAt, status: 'valid', der: '' },
+    expect: { currentSerial: undefined },
+    audit: { type: 'enrolled', deviceId: device.id, actor: 'system' },
+  });
+}
+
 /** Median time of 20 scrapes of /metrics, one after the other. */
 async function scrapeMedian(fleet: Fleet): Promise<{ median: number; max: number }> {
   const times: number[] = [];
@@ -200,13 +211,7 @@ test('10,000 devices: the gauge is counted once at start and a scrape does not r
     Array.from({ length: 10_000 }, (_, index) => {
       const device = syntheticDevice(index, states[index % states.length] as DeviceState, models[index % models.length] as string);
       expected[`${device.state}/${device.model}`] = (expected[`${device.state}/${device.model}`] ?? 0) + 1;
-      return seeded.commitIssuance({
-        kind: 'enroll',
-        device,
-        certificate: { serial: device.certSerial, deviceId: device.id, kind: 'operational', notBefore: device.createdAt, notAfter: device.certNotAfter, issuedAt: device.createdAt, status: 'valid', der: '' },
-        expect: { currentSerial: undefined },
-        audit: { type: 'enrolled', deviceId: device.id, actor: 'system' },
-      });
+      return recordIssued(seeded, device);
     }),
   );
   t.log(`seeded 10,000 devices in ${Math.round(performance.now() - seedStart)} ms`);
@@ -248,13 +253,7 @@ test('fleetgate_certificates_expiring_7d counts the enrolled devices whose certi
   ];
   for (const [index, [state, days]] of devices.entries()) {
     const device = syntheticDevice(index, state, 'thermostat', days);
-    await seeded.commitIssuance({
-      kind: 'enroll',
-      device,
-      certificate: { serial: device.certSerial, deviceId: device.id, kind: 'operational', notBefore: device.createdAt, notAfter: device.certNotAfter, issuedAt: device.createdAt, status: 'valid', der: '' },
-      expect: { currentSerial: undefined },
-      audit: { type: 'enrolled', deviceId: device.id, actor: 'system' },
-    });
+    await recordIssued(seeded, device);
   }
   await seeded.close();
   const fleet = await startFleet(t, { dataDir: data });
