@@ -15,11 +15,11 @@ import type { Pinning } from './pinning.ts';
 import { startPostgres, type PostgresServer } from './postgres.ts';
 import { activityBetween, readPostgresActivity, readPostgresSettings, type PostgresActivity } from './postgres-stats.ts';
 import { cpuBetween, readCpuTicks, readRssKiB, readSystemTicks, readTreeCpuTicks, systemBetween, type CpuSpent } from './proc-cpu.ts';
+import { PERF_MAP_ARGS } from './perf-map.ts';
 import { progress } from './progress.ts';
 import { waitForQuietMachine } from './quiet.ts';
 import { readRegistryRounds, type RegistryRounds } from './registry-rounds.ts';
 import { percentile } from './stats.ts';
-import { PERF_MAP_ARGS } from './perf-map.ts';
 
 /** Where the server under test keeps its registry. */
 export type RegistryEngine = 'leveldb' | 'postgres';

@@ -214,10 +214,10 @@ function formatSpread(value: Spread, digits: number, unit = ''): string {
 const yesNo = (ok: boolean): string => (ok ? 'yes' : 'NO');
 
 /**
- * Said instead of yes or NO for a CPU target when the server ran under `--cpu-prof`: the profiler
+ * Said instead of yes or NO for a CPU target when the server ran under `--cpu-prof`. The profiler
  * costs in proportion to the JavaScript a server runs, so it inflates fleetgate (5.7-6.1 ms per
- * enrollment in two runs of 2026-12-03) far more than the bare floor, and its difference with them
- * (2.5-2.7 ms, against 1.6-2.1 ms without the profiler the same day).
+ * enrollment in two runs of 2026-12-03) far more than the bare floor, and with it fleetgate's
+ * figure above the floor: 2.5-2.7 ms, against 1.6-2.1 ms without the profiler the same day.
  */
 const PROFILED = 'profiled: not comparable';
 

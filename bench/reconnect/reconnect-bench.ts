@@ -11,6 +11,7 @@ import { MOSQUITTO_BIN, mosquittoVersion, startMosquitto } from '../broker/mosqu
 import { makeTempDir, removeTempDir } from '../cleanup.ts';
 import { findStormCapacity } from '../cluster/capacity.ts';
 import type { MachineInfo } from '../machine.ts';
+import { PERF_MAP_ARGS } from '../perf-map.ts';
 import { describePinning, type Pinning } from '../pinning.ts';
 import { readRssKiB } from '../proc-cpu.ts';
 import { progress } from '../progress.ts';
@@ -20,7 +21,6 @@ import { DeviceLink } from './device-links.ts';
 import type { ReconnectBenchOptions } from './options.ts';
 import { connectFleet, measureReconnectCost, runReconnectStorm, type ReconnectCost, type StormOutcome } from './phases.ts';
 import { describeCapacity, loadGeneratorWarnings, RECONNECT_TABLE_HEADERS, RECONNECT_TARGETS, reconnectTableRows, stormChart, summarizeReconnect, type BrokerReconnectResult } from './summary.ts';
-import { PERF_MAP_ARGS } from '../perf-map.ts';
 
 /** Untimed connect cycles after each broker starts (JIT, TLS and allocator warm-up), 32 at a time. */
 const WARMUP_CONNECTS = 300;
