@@ -8,13 +8,13 @@
  * server: does the next storm reuse what the allocator kept, or grow again? The allocators
  * alternate (ABBA). Table on stdout, JSON in bench/results/latest-memory-storm.json.
  */
-import { access, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Progress, parseSimArgs, simulate } from '@fleetgate/simulator';
 import { parsePrometheusText } from '../../simulator/src/monitor/prometheus-text.ts';
+import { installCleanupHandlers, makeTempDir, removeTempDir } from '../cleanup.ts';
 import { integerOption } from '../integer-option.ts';
 import { describeMachine } from '../machine.ts';
 import { describePinning, pinLoadGenerator, type Pinning } from '../pinning.ts';
@@ -138,7 +138,8 @@ async function oneStorm(server: { pid: number; ports: { est: number; mqtt: numbe
 
 /** A fresh server with one allocator, and its storms one after the other. */
 async function oneServer(allocator: Allocator, round: number, pinning: Pinning): Promise<StormMemory[]> {
-  const work = await mkdtemp(join(tmpdir(), 'fleetgate-memory-storm-'));
+  // Holds CA keys: removed on Ctrl-C too (bench/cleanup.ts), the server stopped with it.
+  const work = await makeTempDir('bench');
   try {
     const dataDir = join(work, 'data');
     const rootPem = await initStormDataDir(dataDir);
@@ -153,10 +154,11 @@ async function oneServer(allocator: Allocator, round: number, pinning: Pinning):
       await daemon.stop();
     }
   } finally {
-    await rm(work, { recursive: true, force: true });
+    await removeTempDir(work);
   }
 }
 
+installCleanupHandlers();
 const startedAt = new Date();
 const pinning = await pinLoadGenerator(!values['no-pin']);
 const runs: StormMemory[] = [];
