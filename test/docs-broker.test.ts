@@ -104,8 +104,7 @@ test('the metrics table of docs/broker.md names exactly the broker\'s metrics', 
 
 test('the commands of docs/broker.md carry telemetry and commands, and refuse foreign topics and credentials', async (t) => {
   const result = await runDocScriptOnFreePorts(t, GUIDE, { tempPrefix: 'fleetgate-docs-broker-' });
-  const { cwd, ports } = result;
-  const { report } = result;
+  const { cwd, ports, report } = result;
   t.false(result.timedOut, report);
   t.is(result.code, 0, report);
 

@@ -100,6 +100,11 @@ function sideOf(broker: SimSide['broker'], report: SimulationReport, server: { c
   };
 }
 
+/** A server's RSS readings once a run is over: its peak (VmHWM) and what it still holds. */
+async function memoryAfterRun(pid: number, rssBeforeKiB: number): Promise<{ rssBeforeKiB: number; rssPeakKiB: number; rssAfterKiB: number }> {
+  return { rssBeforeKiB, rssPeakKiB: await readPeakRssKiB(pid), rssAfterKiB: await readRssKiB(pid) };
+}
+
 /**
  * `fleetgate init` in `dataDir` with the storm settings (every rate and pending limit raised, so
  * the server admits the whole fleet at once); returns the root certificate devices pin.
@@ -161,8 +166,7 @@ export async function runSimulatorBench(options: SimBenchOptions): Promise<{ fle
       if (!sim) throw new Error('unreachable');
       const outcome = await simulate(sim, quiet);
       const cpu = cpuBetween(cpuBefore, await readCpuTicks(server.daemon.pid));
-      const memory = { rssBeforeKiB: rssBefore, rssPeakKiB: await readPeakRssKiB(server.daemon.pid), rssAfterKiB: await readRssKiB(server.daemon.pid) };
-      fleetgateSide = sideOf('fleetgate', outcome.report, { cpuMs: cpu.totalMs, ...memory }, outcome.jsonPath);
+      fleetgateSide = sideOf('fleetgate', outcome.report, { cpuMs: cpu.totalMs, ...(await memoryAfterRun(server.daemon.pid, rssBefore)) }, outcome.jsonPath);
     } finally {
       await server.daemon.stop();
     }
@@ -215,8 +219,7 @@ export async function runSimulatorBench(options: SimBenchOptions): Promise<{ fle
       if (!sim) throw new Error('unreachable');
       const outcome = await simulate(sim, quiet);
       const cpu = cpuBetween(cpuBefore, await readCpuTicks(mosquitto.pid));
-      const memory = { rssBeforeKiB: rssBefore, rssPeakKiB: await readPeakRssKiB(mosquitto.pid), rssAfterKiB: await readRssKiB(mosquitto.pid) };
-      mosquittoSide = sideOf('mosquitto', outcome.report, { cpuMs: cpu.totalMs, ...memory }, outcome.jsonPath);
+      mosquittoSide = sideOf('mosquitto', outcome.report, { cpuMs: cpu.totalMs, ...(await memoryAfterRun(mosquitto.pid, rssBefore)) }, outcome.jsonPath);
     } finally {
       await mosquitto.stop();
     }
